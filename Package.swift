@@ -1,0 +1,48 @@
+// swift-tools-version: 6.0
+// pfc-server: interpretable PFC networks, continual learning and NPEFF behind a NIO-free HTTP API.
+// Module layout and dependency direction: ../shared/ARCHITECTURE.md (dependencies point down only).
+import PackageDescription
+
+let package = Package(
+    name: "pfc-server",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "pfc-server", targets: ["pfc-server"]),
+        .library(name: "PFC", targets: ["PFC"]),
+        .library(name: "Linalg", targets: ["Linalg"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
+    targets: [
+        // C shims: module maps only, no Swift.
+        .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+
+        // Pure compute.
+        .target(name: "Linalg", dependencies: ["CBLAS"]),
+        .target(name: "PFC", dependencies: ["Linalg"]),
+
+        // Transport and persistence.
+        .target(name: "HTTP", dependencies: [.product(name: "Logging", package: "swift-log")]),
+        .target(name: "Storage", dependencies: [
+            "CLibPQ", "CSQLite", "COpenSSL",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+
+        .executableTarget(name: "pfc-server", dependencies: [
+            "PFC", "Linalg", "HTTP", "Storage",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+
+        .testTarget(name: "LinalgTests", dependencies: ["Linalg"]),
+        .testTarget(name: "PFCTests", dependencies: ["PFC", "Linalg"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "HTTPTests", dependencies: ["HTTP"]),
+        .testTarget(name: "StorageTests", dependencies: ["Storage"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

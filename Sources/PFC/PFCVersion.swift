@@ -1,0 +1,1 @@
+public enum PFCVersion { public static let format = 1 }
