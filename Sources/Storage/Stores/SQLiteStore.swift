@@ -1,0 +1,81 @@
+// SQLiteStore: the embedded default, one writer connection and a pool of readers over WAL.
+import Foundation
+import Logging
+import Synchronization
+
+/// The SQLite `Store`: a single file in WAL mode, with one writer connection (write
+/// transactions are `BEGIN IMMEDIATE`, so they queue instead of failing) and a small pool of
+/// reader connections that never block the writer.
+public final class SQLiteStore: Store {
+    /// Where the embedded database lives when no PostgreSQL URL is given.
+    public static let defaultPath = "./data/pfc.sqlite"
+
+    public let backend = StoreBackend.sqlite
+    /// The database file.
+    public let path: String
+    private let writer: ConnectionPool<SQLiteConnection>
+    private let readers: ConnectionPool<SQLiteConnection>
+
+    /// Opens (creating the file and its parent directory if needed) the database at `path`.
+    public init(path: String = SQLiteStore.defaultPath, readers readerCount: Int = 4, busyTimeoutMilliseconds: Int = 10_000) throws {
+        self.path = path
+        let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        } catch {
+            throw StoreError.connectionFailed(message: "cannot create directory \(directory): \(error)")
+        }
+        let first = try SQLiteConnection(path: path, readOnly: false, busyTimeoutMilliseconds: busyTimeoutMilliseconds)
+        let pending = PendingConnection(first)
+        writer = ConnectionPool(capacity: 1, acquireTimeout: 600) {
+            try pending.take() ?? SQLiteConnection(path: path, readOnly: false, busyTimeoutMilliseconds: busyTimeoutMilliseconds)
+        }
+        readers = ConnectionPool(capacity: max(1, readerCount), acquireTimeout: 600) {
+            try SQLiteConnection(path: path, readOnly: true, busyTimeoutMilliseconds: busyTimeoutMilliseconds)
+        }
+    }
+
+    public func transaction<T>(_ body: (StoreSession) throws -> T) throws -> T {
+        try writer.withConnection(keep: { _ in true }) { connection in
+            try run(on: connection, writing: true, begin: "BEGIN IMMEDIATE", body)
+        }
+    }
+
+    public func read<T>(_ body: (StoreSession) throws -> T) throws -> T {
+        try readers.withConnection(keep: { _ in true }) { connection in
+            try run(on: connection, writing: false, begin: "BEGIN", body)
+        }
+    }
+
+    public func migrate() throws -> MigrationReport {
+        try Migrator(store: self, migrations: EmbeddedMigrations.sqlite).migrate()
+    }
+
+    public func migrationStatus() throws -> MigrationReport {
+        try Migrator(store: self, migrations: EmbeddedMigrations.sqlite).status()
+    }
+
+    public func close() {
+        readers.drain()
+        writer.drain()
+    }
+
+    private func run<T>(on connection: SQLiteConnection, writing: Bool, begin: String, _ body: (StoreSession) throws -> T) throws -> T {
+        try connection.executeScript(begin)
+        do {
+            let result = try body(StoreSession(connection: connection, writing: writing))
+            try connection.executeScript("COMMIT")
+            return result
+        } catch {
+            try? connection.executeScript("ROLLBACK")
+            throw error
+        }
+    }
+}
+
+/// The writer opened eagerly in `init` (so a bad path fails there), handed to the pool once.
+private final class PendingConnection: Sendable {
+    private let slot: Mutex<SQLiteConnection?>
+    init(_ connection: SQLiteConnection) { slot = Mutex(connection) }
+    func take() -> SQLiteConnection? { slot.withLock { value in let taken = value; value = nil; return taken } }
+}
