@@ -1,0 +1,67 @@
+// PFCBlock: the Predictive Factorized Coupling block [y; x] ≈ [W_y; W_x] h (research/pfc.md §1.1).
+import Linalg
+
+/// One PFC block: W_x (d_x×K) and W_y (d_y×K) share the basis index k and one non-negative code h.
+/// Inference solves x ≈ W_x h for h ≥ floor by unrolled FISTA; the prediction is y = W_y h.
+public struct PFCBlock: Sendable {
+    /// Input factor, d_x × K.
+    public var wx: Matrix
+    /// Output factor, d_y × K.
+    public var wy: Matrix
+    /// Inference settings (unrolled iterations, floor, column normalisation).
+    public var settings: FISTASettings
+
+    /// A block over given factors.
+    public init(wx: Matrix, wy: Matrix, settings: FISTASettings) {
+        precondition(wx.cols == wy.cols, "W_x and W_y must share the basis dimension")
+        self.wx = wx
+        self.wy = wy
+        self.settings = settings
+    }
+
+    /// A block initialised as the official code does: W_x, W_y ~ U(0,1)·0.01 (research/pfc.md §1.3).
+    public init(inputDim: Int, outputDim: Int, basis: Int, settings: FISTASettings, rng: inout SeededRandom) {
+        self.init(wx: rng.uniformMatrix(rows: inputDim, cols: basis, low: 0, high: 0.01),
+                  wy: rng.uniformMatrix(rows: outputDim, cols: basis, low: 0, high: 0.01),
+                  settings: settings)
+    }
+
+    /// Basis size K.
+    public var basis: Int { wx.cols }
+
+    /// Everything one forward pass of the block produced.
+    public struct Activation: Sendable {
+        /// The code Hᵀ, B×K (one row per example).
+        public var hT: Matrix
+        /// The prediction W_y h, d_y×B.
+        public var y: Matrix
+        /// The reconstruction W_x h, d_x×B, when requested.
+        public var reconstruction: Matrix?
+        var tape: FISTATape?
+        /// The stop-gradient step and scales this pass used (tests freeze them).
+        var stopGradients: (step: Float, scales: [Float])? { tape.map { ($0.step, $0.scales) } }
+    }
+
+    /// Infers h for the batch `x` (d_x×B) and predicts y. `keepTape` keeps what `backward` needs.
+    public func forward(_ x: Matrix, keepTape: Bool, reconstruct: Bool = false) -> Activation {
+        let (hT, tape) = FISTAInference.forward(wx: wx, x: x, settings: settings, keepTape: keepTape)
+        let y = Matrix.product(wy, hT, transB: .transposed)
+        let rec = reconstruct ? Matrix.product(wx, hT, transB: .transposed) : nil
+        return Activation(hT: hT, y: y, reconstruction: rec, tape: tape)
+    }
+
+    /// Gradients of the block given ∂L/∂y (d_y×B) and optionally ∂L/∂(W_x h) (d_x×B).
+    /// Returns ∂L/∂W_x, ∂L/∂W_y and ∂L/∂x (so blocks can be chained). Consumes the activation's tape.
+    public func backward(_ act: inout Activation, x: Matrix, gradY: Matrix, gradReconstruction: Matrix? = nil)
+        -> (gradWx: Matrix, gradWy: Matrix, gradX: Matrix)
+    {
+        guard var tape = act.tape else { preconditionFailure("forward(keepTape: true) is required before backward") }
+        act.tape = nil
+        let gradWy = Matrix.product(gradY, act.hT)                    // (d_y×B)(B×K)
+        var gradHT = Matrix.product(gradY, wy, transA: .transposed)   // (B×d_y)(d_y×K)
+        if let gr = gradReconstruction { gradHT.accumulateProduct(gr, wx, transA: .transposed) }
+        var (gradWx, gradX) = FISTAInference.backward(tape: &tape, wx: wx, x: x, gradHT: gradHT, settings: settings)
+        if let gr = gradReconstruction { gradWx.accumulateProduct(gr, act.hT) }
+        return (gradWx, gradWy, gradX)
+    }
+}

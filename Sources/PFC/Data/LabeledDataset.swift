@@ -1,0 +1,64 @@
+// LabeledDataset: examples with integer labels, batched into d×B matrices for training.
+import Linalg
+
+/// A classification data set: `features` holds one example per **row** (n×d); batches handed to
+/// networks are transposed to one example per column (d×B).
+public struct LabeledDataset: Sendable, Equatable {
+    /// n × d features, one row per example.
+    public var features: Matrix
+    /// n labels in `0..<classes`.
+    public var labels: [Int]
+    /// Number of classes (at least max(label) + 1).
+    public var classes: Int
+
+    /// A data set; `classes` defaults to max(label) + 1.
+    public init(features: Matrix, labels: [Int], classes: Int? = nil) {
+        precondition(features.rows == labels.count, "one label per example")
+        self.features = features
+        self.labels = labels
+        self.classes = classes ?? ((labels.max() ?? -1) + 1)
+    }
+
+    /// Number of examples.
+    public var count: Int { labels.count }
+    /// Features per example.
+    public var featureCount: Int { features.cols }
+
+    /// The examples at `indices` as a d×B batch with their labels.
+    public func batch<C: Collection>(_ indices: C) -> (x: Matrix, labels: [Int]) where C.Element == Int {
+        let d = features.cols, b = indices.count
+        var x = Matrix(rows: d, cols: b)
+        var labs = [Int]()
+        labs.reserveCapacity(b)
+        features.storage.withUnsafeBufferPointer { src in
+            x.storage.withUnsafeMutableBufferPointer { dst in
+                for (j, idx) in indices.enumerated() {
+                    for i in 0..<d { dst[i * b + j] = src[idx * d + i] }
+                    labs.append(labels[idx])
+                }
+            }
+        }
+        return (x, labs)
+    }
+
+    /// The whole data set as one d×n batch.
+    public func allAsBatch() -> (x: Matrix, labels: [Int]) { batch(0..<count) }
+
+    /// A data set of the examples at `indices`, in that order.
+    public func subset<C: Collection>(_ indices: C) -> LabeledDataset where C.Element == Int {
+        let d = features.cols
+        var f = [Float]()
+        f.reserveCapacity(indices.count * d)
+        for i in indices { f.append(contentsOf: features.storage[(i * d)..<((i + 1) * d)]) }
+        return LabeledDataset(features: Matrix(rows: indices.count, cols: d, storage: f),
+                              labels: indices.map { labels[$0] }, classes: classes)
+    }
+
+    /// A seeded random split: the last `fraction` of a permutation becomes the second set.
+    public func split(fraction: Double, seed: UInt64) -> (LabeledDataset, LabeledDataset) {
+        var rng = SeededRandom(seed: seed)
+        let perm = rng.permutation(count)
+        let held = Int((Double(count) * fraction).rounded())
+        return (subset(perm[..<(count - held)]), subset(perm[(count - held)...]))
+    }
+}

@@ -1,0 +1,142 @@
+// Network: what the trainer, the CLI and the server need from any model kind.
+import Linalg
+
+/// The model families the engine trains.
+public enum ModelKind: String, Sendable, Codable, CaseIterable {
+    /// One PFC block classifier (research/pfc.md §1).
+    case pfc
+    /// Two PFC blocks with the subtractive skip connection (research/pfc.md §2.1).
+    case pfc2
+    /// The MLP baseline: Linear → GELU → Linear (research/pfc.md §1.3).
+    case mlp
+}
+
+/// Everything needed to rebuild a network's shape; stored as JSON in model files and the database.
+public struct Architecture: Sendable, Codable, Equatable {
+    /// Model family.
+    public var kind: ModelKind
+    /// Features per example (d_x).
+    public var inputDim: Int
+    /// Classes (d_y).
+    public var outputDim: Int
+    /// Basis size K of every block (the hidden width for the MLP).
+    public var basis: Int
+    /// Unrolled FISTA iterations N (ignored by the MLP).
+    public var iterations: Int
+    /// Training objective.
+    public var loss: LossKind
+    /// λ of `images_labels_mse` (weight of the label term).
+    public var labelLossWeight: Float
+    /// Keep W ≥ 1e-5 by clipping after every step (PFC kinds only).
+    public var nonnegative: Bool
+
+    /// An architecture with the paper's defaults for what is not given.
+    public init(kind: ModelKind, inputDim: Int, outputDim: Int, basis: Int = 300, iterations: Int = 100,
+                loss: LossKind = .labelsMSE, labelLossWeight: Float = 0.5, nonnegative: Bool = true) {
+        self.kind = kind
+        self.inputDim = inputDim
+        self.outputDim = outputDim
+        self.basis = basis
+        self.iterations = iterations
+        self.loss = loss
+        self.labelLossWeight = labelLossWeight
+        self.nonnegative = kind == .mlp ? false : nonnegative
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case kind, loss, nonnegative, basis, iterations
+        case inputDim = "input_dim", outputDim = "output_dim", labelLossWeight = "label_loss_weight"
+    }
+
+    /// Checks the dimensions are usable; returns a message naming the problem, or nil.
+    public func validationProblem() -> String? {
+        if inputDim < 1 { return "input_dim must be at least 1" }
+        if outputDim < 2 { return "output_dim must be at least 2 classes" }
+        if basis < 1 { return "basis must be at least 1" }
+        if kind != .mlp && iterations < 1 { return "iterations must be at least 1" }
+        if !(0...1).contains(labelLossWeight) { return "label_loss_weight must be in [0, 1]" }
+        if kind == .mlp && loss == .imagesLabelsMSE { return "the MLP has no reconstruction; use labels_mse or cross_entropy" }
+        return nil
+    }
+}
+
+/// A trainable parameter matrix with its constraint.
+public struct Parameter: Sendable, Equatable {
+    /// Name, unique within a network (`wx`, `wy`, `w1`, …).
+    public var name: String
+    /// Current value.
+    public var value: Matrix
+    /// Clipped to ≥ 1e-5 after every optimizer step (research/pfc.md §1.3).
+    public var nonnegative: Bool
+
+    /// A parameter.
+    public init(name: String, value: Matrix, nonnegative: Bool) {
+        self.name = name
+        self.value = value
+        self.nonnegative = nonnegative
+    }
+}
+
+/// Loss, outputs and gradients of one mini-batch; `gradients` align with `Network.parameters`.
+public struct LossAndGradients: Sendable {
+    /// Scalar training loss.
+    public var loss: Float
+    /// Network outputs ŷ, C×B.
+    public var outputs: Matrix
+    /// ∂loss/∂parameter, in the order of `parameters`.
+    public var gradients: [Matrix]
+}
+
+/// A classifier the trainer can fit: batches are d×B matrices, one column per example.
+public protocol Network: Sendable {
+    /// The shape and objective of the network.
+    var architecture: Architecture { get }
+    /// All trainable matrices, in a fixed order.
+    var parameters: [Parameter] { get set }
+    /// Outputs ŷ (C×B) for the batch `x` (d×B).
+    func predict(_ x: Matrix) -> Matrix
+    /// The training loss and its gradients for the batch `x` (d×B) with integer `labels`.
+    func lossAndGradients(x: Matrix, labels: [Int]) -> LossAndGradients
+}
+
+extension Network {
+    /// Mean loss (without gradients) and accuracy of the network on a batch.
+    public func evaluate(x: Matrix, labels: [Int]) -> (loss: Float, accuracy: Float) {
+        let out = predict(x)
+        let loss = Losses.outputLoss(architecture.loss == .crossEntropy ? .crossEntropy : .labelsMSE,
+                                     outputs: out, labels: labels, labelWeight: 1).loss
+        let pred = out.columnArgmax()
+        let correct = zip(pred, labels).filter { $0 == $1 }.count
+        return (loss, labels.isEmpty ? 0 : Float(correct) / Float(labels.count))
+    }
+}
+
+/// Builds networks from an architecture.
+public enum NetworkFactory {
+    /// A freshly initialised network, deterministic for `seed`.
+    public static func make(_ arch: Architecture, seed: UInt64) -> any Network {
+        var rng = SeededRandom(seed: seed)
+        switch arch.kind {
+        case .pfc: return PFCClassifier(architecture: arch, rng: &rng)
+        case .pfc2: return ResidualPFCNetwork(architecture: arch, rng: &rng)
+        case .mlp: return MLPClassifier(architecture: arch, rng: &rng)
+        }
+    }
+
+    /// A network with the given parameter values; throws when names or shapes do not match.
+    public static func make(_ arch: Architecture, parameters: [Parameter]) throws -> any Network {
+        var net = make(arch, seed: 0)
+        let expected = net.parameters
+        guard expected.count == parameters.count else {
+            throw ModelFileError.incompatible("expected \(expected.count) parameter matrices, found \(parameters.count)")
+        }
+        for (e, p) in zip(expected, parameters) {
+            guard e.name == p.name, e.value.rows == p.value.rows, e.value.cols == p.value.cols else {
+                throw ModelFileError.incompatible(
+                    "parameter \(p.name) is \(p.value.rows)×\(p.value.cols); \(e.name) must be \(e.value.rows)×\(e.value.cols)")
+            }
+        }
+        net.parameters = parameters
+        return net
+    }
+}

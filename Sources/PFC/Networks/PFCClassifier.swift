@@ -1,0 +1,46 @@
+// PFCClassifier: one PFC block as a classifier (research/pfc.md §1).
+import Linalg
+
+/// A one-block PFC classifier: h from x by FISTA, ŷ = W_y h.
+public struct PFCClassifier: Network {
+    public let architecture: Architecture
+    /// The block.
+    public var block: PFCBlock
+
+    /// A freshly initialised classifier.
+    public init(architecture: Architecture, rng: inout SeededRandom) {
+        self.architecture = architecture
+        self.block = PFCBlock(inputDim: architecture.inputDim, outputDim: architecture.outputDim, basis: architecture.basis,
+                              settings: FISTASettings(iterations: architecture.iterations), rng: &rng)
+    }
+
+    public var parameters: [Parameter] {
+        get {
+            [Parameter(name: "wx", value: block.wx, nonnegative: architecture.nonnegative),
+             Parameter(name: "wy", value: block.wy, nonnegative: architecture.nonnegative)]
+        }
+        set { block.wx = newValue[0].value; block.wy = newValue[1].value }
+    }
+
+    public func predict(_ x: Matrix) -> Matrix { block.forward(x, keepTape: false).y }
+
+    /// The block's activation for explanations: Hᵀ (B×K) and ŷ.
+    public func activation(_ x: Matrix) -> PFCBlock.Activation { block.forward(x, keepTape: false) }
+
+    public func lossAndGradients(x: Matrix, labels: [Int]) -> LossAndGradients {
+        let withImages = architecture.loss == .imagesLabelsMSE
+        let lambda = architecture.labelLossWeight
+        var act = block.forward(x, keepTape: true, reconstruct: withImages)
+        var (loss, gradY) = Losses.outputLoss(architecture.loss, outputs: act.y, labels: labels, labelWeight: lambda)
+        var gradRec: Matrix? = nil
+        if withImages, let rec = act.reconstruction {
+            let (l, g) = Losses.mse(rec, x, weight: 1 - lambda)
+            loss += l
+            gradRec = g
+        }
+        let y = act.y
+        let g = block.backward(&act, x: x, gradY: gradY, gradReconstruction: gradRec)
+        gradY = Matrix(rows: 0, cols: 0)
+        return LossAndGradients(loss: loss, outputs: y, gradients: [g.gradWx, g.gradWy])
+    }
+}

@@ -1,1 +1,0 @@
-public enum PFCVersion { public static let format = 1 }
