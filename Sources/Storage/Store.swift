@@ -12,7 +12,7 @@ public enum StoreBackend: String, Sendable {
 /// The operations live in extensions of this protocol (`Queries/`).
 public protocol StoreOperations {
     /// Runs `body` in a session: a write transaction when `writing`, else a read snapshot.
-    func withSession<T>(writing: Bool, _ body: (StoreSession) throws -> T) throws -> T
+    @discardableResult func withSession<T>(writing: Bool, _ body: (StoreSession) throws -> T) throws -> T
 }
 
 /// A database behind the `Storage` API. Blocking and synchronous: call it from worker or
@@ -23,7 +23,7 @@ public protocol Store: StoreOperations, Sendable {
     /// Runs `body` in one atomic write transaction: all of it commits, or none of it (the error
     /// is rethrown after rollback). PostgreSQL retries `body` on serialization failure or
     /// deadlock, so `body` must not have side effects outside the session it is given.
-    func transaction<T>(_ body: (StoreSession) throws -> T) throws -> T
+    @discardableResult func transaction<T>(_ body: (StoreSession) throws -> T) throws -> T
     /// Runs `body` against a consistent read-only snapshot.
     func read<T>(_ body: (StoreSession) throws -> T) throws -> T
     /// Applies pending migrations; refuses a database with migrations newer than this binary.
@@ -36,7 +36,7 @@ public protocol Store: StoreOperations, Sendable {
 }
 
 extension Store {
-    public func withSession<T>(writing: Bool, _ body: (StoreSession) throws -> T) throws -> T {
+    @discardableResult public func withSession<T>(writing: Bool, _ body: (StoreSession) throws -> T) throws -> T {
         writing ? try transaction(body) : try read(body)
     }
 }
@@ -57,7 +57,7 @@ public final class StoreSession: StoreOperations {
 
     var dialect: SQLDialect { connection.dialect }
 
-    public func withSession<T>(writing: Bool, _ body: (StoreSession) throws -> T) throws -> T {
+    @discardableResult public func withSession<T>(writing: Bool, _ body: (StoreSession) throws -> T) throws -> T {
         if writing && !isWriting {
             throw StoreError.invalidArgument("a write operation was called inside Store.read { }; use Store.transaction { }")
         }

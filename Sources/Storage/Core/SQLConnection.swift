@@ -20,15 +20,74 @@ protocol SQLConnection: AnyObject {
 }
 
 extension SQLConnection {
-    func query(_ sql: String, _ parameters: SQLBindable...) throws -> [Row] {
-        try query(sql, parameters.map(\.sqlValue))
+    func query(_ statement: SQL) throws -> [Row] {
+        try query(statement.text, statement.parameters)
     }
 
-    func queryOne(_ sql: String, _ parameters: SQLBindable...) throws -> Row? {
-        try query(sql, parameters.map(\.sqlValue)).first
+    func queryOne(_ statement: SQL) throws -> Row? {
+        try query(statement.text, statement.parameters).first
     }
 
-    @discardableResult func execute(_ sql: String, _ parameters: SQLBindable...) throws -> Int {
-        try execute(sql, parameters.map(\.sqlValue))
+    @discardableResult func execute(_ statement: SQL) throws -> Int {
+        try execute(statement.text, statement.parameters)
     }
+}
+
+/// A statement whose interpolations become bound parameters, never SQL text:
+/// `"SELECT * FROM models WHERE id = \(id)"` is `… WHERE id = $1` with `id` bound.
+/// `\(sql: fragment)` splices another `SQL` (renumbering its parameters).
+struct SQL: ExpressibleByStringInterpolation, Sendable {
+    private(set) var text: String
+    private(set) var parameters: [SQLValue]
+
+    init(stringLiteral value: String) {
+        text = value
+        parameters = []
+    }
+
+    init(stringInterpolation: Interpolation) {
+        text = stringInterpolation.text
+        parameters = stringInterpolation.parameters
+    }
+
+    struct Interpolation: StringInterpolationProtocol {
+        var text = ""
+        var parameters: [SQLValue] = []
+
+        init(literalCapacity: Int, interpolationCount: Int) {
+            text.reserveCapacity(literalCapacity + 4 * interpolationCount)
+        }
+
+        mutating func appendLiteral(_ literal: String) { text += literal }
+
+        mutating func appendInterpolation(_ value: some SQLBindable) {
+            parameters.append(value.sqlValue)
+            text += "$\(parameters.count)"
+        }
+
+        mutating func appendInterpolation<Value: SQLBindable>(_ value: Value?) {
+            parameters.append(value?.sqlValue ?? .null)
+            text += "$\(parameters.count)"
+        }
+
+        mutating func appendInterpolation(sql fragment: SQL) {
+            var renumbered = ""
+            var index = fragment.text.startIndex
+            while index < fragment.text.endIndex {
+                let character = fragment.text[index]
+                index = fragment.text.index(after: index)
+                guard character == "$" else { renumbered.append(character); continue }
+                var digits = ""
+                while index < fragment.text.endIndex, fragment.text[index].isNumber {
+                    digits.append(fragment.text[index])
+                    index = fragment.text.index(after: index)
+                }
+                renumbered += "$\((Int(digits) ?? 0) + parameters.count)"
+            }
+            text += renumbered
+            parameters += fragment.parameters
+        }
+    }
+
+    static func + (lhs: SQL, rhs: SQL) -> SQL { "\(sql: lhs)\(sql: rhs)" }
 }

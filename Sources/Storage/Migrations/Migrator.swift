@@ -30,10 +30,10 @@ struct Migrator {
             let didApply = try store.transaction { session -> Bool in
                 let connection = session.connection
                 if connection.dialect == .postgres {
-                    _ = try connection.query("SELECT pg_advisory_xact_lock($1)::text AS locked", Self.advisoryLockKey)
+                    _ = try connection.query("SELECT pg_advisory_xact_lock(\(Self.advisoryLockKey))::text AS locked")
                 }
                 // Another replica may have applied it while we waited for the lock.
-                if try connection.queryOne("SELECT version FROM schema_migrations WHERE version = $1", migration.version) != nil {
+                if try connection.queryOne("SELECT version FROM schema_migrations WHERE version = \(migration.version)") != nil {
                     return false
                 }
                 do {
@@ -41,9 +41,10 @@ struct Migrator {
                 } catch {
                     throw StoreError.migrationFailed(version: migration.version, name: migration.name, message: "\(error)")
                 }
-                try connection.execute(
-                    "INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES ($1, $2, $3, $4)",
-                    migration.version, migration.name, migration.checksum, ISO8601.string(StoreClock.now()))
+                try connection.execute("""
+                    INSERT INTO schema_migrations (version, name, checksum, applied_at)
+                    VALUES (\(migration.version), \(migration.name), \(migration.checksum), \(ISO8601.string(StoreClock.now())))
+                    """)
                 return true
             }
             if didApply { applied.append(migration.version) }
@@ -70,7 +71,7 @@ struct Migrator {
         if creatingTable {
             try store.transaction { session in
                 if session.dialect == .postgres {
-                    _ = try session.connection.query("SELECT pg_advisory_xact_lock($1)::text AS locked", Self.advisoryLockKey)
+                    _ = try session.connection.query("SELECT pg_advisory_xact_lock(\(Self.advisoryLockKey))::text AS locked")
                 }
                 try session.connection.executeScript(Self.createTable)
             }
@@ -85,7 +86,7 @@ struct Migrator {
                     "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'") != nil
             }
             guard exists else { return [] }
-            return Set(try session.connection.query("SELECT version FROM schema_migrations", []).map { try $0.int("version") })
+            return Set(try session.connection.query("SELECT version FROM schema_migrations").map { try $0.int("version") })
         }
     }
 

@@ -51,10 +51,10 @@ public final class PostgresStore: Store {
         pool = ConnectionPool(capacity: configuration.poolSize, acquireTimeout: configuration.acquireTimeoutSeconds) {
             try PGConnection(url: url, options: sessionOptions, connectTimeoutSeconds: timeout)
         }
-        _ = try read { session in try session.connection.query("SELECT 1", []) }
+        _ = try read { session in try session.connection.query("SELECT 1") }
     }
 
-    public func transaction<T>(_ body: (StoreSession) throws -> T) throws -> T {
+    @discardableResult public func transaction<T>(_ body: (StoreSession) throws -> T) throws -> T {
         var attempt = 1
         while true {
             do {

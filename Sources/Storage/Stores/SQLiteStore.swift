@@ -35,7 +35,7 @@ public final class SQLiteStore: Store {
         }
     }
 
-    public func transaction<T>(_ body: (StoreSession) throws -> T) throws -> T {
+    @discardableResult public func transaction<T>(_ body: (StoreSession) throws -> T) throws -> T {
         try writer.withConnection(keep: { _ in true }) { connection in
             try run(on: connection, writing: true, begin: "BEGIN IMMEDIATE", body)
         }

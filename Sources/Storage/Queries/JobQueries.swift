@@ -1,0 +1,142 @@
+// Jobs and the queue: enqueue, claim with a lease, heartbeat, complete/fail/cancel, reclaim.
+// PostgreSQL claims with `FOR UPDATE SKIP LOCKED`; SQLite's write transactions are
+// `BEGIN IMMEDIATE` on the single writer, so claims are serialized there.
+import Foundation
+
+private let jobColumns: SQL = """
+    id, tenant_id, kind, params, dataset_id, model_id, state, progress, result, error, attempts, max_attempts, \
+    cancel_requested, lease_owner, lease_expires_at, heartbeat_at, created_at, started_at, finished_at
+    """
+
+extension StoreOperations {
+    /// Puts a job in the queue (state queued).
+    public func enqueue(_ job: Job) throws {
+        try withSession(writing: true) { session in
+            try session.connection.execute("""
+                INSERT INTO jobs (id, tenant_id, kind, params, dataset_id, model_id, state, attempts, max_attempts,
+                cancel_requested, created_at)
+                VALUES (\(job.id), \(job.tenantID), \(job.kind), \(job.params), \(job.datasetID), \(job.modelID),
+                \(JobState.queued), 0, \(job.maxAttempts), \(false), \(job.createdAt))
+                """)
+        }
+    }
+
+    /// The tenant's job, or `notFound`.
+    public func job(id: String, tenantID: String) throws -> Job {
+        try withSession(writing: false) { session in
+            try session.one("SELECT \(sql: jobColumns) FROM jobs WHERE id = \(id) AND tenant_id = \(tenantID)",
+                            notFound: "job \(id)", Job.init(row:))
+        }
+    }
+
+    /// The tenant's jobs (optionally in one state), oldest first.
+    public func jobs(tenantID: String, state: JobState? = nil, page: PageRequest = PageRequest()) throws -> Page<Job> {
+        try withSession(writing: false) { session in
+            var statement: SQL = "SELECT \(sql: jobColumns) FROM jobs WHERE tenant_id = \(tenantID)"
+            if let state { statement = statement + " AND state = \(state)" }
+            return try session.page(statement + " ORDER BY created_at, id", page, Job.init(row:))
+        }
+    }
+
+    /// Claims the oldest queued job (of `kinds`, if given) for `owner`: state running, lease
+    /// until `now + leaseDuration`. Nil when the queue is empty. Each job is claimed once.
+    public func claimJob(owner: String, leaseDuration: TimeInterval, kinds: [String]? = nil,
+                         now: Date = StoreClock.now()) throws -> Job? {
+        try withSession(writing: true) { session in
+            var candidates: SQL = "SELECT id FROM jobs WHERE state = 'queued'"
+            if let kinds {
+                guard !kinds.isEmpty else { return nil }
+                var list: SQL = ""
+                for (index, kind) in kinds.enumerated() { list = list + (index == 0 ? "\(kind)" : ", \(kind)") }
+                candidates = candidates + " AND kind IN (" + list + ")"
+            }
+            candidates = candidates + " ORDER BY created_at, id LIMIT 1"
+            if session.dialect == .postgres { candidates = candidates + " FOR UPDATE SKIP LOCKED" }
+            let expires = now.addingTimeInterval(leaseDuration)
+            return try session.connection.queryOne("""
+                UPDATE jobs SET state = 'running', lease_owner = \(owner), lease_expires_at = \(expires),
+                heartbeat_at = \(now), started_at = COALESCE(started_at, \(now))
+                WHERE state = 'queued' AND id = (\(sql: candidates))
+                RETURNING \(sql: jobColumns)
+                """).map(Job.init(row:))
+        }
+    }
+
+    /// Extends the lease and records progress JSON (when given). Tells the worker whether the
+    /// job was cancelled; throws `leaseLost` when the job is no longer running under `owner`.
+    public func heartbeat(jobID: String, owner: String, progress: String? = nil, leaseDuration: TimeInterval,
+                          now: Date = StoreClock.now()) throws -> JobControl {
+        try withSession(writing: true) { session in
+            guard let row = try session.connection.queryOne("""
+                UPDATE jobs SET lease_expires_at = \(now.addingTimeInterval(leaseDuration)), heartbeat_at = \(now),
+                progress = COALESCE(\(progress), progress)
+                WHERE id = \(jobID) AND lease_owner = \(owner) AND state = 'running'
+                RETURNING cancel_requested
+                """) else { throw StoreError.leaseLost(jobID: jobID) }
+            return try row.bool("cancel_requested") ? .cancelRequested : .proceed
+        }
+    }
+
+    /// Marks a running job succeeded with its result JSON (use inside the transaction that
+    /// stores what the job made). Throws `leaseLost` if `owner` no longer holds it.
+    public func completeJob(id: String, owner: String, result: String, now: Date = StoreClock.now()) throws {
+        try finishJob(id: id, owner: owner, state: .succeeded, result: result, error: nil, now: now)
+    }
+
+    /// Marks a running job failed with an error message.
+    public func failJob(id: String, owner: String, error: String, now: Date = StoreClock.now()) throws {
+        try finishJob(id: id, owner: owner, state: .failed, result: nil, error: error, now: now)
+    }
+
+    /// Marks a running job cancelled: the worker's answer to `JobControl.cancelRequested`.
+    public func finishCancelledJob(id: String, owner: String, now: Date = StoreClock.now()) throws {
+        try finishJob(id: id, owner: owner, state: .cancelled, result: nil, error: nil, now: now)
+    }
+
+    private func finishJob(id: String, owner: String, state: JobState, result: String?, error: String?, now: Date) throws {
+        try withSession(writing: true) { session in
+            if try session.connection.execute("""
+                UPDATE jobs SET state = \(state), result = \(result), error = \(error), finished_at = \(now),
+                lease_owner = NULL, lease_expires_at = NULL
+                WHERE id = \(id) AND lease_owner = \(owner) AND state = 'running'
+                """) == 0 { throw StoreError.leaseLost(jobID: id) }
+        }
+    }
+
+    /// Cancels a job: a queued one at once; a running one is flagged (its worker sees it at the
+    /// next heartbeat); a finished one is left as it is. Returns the job as it now stands.
+    public func cancelJob(id: String, tenantID: String, now: Date = StoreClock.now()) throws -> Job {
+        try withSession(writing: true) { session in
+            try session.connection.execute("""
+                UPDATE jobs SET state = 'cancelled', finished_at = \(now)
+                WHERE id = \(id) AND tenant_id = \(tenantID) AND state = 'queued'
+                """)
+            try session.connection.execute("""
+                UPDATE jobs SET cancel_requested = \(true) WHERE id = \(id) AND tenant_id = \(tenantID) AND state = 'running'
+                """)
+            return try session.job(id: id, tenantID: tenantID)
+        }
+    }
+
+    /// Returns running jobs whose lease expired before `now` to the queue (attempts + 1), or
+    /// fails them once they reach `maxAttempts`; cancel-requested ones become cancelled.
+    public func reclaimExpiredJobs(now: Date = StoreClock.now()) throws -> ReclaimReport {
+        try withSession(writing: true) { session in
+            let expired: SQL = "state = 'running' AND lease_expires_at < \(now)"
+            let cleared: SQL = "lease_owner = NULL, lease_expires_at = NULL, attempts = attempts + 1"
+            _ = try session.connection.query("""
+                UPDATE jobs SET state = 'cancelled', finished_at = \(now), \(sql: cleared)
+                WHERE \(sql: expired) AND cancel_requested = \(true) RETURNING id
+                """)
+            let failed = try session.connection.query("""
+                UPDATE jobs SET state = 'failed', finished_at = \(now), \(sql: cleared),
+                error = 'lease expired ' || CAST(attempts + 1 AS text) || ' time(s); giving up'
+                WHERE \(sql: expired) AND attempts + 1 >= max_attempts RETURNING id
+                """).map { try $0.string("id") }
+            let requeued = try session.connection.query("""
+                UPDATE jobs SET state = 'queued', \(sql: cleared) WHERE \(sql: expired) RETURNING id
+                """).map { try $0.string("id") }
+            return ReclaimReport(requeued: requeued.sorted(), failed: failed.sorted())
+        }
+    }
+}

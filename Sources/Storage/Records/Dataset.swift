@@ -1,0 +1,48 @@
+// Dataset: a stored training or evaluation set; its bytes live in chunked `dataset_blobs`.
+import Foundation
+
+/// A dataset's metadata. `checksum` (SHA-256 hex) and `byteSize` are set by `writeDatasetBlob`.
+public struct Dataset: Codable, Sendable, Equatable {
+    public var id: String
+    public var tenantID: String
+    public var name: String
+    public var examples: Int
+    public var features: Int
+    public var classes: Int
+    /// JSON array such as `[28,28,1]`, or nil for non-image data.
+    public var imageShape: String?
+    public var checksum: String
+    public var byteSize: Int
+    public var createdAt: Date
+
+    /// A new dataset with a fresh id and no bytes yet.
+    public init(id: String = StoreID.make(), tenantID: String, name: String, examples: Int, features: Int,
+                classes: Int, imageShape: String? = nil, checksum: String = "", byteSize: Int = 0,
+                createdAt: Date = StoreClock.now()) {
+        self.id = id
+        self.tenantID = tenantID
+        self.name = name
+        self.examples = examples
+        self.features = features
+        self.classes = classes
+        self.imageShape = imageShape
+        self.checksum = checksum
+        self.byteSize = byteSize
+        self.createdAt = createdAt
+    }
+
+    init(row: Row) throws {
+        self.init(id: try row.string("id"), tenantID: try row.string("tenant_id"), name: try row.string("name"),
+                  examples: try row.int("examples"), features: try row.int("features"), classes: try row.int("classes"),
+                  imageShape: try row.optionalString("image_shape"), checksum: try row.string("checksum"),
+                  byteSize: try row.int("byte_size"), createdAt: try row.date("created_at"))
+    }
+}
+
+/// What `writeDatasetBlob` stored.
+public struct BlobSummary: Sendable, Equatable {
+    public var byteCount: Int
+    public var chunkCount: Int
+    /// Lowercase hex SHA-256 of all bytes in order.
+    public var sha256: String
+}

@@ -1,0 +1,91 @@
+// Job: one unit of background work in the queue, with its lease.
+import Foundation
+
+/// Where a job is in its life.
+public enum JobState: String, Codable, Sendable, CaseIterable, SQLBindable {
+    case queued, running, succeeded, failed, cancelled
+
+    /// True for succeeded, failed and cancelled.
+    public var isTerminal: Bool { self == .succeeded || self == .failed || self == .cancelled }
+}
+
+/// A queued or finished job. JSON columns (`params`, `progress`, `result`) are raw JSON text.
+public struct Job: Codable, Sendable, Equatable {
+    public var id: String
+    public var tenantID: String
+    /// e.g. `train`, `task`, `forget`, `analysis`.
+    public var kind: String
+    public var params: String
+    /// The dataset the job reads, if any (a dataset in use cannot be deleted).
+    public var datasetID: String?
+    public var modelID: String?
+    public var state: JobState
+    public var progress: String?
+    public var result: String?
+    public var error: String?
+    /// Leases that expired on this job so far.
+    public var attempts: Int
+    public var maxAttempts: Int
+    /// Set by `cancelJob` on a running job; the worker sees it at its next heartbeat.
+    public var cancelRequested: Bool
+    public var leaseOwner: String?
+    public var leaseExpiresAt: Date?
+    public var heartbeatAt: Date?
+    public var createdAt: Date
+    public var startedAt: Date?
+    public var finishedAt: Date?
+
+    /// A new queued job with a fresh id.
+    public init(id: String = StoreID.make(), tenantID: String, kind: String, params: String = "{}",
+                datasetID: String? = nil, modelID: String? = nil, maxAttempts: Int = 3, createdAt: Date = StoreClock.now()) {
+        self.id = id
+        self.tenantID = tenantID
+        self.kind = kind
+        self.params = params
+        self.datasetID = datasetID
+        self.modelID = modelID
+        self.state = .queued
+        self.attempts = 0
+        self.maxAttempts = maxAttempts
+        self.cancelRequested = false
+        self.createdAt = createdAt
+    }
+
+    init(row: Row) throws {
+        id = try row.string("id")
+        tenantID = try row.string("tenant_id")
+        kind = try row.string("kind")
+        params = try row.string("params")
+        datasetID = try row.optionalString("dataset_id")
+        modelID = try row.optionalString("model_id")
+        state = try row.decode("state", as: JobState.self)
+        progress = try row.optionalString("progress")
+        result = try row.optionalString("result")
+        error = try row.optionalString("error")
+        attempts = try row.int("attempts")
+        maxAttempts = try row.int("max_attempts")
+        cancelRequested = try row.bool("cancel_requested")
+        leaseOwner = try row.optionalString("lease_owner")
+        leaseExpiresAt = try row.optionalDate("lease_expires_at")
+        heartbeatAt = try row.optionalDate("heartbeat_at")
+        createdAt = try row.date("created_at")
+        startedAt = try row.optionalDate("started_at")
+        finishedAt = try row.optionalDate("finished_at")
+    }
+}
+
+/// What a worker learns from a heartbeat.
+public enum JobControl: Sendable, Equatable {
+    /// Keep going; the lease was extended.
+    case proceed
+    /// The job was cancelled: stop, then call `finishCancelledJob`.
+    case cancelRequested
+}
+
+/// What `reclaimExpiredJobs` did.
+public struct ReclaimReport: Sendable, Equatable {
+    /// Jobs put back in the queue.
+    public var requeued: [String]
+    /// Jobs failed because they ran out of attempts.
+    public var failed: [String]
+}
