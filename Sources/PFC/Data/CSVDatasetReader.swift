@@ -57,9 +57,9 @@ public enum CSVDatasetReader {
             DatasetError(source: source, line: line, column: col, reason: reason)
         }
         guard let text = String(data: data, encoding: .utf8) else { throw fail(1, nil, "the file is not UTF-8 text") }
-        for rawLine in text.split(separator: "\n", omittingEmptySubsequences: false) {
+        // "\r\n" is one Character in Swift, so split on any newline character.
+        for line in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline) {
             lineNumber += 1
-            let line = rawLine.hasSuffix("\r") ? rawLine.dropLast() : rawLine
             if line.allSatisfy({ $0 == " " || $0 == "\t" }) { continue }
             let fields = line.split(separator: ",", omittingEmptySubsequences: false)
             let labelField = fields[0].trimmingCharacters(in: .whitespaces)

@@ -1,0 +1,50 @@
+import Testing
+@testable import Linalg
+@testable import PFC
+
+@Suite struct FISTAInferenceTests {
+    @Test func identityDictionaryRecoversTheInputInOneStep() {
+        // W = I: λmax = 1, η = 1, so U = Z − (Z − x) = x and h = max(x, floor) from the first step on.
+        var w = Matrix(rows: 4, cols: 4)
+        for i in 0..<4 { w[i, i] = 1 }
+        let x = Matrix([[0.5, 0], [0.25, 1], [0, 0.75], [1, 0.5]])
+        for n in [1, 5, 40] {
+            let (hT, _) = FISTAInference.forward(wx: w, x: x, settings: FISTASettings(iterations: n), keepTape: false)
+            for b in 0..<2 { for k in 0..<4 { #expect(abs(hT[b, k] - max(x[k, b], 1e-5)) < 1e-6) } }
+        }
+    }
+
+    @Test func reconstructionErrorFallsWithIterationsAndCodesStayFeasible() {
+        var rng = SeededRandom(seed: 21)
+        let w = rng.uniformMatrix(rows: 20, cols: 8)
+        let hTrue = rng.uniformMatrix(rows: 8, cols: 5)
+        let x = Matrix.product(w, hTrue)
+        var errors = [Double]()
+        for n in [2, 10, 100, 400] {
+            let (hT, _) = FISTAInference.forward(wx: w, x: x, settings: FISTASettings(iterations: n, normalizeColumns: false), keepTape: false)
+            #expect(hT.storage.allSatisfy { $0 >= 1e-5 })
+            var r = Matrix.product(w, hT, transB: .transposed)
+            r.add(x, scaledBy: -1)
+            errors.append(r.squaredNorm / x.squaredNorm)
+        }
+        #expect(errors[0] > errors[1] && errors[1] > errors[2] && errors[2] >= errors[3])
+        #expect(errors[3] < 1e-3, "relative error \(errors)")
+    }
+
+    @Test func normalisationCapsEachExamplesMaximumAtTheInputsMaximum() {
+        var rng = SeededRandom(seed: 2)
+        let w = rng.uniformMatrix(rows: 10, cols: 6, low: 0, high: 0.01) // tiny W: unscaled h would be ≫ x
+        let x = rng.uniformMatrix(rows: 10, cols: 4)
+        let (hT, tape) = FISTAInference.forward(wx: w, x: x, settings: FISTASettings(iterations: 30), keepTape: true)
+        let xMax = x.columnMaxima()
+        for b in 0..<4 { #expect(hT.row(b).max()! <= xMax[b] * (1 + 1e-5)) }
+        #expect(tape!.scales.contains { $0 < 1 })
+    }
+
+    @Test func powerIterationFindsTheLargestEigenvalue() {
+        // diag(1, 5, 2) rotated is still symmetric PSD with λmax = 5.
+        let a: [Float] = [1, 0, 0, 0, 5, 0, 0, 0, 2]
+        let l = a.withUnsafeBufferPointer { PowerIteration.largestEigenvalue(of: $0.baseAddress!, k: 3, iterations: 200, tolerance: 1e-7) }
+        #expect(abs(l - 5) < 1e-3)
+    }
+}
