@@ -1,0 +1,69 @@
+// ByteBuffer: a growable byte queue with a read index, for a connection's input and output.
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+struct ByteBuffer {
+    private var storage: [UInt8] = []
+    private var start = 0
+    private var end = 0
+
+    /// Bytes between the read and write indices.
+    var readable: Int { end - start }
+    var isEmpty: Bool { end == start }
+    var capacity: Int { storage.count }
+
+    /// Calls `body` with the readable bytes.
+    func withReadable<T>(_ body: (UnsafeRawBufferPointer) throws -> T) rethrows -> T {
+        try storage.withUnsafeBytes { raw in try body(UnsafeRawBufferPointer(rebasing: raw[start..<end])) }
+    }
+
+    /// Drops `n` readable bytes.
+    mutating func consume(_ n: Int) {
+        start += n
+        if start == end { start = 0; end = 0 }
+    }
+
+    /// Appends bytes.
+    mutating func append(_ bytes: UnsafeRawBufferPointer) {
+        reserve(bytes.count)
+        storage.withUnsafeMutableBytes { raw in
+            UnsafeMutableRawBufferPointer(rebasing: raw[end..<(end + bytes.count)]).copyMemory(from: bytes)
+        }
+        end += bytes.count
+    }
+
+    /// Makes room for `n` more bytes after the write index.
+    mutating func reserve(_ n: Int) {
+        if storage.count - end >= n { return }
+        if start > 0 {
+            let count = end - start
+            storage.withUnsafeMutableBytes { raw in
+                guard let base = raw.baseAddress else { return }
+                memmove(base, base + start, count)
+            }
+            start = 0
+            end = count
+            if storage.count - end >= n { return }
+        }
+        storage.append(contentsOf: repeatElement(0, count: max(n - (storage.count - end), storage.count)))
+    }
+
+    /// One recv(2) into free space; returns its result (errno untouched on failure).
+    mutating func receive(from fd: Int32, upTo n: Int) -> Int {
+        reserve(n)
+        let got = storage.withUnsafeMutableBytes { raw in recv(fd, raw.baseAddress! + end, n, 0) }
+        if got > 0 { end += got }
+        return got
+    }
+
+    /// Releases a large empty buffer (idle keep-alive connections stay small).
+    mutating func shrinkIfIdle(keep: Int) {
+        if start == end && storage.count > keep { storage = []; start = 0; end = 0 }
+    }
+}

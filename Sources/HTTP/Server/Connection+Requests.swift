@@ -1,0 +1,228 @@
+// Connection+Requests: the request lifecycle of a connection: parse, route, read or stream the
+// body, run the handler on the pool, write the response in order, then the next pipelined request.
+
+import Dispatch
+import Logging
+
+extension Connection {
+    private enum Step { case event(HTTPRequestParser.Event, [UInt8]?), failure(HTTPParseError) }
+
+    /// Parses buffered input as far as the current state allows.
+    func processInput() {
+        while !closed && !closing {
+            if phase == .bodyDone { break }
+            if phase == .streamingBody && streamPaused { break }
+            if phase == .awaitingHead && (inFlight || output.readable > core.configuration.responseStreamBuffer) { break }
+            let (step, consumed) = input.withReadable { buffer -> (Step, Int) in
+                do {
+                    let (event, consumed) = try parser.parse(buffer)
+                    if case .body(let range) = event {
+                        return (.event(event, Array(UnsafeRawBufferPointer(rebasing: buffer[range]))), consumed)
+                    }
+                    return (.event(event, nil), consumed)
+                } catch let error as HTTPParseError {
+                    return (.failure(error), 0)
+                } catch {
+                    return (.failure(HTTPParseError(.badRequest, "\(error)")), 0)
+                }
+            }
+            input.consume(consumed)
+            switch step {
+            case .failure(let error):
+                failRequest(error)
+                return
+            case .event(.needMore, _):
+                if consumed == 0 { return }
+            case .event(.head(let head), _):
+                startRequest(head)
+            case .event(.body, let bytes):
+                deliverBody(bytes ?? [])
+            case .event(.end(let trailers), _):
+                endBody(trailers)
+            }
+        }
+    }
+
+    private func startRequest(_ head: RequestHead) {
+        let resolution = core.router.resolve(method: head.method, rawPath: head.rawPath)
+        let limit = resolution.options.maxBodyBytes ?? core.configuration.maxBodyBytes
+        parser.setBodyLimit(limit)
+        if case .length(let n) = head.framing, n > limit {
+            failRequest(HTTPParseError(.contentTooLarge, "body of \(n) bytes exceeds \(limit)"))
+            return
+        }
+        let context = RequestContext(route: resolution.template, remoteAddress: peer, logger: core.logger)
+        current = Current(head: head, resolution: resolution, context: context)
+        let hasBody: Bool
+        switch head.framing {
+        case .none, .length(0): hasBody = false
+        default: hasBody = true
+        }
+        if head.expectContinue && hasBody { enqueueOutput(Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)) }
+        bodyBuffer = []
+        if hasBody && resolution.options.body == .streaming {
+            let stream = RequestBodyStream(capacity: core.configuration.requestStreamBuffer) { [self] in
+                queue.async { self.streamDrained() }
+            }
+            bodyStream = stream
+            streamPaused = false
+            phase = .streamingBody
+            dispatchHandler(body: .stream(stream))
+        } else {
+            if case .length(let n) = head.framing { bodyBuffer.reserveCapacity(min(n, 1 << 20)) }
+            phase = .bufferingBody
+        }
+    }
+
+    private func deliverBody(_ bytes: [UInt8]) {
+        if phase == .streamingBody, let stream = bodyStream {
+            if !stream.append(bytes) { streamPaused = true }
+        } else {
+            bodyBuffer += bytes
+        }
+    }
+
+    private func endBody(_ trailers: HTTPHeaders) {
+        if phase == .streamingBody {
+            bodyStream?.finish(trailers: trailers)
+            phase = .bodyDone
+        } else {
+            phase = .bodyDone
+            let body = bodyBuffer
+            bodyBuffer = []
+            dispatchHandler(body: .bytes(body))
+        }
+    }
+
+    private func streamDrained() {
+        guard !closed, streamPaused else { return }
+        streamPaused = false
+        processInput()
+        updateReadInterest()
+        armTimer()
+    }
+
+    /// Answers a parse error or timeout with its status and closes; a running streaming handler
+    /// sees the error from `next()` and its response is the last one.
+    func failRequest(_ error: HTTPParseError) {
+        guard !closed else { return }
+        if inFlight {
+            bodyStream?.fail(HTTPError(error.status, message: error.reason))
+            phase = .bodyDone
+            closeAfterResponse = true
+            return
+        }
+        core.logger.debug("rejected request", metadata: ["peer": .string(peer), "error": .string(error.description)])
+        var bytes: [UInt8] = []
+        let response = HTTPError(error.status, message: error.reason).response
+        if case .bytes(let body) = response.body {
+            ResponseHeadEncoder.encode(status: response.status, headers: response.headers, framing: .length(body.count),
+                                       keepAlive: false, version: .http1_1, into: &bytes)
+            bytes += body
+        }
+        phase = .bodyDone
+        enqueueOutput(bytes)
+        closeGracefully()
+    }
+
+    // MARK: handlers
+
+    private func dispatchHandler(body: RequestBody) {
+        guard let current else { return }
+        inFlight = true
+        let request = Request(head: current.head, pathParameters: current.resolution.parameters, body: body)
+        let core = self.core
+        let work: @Sendable () -> Void = { [self] in
+            let response = core.router.respond(to: request, context: current.context, resolution: current.resolution)
+            deliver(response, for: current.head)
+        }
+        if current.resolution.options.execution == .connectionQueue {
+            work()
+        } else {
+            core.pool.submit(work)
+        }
+    }
+
+    /// Runs on the handler thread: hands a response to the connection queue, running a streaming
+    /// body's writer here with backpressure.
+    private func deliver(_ response: Response, for head: RequestHead) {
+        switch response.body {
+        case .bytes(let body):
+            queue.async { [self] in sendBuffered(response.status, response.headers, body, head: head) }
+        case .stream(let produce):
+            let chunked = head.version == .http1_1
+            let headOnly = head.method == .head || response.status.forbidsBody
+            let gate = OutputGate(highWater: core.configuration.responseStreamBuffer)
+            queue.async { [self] in beginStream(response.status, response.headers, gate: gate, chunked: chunked, headOnly: headOnly, head: head) }
+            if headOnly {
+                queue.async { [self] in responseFinished() }
+                return
+            }
+            let writer = ResponseBodyWriter(gate: gate, chunked: chunked) { [self] bytes in
+                queue.async { self.enqueueOutput(bytes) }
+            }
+            do {
+                try produce(writer)
+                _ = writer.finish { [self] in queue.async { self.responseFinished() } }
+            } catch {
+                if !(error is ResponseBodyWriter.ClientDisconnected) {
+                    core.logger.error("streamed response failed", metadata: ["peer": .string(peer), "error": .string("\(error)")])
+                }
+                queue.async { [self] in abort() }  // the head is out: truncate so the client sees the failure
+            }
+        }
+    }
+
+    private func keepAliveAfterResponse(_ head: RequestHead) -> Bool {
+        head.keepAlive && !closeAfterResponse && !shuttingDown && phase == .bodyDone
+    }
+
+    private func sendBuffered(_ status: HTTPStatus, _ headers: HTTPHeaders, _ body: [UInt8], head: RequestHead) {
+        guard !closed else { return }
+        let keepAlive = keepAliveAfterResponse(head)
+        let noBody = status.forbidsBody
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(256 + (head.method == .head ? 0 : body.count))
+        ResponseHeadEncoder.encode(status: status, headers: headers, framing: noBody ? .none : .length(body.count),
+                                   keepAlive: keepAlive, version: head.version, into: &bytes)
+        if !noBody && head.method != .head { bytes += body }
+        if !keepAlive { closeAfterResponse = true }
+        enqueueOutput(bytes)
+        responseFinished()
+    }
+
+    private func beginStream(_ status: HTTPStatus, _ headers: HTTPHeaders, gate: OutputGate, chunked: Bool, headOnly: Bool, head: RequestHead) {
+        guard !closed else { gate.close(); return }
+        let keepAlive = chunked && keepAliveAfterResponse(head)
+        var bytes: [UInt8] = []
+        let framing: ResponseHeadEncoder.Framing = status.forbidsBody ? .none : chunked ? .chunked : .untilClose
+        ResponseHeadEncoder.encode(status: status, headers: headers, framing: framing, keepAlive: keepAlive,
+                                   version: head.version, into: &bytes)
+        if !keepAlive { closeAfterResponse = true }
+        self.gate = gate
+        enqueueOutput(bytes)
+        unrelatedPending = output.readable
+        if closing || closed { gate.close() }
+    }
+
+    /// The response is fully queued: close, or go on with the next request.
+    func responseFinished() {
+        guard !closed else { return }
+        inFlight = false
+        gate = nil
+        unrelatedPending = 0
+        let abandonedBody = phase != .bodyDone  // body bytes still on the wire: framing lost
+        bodyStream = nil
+        current = nil
+        if abandonedBody || closeAfterResponse || shuttingDown {
+            closeGracefully()
+            return
+        }
+        phase = .awaitingHead
+        becameIdle()
+        processInput()
+        if peerEOF && !inFlight && phase == .awaitingHead { closeGracefully() }
+        updateReadInterest()
+        armTimer()
+    }
+}

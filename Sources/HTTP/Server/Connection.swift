@@ -1,0 +1,336 @@
+// Connection: one accepted socket as a state machine on its own serial DispatchQueue, driven by
+// read, write and timer sources. No blocking calls run here: handlers run on the handler pool.
+//
+// All mutable state below is confined to `queue` (hence `@unchecked Sendable`); other threads only
+// reach the connection through `queue.async`.
+
+import Dispatch
+import Logging
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+final class Connection: @unchecked Sendable {
+    enum Phase { case awaitingHead, bufferingBody, streamingBody, bodyDone }
+
+    /// The request being read or handled.
+    struct Current {
+        let head: RequestHead
+        let resolution: Router.Resolution
+        let context: RequestContext
+    }
+
+    let fd: Int32
+    let peer: String
+    let queue: DispatchQueue
+    let core: ServerCore
+    private let readSource: any DispatchSourceRead
+    private let writeSource: any DispatchSourceWrite
+    private let timer: any DispatchSourceTimer
+
+    // I/O state.
+    var input = ByteBuffer()
+    var output = ByteBuffer()
+    var parser: HTTPRequestParser
+    private var readSuspended = false
+    private var writeSuspended = true  // created inactive
+    private var cancelledSources = 0
+    var closed = false
+    var closing = false
+    private var lingering = false
+    var peerEOF = false
+
+    // Request state.
+    var phase = Phase.awaitingHead
+    var current: Current?
+    var bodyBuffer: [UInt8] = []
+    var bodyStream: RequestBodyStream?
+    var streamPaused = false
+    var inFlight = false
+    var closeAfterResponse = false
+    var shuttingDown = false
+    var gate: OutputGate?
+    var unrelatedPending = 0
+
+    // Timing (DispatchTime uptime nanoseconds).
+    private var headStartedAt: UInt64?
+    private var idleSince: UInt64
+    private var lastReadAt: UInt64
+    private var lastWriteAt: UInt64
+    private var lingerUntil: UInt64 = 0
+    private var armedDeadline = UInt64.max
+
+    init(fd: Int32, peer: String, core: ServerCore) {
+        self.fd = fd
+        self.peer = peer
+        self.core = core
+        self.queue = DispatchQueue(label: "pfc.http.connection", target: core.connectionTarget)
+        self.parser = HTTPRequestParser(limits: core.configuration.parserLimits)
+        self.readSource = DispatchSource.makeReadSource(fileDescriptor: fd, queue: queue)
+        self.writeSource = DispatchSource.makeWriteSource(fileDescriptor: fd, queue: queue)
+        self.timer = DispatchSource.makeTimerSource(queue: queue)
+        let now = Self.now()
+        idleSince = now
+        lastReadAt = now
+        lastWriteAt = now
+    }
+
+    static func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
+
+    /// Starts reading; called once after registration.
+    func start() {
+        readSource.setEventHandler { [self] in handleReadable() }
+        writeSource.setEventHandler { [self] in flush() }
+        timer.setEventHandler { [self] in timerFired() }
+        let release: @Sendable () -> Void = { [self] in sourceCancelled() }
+        readSource.setCancelHandler(handler: release)
+        writeSource.setCancelHandler(handler: release)
+        timer.setCancelHandler(handler: release)
+        queue.async { [self] in
+            readSource.activate()
+            timer.schedule(deadline: .distantFuture)
+            timer.activate()
+            armTimer()
+        }
+    }
+
+    // MARK: reading
+
+    private func handleReadable() {
+        guard !closed else { return }
+        if lingering { drainWhileLingering(); return }
+        var total = 0
+        while total < 256 * 1024 {
+            let want = 64 * 1024
+            let n = input.receive(from: fd, upTo: want)
+            if n > 0 {
+                total += n
+                if n < want { break }
+                continue
+            }
+            if n == 0 { peerEOF = true; break }
+            let e = errno
+            if e == EINTR { continue }
+            if e == EAGAIN || e == EWOULDBLOCK { break }
+            abort()
+            return
+        }
+        if total > 0 {
+            let now = Self.now()
+            lastReadAt = now
+            if phase == .awaitingHead && headStartedAt == nil { headStartedAt = now }
+            processInput()
+        }
+        if peerEOF && !closed { handlePeerEOF() }
+        updateReadInterest()
+        armTimer()
+    }
+
+    private func handlePeerEOF() {
+        gate?.close()  // a streamed response has nobody left to read it
+        if phase == .bufferingBody || phase == .streamingBody {
+            bodyStream?.fail(HTTPError(.badRequest, code: "client_disconnected", message: "client closed before the body ended"))
+            closeAfterResponse = true
+        }
+        if !inFlight { closeGracefully() }
+    }
+
+    private func drainWhileLingering() {
+        var scratch = [UInt8](repeating: 0, count: 16 * 1024)
+        while true {
+            let n = scratch.withUnsafeMutableBytes { recv(fd, $0.baseAddress!, $0.count, 0) }
+            if n > 0 { continue }
+            if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { return }
+            if n < 0 && errno == EINTR { continue }
+            destroy()
+            return
+        }
+    }
+
+    /// Pauses or resumes the read source to match what the connection can accept now.
+    func updateReadInterest() {
+        guard !closed else { return }
+        let want: Bool
+        if lingering {
+            want = true
+        } else if closing || peerEOF {
+            want = false
+        } else if phase == .streamingBody && streamPaused {
+            want = false
+        } else if (inFlight || !output.isEmpty) && input.readable >= core.configuration.maxPipelinedBytes {
+            want = false
+        } else {
+            want = true
+        }
+        if want && readSuspended { readSuspended = false; readSource.resume() }
+        if !want && !readSuspended { readSuspended = true; readSource.suspend() }
+    }
+
+    // MARK: writing
+
+    /// Queues bytes for the socket, sending at once what it takes.
+    func enqueueOutput(_ bytes: [UInt8]) {
+        guard !closed, !bytes.isEmpty else { return }
+        if output.isEmpty {
+            let n = bytes.withUnsafeBytes { send(fd, $0.baseAddress!, $0.count, Socket.sendFlags) }
+            if n == bytes.count { sent(n); return }
+            if n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR { abort(); return }
+            let done = max(n, 0)
+            if done > 0 { sent(done) }
+            bytes.withUnsafeBytes { output.append(UnsafeRawBufferPointer(rebasing: $0[done...])) }
+            armWrite()
+        } else {
+            bytes.withUnsafeBytes { output.append($0) }
+        }
+    }
+
+    private func sent(_ n: Int) {
+        lastWriteAt = Self.now()
+        if let gate {
+            let unrelated = min(n, unrelatedPending)
+            unrelatedPending -= unrelated
+            if n > unrelated { gate.sent(n - unrelated) }
+        }
+    }
+
+    /// Sends pending output until the socket would block.
+    func flush() {
+        guard !closed else { return }
+        while !output.isEmpty {
+            let n = output.withReadable { send(fd, $0.baseAddress!, $0.count, Socket.sendFlags) }
+            if n > 0 { output.consume(n); sent(n); continue }
+            let e = errno
+            if n < 0 && e == EINTR { continue }
+            if n < 0 && (e == EAGAIN || e == EWOULDBLOCK) { armWrite(); armTimer(); return }
+            abort()
+            return
+        }
+        disarmWrite()
+        output.shrinkIfIdle(keep: 256 * 1024)
+        if closing && !lingering {
+            startLinger()
+        } else if !inFlight && phase == .awaitingHead && !input.isEmpty {
+            processInput()  // pipelined requests held back while output was large
+        }
+        updateReadInterest()
+    }
+
+    private func armWrite() {
+        if writeSuspended { writeSuspended = false; writeSource.resume() }
+    }
+
+    private func disarmWrite() {
+        if !writeSuspended { writeSuspended = true; writeSource.suspend() }
+    }
+
+    // MARK: closing
+
+    /// Sends what is pending, then half-closes and drains input briefly before closing.
+    func closeGracefully() {
+        guard !closed, !closing else { return }
+        closing = true
+        gate?.close()
+        bodyStream?.fail(ResponseBodyWriter.ClientDisconnected())
+        if output.isEmpty { startLinger() }
+        updateReadInterest()
+    }
+
+    private func startLinger() {
+        if peerEOF { destroy(); return }
+        shutdown(fd, Int32(SHUT_WR))
+        lingering = true
+        lingerUntil = Self.now() &+ core.configuration.lingerTimeout.nanoseconds
+        updateReadInterest()
+        armTimer()
+    }
+
+    /// Closes at once (errors, timeouts, forced shutdown).
+    func abort() { destroy() }
+
+    private func destroy() {
+        guard !closed else { return }
+        closed = true
+        gate?.close()
+        bodyStream?.fail(ResponseBodyWriter.ClientDisconnected())
+        if readSuspended { readSuspended = false; readSource.resume() }
+        if writeSuspended { writeSuspended = false; writeSource.resume() }
+        readSource.cancel()
+        writeSource.cancel()
+        timer.cancel()
+    }
+
+    private func sourceCancelled() {
+        cancelledSources += 1
+        if cancelledSources == 3 {
+            close(fd)
+            core.connectionClosed(self)
+        }
+    }
+
+    // MARK: timeouts
+
+    private func deadline() -> (UInt64, Timeout)? {
+        if closed { return nil }
+        if lingering { return (lingerUntil, .linger) }
+        let c = core.configuration
+        var best: (UInt64, Timeout)?
+        func consider(_ t: UInt64, _ kind: Timeout) { if best == nil || t < best!.0 { best = (t, kind) } }
+        if !output.isEmpty { consider(lastWriteAt &+ c.writeTimeout.nanoseconds, .write) }
+        switch phase {
+        case .awaitingHead where !inFlight:
+            if let started = headStartedAt ?? (input.isEmpty ? nil : lastReadAt) {
+                consider(started &+ c.headerReadTimeout.nanoseconds, .header)
+            } else if output.isEmpty {
+                consider(idleSince &+ c.idleTimeout.nanoseconds, .idle)
+            }
+        case .bufferingBody, .streamingBody:
+            if !streamPaused { consider(lastReadAt &+ c.bodyReadTimeout.nanoseconds, .body) }
+        default:
+            break
+        }
+        return best
+    }
+
+    enum Timeout { case linger, write, header, idle, body }
+
+    /// Makes sure the timer fires no later than the current deadline.
+    func armTimer() {
+        guard let (d, _) = deadline() else { return }
+        if d < armedDeadline {
+            armedDeadline = d
+            timer.schedule(deadline: DispatchTime(uptimeNanoseconds: d))
+        }
+    }
+
+    private func timerFired() {
+        armedDeadline = .max
+        guard let (d, kind) = deadline() else { return }
+        if Self.now() < d { armTimer(); return }
+        switch kind {
+        case .linger, .write, .idle:
+            destroy()
+        case .header:
+            failRequest(HTTPParseError(.requestTimeout, "request header not received in time"))
+        case .body:
+            failRequest(HTTPParseError(.requestTimeout, "request body stalled"))
+        }
+        armTimer()
+    }
+
+    /// Marks the start of a wait for the next request on this connection.
+    func becameIdle() {
+        idleSince = Self.now()
+        headStartedAt = input.isEmpty ? nil : idleSince
+    }
+
+    /// Server shutdown: close now when idle, else after the current response.
+    func beginShutdown() {
+        guard !closed else { return }
+        shuttingDown = true
+        if !inFlight && phase == .awaitingHead { closeGracefully() } else { closeAfterResponse = true }
+    }
+}

@@ -1,0 +1,186 @@
+// HTTPServer: the listening socket, its accept source, the set of open connections, the handler
+// pool, and graceful shutdown.
+
+import Dispatch
+import Logging
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// An HTTP/1.1 server on non-blocking POSIX sockets and Dispatch.
+///
+/// ```swift
+/// var router = Router()
+/// router.get("/healthz") { _, _ in .json(#"{"status":"ok"}"#) }
+/// let server = HTTPServer(configuration: .init(host: "0.0.0.0", port: 8080), router: router)
+/// try server.start()
+/// server.waitUntilStopped()   // after server.shutdown(deadline:) from a signal handler
+/// ```
+public final class HTTPServer: Sendable {
+    /// The configuration it was made with.
+    public let configuration: Configuration
+    let core: ServerCore
+    private let listener = Mutex<(fd: Int32, source: (any DispatchSourceRead)?, port: Int)>((-1, nil, 0))
+    private let acceptQueue = DispatchQueue(label: "pfc.http.accept")
+
+    /// Makes a server; nothing is bound until `start()`.
+    public init(configuration: Configuration = Configuration(), router: Router,
+                logger: Logger = Logger(label: "pfc.http")) {
+        self.configuration = configuration
+        self.core = ServerCore(configuration: configuration, router: router, logger: logger)
+    }
+
+    /// Binds, listens and starts accepting; throws `SocketError` when the address is unusable.
+    public func start() throws {
+        signal(SIGPIPE, SIG_IGN)
+        let (fd, port) = try Socket.listen(host: configuration.host, port: configuration.port, backlog: configuration.backlog)
+        let source = DispatchSource.makeReadSource(fileDescriptor: fd, queue: acceptQueue)
+        source.setEventHandler { [self] in acceptPending(fd) }
+        source.setCancelHandler { close(fd) }
+        listener.withLock { $0 = (fd, source, port) }
+        source.activate()
+        core.logger.info("listening", metadata: ["host": .string(configuration.host), "port": .stringConvertible(port)])
+    }
+
+    /// The bound port (useful with port 0); 0 before `start()`.
+    public var port: Int { listener.withLock { $0.port } }
+
+    /// Connections currently open (including ones closing).
+    public var openConnectionCount: Int { core.connectionCount }
+
+    /// Stops accepting, closes idle connections, lets in-flight requests finish, and force-closes
+    /// whatever is left after `deadline`. Returns at once; see `waitUntilStopped()`.
+    public func shutdown(deadline: Duration) {
+        let wasListening = listener.withLock { state -> Bool in
+            guard let source = state.source else { return false }
+            source.cancel()
+            state.source = nil
+            return true
+        }
+        guard wasListening else { return }
+        acceptQueue.sync {}  // an accept in progress finishes before connections are told to close
+        core.logger.info("shutting down", metadata: ["open-connections": .stringConvertible(core.connectionCount)])
+        core.beginShutdown()
+        DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(Int(deadline.nanoseconds))) { [core] in
+            core.forceClose()
+        }
+    }
+
+    /// Blocks until `shutdown` has completed (every connection closed).
+    public func waitUntilStopped() { _ = core.waitUntilStopped(timeout: nil) }
+
+    /// Blocks until stopped or `timeout` passes; true when stopped.
+    @discardableResult
+    public func waitUntilStopped(timeout: Duration) -> Bool { core.waitUntilStopped(timeout: timeout) }
+
+    private func acceptPending(_ listenFD: Int32) {
+        for _ in 0..<256 {
+            guard let (fd, peer) = Socket.accept(listenFD) else { return }
+            Socket.configureAccepted(fd)
+            if !core.admit(fd: fd, peer: peer) {
+                rejectOverLimit(fd)
+            }
+        }
+    }
+
+    /// Beyond `maxConnections`: a static 503, then close once the client had time to read it.
+    private func rejectOverLimit(_ fd: Int32) {
+        let body = JSONText.errorBody(code: "unavailable", message: "too many connections")
+        var bytes: [UInt8] = []
+        ResponseHeadEncoder.encode(status: .serviceUnavailable, headers: ["Content-Type": "application/json", "Retry-After": "1"],
+                                   framing: .length(body.count), keepAlive: false, version: .http1_1, into: &bytes)
+        bytes += body
+        _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress!, $0.count, Socket.sendFlags) }
+        _ = Glibc.shutdown(fd, Int32(SHUT_WR))
+        core.rejected.add(1, ordering: .relaxed)
+        acceptQueue.asyncAfter(deadline: .now() + .milliseconds(500)) {
+            var scratch = [UInt8](repeating: 0, count: 4096)
+            while scratch.withUnsafeMutableBytes({ recv(fd, $0.baseAddress!, $0.count, 0) }) > 0 {}
+            close(fd)
+        }
+    }
+}
+
+/// What connections share: configuration, router, pool, logger and the registry of open connections.
+final class ServerCore: Sendable {
+    let configuration: HTTPServer.Configuration
+    let router: Router
+    let logger: Logger
+    let pool: HandlerPool
+    let connectionTarget = DispatchQueue(label: "pfc.http.connections", attributes: .concurrent)
+    let rejected = Atomic<Int>(0)
+    private let state = Mutex<(connections: [ObjectIdentifier: Connection], shuttingDown: Bool)>(([:], false))
+    private let stopLock = ConditionLock()
+    private nonisolated(unsafe) var stopped = false  // guarded by stopLock
+
+    init(configuration: HTTPServer.Configuration, router: Router, logger: Logger) {
+        self.configuration = configuration
+        self.router = router
+        self.logger = logger
+        self.pool = HandlerPool(threads: configuration.handlerThreads, name: "pfc-http-handler")
+    }
+
+    var connectionCount: Int { state.withLock { $0.connections.count } }
+
+    /// Registers and starts a connection; false when over the limit or shutting down.
+    func admit(fd: Int32, peer: String) -> Bool {
+        let connection = state.withLock { s -> Connection? in
+            guard !s.shuttingDown, s.connections.count < configuration.maxConnections else { return nil }
+            let c = Connection(fd: fd, peer: peer, core: self)
+            s.connections[ObjectIdentifier(c)] = c
+            return c
+        }
+        connection?.start()
+        return connection != nil
+    }
+
+    func connectionClosed(_ connection: Connection) {
+        let done = state.withLock { s -> Bool in
+            s.connections[ObjectIdentifier(connection)] = nil
+            return s.shuttingDown && s.connections.isEmpty
+        }
+        if done { markStopped() }
+    }
+
+    func beginShutdown() {
+        let connections = state.withLock { s -> [Connection] in
+            s.shuttingDown = true
+            return Array(s.connections.values)
+        }
+        if connections.isEmpty { markStopped(); return }
+        for c in connections { c.queue.async { c.beginShutdown() } }
+    }
+
+    func forceClose() {
+        let connections = state.withLock { Array($0.connections.values) }
+        if !connections.isEmpty { logger.warning("shutdown deadline passed", metadata: ["closing": .stringConvertible(connections.count)]) }
+        for c in connections { c.queue.async { c.abort() } }
+    }
+
+    private func markStopped() {
+        stopLock.withLock { stopped = true; stopLock.broadcast() }
+        pool.stop()
+        logger.info("stopped")
+    }
+
+    func waitUntilStopped(timeout: Duration?) -> Bool {
+        stopLock.lock()
+        defer { stopLock.unlock() }
+        let end = timeout.map { ContinuousClock.now + $0 }
+        while !stopped {
+            if let end {
+                let left = end - ContinuousClock.now
+                if left <= .zero { return false }
+                stopLock.wait(seconds: Double(left.components.seconds) + Double(left.components.attoseconds) / 1e18)
+            } else {
+                stopLock.wait()
+            }
+        }
+        return true
+    }
+}
