@@ -77,7 +77,7 @@ public final class PostgresStore: Store {
         }
     }
 
-    public func migrate() throws -> MigrationReport {
+    @discardableResult public func migrate() throws -> MigrationReport {
         try Migrator(store: self, migrations: EmbeddedMigrations.postgres).migrate()
     }
 

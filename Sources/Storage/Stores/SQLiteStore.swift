@@ -47,7 +47,7 @@ public final class SQLiteStore: Store {
         }
     }
 
-    public func migrate() throws -> MigrationReport {
+    @discardableResult public func migrate() throws -> MigrationReport {
         try Migrator(store: self, migrations: EmbeddedMigrations.sqlite).migrate()
     }
 

@@ -1,0 +1,101 @@
+// The job queue: lifecycle, cancellation, lease expiry and reclaim, concurrent claimers.
+import Foundation
+import Synchronization
+import Testing
+@testable import Storage
+
+extension ConformanceTests {
+    @Test(arguments: TestDatabase.backends)
+    func jobLifecycleAndCancellation(backend: Backend) throws {
+        try TestDatabase.withStore(backend) { store in
+            let tenant = try TestDatabase.tenant(store)
+            let first = Job(tenantID: tenant.id, kind: "train", params: "{\"epochs\":3}")
+            let second = Job(tenantID: tenant.id, kind: "analysis", createdAt: first.createdAt.addingTimeInterval(1))
+            try store.enqueue(first)
+            try store.enqueue(second)
+            #expect(try store.claimJob(owner: "w", leaseDuration: 30, kinds: ["forget"]) == nil)
+            let claimed = try #require(try store.claimJob(owner: "w", leaseDuration: 30))
+            #expect(claimed.id == first.id && claimed.state == .running && claimed.leaseOwner == "w" && claimed.startedAt != nil)
+            #expect(try store.heartbeat(jobID: first.id, owner: "w", progress: "{\"epoch\":1}", leaseDuration: 30) == .proceed)
+            #expect(try store.job(id: first.id, tenantID: tenant.id).progress == "{\"epoch\":1}")
+            expectStoreError(\.isLeaseLost) { _ = try store.heartbeat(jobID: first.id, owner: "intruder", leaseDuration: 30) }
+            expectStoreError(\.isLeaseLost) { try store.completeJob(id: first.id, owner: "intruder", result: "{}") }
+
+            // Running: flagged, seen at the next heartbeat, then finished as cancelled.
+            #expect(try store.cancelJob(id: first.id, tenantID: tenant.id).cancelRequested)
+            #expect(try store.heartbeat(jobID: first.id, owner: "w", leaseDuration: 30) == .cancelRequested)
+            try store.finishCancelledJob(id: first.id, owner: "w")
+            #expect(try store.job(id: first.id, tenantID: tenant.id).state == .cancelled)
+            // Queued: cancelled at once, never claimed.
+            #expect(try store.cancelJob(id: second.id, tenantID: tenant.id).state == .cancelled)
+            #expect(try store.claimJob(owner: "w", leaseDuration: 30) == nil)
+            expectStoreError(\.isNotFound) { _ = try store.cancelJob(id: second.id, tenantID: "other") }
+
+            let third = Job(tenantID: tenant.id, kind: "train")
+            try store.enqueue(third)
+            _ = try #require(try store.claimJob(owner: "w", leaseDuration: 30))
+            try store.failJob(id: third.id, owner: "w", error: "diverged")
+            let failed = try store.job(id: third.id, tenantID: tenant.id)
+            #expect(failed.state == .failed && failed.error == "diverged")
+            #expect(try store.jobs(tenantID: tenant.id, state: .cancelled).items.map(\.id) == [first.id, second.id])
+        }
+    }
+
+    @Test(arguments: TestDatabase.backends)
+    func expiredLeaseIsReclaimed(backend: Backend) throws {
+        try TestDatabase.withStore(backend) { store in
+            let tenant = try TestDatabase.tenant(store)
+            let job = Job(tenantID: tenant.id, kind: "train", maxAttempts: 2)
+            try store.enqueue(job)
+            let start = StoreClock.now()
+            _ = try #require(try store.claimJob(owner: "dead-replica", leaseDuration: 30, now: start))
+            #expect(try store.reclaimExpiredJobs(now: start.addingTimeInterval(10)) == ReclaimReport(requeued: [], failed: []))
+            #expect(try store.reclaimExpiredJobs(now: start.addingTimeInterval(31)) == ReclaimReport(requeued: [job.id], failed: []))
+            let requeued = try store.job(id: job.id, tenantID: tenant.id)
+            #expect(requeued.state == .queued && requeued.attempts == 1 && requeued.leaseOwner == nil)
+            expectStoreError(\.isLeaseLost) { _ = try store.heartbeat(jobID: job.id, owner: "dead-replica", leaseDuration: 30) }
+
+            let again = try #require(try store.claimJob(owner: "replica-2", leaseDuration: 30, now: start.addingTimeInterval(40)))
+            #expect(again.id == job.id && again.leaseOwner == "replica-2")
+            #expect(try store.reclaimExpiredJobs(now: start.addingTimeInterval(100)) == ReclaimReport(requeued: [], failed: [job.id]))
+            let failed = try store.job(id: job.id, tenantID: tenant.id)
+            #expect(failed.state == .failed && failed.attempts == 2 && failed.error?.contains("lease expired") == true)
+        }
+    }
+
+    @Test(arguments: TestDatabase.backends)
+    func concurrentClaimersClaimEachJobExactlyOnce(backend: Backend) throws {
+        let (workers, jobCount) = backend == .postgres ? (8, 1000) : (4, 200)
+        try TestDatabase.withStore(backend, poolSize: workers + 1) { store in
+            let tenant = try TestDatabase.tenant(store)
+            let jobs = (0..<jobCount).map { Job(tenantID: tenant.id, kind: "train", params: "{\"n\":\($0)}") }
+            try store.transaction { tx in for job in jobs { try tx.enqueue(job) } }
+
+            let claims = Mutex<[String: [String]]>([:])
+            let failures = Mutex<[String]>([])
+            let group = DispatchGroup()
+            for worker in 0..<workers {
+                group.enter()
+                let thread = Thread {
+                    defer { group.leave() }
+                    do {
+                        while let job = try store.claimJob(owner: "worker-\(worker)", leaseDuration: 60) {
+                            claims.withLock { $0[job.id, default: []].append("worker-\(worker)") }
+                        }
+                    } catch {
+                        failures.withLock { $0.append("\(error)") }
+                    }
+                }
+                thread.start()
+            }
+            group.wait()
+            #expect(failures.withLock { $0 } == [])
+            let claimed = claims.withLock { $0 }
+            #expect(claimed.count == jobCount)
+            #expect(claimed.values.allSatisfy { $0.count == 1 })
+            #expect(Set(claimed.keys) == Set(jobs.map(\.id)))
+            #expect(Set(claimed.values.map { $0[0] }).count > 1, "work should spread over several claimers")
+            #expect(try store.jobs(tenantID: tenant.id, state: .running, page: PageRequest(limit: 1000)).items.count == jobCount)
+        }
+    }
+}
