@@ -112,7 +112,10 @@ final class ServerCore: Sendable {
     let router: Router
     let logger: Logger
     let pool: HandlerPool
-    let connectionTarget = DispatchQueue(label: "pfc.http.connections", attributes: .concurrent)
+    /// Serial queues the connection queues target, one per core: connection work drains on a few
+    /// threads instead of waking a new one for every event.
+    let connectionTargets: [DispatchQueue]
+    private let nextTarget = Atomic<Int>(0)
     let rejected = Atomic<Int>(0)
     private let state = Mutex<(connections: [ObjectIdentifier: Connection], shuttingDown: Bool)>(([:], false))
     private let stopLock = ConditionLock()
@@ -123,6 +126,13 @@ final class ServerCore: Sendable {
         self.router = router
         self.logger = logger
         self.pool = HandlerPool(threads: configuration.handlerThreads, name: "pfc-http-handler")
+        let cores = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+        self.connectionTargets = (0..<cores).map { DispatchQueue(label: "pfc.http.loop-\($0)") }
+    }
+
+    /// The serial queue the next connection's queue targets (round-robin).
+    var connectionTarget: DispatchQueue {
+        connectionTargets[nextTarget.add(1, ordering: .relaxed).oldValue % connectionTargets.count]
     }
 
     var connectionCount: Int { state.withLock { $0.connections.count } }
