@@ -39,6 +39,9 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
 
+        // Benchmarks (run by Benchmarks/*/run.sh, never by the test suite).
+        .executableTarget(name: "pfc-bench", dependencies: ["PFC", "Linalg"], path: "Benchmarks/PFCBench"),
+
         .testTarget(name: "LinalgTests", dependencies: ["Linalg"]),
         .testTarget(name: "PFCTests", dependencies: ["PFC", "Linalg"], resources: [.copy("Fixtures")]),
         .testTarget(name: "HTTPTests", dependencies: ["HTTP"]),

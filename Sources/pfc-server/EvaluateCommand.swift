@@ -13,7 +13,7 @@ struct EvaluateCommand: ParsableCommand {
     @Flag(help: "Print JSON on stdout.") var json = false
 
     func run() throws {
-        BLAS.setThreads(threads)
+        ComputeThreads.set(threads)
         let network: any Network
         do { network = try ModelFile.read(path: model) } catch let e as ModelFileError {
             throw ValidationError("\(model): \(e)")

@@ -34,7 +34,7 @@ struct TrainCommand: ParsableCommand {
     @Flag(help: "Print a JSON summary on stdout.") var json = false
 
     func run() throws {
-        BLAS.setThreads(threads)
+        ComputeThreads.set(threads)
         let nonnegative = model != .mlp && !signed
         let train = try readCSV(data, nonnegative: nonnegative, classes: nil, features: nil)
         let arch = Architecture(kind: model, inputDim: train.featureCount, outputDim: max(2, train.classes), basis: basis,

@@ -48,3 +48,27 @@ import Testing
         #expect(abs(l - 5) < 1e-3)
     }
 }
+
+@Suite struct ChunkedInferenceTests {
+    @Test(arguments: [2, 3])
+    func chunkedInferenceAndGradientMatchOneChunk(threads: Int) {
+        var rng = SeededRandom(seed: 8)
+        let wx = rng.uniformMatrix(rows: 30, cols: 12, low: 0, high: 0.3)
+        let x = rng.uniformMatrix(rows: 30, cols: 50)
+        let g = rng.uniformMatrix(rows: 50, cols: 12, low: -1, high: 1)
+        let s = FISTASettings(iterations: 20)
+        var (h1, t1) = FISTAInference.forward(wx: wx, x: x, settings: s, keepTape: true, threads: 1)
+        var (hN, tN) = FISTAInference.forward(wx: wx, x: x, settings: s, keepTape: true, threads: threads)
+        #expect(tN!.chunks.count == threads)
+        for i in 0..<h1.count { #expect(abs(h1.storage[i] - hN.storage[i]) <= 1e-5 * max(1, abs(h1.storage[i]))) }
+        let b1 = FISTAInference.backward(tape: &t1!, wx: wx, x: x, gradHT: g, settings: s)
+        let bN = FISTAInference.backward(tape: &tN!, wx: wx, x: x, gradHT: g, settings: s)
+        func close(_ a: Matrix, _ b: Matrix) -> Bool {
+            let scale = a.storage.map(abs).max()!
+            return zip(a.storage, b.storage).allSatisfy { abs($0 - $1) <= 1e-4 * scale }
+        }
+        #expect(close(b1.gradWx, bN.gradWx))
+        #expect(close(b1.gradX, bN.gradX))
+        h1 = hN // silence "never mutated"
+    }
+}

@@ -30,14 +30,16 @@ public struct FISTASettings: Sendable, Equatable, Codable {
 
 /// What the forward pass keeps for the backward pass: every iteration's momentum point Z_t and
 /// pre-clamp value U_t (each B×K, one row per example), the stop-gradient scales s_t, the Gram
-/// matrix A = W_xᵀW_x and the step η.
+/// matrix A = W_xᵀW_x and the step η. The batch is split into column chunks that run on their own
+/// threads; chunk c keeps its iterations contiguously (`n × B_c × K` starting at `n·c0·K`).
 public struct FISTATape: Sendable {
     let batch: Int, basis: Int, iterations: Int
-    var z: [Float]      // N × (B×K): Z_t, the point iteration t starts from (Z_0 = floor)
-    var u: [Float]      // N × (B×K): U_t = Z_t − η(Z_t A − XᵀW); overwritten by Ū_t in backward
-    var scales: [Float] // N × B
+    let chunks: [Range<Int>]
+    var z: [Float]        // Z_t per chunk and iteration (Z_0 = floor)
+    var u: [Float]        // U_t = Z_t − η(Z_t A − XᵀW); overwritten by Ū_t in backward
+    var scales: [Float]   // N × B
     var momentum: [Float] // N: β_t
-    var gram: [Float]   // K×K
+    var gram: [Float]     // K×K
     /// The step η = 1/λmax(W_xᵀW_x) that was used.
     public let step: Float
 }
@@ -53,171 +55,225 @@ public struct FISTATape: Sendable {
 /// Z_{t+1} = H_t + β_t (H_t − H_{t−1}),  β_t = (m−1)/m',  m' = (1 + √(1+4m²))/2,  m₀ = 1,  H_{−1} = Z_0 = floor
 /// ```
 /// η = 1/λmax(A) is a stop-gradient constant (power iteration). The backward pass differentiates
-/// all N iterations exactly as autograd would through this graph.
+/// all N iterations exactly as autograd would through this graph. Examples are independent given
+/// W, so the batch is split over `ComputeThreads`, each chunk with single-threaded BLAS.
 public enum FISTAInference {
+    /// The momentum coefficients β_0…β_{N−1} of the official code's sequence.
+    static func momentumSequence(_ n: Int) -> [Float] {
+        var m: Float = 1
+        return (0..<n).map { _ in
+            let next = (1 + (1 + 4 * m * m).squareRoot()) / 2
+            defer { m = next }
+            return (m - 1) / next
+        }
+    }
+
     /// Runs the inference. `wx`: d×K, `x`: d×B (one column per example). Returns Hᵀ (B×K) and,
     /// when `keepTape`, what `backward` needs.
     public static func forward(wx: Matrix, x: Matrix, settings: FISTASettings, keepTape: Bool) -> (hT: Matrix, tape: FISTATape?) {
-        let frozenStep = settings.frozen?.step, frozenScales = settings.frozen?.scales
-        precondition(wx.rows == x.rows, "W_x has \(wx.rows) rows but x has \(x.rows) features")
-        let b = x.cols, k = wx.cols, n = max(1, settings.iterations)
-        let kb = k * b
-        let floor = settings.floor
+        forward(wx: wx, x: x, settings: settings, keepTape: keepTape, threads: ComputeThreads.count)
+    }
 
-        // A = WᵀW (K×K) and XᵀW (B×K).
+    /// `forward` with an explicit number of chunks (threads); `backward` follows the tape's chunks.
+    static func forward(wx: Matrix, x: Matrix, settings: FISTASettings, keepTape: Bool, threads: Int) -> (hT: Matrix, tape: FISTATape?) {
+        precondition(wx.rows == x.rows, "W_x has \(wx.rows) rows but x has \(x.rows) features")
+        let d = x.rows, b = x.cols, k = wx.cols, n = max(1, settings.iterations)
         let gram = Matrix.product(wx, wx, transA: .transposed)
-        let eta: Float = frozenStep ?? {
+        let eta: Float = settings.frozen?.step ?? {
             let l = gram.storage.withUnsafeBufferPointer { PowerIteration.largestEigenvalue(of: $0.baseAddress!, k: k) }
             return l > 0 ? 1 / l : 1
         }()
-        var etaXtW = Matrix.product(x, wx, transA: .transposed)
-        etaXtW.scale(by: eta)
         let xMax = x.columnMaxima()
-
-        let slots = keepTape ? n : 1
-        var zs = [Float](repeating: 0, count: (keepTape ? n : 2) * kb)
-        var us = [Float](repeating: 0, count: slots * kb)
+        let momentum = momentumSequence(n)
+        let chunks = ComputeThreads.ranges(b, parts: threads)
+        let zSlots = keepTape ? n : 2, uSlots = keepTape ? n : 1
+        var zs = [Float](repeating: 0, count: zSlots * b * k)
+        var us = [Float](repeating: 0, count: uSlots * b * k)
         var scales = [Float](repeating: 1, count: n * b)
-        var momentum = [Float](repeating: 0, count: n)
-        var hPrev = [Float](repeating: floor, count: kb)
-        var hCur = [Float](repeating: 0, count: kb)
-        for i in 0..<kb { zs[i] = floor }
+        var hT = Matrix(rows: b, cols: k)
+        let frozenScales = settings.frozen?.scales
+        let floor = settings.floor, normalize = settings.normalizeColumns
 
-        var m: Float = 1
-        for t in 0..<n {
-            let mNext = (1 + (1 + 4 * m * m).squareRoot()) / 2
-            let beta = (m - 1) / mNext
-            m = mNext
-            momentum[t] = beta
-            let zSlot = keepTape ? t : t % 2
-            let zNextSlot = keepTape ? t + 1 : (t + 1) % 2
-            let uSlot = keepTape ? t : 0
-            zs.withUnsafeMutableBufferPointer { zAll in
-                us.withUnsafeMutableBufferPointer { uAll in
-                    let z = zAll.baseAddress! + zSlot * kb
-                    let u = uAll.baseAddress! + uSlot * kb
-                    // U = Z + ηXᵀW − η Z A
-                    etaXtW.storage.withUnsafeBufferPointer { e in
+        zs.withUnsafeMutableBufferPointer { zAll in
+        us.withUnsafeMutableBufferPointer { uAll in
+        scales.withUnsafeMutableBufferPointer { sAll in
+        hT.storage.withUnsafeMutableBufferPointer { hOut in
+        x.storage.withUnsafeBufferPointer { xp in
+        wx.storage.withUnsafeBufferPointer { wp in
+        gram.storage.withUnsafeBufferPointer { ap in
+            let (zBase, uBase, sBase, hBase) = (zAll.baseAddress!, uAll.baseAddress!, sAll.baseAddress!, hOut.baseAddress!)
+            let (xBase, wBase, aBase) = (xp.baseAddress!, wp.baseAddress!, ap.baseAddress!)
+            ComputeThreads.run(chunks.count) { c in
+                let c0 = chunks[c].lowerBound, bc = chunks[c].count, kb = bc * k
+                // ηXᵀW for this chunk: (B_c×d)(d×K), X's columns c0… with leading dimension B.
+                var etaXtW = [Float](repeating: 0, count: kb)
+                var hPrev = [Float](repeating: floor, count: kb)
+                var hCur = [Float](repeating: 0, count: kb)
+                etaXtW.withUnsafeMutableBufferPointer { e in
+                    BLAS.gemm(.transposed, .none, m: bc, n: k, k: d, alpha: eta, a: xBase + c0, lda: b,
+                              b: wBase, ldb: k, beta: 0, c: e.baseAddress!, ldc: k)
+                }
+                let zRegion = zBase + zSlots * c0 * k, uRegion = uBase + uSlots * c0 * k
+                for i in 0..<kb { zRegion[i] = floor }
+                etaXtW.withUnsafeBufferPointer { ep in
+                hPrev.withUnsafeMutableBufferPointer { hpb in
+                hCur.withUnsafeMutableBufferPointer { hcb in
+                    var hp = hpb.baseAddress!, hc = hcb.baseAddress!
+                    let e = ep.baseAddress!
+                    for t in 0..<n {
+                        let beta = momentum[t]
+                        let z = zRegion + (keepTape ? t : t % 2) * kb
+                        let zNext = zRegion + (keepTape ? t + 1 : (t + 1) % 2) * kb
+                        let u = uRegion + (keepTape ? t : 0) * kb
+                        // U = Z + ηXᵀW − η Z A
                         for i in 0..<kb { u[i] = z[i] + e[i] }
-                    }
-                    gram.storage.withUnsafeBufferPointer { a in
-                        BLAS.gemm(.none, .none, m: b, n: k, k: k, alpha: -eta, a: z, lda: k,
-                                  b: a.baseAddress!, ldb: k, beta: 1, c: u, ldc: k)
-                    }
-                    let writeNext = t + 1 < n // Z_N is never consumed
-                    hCur.withUnsafeMutableBufferPointer { hc in
-                        hPrev.withUnsafeMutableBufferPointer { hp in
-                            for r in 0..<b {
-                                let row = r * k
-                                var rowMax: Float = -.infinity
+                        BLAS.gemm(.none, .none, m: bc, n: k, k: k, alpha: -eta, a: z, lda: k, b: aBase, ldb: k, beta: 1, c: u, ldc: k)
+                        let writeNext = t + 1 < n // Z_N is never consumed
+                        for r in 0..<bc {
+                            let row = r * k
+                            var rowMax: Float = -.infinity
+                            for j in 0..<k {
+                                let v = Swift.max(u[row + j], floor)
+                                hc[row + j] = v
+                                rowMax = Swift.max(rowMax, v)
+                            }
+                            var s: Float = 1
+                            if let frozen = frozenScales {
+                                s = frozen[t * b + c0 + r]
+                            } else if normalize && rowMax > xMax[c0 + r] {
+                                s = xMax[c0 + r] / rowMax
+                            }
+                            sBase[t * b + c0 + r] = s
+                            if writeNext {
                                 for j in 0..<k {
-                                    let c = Swift.max(u[row + j], floor)
-                                    hc[row + j] = c
-                                    rowMax = Swift.max(rowMax, c)
+                                    let h = hc[row + j] * s
+                                    hc[row + j] = h
+                                    zNext[row + j] = h + beta * (h - hp[row + j])
                                 }
-                                var s: Float = 1
-                                if let frozen = frozenScales {
-                                    s = frozen[t * b + r]
-                                } else if settings.normalizeColumns && rowMax > xMax[r] {
-                                    s = xMax[r] / rowMax
-                                }
-                                scales[t * b + r] = s
-                                if writeNext {
-                                    let zn = zAll.baseAddress! + zNextSlot * kb + row
-                                    for j in 0..<k {
-                                        let h = hc[row + j] * s
-                                        hc[row + j] = h
-                                        zn[j] = h + beta * (h - hp[row + j])
-                                    }
-                                } else if s != 1 {
-                                    for j in 0..<k { hc[row + j] *= s }
-                                }
+                            } else if s != 1 {
+                                for j in 0..<k { hc[row + j] *= s }
                             }
                         }
+                        swap(&hp, &hc)
                     }
+                    (hBase + c0 * k).update(from: hp, count: kb)
+                }
+                }
                 }
             }
-            swap(&hPrev, &hCur)
         }
-        let hT = Matrix(rows: b, cols: k, storage: hPrev)
+        }
+        }
+        }
+        }
+        }
+        }
         guard keepTape else { return (hT, nil) }
-        return (hT, FISTATape(batch: b, basis: k, iterations: n, z: zs, u: us, scales: scales,
+        return (hT, FISTATape(batch: b, basis: k, iterations: n, chunks: chunks, z: zs, u: us, scales: scales,
                               momentum: momentum, gram: gram.storage, step: eta))
     }
 
     /// Backward pass through all N iterations.
     ///
-    /// Consumes the tape (its U buffer is overwritten). Given ∂L/∂Hᵀ (B×K) for the output, returns ∂L/∂W_x (d×K) and ∂L/∂x (d×B). With
+    /// Consumes the tape (its U buffer is overwritten). Given ∂L/∂Hᵀ (B×K) for the output, returns
+    /// ∂L/∂W_x (d×K) and ∂L/∂x (d×B). With
     /// Ū_t = H̄_t ⊙ s_t ⊙ [U_t ≥ floor], H̄_t = [t = N−1]·ḡ + (1+β_t) Z̄_{t+1} − β_{t+1} Z̄_{t+2} and
     /// Z̄_t = Ū_t − η Ū_t A:  Ā = −η Σ_t Ū_tᵀ Z_t, B̄ = η Σ_t Ū_t (the adjoint of XᵀW), so
     /// W̄ = W(Ā + Āᵀ) + X B̄ and X̄ = W B̄ᵀ.
     public static func backward(
         tape: inout FISTATape, wx: Matrix, x: Matrix, gradHT: Matrix, settings: FISTASettings
     ) -> (gradWx: Matrix, gradX: Matrix) {
-        let b = tape.batch, k = tape.basis, n = tape.iterations, kb = b * k
-        let eta = tape.step, floor = settings.floor
+        let b = tape.batch, k = tape.basis, n = tape.iterations, d = x.rows
         precondition(gradHT.rows == b && gradHT.cols == k, "gradient shape mismatch")
-        var zbar1 = [Float](repeating: 0, count: kb) // Z̄_{t+1}
-        var zbar2 = [Float](repeating: 0, count: kb) // Z̄_{t+2}
-        var barB = Matrix(rows: b, cols: k)           // Σ Ū_t, scaled by η at the end
-        let scales = tape.scales, beta = tape.momentum
-        let gram = tape.gram
+        let eta = tape.step, floor = settings.floor
+        let chunks = tape.chunks, beta = tape.momentum
+        let parts = chunks.count
+        var partialA = [Float](repeating: 0, count: parts * k * k)
+        var partialW = [Float](repeating: 0, count: parts * d * k)
+        var gradX = Matrix(rows: d, cols: b)
 
-        for t in stride(from: n - 1, through: 0, by: -1) {
-            let c1 = t + 1 < n ? 1 + beta[t] : 0
-            let c2 = t + 2 < n ? -beta[t + 1] : 0
-            let isLast = t == n - 1
-            tape.u.withUnsafeMutableBufferPointer { uAll in
-                let ub = uAll.baseAddress! + t * kb
-                zbar1.withUnsafeBufferPointer { z1 in
-                    zbar2.withUnsafeMutableBufferPointer { z2 in
-                        gradHT.storage.withUnsafeBufferPointer { g in
-                            barB.storage.withUnsafeMutableBufferPointer { bb in
-                                for r in 0..<b {
-                                    let s = scales[t * b + r], row = r * k
-                                    for j in 0..<k {
-                                        let i = row + j
-                                        var hbar = c1 * z1[i] + c2 * z2[i]
-                                        if isLast { hbar += g[i] }
-                                        let ubar = ub[i] >= floor ? hbar * s : 0
-                                        ub[i] = ubar
-                                        bb[i] += ubar
-                                        z2[i] = ubar // becomes Z̄_t after the product below
-                                    }
-                                }
+        tape.u.withUnsafeMutableBufferPointer { uAll in
+        tape.z.withUnsafeBufferPointer { zAll in
+        tape.scales.withUnsafeBufferPointer { sAll in
+        tape.gram.withUnsafeBufferPointer { ap in
+        gradHT.storage.withUnsafeBufferPointer { gp in
+        partialA.withUnsafeMutableBufferPointer { pA in
+        partialW.withUnsafeMutableBufferPointer { pW in
+        gradX.storage.withUnsafeMutableBufferPointer { gx in
+        x.storage.withUnsafeBufferPointer { xp in
+        wx.storage.withUnsafeBufferPointer { wp in
+            let (uBase, zBase, sBase, aBase, gBase) = (uAll.baseAddress!, zAll.baseAddress!, sAll.baseAddress!, ap.baseAddress!, gp.baseAddress!)
+            let (pABase, pWBase, gxBase, xBase, wBase) = (pA.baseAddress!, pW.baseAddress!, gx.baseAddress!, xp.baseAddress!, wp.baseAddress!)
+            ComputeThreads.run(parts) { c in
+                let c0 = chunks[c].lowerBound, bc = chunks[c].count, kb = bc * k
+                let uRegion = uBase + n * c0 * k, zRegion = zBase + n * c0 * k
+                var z1 = [Float](repeating: 0, count: kb) // Z̄_{t+1}
+                var z2 = [Float](repeating: 0, count: kb) // Z̄_{t+2}
+                var barB = [Float](repeating: 0, count: kb) // Σ Ū_t, scaled by η below
+                z1.withUnsafeMutableBufferPointer { z1b in
+                z2.withUnsafeMutableBufferPointer { z2b in
+                barB.withUnsafeMutableBufferPointer { bbb in
+                    var zb1 = z1b.baseAddress!, zb2 = z2b.baseAddress!
+                    let bb = bbb.baseAddress!
+                    let g = gBase + c0 * k
+                    for t in stride(from: n - 1, through: 0, by: -1) {
+                        let c1 = t + 1 < n ? 1 + beta[t] : 0
+                        let c2 = t + 2 < n ? -beta[t + 1] : 0
+                        let ub = uRegion + t * kb
+                        let isLast = t == n - 1
+                        for r in 0..<bc {
+                            let s = sBase[t * b + c0 + r], row = r * k
+                            for j in 0..<k {
+                                let i = row + j
+                                var hbar = c1 * zb1[i] + c2 * zb2[i]
+                                if isLast { hbar += g[i] }
+                                let ubar = ub[i] >= floor ? hbar * s : 0
+                                ub[i] = ubar
+                                bb[i] += ubar
+                                zb2[i] = ubar // becomes Z̄_t after the product below
                             }
                         }
                         if t >= 1 {
-                            gram.withUnsafeBufferPointer { a in
-                                BLAS.gemm(.none, .none, m: b, n: k, k: k, alpha: -eta, a: ub, lda: k,
-                                          b: a.baseAddress!, ldb: k, beta: 1, c: z2.baseAddress!, ldc: k)
-                            }
+                            BLAS.gemm(.none, .none, m: bc, n: k, k: k, alpha: -eta, a: ub, lda: k, b: aBase, ldb: k, beta: 1, c: zb2, ldc: k)
                         }
+                        swap(&zb1, &zb2) // zb1 = Z̄_t, zb2 = Z̄_{t+1}
                     }
+                    for i in 0..<kb { bb[i] *= eta }
+                    // Ā_c = −η Σ_t Ū_tᵀ Z_t: one product over the chunk's stacked (N·B_c)×K tapes.
+                    BLAS.gemm(.transposed, .none, m: k, n: k, k: n * bc, alpha: -eta, a: uRegion, lda: k,
+                              b: zRegion, ldb: k, beta: 0, c: pABase + c * k * k, ldc: k)
+                    // X_c B̄_c: (d×B_c)(B_c×K), and X̄_c = W B̄_cᵀ: (d×K)(K×B_c) into columns c0… of X̄.
+                    BLAS.gemm(.none, .none, m: d, n: k, k: bc, alpha: 1, a: xBase + c0, lda: b, b: bb, ldb: k,
+                              beta: 0, c: pWBase + c * d * k, ldc: k)
+                    BLAS.gemm(.none, .transposed, m: d, n: bc, k: k, alpha: 1, a: wBase, lda: k, b: bb, ldb: k,
+                              beta: 0, c: gxBase + c0, ldc: b)
+                }
+                }
                 }
             }
-            swap(&zbar1, &zbar2) // zbar1 = Z̄_t, zbar2 = Z̄_{t+1}
+        }
+        }
+        }
+        }
+        }
+        }
+        }
+        }
+        }
         }
 
-        // Ā = −η Σ_t Ū_tᵀ Z_t: one product over the stacked (N·B)×K tapes.
-        var barA = Matrix(rows: k, cols: k)
-        tape.u.withUnsafeBufferPointer { ub in
-            tape.z.withUnsafeBufferPointer { zb in
-                barA.storage.withUnsafeMutableBufferPointer { pa in
-                    BLAS.gemm(.transposed, .none, m: k, n: k, k: n * b, alpha: -eta, a: ub.baseAddress!, lda: k,
-                              b: zb.baseAddress!, ldb: k, beta: 0, c: pa.baseAddress!, ldc: k)
-                }
-            }
+        // S = Σ_c (Ā_c + Ā_cᵀ), then W̄ = W S + Σ_c X_c B̄_c.
+        var sym = Matrix(rows: k, cols: k)
+        for c in 0..<parts {
+            let off = c * k * k
+            for i in 0..<k { for j in 0..<k { sym.storage[i * k + j] += partialA[off + i * k + j] + partialA[off + j * k + i] } }
         }
-        barB.scale(by: eta)
-        // Symmetrize: S = Ā + Āᵀ.
-        for i in 0..<k { for j in i..<k {
-            let s = barA[i, j] + barA[j, i]
-            barA[i, j] = s; barA[j, i] = s
-        } }
-        var gradW = Matrix.product(wx, barA)                  // W S: d×K
-        gradW.accumulateProduct(x, barB)                      // + X B̄: (d×B)(B×K)
-        let gradX = Matrix.product(wx, barB, transB: .transposed) // W B̄ᵀ: d×B
+        var gradW = Matrix(rows: d, cols: k, storage: Array(partialW[0..<(d * k)]))
+        for c in 1..<max(1, parts) {
+            let off = c * d * k
+            for i in 0..<(d * k) { gradW.storage[i] += partialW[off + i] }
+        }
+        gradW.accumulateProduct(wx, sym)
         return (gradW, gradX)
     }
 }
