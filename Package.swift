@@ -14,6 +14,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"), // tests only: reads openapi.yaml
     ],
     targets: [
         // C shims: module maps only, no Swift.
@@ -33,8 +34,14 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
 
-        .executableTarget(name: "pfc-server", dependencies: [
+        // The REST service: resources, validation, jobs, auth.
+        .target(name: "Service", dependencies: [
             "PFC", "Linalg", "HTTP", "Storage",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+
+        .executableTarget(name: "pfc-server", dependencies: [
+            "PFC", "Linalg", "HTTP", "Storage", "Service",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -46,6 +53,9 @@ let package = Package(
         .testTarget(name: "PFCTests", dependencies: ["PFC", "Linalg"], resources: [.copy("Fixtures")]),
         .testTarget(name: "HTTPTests", dependencies: ["HTTP"]),
         .testTarget(name: "StorageTests", dependencies: ["Storage"]),
+        .testTarget(name: "ServiceTests", dependencies: [
+            "Service", "HTTP", "Storage", "PFC", "Linalg", .product(name: "Yams", package: "Yams"),
+        ]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,0 +1,1 @@
+// Service module: REST resources (issue 5).
