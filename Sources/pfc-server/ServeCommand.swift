@@ -76,7 +76,9 @@ struct ServeCommand: ParsableCommand {
         router.use(RequestIDMiddleware())
         if accessLog { router.use(AccessLogMiddleware()) }
         let health: [UInt8] = Array(#"{"status":"ok"}"#.utf8)
-        router.get("/healthz") { _, _ in .json(health) }
+        // Health checks run on the connection queue: they never block, and must answer even when
+        // every handler thread is busy with slow requests.
+        router.get("/healthz", options: RouteOptions(execution: .connectionQueue)) { _, _ in .json(health) }
         if echo {
             router.post("/echo", options: RouteOptions(maxBodyBytes: 1 << 20)) { request, _ in
                 guard request.headers["Content-Type"]?.lowercased().hasPrefix("application/json") ?? false else {

@@ -1,6 +1,8 @@
 // RequestIDMiddleware: echoes a sane `X-Request-Id` or generates one, and puts it in the context,
 // the logger's metadata and the response.
 
+import Synchronization
+
 /// Sets `context.requestID` from `X-Request-Id` (when sane) or a fresh random id, and echoes it.
 public struct RequestIDMiddleware: Middleware {
     /// Makes the middleware.
@@ -26,14 +28,20 @@ public struct RequestIDMiddleware: Middleware {
         !id.isEmpty && id.utf8.count <= 128 && id.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F }
     }
 
-    /// 16 random bytes in hex.
+    /// 32 hex digits: a random per-process prefix and a counter (unique, and no syscall per request).
     static func generate() -> String {
+        prefix + hex(counter.add(1, ordering: .relaxed).newValue)
+    }
+
+    private static let prefix: String = {
         var rng = SystemRandomNumberGenerator()
-        let a = rng.next() as UInt64, b = rng.next() as UInt64
-        func hex(_ v: UInt64) -> String {
-            let s = String(v, radix: 16)
-            return String(repeating: "0", count: 16 - s.count) + s
-        }
-        return hex(a) + hex(b)
+        return hex(rng.next())
+    }()
+
+    private static let counter = Atomic<UInt64>(0)
+
+    private static func hex(_ v: UInt64) -> String {
+        let s = String(v, radix: 16)
+        return String(repeating: "0", count: 16 - s.count) + s
     }
 }

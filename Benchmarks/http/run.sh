@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# HTTP benchmark: wrk -t2 -c64 -d10s against a release `pfc-server serve --echo` and against a
+# FastAPI + uvicorn peer (2 workers) on the same machine, in the same run: GET /healthz and
+# POST /echo with a 1 KiB JSON body. Prints requests/s and p50/p99 for both, and the ratio.
+#
+# Usage: Benchmarks/http/run.sh            (from the repository root or anywhere)
+# Env:   DURATION=10s CONNECTIONS=64 THREADS=2 SWIFT_PORT=18080 PEER_PORT=18180
+#        SERVER_BIN=path/to/pfc-server  (skip the build and use this binary)
+# Needs: wrk (apt), python3 with fastapi and uvicorn (pip install fastapi uvicorn).
+# Both servers run with access logs off; the peer is uvicorn's default install (no uvloop/httptools
+# unless they happen to be installed; the script prints which loop and parser it got).
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+duration="${DURATION:-10s}"; conns="${CONNECTIONS:-64}"; threads="${THREADS:-2}"
+swift_port="${SWIFT_PORT:-18080}"; peer_port="${PEER_PORT:-18180}"
+work="$(mktemp -d)"; pids=()
+cleanup() { for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+command -v wrk >/dev/null || { echo "wrk not found: apt-get install wrk" >&2; exit 1; }
+python3 -c "import fastapi, uvicorn" 2>/dev/null || python3 -m pip install --quiet fastapi uvicorn
+
+if [[ -z "${SERVER_BIN:-}" ]]; then
+  (cd "$root" && swift build -c release --scratch-path .build-http-release --product pfc-server >&2)
+  SERVER_BIN="$root/.build-http-release/release/pfc-server"
+fi
+
+# 1 KiB JSON body for /echo, and a wrk script that POSTs it.
+python3 - "$work/body.json" <<'PY'
+import json, sys
+doc = {"id": "bench", "values": []}
+while len(json.dumps(doc, separators=(",", ":"))) < 1024 - 8:
+    doc["values"].append(len(doc["values"]))
+s = json.dumps(doc, separators=(",", ":"))
+s = s[:-2] + "]" + " " * (1024 - len(s) - 1) + "}" if len(s) < 1024 else s
+open(sys.argv[1], "w").write(s[:1024] if len(s) > 1024 else s)
+PY
+cat > "$work/post.lua" <<LUA
+local f = io.open("$work/body.json", "rb"); local body = f:read("*a"); f:close()
+wrk.method = "POST"; wrk.body = body; wrk.headers["Content-Type"] = "application/json"
+LUA
+
+wait_port() { for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
+
+# run NAME URL [wrk args…] → "rps p50_ms p99_ms"
+run_wrk() {
+  local out; out="$(wrk -t"$threads" -c"$conns" -d"$duration" --latency "$@")"
+  echo "$out" >&2
+  local rps p50 p99
+  rps="$(awk '/^Requests\/sec/ {print $2}' <<<"$out")"
+  p50="$(awk '$1=="50%" {print $2}' <<<"$out")"; p99="$(awk '$1=="99%" {print $2}' <<<"$out")"
+  to_ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) printf "%.3f", v/1000; else if (v ~ /ms$/) printf "%.3f", v+0; else printf "%.3f", (v+0)*1000 }'; }
+  echo "$rps $(to_ms "$p50") $(to_ms "$p99")"
+}
+
+"$SERVER_BIN" serve --host 127.0.0.1 --port "$swift_port" --echo --no-access-log --log-level warning &
+pids+=($!)
+wait_port "$swift_port"
+curl -sf "http://127.0.0.1:$swift_port/healthz" >/dev/null
+echo "== pfc-server (Swift) ==" >&2
+wrk -t2 -c16 -d2s "http://127.0.0.1:$swift_port/healthz" >/dev/null  # warm-up
+read -r s_h_rps s_h_p50 s_h_p99 < <(run_wrk "http://127.0.0.1:$swift_port/healthz")
+read -r s_e_rps s_e_p50 s_e_p99 < <(run_wrk -s "$work/post.lua" "http://127.0.0.1:$swift_port/echo")
+kill -TERM "${pids[0]}"; wait "${pids[0]}" || { echo "pfc-server did not exit 0 on SIGTERM" >&2; exit 1; }
+pids=()
+
+(cd "$here" && exec python3 -m uvicorn fastapi_peer:app --host 127.0.0.1 --port "$peer_port" --workers 2 --no-access-log --log-level warning) &
+pids+=($!)
+wait_port "$peer_port"; sleep 1
+loop="$(python3 -c 'import importlib.util as u; print("uvloop" if u.find_spec("uvloop") else "asyncio", "httptools" if u.find_spec("httptools") else "h11")')"
+echo "== FastAPI + uvicorn (2 workers, $loop) ==" >&2
+wrk -t2 -c16 -d2s "http://127.0.0.1:$peer_port/healthz" >/dev/null
+read -r p_h_rps p_h_p50 p_h_p99 < <(run_wrk "http://127.0.0.1:$peer_port/healthz")
+read -r p_e_rps p_e_p50 p_e_p99 < <(run_wrk -s "$work/post.lua" "http://127.0.0.1:$peer_port/echo")
+
+printf '\nwrk -t%s -c%s -d%s, %s cores; peer: FastAPI + uvicorn --workers 2 (%s)\n' "$threads" "$conns" "$duration" "$(nproc)" "$loop"
+printf '%-14s %-9s %12s %10s %10s\n' route server "requests/s" "p50 ms" "p99 ms"
+printf '%-14s %-9s %12s %10s %10s\n' "GET /healthz" swift "$s_h_rps" "$s_h_p50" "$s_h_p99"
+printf '%-14s %-9s %12s %10s %10s\n' "GET /healthz" fastapi "$p_h_rps" "$p_h_p50" "$p_h_p99"
+printf '%-14s %-9s %12s %10s %10s\n' "POST /echo" swift "$s_e_rps" "$s_e_p50" "$s_e_p99"
+printf '%-14s %-9s %12s %10s %10s\n' "POST /echo" fastapi "$p_e_rps" "$p_e_p50" "$p_e_p99"
+awk -v a="$s_h_rps" -v b="$p_h_rps" -v c="$s_e_rps" -v d="$p_e_rps" \
+  'BEGIN { printf "ratio (swift / fastapi): healthz %.1fx, echo %.1fx (goal >= 20x)\n", a/b, c/d }'
