@@ -2,7 +2,7 @@
 // exactly openapi.yaml at the repository root. Regenerate with scripts/embed-openapi.sh.
 import Foundation
 import Testing
-@testable import Service
+import Service
 
 @Suite struct OpenAPIDocumentTests {
     /// The repository root: three levels above this file (Tests/ServiceTests/<file>).
