@@ -183,6 +183,7 @@ final class Connection: @unchecked Sendable {
             if done > 0 { sent(done) }
             bytes.withUnsafeBytes { output.append(UnsafeRawBufferPointer(rebasing: $0[done...])) }
             armWrite()
+            armTimer()  // write-stall timeout
         } else {
             bytes.withUnsafeBytes { output.append($0) }
         }

@@ -25,7 +25,7 @@ public final class HTTPServer: Sendable {
     /// The configuration it was made with.
     public let configuration: Configuration
     let core: ServerCore
-    private let listener = Mutex<(fd: Int32, source: (any DispatchSourceRead)?, port: Int)>((-1, nil, 0))
+    private let listener = Mutex<(fd: Int32, source: (any DispatchSourceRead)?, port: Int, suspended: Bool)>((-1, nil, 0, false))
     private let acceptQueue = DispatchQueue(label: "pfc.http.accept")
 
     /// Makes a server; nothing is bound until `start()`.
@@ -42,7 +42,7 @@ public final class HTTPServer: Sendable {
         let source = DispatchSource.makeReadSource(fileDescriptor: fd, queue: acceptQueue)
         source.setEventHandler { [self] in acceptPending(fd) }
         source.setCancelHandler { close(fd) }
-        listener.withLock { $0 = (fd, source, port) }
+        listener.withLock { $0 = (fd, source, port, false) }
         source.activate()
         core.logger.info("listening", metadata: ["host": .string(configuration.host), "port": .stringConvertible(port)])
     }
@@ -58,6 +58,7 @@ public final class HTTPServer: Sendable {
     public func shutdown(deadline: Duration) {
         let wasListening = listener.withLock { state -> Bool in
             guard let source = state.source else { return false }
+            if state.suspended { state.suspended = false; source.resume() }
             source.cancel()
             state.source = nil
             return true
@@ -80,10 +81,31 @@ public final class HTTPServer: Sendable {
 
     private func acceptPending(_ listenFD: Int32) {
         for _ in 0..<256 {
-            guard let (fd, peer) = Socket.accept(listenFD) else { return }
-            Socket.configureAccepted(fd)
-            if !core.admit(fd: fd, peer: peer) {
-                rejectOverLimit(fd)
+            switch Socket.accept(listenFD) {
+            case .connection(let fd, let peer):
+                Socket.configureAccepted(fd)
+                if !core.admit(fd: fd, peer: peer) { rejectOverLimit(fd) }
+            case .wouldBlock:
+                return
+            case .failed:
+                continue
+            case .outOfDescriptors:
+                // The listener stays readable: pause accepting briefly instead of spinning.
+                core.logger.error("accept: out of file descriptors; pausing accepts for 100 ms")
+                let paused = listener.withLock { state -> Bool in
+                    guard let source = state.source, !state.suspended else { return false }
+                    source.suspend()
+                    state.suspended = true
+                    return true
+                }
+                if paused {
+                    acceptQueue.asyncAfter(deadline: .now() + .milliseconds(100)) { [self] in
+                        listener.withLock { state in
+                            if state.suspended, let source = state.source { state.suspended = false; source.resume() }
+                        }
+                    }
+                }
+                return
             }
         }
     }

@@ -78,16 +78,25 @@ enum Socket {
         #endif
     }
 
-    /// accept(2); returns the fd and "ip:port", nil on EAGAIN; throws other errors.
-    static func accept(_ listener: Int32) -> (fd: Int32, peer: String)? {
+    /// What one accept(2) gave.
+    enum Accepted { case connection(fd: Int32, peer: String), wouldBlock, outOfDescriptors, failed }
+
+    /// accept(2) with the peer as "ip:port".
+    static func accept(_ listener: Int32) -> Accepted {
         var storage = sockaddr_storage()
         var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
         let fd = withUnsafeMutablePointer(to: &storage) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.accept(listener, $0, &len) }
         }
-        guard fd >= 0 else { return nil }
+        guard fd >= 0 else {
+            switch errno {
+            case EAGAIN, EWOULDBLOCK: return .wouldBlock
+            case EMFILE, ENFILE, ENOBUFS, ENOMEM: return .outOfDescriptors
+            default: return .failed  // ECONNABORTED, EINTR, …: skip this one
+            }
+        }
         let (ip, port) = describe(storage)
-        return (fd, ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)")
+        return .connection(fd: fd, peer: ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)")
     }
 
     static func describe(_ storage: sockaddr_storage) -> (ip: String, port: Int) {
