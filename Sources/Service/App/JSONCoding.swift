@@ -1,0 +1,116 @@
+// JSONCoding: decoding request bodies with errors that name the field, and encoding responses.
+import Foundation
+import HTTP
+
+/// JSON in and out of handlers.
+enum JSONCoding {
+    static let encoder: JSONEncoder = {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys]
+        e.dateEncodingStrategy = .iso8601
+        e.nonConformingFloatEncodingStrategy = .throw
+        return e
+    }()
+
+    /// A JSON response of `value`.
+    static func response<T: Encodable>(_ value: T, status: HTTPStatus = .ok, headers: [(String, String)] = []) throws -> Response {
+        var r = Response.json(Array(try encoder.encode(value)), status: status)
+        for (name, v) in headers { r.headers.replaceOrAdd(name: name, value: v) }
+        return r
+    }
+
+    /// Checks the request declares JSON (415 otherwise).
+    static func requireJSON(_ request: Request) throws {
+        let type = mediaType(request)
+        guard type == "application/json" else { throw APIError.unsupportedMediaType(type, accepted: ["application/json"]) }
+    }
+
+    /// The media type of the request, lower-cased, without parameters.
+    static func mediaType(_ request: Request) -> String? {
+        request.headers["Content-Type"].map {
+            $0.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
+        }
+    }
+
+    /// Decodes a JSON body into `T`: 415 for another content type, 400 for malformed JSON, 422 naming
+    /// the field for wrong or missing values.
+    static func decode<T: Decodable>(_ type: T.Type, from request: Request, maxBytes: Int = 1 << 20) throws -> T {
+        try requireJSON(request)
+        let bytes = try request.body.collect(maxBytes: maxBytes)
+        return try decode(type, from: Data(bytes))
+    }
+
+    /// Decodes `data` into `T` with the same error mapping.
+    static func decode<T: Decodable>(_ type: T.Type, from data: Data) throws -> T {
+        if data.isEmpty { throw APIError.badRequest("the request body is empty; send a JSON object", code: "invalid_json") }
+        do {
+            return try JSONDecoder().decode(T.self, from: data)
+        } catch let error as DecodingError {
+            throw describe(error)
+        }
+    }
+
+    static func describe(_ error: DecodingError) -> HTTPError {
+        func path(_ keys: [any CodingKey]) -> String {
+            keys.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined().trimmingCharacters(in: CharacterSet(charactersIn: "."))
+        }
+        switch error {
+        case .dataCorrupted(let c) where c.codingPath.isEmpty:
+            return APIError.badRequest("malformed JSON: \((c.underlyingError as NSError?)?.localizedDescription ?? c.debugDescription)",
+                                       code: "invalid_json")
+        case .dataCorrupted(let c):
+            return APIError.invalid("field '\(path(c.codingPath))': \(c.debugDescription)")
+        case .keyNotFound(let key, let c):
+            return APIError.invalid("field '\(path(c.codingPath + [key]))' is required")
+        case .typeMismatch(let type, let c):
+            return APIError.invalid("field '\(path(c.codingPath))' must be \(describe(type))")
+        case .valueNotFound(let type, let c):
+            return APIError.invalid("field '\(path(c.codingPath))' must be \(describe(type)), not null")
+        @unknown default:
+            return APIError.invalid("\(error)")
+        }
+    }
+
+    static func describe(_ type: Any.Type) -> String {
+        switch type {
+        case is Int.Type, is Int64.Type, is UInt64.Type, is Int32.Type: return "an integer"
+        case is Double.Type, is Float.Type: return "a number"
+        case is String.Type: return "a string"
+        case is Bool.Type: return "a boolean"
+        default:
+            let name = "\(type)"
+            if name.hasPrefix("Array") { return "an array" }
+            if name.hasPrefix("Dictionary") { return "an object" }
+            return "a valid \(name)"
+        }
+    }
+}
+
+/// `?limit=&offset=` of list endpoints.
+struct Pagination {
+    var limit = 50
+    var offset = 0
+
+    init(_ request: Request) throws {
+        if let l = request.queryValue("limit") {
+            guard let v = Int(l), (1...1000).contains(v) else { throw APIError.badRequest("limit must be an integer in 1…1000") }
+            limit = v
+        }
+        if let o = request.queryValue("offset") {
+            guard let v = Int(o), v >= 0 else { throw APIError.badRequest("offset must be a non-negative integer") }
+            offset = v
+        }
+    }
+}
+
+/// `{"items": [...], "next_offset": n|null}`.
+struct ListPage<Item: Encodable>: Encodable {
+    var items: [Item]
+    var nextOffset: Int?
+    enum CodingKeys: String, CodingKey { case items, nextOffset = "next_offset" }
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(items, forKey: .items)
+        try c.encode(nextOffset, forKey: .nextOffset)
+    }
+}

@@ -1,0 +1,95 @@
+// PFCService: wires the store, the job workers and every REST resource into one router.
+import Foundation
+import HTTP
+import Logging
+import Storage
+
+/// The REST service. Make it, hand `makeRouter()` to an `HTTPServer`, and `startWorkers()`.
+public final class PFCService: Sendable {
+    /// The database.
+    public let store: any Store
+    /// Limits and knobs.
+    public let configuration: ServiceConfiguration
+    /// Request counters and latency histograms, exported at `/metrics`.
+    public let metrics: MetricsRegistry
+    let modelCache: ModelCache
+    let workers: JobWorkers
+    let logger: Logger
+
+    /// A service over `store`.
+    public init(store: any Store, configuration: ServiceConfiguration = ServiceConfiguration(),
+                metrics: MetricsRegistry = MetricsRegistry(), logger: Logger = Logger(label: "pfc.service")) {
+        self.store = store
+        self.configuration = configuration
+        self.metrics = metrics
+        self.logger = logger
+        self.modelCache = ModelCache(capacity: configuration.modelCacheSize)
+        self.workers = JobWorkers(store: store, configuration: configuration, logger: logger)
+    }
+
+    /// Starts the training workers (threads of their own, not the handler pool).
+    public func startWorkers() { workers.start() }
+
+    /// Stops claiming jobs; waits up to `deadline` for running jobs to stop at their next step.
+    /// Unfinished jobs keep their lease and are reclaimed by any replica once it expires.
+    public func stopWorkers(deadline: Duration) { workers.stop(deadline: deadline) }
+
+    /// The router with every route and middleware.
+    public func makeRouter() -> Router {
+        var r = Router()
+        r.use(RequestIDMiddleware())
+        r.use(AccessLogMiddleware(level: .info))
+        r.use(MetricsMiddleware(registry: metrics))
+        r.use(TenantAuthMiddleware(store: store))
+        registerOps(&r)
+        registerDatasets(&r)
+        registerModels(&r)
+        registerJobs(&r)
+        registerPredictions(&r)
+        registerComponents(&r)
+        return r
+    }
+
+    // MARK: - Operations endpoints
+
+    func registerOps(_ r: inout Router) {
+        r.get("/healthz") { _, _ in Response.json(#"{"status":"ok"}"#) }
+        r.get("/readyz") { [store] _, _ in
+            let report: MigrationReport
+            do { report = try store.migrationStatus() } catch {
+                throw HTTPError(.serviceUnavailable, message: "database not ready: \(error)")
+            }
+            guard report.pending.isEmpty else {
+                throw HTTPError(.serviceUnavailable, message: "\(report.pending.count) migration(s) pending; run `pfc-server migrate`")
+            }
+            return try JSONCoding.response(ReadyDTO(database: store.backend.rawValue, migrations: report.previouslyApplied.count))
+        }
+        r.get("/metrics") { [self] _, _ in
+            var text = metrics.prometheusText()
+            text += (try? jobStateMetrics()) ?? ""
+            var resp = Response.text(text)
+            resp.headers.replaceOrAdd(name: "Content-Type", value: "text/plain; version=0.0.4; charset=utf-8")
+            return resp
+        }
+        r.get("/openapi.yaml") { _, _ in
+            var resp = Response.text(OpenAPIDocument.yaml)
+            resp.headers.replaceOrAdd(name: "Content-Type", value: "application/yaml")
+            return resp
+        }
+    }
+
+    func jobStateMetrics() throws -> String {
+        let counts = try store.jobCountsByState()
+        var text = "# HELP pfc_jobs Jobs by state.\n# TYPE pfc_jobs gauge\n"
+        for state in JobState.allCases { text += "pfc_jobs{state=\"\(state.rawValue)\"} \(counts[state] ?? 0)\n" }
+        text += "# HELP pfc_training_examples_per_second Throughput of the last training step on this process.\n"
+        text += "# TYPE pfc_training_examples_per_second gauge\npfc_training_examples_per_second \(workers.lastExamplesPerSecond)\n"
+        return text
+    }
+}
+
+struct ReadyDTO: Encodable {
+    var status = "ready"
+    var database: String
+    var migrations: Int
+}

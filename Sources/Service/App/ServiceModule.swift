@@ -1,1 +1,0 @@
-// Service module: REST resources (issue 5).

@@ -1,0 +1,149 @@
+// DatasetUpload: turns a POST /v1/datasets body (JSON, CSV or streamed NDJSON) into validated rows.
+import Foundation
+import HTTP
+import PFC
+
+/// A parsed upload: its name, optional image shape and the builder holding its rows.
+struct DatasetUpload {
+    var name: String
+    var imageShape: [Int]?
+    var builder: DatasetBuilder
+
+    static let mediaTypes = ["application/json", "text/csv", "application/x-ndjson"]
+
+    /// Parses the request according to its content type; 415 for anything else.
+    static func parse(_ request: Request, limits: ServiceLimits) throws -> DatasetUpload {
+        let type = JSONCoding.mediaType(request)
+        switch type {
+        case "application/json": return try json(request, limits: limits)
+        case "text/csv": return try csv(request, limits: limits)
+        case "application/x-ndjson", "application/ndjson": return try ndjson(request, limits: limits)
+        default: throw APIError.unsupportedMediaType(type, accepted: mediaTypes)
+        }
+    }
+
+    static func validName(_ name: String?) throws -> String {
+        guard let name, !name.trimmingCharacters(in: .whitespaces).isEmpty else {
+            throw APIError.invalid("name is required (for CSV and NDJSON uploads, as the query parameter ?name=)")
+        }
+        guard name.count <= 200 else { throw APIError.invalid("name must be at most 200 characters") }
+        return name
+    }
+
+    static func validShape(_ shape: [Int]?, features: Int?) throws -> [Int]? {
+        guard let shape else { return nil }
+        guard shape.count == 2, shape.allSatisfy({ $0 >= 1 }) else { throw APIError.invalid("image_shape must be [height, width] of positive integers") }
+        if let d = features, shape[0] * shape[1] != d {
+            throw APIError.invalid("image_shape \(shape[0])×\(shape[1]) does not match \(d) features")
+        }
+        return shape
+    }
+
+    static func queryShape(_ request: Request) throws -> [Int]? {
+        guard let text = request.queryValue("image_shape") else { return nil }
+        let parts = text.split(whereSeparator: { $0 == "," || $0 == "x" }).map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard parts.count == 2, let h = parts[0], let w = parts[1] else { throw APIError.invalid("image_shape must look like 8,8") }
+        return [h, w]
+    }
+
+    struct JSONBody: Decodable {
+        var name: String?
+        var features: [[Double]]
+        var labels: [Double]
+        var imageShape: [Int]?
+        enum CodingKeys: String, CodingKey { case name, features, labels, imageShape = "image_shape" }
+    }
+
+    static func json(_ request: Request, limits: ServiceLimits) throws -> DatasetUpload {
+        let bytes = try request.body.collect(maxBytes: limits.maxDatasetBytes)
+        let body = try JSONCoding.decode(JSONBody.self, from: Data(bytes))
+        let name = try validName(body.name)
+        guard !body.features.isEmpty else { throw APIError.invalid("features must have at least one row") }
+        guard body.features.count == body.labels.count else {
+            throw APIError.invalid("features has \(body.features.count) rows but labels has \(body.labels.count)")
+        }
+        let builder = DatasetBuilder()
+        for (i, row) in body.features.enumerated() {
+            let label = try integerLabel(body.labels[i], row: i + 1)
+            let values = row.map { Float($0) }
+            if let col = values.firstIndex(where: { !$0.isFinite }) {
+                throw APIError.invalid("row \(i + 1), column \(col + 1): \(row[col]) is not a finite 32-bit number")
+            }
+            try builder.append(label: label, features: values, row: i + 1)
+        }
+        return DatasetUpload(name: name, imageShape: try validShape(body.imageShape, features: builder.features), builder: builder)
+    }
+
+    static func integerLabel(_ v: Double, row: Int) throws -> Int {
+        guard v.isFinite, v == v.rounded(), v >= 0, v < 1e9 else {
+            throw APIError.invalid("row \(row): label \(v) is not a non-negative integer")
+        }
+        return Int(v)
+    }
+
+    static func csv(_ request: Request, limits: ServiceLimits) throws -> DatasetUpload {
+        let name = try validName(request.queryValue("name"))
+        let bytes = try request.body.collect(maxBytes: limits.maxDatasetBytes)
+        let set: LabeledDataset
+        do {
+            set = try CSVDatasetReader.parse(Data(bytes), source: "body")
+        } catch let e as DatasetError {
+            let where_ = "line \(e.line)" + (e.column.map { ", column \($0)" } ?? "")
+            throw APIError.invalid("CSV \(where_): \(e.reason)")
+        }
+        let builder = DatasetBuilder()
+        let d = set.featureCount
+        for r in 0..<set.count {
+            try builder.append(label: set.labels[r], features: Array(set.features.storage[(r * d)..<((r + 1) * d)]), row: r + 1)
+        }
+        return DatasetUpload(name: name, imageShape: try validShape(try queryShape(request), features: d), builder: builder)
+    }
+
+    struct NDJSONLine: Decodable {
+        var features: [Double]
+        var label: Double
+    }
+
+    /// Streams NDJSON lines into the builder as they arrive: memory stays bounded by one line.
+    static func ndjson(_ request: Request, limits: ServiceLimits) throws -> DatasetUpload {
+        let name = try validName(request.queryValue("name"))
+        let builder = DatasetBuilder()
+        var pending: [UInt8] = []
+        var line = 0, total = 0
+        func handle(_ bytes: ArraySlice<UInt8>) throws {
+            line += 1
+            if bytes.allSatisfy({ $0 == 32 || $0 == 9 || $0 == 13 }) { return }
+            let parsed: NDJSONLine
+            do {
+                parsed = try JSONDecoder().decode(NDJSONLine.self, from: Data(bytes))
+            } catch let e as DecodingError {
+                throw APIError.invalid("NDJSON line \(line): \(JSONCoding.describe(e).message)")
+            }
+            let values = parsed.features.map { Float($0) }
+            if let col = values.firstIndex(where: { !$0.isFinite }) {
+                throw APIError.invalid("row \(line), column \(col + 1): not a finite 32-bit number")
+            }
+            try builder.append(label: try integerLabel(parsed.label, row: line), features: values, row: line)
+        }
+        func feed(_ chunk: [UInt8]) throws {
+            total += chunk.count
+            if total > limits.maxStreamedDatasetBytes {
+                throw HTTPError(.contentTooLarge, message: "dataset exceeds \(limits.maxStreamedDatasetBytes) bytes")
+            }
+            pending.append(contentsOf: chunk)
+            var start = 0
+            while let nl = pending[start...].firstIndex(of: 10) {
+                try handle(pending[start..<nl])
+                start = nl + 1
+            }
+            pending.removeFirst(start)
+            if pending.count > 16 << 20 { throw APIError.invalid("NDJSON line \(line + 1) is longer than 16 MiB") }
+        }
+        switch request.body {
+        case .bytes(let b): try feed(b)
+        case .stream(let s): while let chunk = try s.next() { try feed(chunk) }
+        }
+        if !pending.isEmpty { try handle(pending[...]) }
+        return DatasetUpload(name: name, imageShape: try validShape(try queryShape(request), features: builder.features), builder: builder)
+    }
+}

@@ -1,0 +1,77 @@
+// JobWorkers: threads that claim jobs from the database queue and run them, plus lease reclaim.
+import Dispatch
+import Foundation
+import Logging
+import Storage
+import Synchronization
+
+/// A pool of worker threads (separate from the HTTP handler threads) that claim queued jobs with
+/// a lease, heartbeat while they run, and reclaim jobs whose lease expired on any replica.
+final class JobWorkers: Sendable {
+    let store: any Store
+    let configuration: ServiceConfiguration
+    let logger: Logger
+    private let stopping = Atomic<Bool>(false)
+    private let running = Atomic<Int>(0)
+    private let wakeup = DispatchSemaphore(value: 0)
+    private let lastThroughput = Atomic<UInt64>(0)
+
+    init(store: any Store, configuration: ServiceConfiguration, logger: Logger) {
+        self.store = store
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    /// Training throughput of the last step run here (examples/s), for `/metrics`.
+    var lastExamplesPerSecond: Double { Double(bitPattern: lastThroughput.load(ordering: .relaxed)) }
+
+    func recordThroughput(_ eps: Double) { lastThroughput.store(eps.bitPattern, ordering: .relaxed) }
+
+    /// True once `stop` was called; running jobs stop at their next step.
+    var isStopping: Bool { stopping.load(ordering: .relaxed) }
+
+    /// Starts `configuration.workers` threads.
+    func start() {
+        stopping.store(false, ordering: .relaxed)
+        for i in 0..<max(1, configuration.workers) {
+            let owner = "\(configuration.instanceID)-w\(i)"
+            running.add(1, ordering: .relaxed)
+            let thread = Thread { [self] in
+                loop(owner: owner)
+                running.subtract(1, ordering: .relaxed)
+            }
+            thread.name = "pfc-worker-\(i)"
+            thread.start()
+        }
+    }
+
+    /// Wakes idle workers (a job was queued or cancelled).
+    func wake() { for _ in 0..<max(1, configuration.workers) { wakeup.signal() } }
+
+    /// Stops claiming; waits up to `deadline` for the workers to finish their current step.
+    func stop(deadline: Duration) {
+        stopping.store(true, ordering: .relaxed)
+        wake()
+        let end = ContinuousClock.now + deadline
+        while running.load(ordering: .relaxed) > 0 && ContinuousClock.now < end { Thread.sleep(forTimeInterval: 0.02) }
+    }
+
+    private func loop(owner: String) {
+        while !isStopping {
+            do {
+                let reclaimed = try store.reclaimExpiredJobs()
+                if !reclaimed.requeued.isEmpty || !reclaimed.failed.isEmpty {
+                    logger.warning("reclaimed expired job leases", metadata: ["requeued": "\(reclaimed.requeued)", "failed": "\(reclaimed.failed)"])
+                }
+                if let job = try store.claimJob(owner: owner, leaseDuration: configuration.leaseSeconds, kinds: ["train"]) {
+                    logger.info("job claimed", metadata: ["job": "\(job.id)", "kind": "\(job.kind)", "attempt": "\(job.attempts + 1)"])
+                    TrainingJobRunner(workers: self, job: job, owner: owner).run()
+                    continue
+                }
+            } catch {
+                logger.error("job queue unavailable", metadata: ["error": "\(error)"])
+            }
+            _ = wakeup.wait(timeout: .now() + configuration.pollSeconds)
+        }
+    }
+}

@@ -1,0 +1,160 @@
+// TrainingJobRunner: runs one `train` job: load, train with heartbeats, then write the new model
+// version, its component statistics and the job's completion in one transaction.
+import Foundation
+import Linalg
+import Logging
+import PFC
+import Storage
+
+struct TrainingJobRunner {
+    let workers: JobWorkers
+    let job: Job
+    let owner: String
+
+    var store: any Store { workers.store }
+    var configuration: ServiceConfiguration { workers.configuration }
+
+    enum Stop { case cancelled, leaseLost, shutdown }
+
+    func run() {
+        do {
+            try train()
+        } catch StoreError.leaseLost {
+            workers.logger.warning("lost the lease of a job; another worker owns it now", metadata: ["job": "\(job.id)"])
+        } catch {
+            let message = (error as? CustomStringConvertible)?.description ?? "\(error)"
+            workers.logger.error("job failed", metadata: ["job": "\(job.id)", "error": "\(message)"])
+            try? store.failJob(id: job.id, owner: owner, error: message)
+        }
+    }
+
+    private func train() throws {
+        let tenant = job.tenantID
+        guard let modelID = job.modelID else { throw JobError("job has no model") }
+        let params = try JSONDecoder().decode(TrainRequest.self, from: Data(job.params.utf8))
+        let model = try store.model(id: modelID, tenantID: tenant)
+        let spec = try JSONDecoder().decode(ModelSpec.self, from: Data(model.architecture.utf8))
+        let base = try params.version.map { try store.modelVersion(modelID: modelID, version: $0, tenantID: tenant) }
+            ?? store.latestModelVersion(modelID: modelID, tenantID: tenant)
+        var network = try ModelFile.decode(Array(try store.modelWeights(modelID: modelID, version: base.version, tenantID: tenant)))
+        let dataset = try store.dataset(id: params.datasetID, tenantID: tenant)
+        let data = try DatasetBlobReader.load(from: store, dataset: dataset, tenantID: tenant, classes: spec.architecture.outputDim)
+        let options = try params.trainingOptions(limits: configuration.limits)
+
+        var stop: Stop? = nil
+        var lastBeat = ContinuousClock.now - .seconds(3600)
+        let interval = Duration.milliseconds(Int(configuration.heartbeatSeconds * 1000))
+        let report = Trainer(options: options).train(&network, on: data) { p in
+            workers.recordThroughput(p.examplesPerSecond)
+            if workers.isStopping { stop = .shutdown; return .stop }
+            let now = ContinuousClock.now
+            guard now - lastBeat >= interval || p.batch == p.batches else { return .proceed }
+            lastBeat = now
+            do {
+                let progress = String(decoding: try JSONCoding.encoder.encode(ProgressDTO(p)), as: UTF8.self)
+                if try store.heartbeat(jobID: job.id, owner: owner, progress: progress, leaseDuration: configuration.leaseSeconds) == .cancelRequested {
+                    stop = .cancelled
+                    return .stop
+                }
+            } catch StoreError.leaseLost {
+                stop = .leaseLost
+                return .stop
+            } catch {
+                workers.logger.warning("heartbeat failed; continuing", metadata: ["job": "\(job.id)", "error": "\(error)"])
+            }
+            return .proceed
+        }
+        switch stop {
+        case .cancelled:
+            try store.finishCancelledJob(id: job.id, owner: owner)
+            return
+        case .leaseLost, .shutdown:
+            return // the lease expires and a replica runs the job again from the start
+        case nil:
+            break
+        }
+
+        var metrics: [String: JSONValue] = [
+            "train_accuracy": .number(Double(report.trainAccuracy)), "final_loss": .number(Double(report.finalLoss)),
+            "epochs_run": .number(Double(report.epochsRun)), "best_epoch": .number(Double(report.bestEpoch)),
+            "examples_per_second": .number(report.examplesPerSecond), "seconds": .number(report.seconds),
+            "stopped_early": .bool(report.stoppedEarly), "dataset_id": .string(dataset.id),
+            "validation_accuracy": report.validationAccuracy.map { .number(Double($0)) } ?? .null,
+            "validation_loss": report.validationLoss.map { .number(Double($0)) } ?? .null,
+        ]
+        if let shape = dataset.imageShape.flatMap({ try? JSONDecoder().decode([Int].self, from: Data($0.utf8)) }) {
+            metrics["image_shape"] = .array(shape.map { .number(Double($0)) })
+        }
+        let metricsJSON = String(decoding: try JSONCoding.encoder.encode(JSONValue.object(metrics)), as: UTF8.self)
+        let usage = Self.meanActivations(network, data: data)
+        let weights = Data(ModelFile.encode(network))
+        try store.transaction { s in
+            let v = try s.appendModelVersion(modelID: modelID, tenantID: tenant, parentVersion: base.version, reason: .train,
+                                             metrics: metricsJSON, weights: weights)
+            let components = usage.enumerated().flatMap { block, means in
+                means.enumerated().map { k, mean in
+                    Component(modelID: modelID, version: v.version, block: block, column: k,
+                              provenance: #"{"job_id":"\#(job.id)","dataset_id":"\#(dataset.id)"}"#,
+                              norms: #"{"mean_activation":\#(mean.isFinite ? mean : 0)}"#)
+                }
+            }
+            if !components.isEmpty { try s.upsertComponents(components, tenantID: tenant) }
+            let result = TrainResult(modelVersion: v.version, metrics: .object(metrics))
+            try s.completeJob(id: job.id, owner: owner, result: String(decoding: try JSONCoding.encoder.encode(result), as: UTF8.self))
+        }
+        workers.logger.info("job succeeded", metadata: ["job": "\(job.id)", "accuracy": "\(report.validationAccuracy ?? report.trainAccuracy)"])
+    }
+
+    /// Mean activation of every basis vector of every block over `data` (empty for the MLP).
+    static func meanActivations(_ network: any Network, data: LabeledDataset) -> [[Float]] {
+        let blocks: Int
+        switch network {
+        case is PFCClassifier: blocks = 1
+        case is ResidualPFCNetwork: blocks = 2
+        default: return []
+        }
+        var sums: [[Double]] = []
+        var start = 0
+        while start < data.count {
+            let end = min(data.count, start + 500)
+            let (x, _) = data.batch(start..<end)
+            let acts: [PFCBlock.Activation]
+            if let n = network as? PFCClassifier { acts = [n.activation(x)] } else { acts = (network as! ResidualPFCNetwork).activations(x) }
+            if sums.isEmpty { sums = acts.map { [Double](repeating: 0, count: $0.hT.cols) } }
+            for (b, a) in acts.enumerated() {
+                for r in 0..<a.hT.rows { for k in 0..<a.hT.cols { sums[b][k] += Double(a.hT[r, k]) } }
+            }
+            start = end
+        }
+        _ = blocks
+        return sums.map { $0.map { Float($0 / Double(max(1, data.count))) } }
+    }
+}
+
+/// A job that cannot run as queued.
+struct JobError: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d }
+}
+
+/// Training progress as stored on the job and sent to clients (nulls spelled out).
+struct ProgressDTO: Encodable {
+    let p: TrainingProgress
+    init(_ p: TrainingProgress) { self.p = p }
+    enum CodingKeys: String, CodingKey {
+        case epoch, epochs, batch, batches, loss, accuracy
+        case examplesPerSecond = "examples_per_second", validationLoss = "validation_loss", validationAccuracy = "validation_accuracy"
+    }
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(p.epoch, forKey: .epoch)
+        try c.encode(p.epochs, forKey: .epochs)
+        try c.encode(p.batch, forKey: .batch)
+        try c.encode(p.batches, forKey: .batches)
+        try c.encode(p.loss.isFinite ? p.loss : 0, forKey: .loss)
+        try c.encode(p.accuracy, forKey: .accuracy)
+        try c.encode(p.examplesPerSecond.isFinite ? p.examplesPerSecond : 0, forKey: .examplesPerSecond)
+        try c.encode(p.validationLoss, forKey: .validationLoss)
+        try c.encode(p.validationAccuracy, forKey: .validationAccuracy)
+    }
+}

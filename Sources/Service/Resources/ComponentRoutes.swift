@@ -1,0 +1,91 @@
+// ComponentRoutes: the basis vectors of a model version, with norms, usage and images.
+import Foundation
+import HTTP
+import Linalg
+import PFC
+import Storage
+
+extension PFCService {
+    func registerComponents(_ r: inout Router) {
+        r.get("/v1/models/{id}/components") { [self] request, ctx in
+            let tenant = try ctx.tenantID(), id = request.parameter("id")!
+            let version = try request.queryValue("version").map { v -> Int in
+                guard let n = Int(v), n >= 0 else { throw APIError.badRequest("version must be a non-negative integer") }
+                return n
+            }
+            let (v, network) = try loadNetwork(modelID: id, tenantID: tenant, version: version)
+            let block = try Self.blockIndex(request.queryValue("block"), network: network)
+            let (wx, wy) = Self.factors(of: network, block: block)!
+            let stored = try storeCall { try store.components(modelID: id, version: v, tenantID: tenant, block: block) }
+            var usage = [Int: Float]()
+            for c in stored {
+                if case .number(let m)? = JSONValue.parse(c.norms).flatMap({ if case .object(let o) = $0 { return o["mean_activation"] } else { return nil } }) {
+                    usage[c.column] = Float(m)
+                }
+            }
+            let components = (0..<wx.cols).map { k in
+                ComponentDTO(block: block, component: k, wxNorm: Self.columnNorm(wx, k), wyNorm: Self.columnNorm(wy, k), meanActivation: usage[k])
+            }
+            return try JSONCoding.response(ComponentListDTO(modelVersion: v, block: block, components: components))
+        }
+        r.get("/v1/models/{id}/components/{block}/{file}") { [self] request, ctx in
+            let tenant = try ctx.tenantID(), id = request.parameter("id")!, file = request.parameter("file")!
+            guard file.hasSuffix(".png"), let k = Int(file.dropLast(4)), k >= 0 else {
+                throw APIError.notFound("component image \(file) (ask for {component}.png)")
+            }
+            let version = request.queryValue("version").flatMap(Int.init)
+            let (v, network) = try loadNetwork(modelID: id, tenantID: tenant, version: version)
+            let block = try Self.blockIndex(request.parameter("block"), network: network)
+            let (wx, _) = Self.factors(of: network, block: block)!
+            guard k < wx.cols else { throw APIError.notFound("component \(k) of block \(block)") }
+            let shape = try imageShape(modelID: id, version: v, tenantID: tenant, features: wx.rows, query: request.queryValue("shape"))
+            var resp = Response(status: .ok, body: .bytes(PNGEncoder.grayscale(width: shape[1], height: shape[0], values: wx.column(k))))
+            resp.headers.replaceOrAdd(name: "Content-Type", value: "image/png")
+            return resp
+        }
+    }
+
+    static func blockIndex(_ text: String?, network: any Network) throws -> Int {
+        let blocks = network is ResidualPFCNetwork ? 2 : network is PFCClassifier ? 1 : 0
+        guard blocks > 0 else { throw APIError.invalid("an MLP has no PFC blocks or basis vectors") }
+        guard let text else { return 0 }
+        guard let b = Int(text), (0..<blocks).contains(b) else { throw APIError.invalid("block must be in 0…\(blocks - 1)") }
+        return b
+    }
+
+    static func factors(of network: any Network, block: Int) -> (Matrix, Matrix)? {
+        switch network {
+        case let n as PFCClassifier: return (n.block.wx, n.block.wy)
+        case let n as ResidualPFCNetwork: return block == 0 ? (n.first.wx, n.first.wy) : (n.second.wx, n.second.wy)
+        default: return nil
+        }
+    }
+
+    static func columnNorm(_ m: Matrix, _ k: Int) -> Float {
+        var s: Float = 0
+        for i in 0..<m.rows { s += m[i, k] * m[i, k] }
+        return s.squareRoot()
+    }
+
+    /// The image shape to render with: `?shape=h,w`, else the shape of the dataset that trained the version.
+    func imageShape(modelID: String, version: Int, tenantID: String, features: Int, query: String?) throws -> [Int] {
+        var shape: [Int]? = nil
+        if let query {
+            let p = query.split(whereSeparator: { $0 == "," || $0 == "x" }).compactMap { Int($0) }
+            guard p.count == 2 else { throw APIError.invalid("shape must look like 28,28") }
+            shape = p
+        } else {
+            let v = try storeCall { try store.modelVersion(modelID: modelID, version: version, tenantID: tenantID) }
+            if case .object(let o)? = JSONValue.parse(v.metrics), case .array(let a)? = o["image_shape"] {
+                shape = a.compactMap { if case .number(let n) = $0 { return Int(n) } else { return nil } }
+            }
+        }
+        guard let s = shape, s.count == 2 else {
+            throw APIError.invalid("no image shape is known for this model version; pass ?shape=height,width")
+        }
+        guard s[0] >= 1, s[1] >= 1, s[0] * s[1] == features else {
+            throw APIError.invalid("shape \(s[0])×\(s[1]) does not match the block's \(features) inputs")
+        }
+        return s
+    }
+}

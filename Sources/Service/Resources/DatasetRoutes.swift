@@ -1,0 +1,53 @@
+// DatasetRoutes: upload (JSON, CSV, streamed NDJSON), list, get and delete datasets.
+import Foundation
+import HTTP
+import PFC
+import Storage
+
+extension PFCService {
+    func registerDatasets(_ r: inout Router) {
+        let limits = configuration.limits
+        // Streaming body: NDJSON is consumed as it arrives; JSON and CSV are collected up to their limit.
+        r.post("/v1/datasets", options: .streaming(maxBodyBytes: limits.maxStreamedDatasetBytes)) { [store] request, ctx in
+            let tenant = try ctx.tenantID()
+            let upload = try DatasetUpload.parse(request, limits: limits)
+            guard let features = upload.builder.features, upload.builder.examples > 0 else {
+                throw APIError.invalid("the dataset has no examples")
+            }
+            let shape = upload.imageShape.map { "[\($0[0]),\($0[1])]" }
+            let dataset = Dataset(tenantID: tenant, name: upload.name, examples: upload.builder.examples, features: features,
+                                  classes: max(upload.builder.maxLabel + 1, 1), imageShape: shape)
+            let stored = try storeCall {
+                try store.transaction { s in
+                    try s.insert(dataset)
+                    _ = try upload.builder.withChunks { next in
+                        try s.writeDatasetBlob(datasetID: dataset.id, tenantID: tenant, nextChunk: next)
+                    }
+                    return try s.dataset(id: dataset.id, tenantID: tenant)
+                }
+            }
+            return try JSONCoding.response(DatasetDTO(stored), status: .created, headers: [("Location", "/v1/datasets/\(stored.id)")])
+        }
+        r.get("/v1/datasets") { [store] request, ctx in
+            let tenant = try ctx.tenantID(), page = try Pagination(request)
+            let result = try storeCall { try store.datasets(tenantID: tenant, page: PageRequest(limit: page.limit, offset: page.offset)) }
+            return try JSONCoding.response(ListPage(items: result.items.map(DatasetDTO.init), nextOffset: result.nextOffset))
+        }
+        r.get("/v1/datasets/{id}") { [store] request, ctx in
+            let tenant = try ctx.tenantID()
+            return try JSONCoding.response(DatasetDTO(try storeCall { try store.dataset(id: request.parameter("id")!, tenantID: tenant) }))
+        }
+        r.delete("/v1/datasets/{id}") { [store] request, ctx in
+            let tenant = try ctx.tenantID(), id = request.parameter("id")!
+            try storeCall {
+                try store.transaction { s in
+                    _ = try s.dataset(id: id, tenantID: tenant)
+                    let active = try s.activeJobCount(datasetID: id)
+                    if active > 0 { throw APIError.conflict("dataset \(id) is used by \(active) queued or running job(s); cancel them first") }
+                    try s.deleteDataset(id: id, tenantID: tenant)
+                }
+            }
+            return Response(status: .noContent)
+        }
+    }
+}

@@ -1,0 +1,42 @@
+// JobRoutes: job status, live progress as Server-Sent Events, and cancellation.
+import Foundation
+import HTTP
+import Storage
+
+extension PFCService {
+    func registerJobs(_ r: inout Router) {
+        r.get("/v1/jobs/{id}") { [store] request, ctx in
+            let tenant = try ctx.tenantID()
+            return try JSONCoding.response(JobDTO(job: try storeCall { try store.job(id: request.parameter("id")!, tenantID: tenant) }))
+        }
+        r.delete("/v1/jobs/{id}") { [store, workers] request, ctx in
+            let tenant = try ctx.tenantID()
+            let job = try storeCall { try store.cancelJob(id: request.parameter("id")!, tenantID: tenant) }
+            workers.wake()
+            return try JSONCoding.response(JobDTO(job: job))
+        }
+        // Polls the job row, so progress from a worker on any replica reaches the client.
+        r.get("/v1/jobs/{id}/events") { [store] request, ctx in
+            let tenant = try ctx.tenantID(), id = request.parameter("id")!
+            let first = try storeCall { try store.job(id: id, tenantID: tenant) }
+            return SSEWriter.response(heartbeat: .seconds(15)) { sse in
+                var job = first
+                var lastSent = ""
+                while true {
+                    let data = String(decoding: try JSONCoding.encoder.encode(JobDTO(job: job)), as: UTF8.self)
+                    if job.state.isTerminal {
+                        try sse.send(event: "end", data: data, id: job.id)
+                        return
+                    }
+                    if data != lastSent {
+                        try sse.send(event: "progress", data: data)
+                        lastSent = data
+                    }
+                    Thread.sleep(forTimeInterval: 0.25)
+                    guard sse.isConnected else { return }
+                    job = try store.job(id: id, tenantID: tenant)
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,130 @@
+// ModelRoutes: create, list, get and delete models, their versions, and training requests.
+import Foundation
+import HTTP
+import PFC
+import Storage
+
+extension PFCService {
+    func registerModels(_ r: inout Router) {
+        let limits = configuration.limits
+        r.post("/v1/models") { [store] request, ctx in
+            let tenant = try ctx.tenantID()
+            let body = try JSONCoding.decode(CreateModelRequest.self, from: request, maxBytes: limits.maxRequestBytes)
+            let spec = try Self.validate(body, limits: limits)
+            let network = NetworkFactory.make(spec.architecture, seed: spec.seed)
+            let model = Model(tenantID: tenant, name: body.name, kind: spec.architecture.kind.rawValue,
+                              architecture: String(decoding: try JSONCoding.encoder.encode(spec), as: UTF8.self))
+            let weights = Data(ModelFile.encode(network))
+            try storeCall {
+                try store.transaction { s in
+                    try s.insert(model)
+                    try s.insert(ModelVersion(modelID: model.id, version: 0, parentVersion: nil, reason: .create), weights: weights, tenantID: tenant)
+                }
+            }
+            return try JSONCoding.response(ModelDTO(id: model.id, name: model.name, spec: spec, version: 0, createdAt: model.createdAt),
+                                           status: .created, headers: [("Location", "/v1/models/\(model.id)")])
+        }
+        r.get("/v1/models") { [self] request, ctx in
+            let tenant = try ctx.tenantID(), page = try Pagination(request)
+            let dtos: ([ModelDTO], Int?) = try storeCall {
+                try store.read { s in
+                    let result = try s.models(tenantID: tenant, page: PageRequest(limit: page.limit, offset: page.offset))
+                    return (try result.items.map { try modelDTO($0, session: s) }, result.nextOffset)
+                }
+            }
+            return try JSONCoding.response(ListPage(items: dtos.0, nextOffset: dtos.1))
+        }
+        r.get("/v1/models/{id}") { [self] request, ctx in
+            let tenant = try ctx.tenantID(), id = request.parameter("id")!
+            return try JSONCoding.response(try storeCall { try store.read { s in try modelDTO(try s.model(id: id, tenantID: tenant), session: s) } })
+        }
+        r.delete("/v1/models/{id}") { [store, modelCache] request, ctx in
+            let tenant = try ctx.tenantID(), id = request.parameter("id")!
+            try storeCall {
+                try store.transaction { s in
+                    _ = try s.model(id: id, tenantID: tenant)
+                    let active = try s.activeJobCount(modelID: id)
+                    if active > 0 { throw APIError.conflict("model \(id) is used by \(active) queued or running job(s); cancel them first") }
+                    try s.deleteModel(id: id, tenantID: tenant)
+                }
+            }
+            modelCache.evict(modelID: id)
+            return Response(status: .noContent)
+        }
+        r.get("/v1/models/{id}/versions") { [store] request, ctx in
+            let tenant = try ctx.tenantID(), id = request.parameter("id")!, page = try Pagination(request)
+            let result = try storeCall {
+                try store.read { s in
+                    _ = try s.model(id: id, tenantID: tenant)
+                    return try s.modelVersions(modelID: id, tenantID: tenant, page: PageRequest(limit: page.limit, offset: page.offset))
+                }
+            }
+            return try JSONCoding.response(ListPage(items: result.items.map(ModelVersionDTO.init), nextOffset: result.nextOffset))
+        }
+        r.post("/v1/models/{id}/train") { [self] request, ctx in
+            let tenant = try ctx.tenantID(), id = request.parameter("id")!
+            let body = try JSONCoding.decode(TrainRequest.self, from: request, maxBytes: limits.maxRequestBytes)
+            let job = try enqueueTraining(body, modelID: id, tenantID: tenant)
+            return try JSONCoding.response(JobDTO(job: job), status: .accepted, headers: [("Location", "/v1/jobs/\(job.id)")])
+        }
+    }
+
+    /// Checks a creation request against the architecture rules and the service limits.
+    static func validate(_ b: CreateModelRequest, limits: ServiceLimits) throws -> ModelSpec {
+        let name = try DatasetUpload.validName(b.name)
+        _ = name
+        let arch = Architecture(kind: b.kind, inputDim: b.inputDim, outputDim: b.outputDim, basis: b.basis ?? 300,
+                                iterations: b.iterations ?? 100, loss: b.loss ?? .labelsMSE, labelLossWeight: b.labelLossWeight ?? 0.5,
+                                nonnegative: b.nonnegative ?? (b.kind != .mlp))
+        if let problem = arch.validationProblem() { throw APIError.invalid(problem) }
+        if arch.basis > limits.maxBasis { throw APIError.invalid("basis must be at most \(limits.maxBasis)") }
+        if arch.iterations > limits.maxIterations { throw APIError.invalid("iterations must be at most \(limits.maxIterations)") }
+        if arch.inputDim > limits.maxInputDim { throw APIError.invalid("input_dim must be at most \(limits.maxInputDim)") }
+        if arch.outputDim > limits.maxOutputDim { throw APIError.invalid("output_dim must be at most \(limits.maxOutputDim)") }
+        if b.kind == .mlp && b.nonnegative == true { throw APIError.invalid("the MLP has signed weights; nonnegative must be false") }
+        return ModelSpec(architecture: arch, seed: b.seed ?? 0)
+    }
+
+    func modelDTO(_ m: Model, session s: StoreSession) throws -> ModelDTO {
+        let latest = try s.latestModelVersion(modelID: m.id, tenantID: m.tenantID)
+        return ModelDTO(id: m.id, name: m.name, spec: try spec(of: m), version: latest.version, createdAt: m.createdAt)
+    }
+
+    func spec(of m: Model) throws -> ModelSpec {
+        do { return try JSONDecoder().decode(ModelSpec.self, from: Data(m.architecture.utf8)) } catch {
+            throw HTTPError(.internalServerError, message: "model \(m.id) has an unreadable architecture")
+        }
+    }
+
+    /// Validates a training request against the model and dataset and queues the job.
+    func enqueueTraining(_ body: TrainRequest, modelID: String, tenantID: String) throws -> Job {
+        let options = try body.trainingOptions(limits: configuration.limits)
+        _ = options
+        let (model, dataset) = try storeCall {
+            try store.read { s in
+                let m = try s.model(id: modelID, tenantID: tenantID)
+                if let v = body.version { _ = try s.modelVersion(modelID: modelID, version: v, tenantID: tenantID) }
+                return (m, try s.dataset(id: body.datasetID, tenantID: tenantID))
+            }
+        }
+        let arch = try spec(of: model).architecture
+        if dataset.features != arch.inputDim {
+            throw APIError.invalid("dataset \(dataset.id) has \(dataset.features) features but the model's input_dim is \(arch.inputDim)")
+        }
+        if dataset.classes > arch.outputDim {
+            throw APIError.invalid("dataset \(dataset.id) has labels up to \(dataset.classes - 1) but the model has \(arch.outputDim) classes")
+        }
+        if arch.nonnegative {
+            let data = try storeCall { try DatasetBlobReader.load(from: store, dataset: dataset, tenantID: tenantID, classes: arch.outputDim) }
+            if let i = data.features.storage.firstIndex(where: { $0 < 0 }) {
+                throw APIError.invalid("dataset \(dataset.id) row \(i / data.featureCount + 1), column \(i % data.featureCount + 1) "
+                    + "has a negative feature; this model is non-negative (PFC needs features ≥ 0)")
+            }
+        }
+        let params = String(decoding: try JSONCoding.encoder.encode(body), as: UTF8.self)
+        let job = Job(tenantID: tenantID, kind: "train", params: params, datasetID: dataset.id, modelID: modelID)
+        try storeCall { try store.enqueue(job) }
+        workers.wake()
+        return job
+    }
+}

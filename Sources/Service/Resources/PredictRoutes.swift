@@ -1,0 +1,78 @@
+// PredictRoutes: predictions with per-example explanations (the basis vectors that drove them).
+import Foundation
+import HTTP
+import Linalg
+import PFC
+import Storage
+
+extension PFCService {
+    func registerPredictions(_ r: inout Router) {
+        let limits = configuration.limits
+        r.post("/v1/models/{id}/predict") { [self] request, ctx in
+            let tenant = try ctx.tenantID(), id = request.parameter("id")!
+            let body = try JSONCoding.decode(PredictRequest.self, from: request, maxBytes: limits.maxRequestBytes)
+            let (version, network) = try loadNetwork(modelID: id, tenantID: tenant, version: body.version)
+            let arch = network.architecture
+            guard !body.inputs.isEmpty, body.inputs.count <= limits.maxPredictRows else {
+                throw APIError.invalid("inputs must have 1…\(limits.maxPredictRows) rows")
+            }
+            let top = body.top ?? 5
+            guard (1...100).contains(top) else { throw APIError.invalid("top must be in 1…100") }
+            var x = Matrix(rows: arch.inputDim, cols: body.inputs.count)
+            for (j, row) in body.inputs.enumerated() {
+                guard row.count == arch.inputDim else {
+                    throw APIError.invalid("inputs[\(j)] has \(row.count) values but the model's input_dim is \(arch.inputDim)")
+                }
+                for (i, v) in row.enumerated() {
+                    guard v.isFinite else { throw APIError.invalid("inputs[\(j)][\(i)] is not a finite number") }
+                    if arch.nonnegative && v < 0 {
+                        throw APIError.invalid("inputs[\(j)][\(i)] is negative; this PFC model needs features ≥ 0")
+                    }
+                    x[i, j] = v
+                }
+            }
+            let (outputs, explanations) = Self.explain(network, x: x, top: top)
+            let predictions = outputs.columnArgmax()
+            return try JSONCoding.response(PredictResponse(
+                modelVersion: version, predictions: predictions,
+                outputs: (0..<x.cols).map { outputs.column($0) }, explanations: explanations))
+        }
+    }
+
+    /// The network of a model version (latest when nil), through the cache.
+    func loadNetwork(modelID: String, tenantID: String, version: Int?) throws -> (Int, any Network) {
+        let v = try storeCall {
+            try version.map { try store.modelVersion(modelID: modelID, version: $0, tenantID: tenantID).version }
+                ?? store.latestModelVersion(modelID: modelID, tenantID: tenantID).version
+        }
+        let network = try modelCache.network(modelID: modelID, version: v) {
+            let bytes = try storeCall { try store.modelWeights(modelID: modelID, version: v, tenantID: tenantID) }
+            do { return try ModelFile.decode(Array(bytes)) } catch {
+                throw HTTPError(.internalServerError, message: "stored weights of model \(modelID) v\(v) are unreadable: \(error)")
+            }
+        }
+        return (v, network)
+    }
+
+    /// Outputs and, for PFC kinds, each example's top basis vectors by contribution h_k·W_y[ŷ, k]
+    /// in the block that produces the output (the last block).
+    static func explain(_ network: any Network, x: Matrix, top: Int) -> (Matrix, [[ExplanationDTO]]) {
+        let act: PFCBlock.Activation, wy: Matrix, block: Int
+        switch network {
+        case let n as PFCClassifier:
+            act = n.activation(x); wy = n.block.wy; block = 0
+        case let n as ResidualPFCNetwork:
+            act = n.activations(x)[1]; wy = n.second.wy; block = 1
+        default:
+            return (network.predict(x), Array(repeating: [], count: x.cols))
+        }
+        let predictions = act.y.columnArgmax()
+        let k = wy.cols
+        let explanations = (0..<x.cols).map { b -> [ExplanationDTO] in
+            let c = predictions[b]
+            let items = (0..<k).map { j in ExplanationDTO(block: block, component: j, activation: act.hT[b, j], contribution: act.hT[b, j] * wy[c, j]) }
+            return Array(items.sorted { $0.contribution > $1.contribution }.prefix(top))
+        }
+        return (act.y, explanations)
+    }
+}
