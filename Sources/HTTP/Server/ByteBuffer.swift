@@ -51,7 +51,13 @@ struct ByteBuffer {
             end = count
             if storage.count - end >= n { return }
         }
-        storage.append(contentsOf: repeatElement(0, count: max(n - (storage.count - end), storage.count)))
+        // Grow geometrically (from 4 KiB) into a fresh zeroed array (memset-fast even in debug builds).
+        let newCount = max(end + n, storage.count * 2, 4096)
+        var grown = [UInt8](repeating: 0, count: newCount)
+        if end > 0 {
+            grown.withUnsafeMutableBytes { dst in storage.withUnsafeBytes { src in dst.baseAddress!.copyMemory(from: src.baseAddress!, byteCount: end) } }
+        }
+        storage = grown
     }
 
     /// One recv(2) into free space; returns its result (errno untouched on failure).

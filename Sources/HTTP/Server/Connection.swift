@@ -104,8 +104,10 @@ final class Connection: @unchecked Sendable {
         guard !closed else { return }
         if lingering { drainWhileLingering(); return }
         var total = 0
+        // Size reads by what the kernel says is waiting, so idle and trickling connections keep
+        // small buffers (4 KiB) while bulk uploads read 64 KiB at a time.
+        let want = min(max(Int(readSource.data), 4096), 64 * 1024)
         while total < 256 * 1024 {
-            let want = 64 * 1024
             let n = input.receive(from: fd, upTo: want)
             if n > 0 {
                 total += n
@@ -140,15 +142,16 @@ final class Connection: @unchecked Sendable {
     }
 
     private func drainWhileLingering() {
-        var scratch = [UInt8](repeating: 0, count: 16 * 1024)
-        while true {
-            let n = scratch.withUnsafeMutableBytes { recv(fd, $0.baseAddress!, $0.count, 0) }
-            if n > 0 { continue }
-            if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { return }
-            if n < 0 && errno == EINTR { continue }
-            destroy()
-            return
+        let eof = withUnsafeTemporaryAllocation(byteCount: 16 * 1024, alignment: 16) { scratch -> Bool in
+            while true {
+                let n = recv(fd, scratch.baseAddress!, scratch.count, 0)
+                if n > 0 { continue }
+                if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { return false }
+                if n < 0 && errno == EINTR { continue }
+                return true
+            }
         }
+        if eof { destroy() }
     }
 
     /// Pauses or resumes the read source to match what the connection can accept now.
@@ -324,6 +327,7 @@ final class Connection: @unchecked Sendable {
 
     /// Marks the start of a wait for the next request on this connection.
     func becameIdle() {
+        input.shrinkIfIdle(keep: 64 * 1024)
         idleSince = Self.now()
         headStartedAt = input.isEmpty ? nil : idleSince
     }
