@@ -113,8 +113,8 @@ paths:
           headers:
             X-Request-Id: { $ref: "#/components/headers/X-Request-Id" }
           content:
-            application/yaml:
-              schema: { type: string }
+            # No schema: the body is this YAML text (a schema would be checked against its parsed form).
+            application/yaml: {}
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
 
