@@ -132,23 +132,34 @@ extension Connection {
         inFlight = true
         let request = Request(head: current.head, pathParameters: current.resolution.parameters, body: body)
         let core = self.core
-        let work: @Sendable () -> Void = { [self] in
-            let response = core.router.respond(to: request, context: current.context, resolution: current.resolution)
-            deliver(response, for: current.head)
-        }
         if current.resolution.options.execution == .connectionQueue {
-            work()
+            let response = core.router.respond(to: request, context: current.context, resolution: current.resolution)
+            if case .stream = response.body {
+                core.pool.submit { [self] in deliver(response, for: current.head, onQueue: false) }  // writers block
+            } else {
+                deliver(response, for: current.head, onQueue: true)
+            }
         } else {
-            core.pool.submit(work)
+            core.pool.submit { [self] in
+                let response = core.router.respond(to: request, context: current.context, resolution: current.resolution)
+                deliver(response, for: current.head, onQueue: false)
+            }
         }
     }
 
-    /// Runs on the handler thread: hands a response to the connection queue, running a streaming
-    /// body's writer here with backpressure.
-    private func deliver(_ response: Response, for head: RequestHead) {
+    /// Runs on the handler thread (or the queue for inline handlers): hands a response to the
+    /// connection queue, running a streaming body's writer here with backpressure.
+    private func deliver(_ response: Response, for head: RequestHead, onQueue: Bool) {
         switch response.body {
         case .bytes(let body):
-            queue.async { [self] in sendBuffered(response.status, response.headers, body, head: head) }
+            if onQueue {
+                // Inline handler: finish on a later turn of this queue (no re-entrant parsing).
+                queue.async { [self] in sendBuffered(response.status, response.headers, body, head: head) }
+            } else {
+                // From a handler thread, `sync` runs the (non-blocking) send on this thread as soon
+                // as the queue is free, saving a thread wake-up per response.
+                queue.sync { sendBuffered(response.status, response.headers, body, head: head) }
+            }
         case .stream(let produce):
             let chunked = head.version == .http1_1
             let headOnly = head.method == .head || response.status.forbidsBody
