@@ -56,9 +56,16 @@ public struct LabeledDataset: Sendable, Equatable {
 
     /// A seeded random split: the last `fraction` of a permutation becomes the second set.
     public func split(fraction: Double, seed: UInt64) -> (LabeledDataset, LabeledDataset) {
+        let (a, b) = splitIndices(fraction: fraction, seed: seed)
+        return (subset(a), subset(b))
+    }
+
+    /// The row indices `split(fraction:seed:)` puts in each part, in order: row i of the first part
+    /// is row `first[i]` of this data set.
+    public func splitIndices(fraction: Double, seed: UInt64) -> (first: [Int], second: [Int]) {
         var rng = SeededRandom(seed: seed)
         let perm = rng.permutation(count)
         let held = Int((Double(count) * fraction).rounded())
-        return (subset(perm[..<(count - held)]), subset(perm[(count - held)...]))
+        return (Array(perm[..<(count - held)]), Array(perm[(count - held)...]))
     }
 }

@@ -22,6 +22,8 @@ public struct TrainingOptions: Sendable, Codable, Equatable {
     public var shuffle: Bool = true
     /// Seed of the split and the shuffles.
     public var seed: UInt64 = 0
+    /// Train with the sliding learnable window (research/pfc.md §3) instead of `optimizer`; PFC kinds only.
+    public var slidingWindow: SlidingWindowSchedule? = nil
 
     /// Options with the defaults above.
     public init() {}
@@ -34,6 +36,7 @@ public struct TrainingOptions: Sendable, Codable, Equatable {
         if !(weightDecay >= 0) || weightDecay >= 1 { return "weight_decay must be in [0, 1)" }
         if !(validationFraction >= 0 && validationFraction < 1) { return "validation_fraction must be in [0, 1)" }
         if let p = earlyStoppingPatience, p < 1 { return "early_stopping patience must be at least 1" }
+        if let w = slidingWindow, let why = w.validationProblem() { return why }
         return nil
     }
 }
@@ -90,11 +93,23 @@ public struct TrainingReport: Sendable, Codable, Equatable {
     public var stoppedEarly: Bool
     /// Stopped because the progress callback asked.
     public var cancelled: Bool
+    /// Optimizer steps (counting skipped batches) whose updates the kept parameters contain: steps
+    /// `0..<keptSteps` of the `onStep` records; later steps were discarded with their checkpoint.
+    public var keptSteps: Int? = nil
+    /// Sliding window only: where the next task's window starts, the position p when the kept
+    /// checkpoint was taken (research/pfc.md §3.1: the window keeps sliding across tasks).
+    public var nextWindowStart: Double? = nil
+    /// Sliding window only: the union [first c0, last c1) of the windows of every step run.
+    public var windowColumns: Range<Int>? = nil
+    /// Why nothing was trained (a sliding window that would run past K, reported by the
+    /// non-throwing entry points; the throwing ones throw instead).
+    public var failure: String? = nil
 
     enum CodingKeys: String, CodingKey {
         case epochsRun = "epochs_run", bestEpoch = "best_epoch", finalLoss = "final_loss", trainAccuracy = "train_accuracy"
         case validationAccuracy = "validation_accuracy", validationLoss = "validation_loss"
         case examplesPerSecond = "examples_per_second", seconds, stoppedEarly = "stopped_early", cancelled
+        case keptSteps = "kept_steps", nextWindowStart = "next_window_start", windowColumns = "window_columns", failure
     }
 }
 
@@ -107,50 +122,128 @@ public struct Trainer: Sendable {
     public init(options: TrainingOptions) { self.options = options }
 
     /// Trains `network` in place on `data`, holding out `options.validationFraction` for validation.
-    /// At the end the network holds the best-validation-loss checkpoint.
+    /// At the end the network holds the best-validation-loss checkpoint. With a sliding window that
+    /// would run past K nothing is trained and the report's `failure` says why.
     public func train(_ network: inout any Network, on data: LabeledDataset,
                       progress: (TrainingProgress) -> TrainingControl = { _ in .proceed }) -> TrainingReport {
-        let (trainSet, validationSet): (LabeledDataset, LabeledDataset?)
-        if options.validationFraction > 0 && data.count >= 2 {
-            let (a, b) = data.split(fraction: options.validationFraction, seed: options.seed)
-            (trainSet, validationSet) = (a, b.count > 0 ? b : nil)
-        } else {
-            (trainSet, validationSet) = (data, nil)
-        }
-        return train(&network, train: trainSet, validation: validationSet, progress: progress)
+        do { return try train(&network, on: data, onStep: nil, progress: progress) } catch { return Self.failed(error) }
     }
 
     /// Trains on `train`, selecting the checkpoint and stopping early on `validation` when given.
     public func train(_ network: inout any Network, train: LabeledDataset, validation: LabeledDataset?,
                       progress: (TrainingProgress) -> TrainingControl = { _ in .proceed }) -> TrainingReport {
+        do { return try self.train(&network, train: train, validation: validation, onStep: nil, progress: progress) }
+        catch { return Self.failed(error) }
+    }
+
+    /// `train(_:on:progress:)` that reports every optimizer step to `onStep` (example indices are
+    /// rows of `data`, mapped through the validation split) and throws, before any step, when the
+    /// sliding window cannot run (`SlidingWindowError.capacityExceeded` names the K needed).
+    public func train(_ network: inout any Network, on data: LabeledDataset, onStep: ((BatchRecord) -> Void)?,
+                      progress: (TrainingProgress) -> TrainingControl = { _ in .proceed }) throws(SlidingWindowError) -> TrainingReport {
+        if options.validationFraction > 0 && data.count >= 2 {
+            let (a, b) = data.splitIndices(fraction: options.validationFraction, seed: options.seed)
+            return try run(&network, train: data.subset(a), rows: a, validation: b.isEmpty ? nil : data.subset(b),
+                           onStep: onStep, progress: progress)
+        }
+        return try run(&network, train: data, rows: nil, validation: nil, onStep: onStep, progress: progress)
+    }
+
+    /// `train(_:train:validation:progress:)` that reports every optimizer step (example indices are
+    /// rows of `train`) and throws, before any step, when the sliding window cannot run.
+    public func train(_ network: inout any Network, train: LabeledDataset, validation: LabeledDataset?,
+                      onStep: ((BatchRecord) -> Void)?,
+                      progress: (TrainingProgress) -> TrainingControl = { _ in .proceed }) throws(SlidingWindowError) -> TrainingReport {
+        try run(&network, train: train, rows: nil, validation: validation, onStep: onStep, progress: progress)
+    }
+
+    /// Batches per epoch for `examples` training examples (after the validation split).
+    public func batchesPerEpoch(examples: Int) -> Int {
+        let bs = max(1, min(options.batchSize, examples))
+        return (examples + bs - 1) / bs
+    }
+
+    /// Training examples `train(_:on:…)` keeps from a data set of `count` rows after the validation split.
+    public func trainingExamples(fromDataSetOf count: Int) -> Int {
+        guard options.validationFraction > 0 && count >= 2 else { return count }
+        return count - Int((Double(count) * options.validationFraction).rounded())
+    }
+
+    /// The basis size K the sliding window of these options needs for `examples` training examples
+    /// (nil without a sliding window). Compare with the model's K before training to refuse a task.
+    public func requiredBasis(trainingExamples examples: Int) -> Int? {
+        options.slidingWindow?.requiredBasis(epochs: options.epochs, batchesPerEpoch: batchesPerEpoch(examples: examples))
+    }
+
+    /// Checks that the sliding window fits `network` for `examples` training examples.
+    public func checkCapacity(_ network: any Network, trainingExamples examples: Int) throws(SlidingWindowError) {
+        guard let schedule = options.slidingWindow else { return }
+        if let why = schedule.validationProblem() { throw .invalidSchedule(why) }
+        guard network.architecture.kind.blockCount > 0 else { throw .incompatibleParameters("only PFC models have basis columns") }
+        let k = try SlidingWindowOptimizer.sharedBasis(of: network.parameters)
+        let needed = requiredBasis(trainingExamples: examples) ?? 0
+        if needed > k { throw .capacityExceeded(needed: needed, available: k) }
+    }
+
+    static func failed(_ error: SlidingWindowError) -> TrainingReport {
+        TrainingReport(epochsRun: 0, bestEpoch: 0, finalLoss: .nan, trainAccuracy: 0, validationAccuracy: nil, validationLoss: nil,
+                       examplesPerSecond: 0, seconds: 0, stoppedEarly: false, cancelled: false, failure: error.description)
+    }
+
+    /// The training loop. `rows[i]` is the caller's row of training example i (nil: the identity).
+    func run(_ network: inout any Network, train: LabeledDataset, rows: [Int]?, validation: LabeledDataset?,
+             onStep: ((BatchRecord) -> Void)?, progress: (TrainingProgress) -> TrainingControl) throws(SlidingWindowError) -> TrainingReport {
+        try checkCapacity(network, trainingExamples: train.count)
         let clock = ContinuousClock(), start = clock.now
+        let schedule = options.slidingWindow
         var optimizer = makeOptimizer(options.optimizer, learningRate: options.learningRate, weightDecay: options.weightDecay)
+        var window = schedule.map {
+            SlidingWindowOptimizer(learningRate: options.learningRate, weightDecay: options.weightDecay,
+                                   width: $0.width, slide: $0.slide, start: $0.start)
+        }
+        let blocks = network.architecture.kind.blockCount
+        let shuffle = options.shuffle && !(schedule?.deterministic ?? false)
         var rng = SeededRandom(seed: options.seed &+ 1)
         let n = train.count, bs = max(1, min(options.batchSize, n))
         let batches = (n + bs - 1) / bs
-        var best: (loss: Float, epoch: Int, params: [Parameter])? = nil
+        var best: (loss: Float, epoch: Int, params: [Parameter], steps: Int, position: Double?)? = nil
         var bestAccuracy: Float = -1, sinceLoss = 0, sinceAccuracy = 0
         var lastValidation: (loss: Float, accuracy: Float)? = nil
-        var stepSeconds = 0.0, stepExamples = 0
+        var stepSeconds = 0.0, stepExamples = 0, steps = 0
+        var columns: Range<Int>? = nil
         var epochsRun = 0, finalLoss: Float = .nan, stoppedEarly = false, cancelled = false
 
         epochLoop: for epoch in 1...options.epochs {
-            let order = options.shuffle ? rng.permutation(n) : Array(0..<n)
+            let order = shuffle ? rng.permutation(n) : Array(0..<n)
+            if schedule?.deterministic == true { window?.reset() }     // §3 deterministic mode
             var lossSum: Double = 0, correct = 0, seen = 0
             let epochStart = clock.now
             for bi in 0..<batches {
                 let idx = order[(bi * bs)..<min(n, (bi + 1) * bs)]
+                let win = window?.window
+                if let win { columns = columns.map { min($0.lowerBound, win.lowerBound)..<max($0.upperBound, win.upperBound) } ?? win }
+                var record = BatchRecord(step: steps, epoch: epoch, batchIndex: bi, exampleIndices: rows.map { r in idx.map { r[$0] } } ?? Array(idx),
+                                         windows: win.map { Array(repeating: $0, count: blocks) } ?? [], skipped: false, loss: nil)
+                steps += 1
+                if schedule?.skipBatches.contains(bi) == true {
+                    window?.stepWithoutUpdate()                             // §4: skip, keep the batch → column map
+                    record.skipped = true
+                    onStep?(record)
+                    continue
+                }
                 let (x, labels) = train.batch(idx)
                 let t0 = clock.now
                 let result = network.lossAndGradients(x: x, labels: labels)
                 var params = network.parameters
-                optimizer.step(&params, gradients: result.gradients)
+                if window != nil { try window!.stepChecked(&params, gradients: result.gradients) } else { optimizer.step(&params, gradients: result.gradients) }
                 network.parameters = params
                 stepSeconds += (clock.now - t0).seconds
                 stepExamples += idx.count
                 lossSum += Double(result.loss) * Double(idx.count)
                 correct += zip(result.outputs.columnArgmax(), labels).filter { $0 == $1 }.count
                 seen += idx.count
+                record.loss = result.loss
+                onStep?(record)
                 let elapsed = max((clock.now - epochStart).seconds, 1e-9)
                 let report = TrainingProgress(
                     epoch: epoch, epochs: options.epochs, batch: bi + 1, batches: batches,
@@ -165,7 +258,7 @@ public struct Trainer: Sendable {
             let v = Self.evaluate(network, on: validation)
             lastValidation = v
             if best == nil || v.loss < best!.loss {
-                best = (v.loss, epoch, network.parameters)
+                best = (v.loss, epoch, network.parameters, steps, window?.position)
                 sinceLoss = 0
             } else { sinceLoss += 1 }
             if v.accuracy > bestAccuracy { bestAccuracy = v.accuracy; sinceAccuracy = 0 } else { sinceAccuracy += 1 }
@@ -181,7 +274,8 @@ public struct Trainer: Sendable {
             epochsRun: epochsRun, bestEpoch: best?.epoch ?? epochsRun, finalLoss: finalLoss,
             trainAccuracy: trainEval.accuracy, validationAccuracy: validationEval?.accuracy, validationLoss: validationEval?.loss,
             examplesPerSecond: stepSeconds > 0 ? Double(stepExamples) / stepSeconds : 0,
-            seconds: (clock.now - start).seconds, stoppedEarly: stoppedEarly, cancelled: cancelled)
+            seconds: (clock.now - start).seconds, stoppedEarly: stoppedEarly, cancelled: cancelled,
+            keptSteps: best?.steps ?? steps, nextWindowStart: best.map { $0.position } ?? window?.position, windowColumns: columns)
     }
 
     /// Mean loss and accuracy of `network` on `data`, in batches of `batchSize` to bound memory.
