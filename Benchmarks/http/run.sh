@@ -6,6 +6,7 @@
 # Usage: Benchmarks/http/run.sh            (from the repository root or anywhere)
 # Env:   DURATION=10s CONNECTIONS=64 THREADS=2 SWIFT_PORT=18080 PEER_PORT=18180
 #        SERVER_BIN=path/to/pfc-server  (skip the build and use this binary)
+#        PEER_PYTHON=python3  (e.g. Benchmarks/.venv/bin/python with uvicorn[standard]: uvloop + httptools)
 # Needs: wrk (apt), python3 with fastapi and uvicorn (pip install fastapi uvicorn).
 # Both servers run with access logs off; the peer is uvicorn's default install (no uvloop/httptools
 # unless they happen to be installed; the script prints which loop and parser it got).
@@ -19,7 +20,8 @@ cleanup() { for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done;
 trap cleanup EXIT
 
 command -v wrk >/dev/null || { echo "wrk not found: apt-get install wrk" >&2; exit 1; }
-python3 -c "import fastapi, uvicorn" 2>/dev/null || python3 -m pip install --quiet fastapi uvicorn
+peer_python="${PEER_PYTHON:-python3}"
+"$peer_python" -c "import fastapi, uvicorn" 2>/dev/null || "$peer_python" -m pip install --quiet fastapi uvicorn
 
 if [[ -z "${SERVER_BIN:-}" ]]; then
   (cd "$root" && swift build -c release --scratch-path .build-http-release --product pfc-server >&2)
@@ -65,10 +67,10 @@ read -r s_e_rps s_e_p50 s_e_p99 < <(run_wrk -s "$work/post.lua" "http://127.0.0.
 kill -TERM "${pids[0]}"; wait "${pids[0]}" || { echo "pfc-server did not exit 0 on SIGTERM" >&2; exit 1; }
 pids=()
 
-(cd "$here" && exec python3 -m uvicorn fastapi_peer:app --host 127.0.0.1 --port "$peer_port" --workers 2 --no-access-log --log-level warning) &
+(cd "$here" && exec "$peer_python" -m uvicorn fastapi_peer:app --host 127.0.0.1 --port "$peer_port" --workers 2 --no-access-log --log-level warning) &
 pids+=($!)
 wait_port "$peer_port"; sleep 1
-loop="$(python3 -c 'import importlib.util as u; print("uvloop" if u.find_spec("uvloop") else "asyncio", "httptools" if u.find_spec("httptools") else "h11")')"
+loop="$("$peer_python" -c 'import importlib.util as u; print("uvloop" if u.find_spec("uvloop") else "asyncio", "httptools" if u.find_spec("httptools") else "h11")')"
 echo "== FastAPI + uvicorn (2 workers, $loop) ==" >&2
 wrk -t2 -c16 -d2s "http://127.0.0.1:$peer_port/healthz" >/dev/null
 read -r p_h_rps p_h_p50 p_h_p99 < <(run_wrk "http://127.0.0.1:$peer_port/healthz")

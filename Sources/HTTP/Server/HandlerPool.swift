@@ -2,6 +2,7 @@
 // training set-up) never occupy connection queues or Swift's cooperative pool.
 
 import Foundation
+import Synchronization
 
 /// A bounded pool of threads draining a FIFO of work items.
 final class HandlerPool: @unchecked Sendable {
@@ -11,6 +12,10 @@ final class HandlerPool: @unchecked Sendable {
     private var head = 0
     private var stopping = false
     private var idle = 0
+    /// Work items queued and not yet taken (read without the lock by spinning threads).
+    private let pending = Atomic<Int>(0)
+    /// Threads spinning for work before they sleep.
+    private let spinning = Atomic<Int>(0)
 
     init(threads: Int, name: String) {
         for i in 0..<max(1, threads) {
@@ -25,7 +30,9 @@ final class HandlerPool: @unchecked Sendable {
     func submit(_ work: @escaping @Sendable () -> Void) {
         lock.lock()
         queue.append(work)
-        if idle > 0 { lock.signal() }
+        pending.add(1, ordering: .releasing)
+        // A spinning thread will pick it up without a wake-up (a futex call and a context switch).
+        if idle > 0 && spinning.load(ordering: .acquiring) == 0 { lock.signal() }
         lock.unlock()
     }
 
@@ -34,8 +41,20 @@ final class HandlerPool: @unchecked Sendable {
         lock.withLock { stopping = true; lock.broadcast() }
     }
 
+    /// Under load the next request usually arrives within microseconds: wait for it awake (one
+    /// thread at a time) instead of sleeping and being woken.
+    private func spinBriefly() {
+        guard spinning.compareExchange(expected: 0, desired: 1, ordering: .acquiring).exchanged else { return }
+        for _ in 0..<200 {
+            if pending.load(ordering: .acquiring) > 0 { break }
+            sched_yield()
+        }
+        spinning.store(0, ordering: .releasing)
+    }
+
     private func run() {
         while true {
+            if pending.load(ordering: .acquiring) == 0 { spinBriefly() }
             lock.lock()
             while head == queue.count && !stopping {
                 idle += 1
@@ -48,6 +67,7 @@ final class HandlerPool: @unchecked Sendable {
             }
             let work = queue[head]
             head += 1
+            pending.subtract(1, ordering: .relaxed)
             if head == queue.count { queue.removeAll(keepingCapacity: true); head = 0 }
             lock.unlock()
             work()
