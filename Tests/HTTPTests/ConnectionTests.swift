@@ -138,3 +138,28 @@ import Testing
         }
     }
 }
+
+@Suite struct ListenerTests {
+    @Test func dualStackListenerAcceptsIPv4AndReportsItsPort() throws {
+        try TestServer.with({ $0.host = "::" }, router: TestServer.basicRouter()) { server in
+            #expect(server.port > 0)
+            let c = try TestClient(port: server.port)
+            try c.send(TestClient.request("GET", "/hello"))
+            #expect(try c.readResponse().text == "hello")
+        }
+    }
+
+    @Test func inlineRouteAnswersWhileEveryHandlerThreadIsBusy() throws {
+        var router = TestServer.basicRouter()
+        router.get("/healthz", options: RouteOptions(execution: .connectionQueue)) { _, _ in .json(#"{"status":"ok"}"#) }
+        try TestServer.with({ $0.handlerThreads = 2 }, router: router) { server in
+            let busy = try (0..<2).map { _ in try TestClient(port: server.port) }
+            for c in busy { try c.send(TestClient.request("GET", "/slow/1500")) }
+            usleep(100_000)
+            let probe = try TestClient(port: server.port, timeout: 1)
+            try probe.send(TestClient.request("GET", "/healthz"))
+            #expect(try probe.readResponse().text == #"{"status":"ok"}"#)
+            for c in busy { #expect(try c.readResponse().status == 200) }
+        }
+    }
+}
