@@ -57,6 +57,17 @@ import Glibc
         }
     }
 
+    @Test func stalledBodyIsAnswered408AndClosed() throws {
+        try TestServer.with({ $0.bodyReadTimeout = .milliseconds(300) }, router: TestServer.basicRouter()) { server in
+            let c = try TestClient(port: server.port)
+            try c.send("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc")
+            let r = try c.readResponse()
+            #expect(r.status == 408)
+            #expect(c.waitForClose())
+            #expect(TestServer.eventually { server.openConnectionCount == 0 })
+        }
+    }
+
     @Test func connectionsBeyondTheLimitGet503() throws {
         try TestServer.with({ $0.maxConnections = 4 }, router: TestServer.basicRouter()) { server in
             var held: [TestClient] = []

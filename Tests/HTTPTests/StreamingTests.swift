@@ -9,6 +9,7 @@ import Testing
 @Suite struct StreamingTests {
     @Test func fiftyMebibyteBodyStreamedThroughHandler() throws {
         let maxChunk = Mutex<Int>(0)
+        let peakBuffered = Mutex<Int>(0)
         var router = Router()
         router.post("/upload", options: .streaming(maxBodyBytes: 64 << 20)) { req, _ in
             guard case .stream(let stream) = req.body else { throw HTTPError(.badRequest) }
@@ -19,6 +20,7 @@ import Testing
                 for b in chunk { sum &+= UInt64(b) }
                 maxChunk.withLock { $0 = max($0, chunk.count) }
             }
+            peakBuffered.withLock { $0 = stream.peakBuffered }
             return .text("\(total) \(sum)")
         }
         // The server-wide limit is 1 MiB: only the route's own limit lets 50 MiB through.
@@ -34,6 +36,8 @@ import Testing
             #expect(r.status == 200)
             #expect(r.text == "\(size) \(expected &* 50)")
             #expect(maxChunk.withLock { $0 } <= 256 * 1024)
+            // Memory stays bounded: never more than the 256 KiB stream buffer plus one read burst.
+            #expect(peakBuffered.withLock { $0 } <= 768 * 1024)
         }
     }
 

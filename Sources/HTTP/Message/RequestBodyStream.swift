@@ -14,6 +14,7 @@ public final class RequestBodyStream: @unchecked Sendable {
     private var storedTrailers = HTTPHeaders()
     private var paused = false
     private var consumed = false
+    private var peak = 0
 
     /// Bytes buffered before the connection pauses reading.
     let capacity: Int
@@ -55,6 +56,7 @@ public final class RequestBodyStream: @unchecked Sendable {
         lock.lock()
         chunks.append(bytes)
         buffered += bytes.count
+        peak = max(peak, buffered)
         let full = buffered >= capacity
         if full { paused = true }
         lock.signal()
@@ -71,6 +73,9 @@ public final class RequestBodyStream: @unchecked Sendable {
     func fail(_ error: any Error) {
         lock.withLock { if !finished { failure = error }; lock.broadcast() }
     }
+
+    /// The most bytes ever buffered at once (for tests of the memory bound).
+    var peakBuffered: Int { lock.withLock { peak } }
 
     /// True once the handler read the end of the body.
     var isFullyConsumed: Bool { lock.withLock { consumed } }
