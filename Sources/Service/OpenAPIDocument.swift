@@ -171,6 +171,9 @@ paths:
           content:
             application/json:
               schema: { $ref: "#/components/schemas/Dataset" }
+          links:
+            GetDataset: { operationId: getDataset, parameters: { id: "$response.body#/id" } }
+            DeleteDataset: { operationId: deleteDataset, parameters: { id: "$response.body#/id" } }
         "400": { $ref: "#/components/responses/BadRequest" }
         "401": { $ref: "#/components/responses/Unauthorized" }
         "413": { $ref: "#/components/responses/PayloadTooLarge" }
@@ -251,6 +254,13 @@ paths:
           content:
             application/json:
               schema: { $ref: "#/components/schemas/Model" }
+          links:
+            GetModel: { operationId: getModel, parameters: { id: "$response.body#/id" } }
+            ListModelVersions: { operationId: listModelVersions, parameters: { id: "$response.body#/id" } }
+            TrainModel: { operationId: trainModel, parameters: { id: "$response.body#/id" } }
+            Predict: { operationId: predict, parameters: { id: "$response.body#/id" } }
+            ListComponents: { operationId: listComponents, parameters: { id: "$response.body#/id" } }
+            DeleteModel: { operationId: deleteModel, parameters: { id: "$response.body#/id" } }
         "400": { $ref: "#/components/responses/BadRequest" }
         "401": { $ref: "#/components/responses/Unauthorized" }
         "413": { $ref: "#/components/responses/PayloadTooLarge" }
@@ -361,6 +371,9 @@ paths:
           content:
             application/json:
               schema: { $ref: "#/components/schemas/Job" }
+          links:
+            GetJob: { operationId: getJob, parameters: { id: "$response.body#/id" } }
+            CancelJob: { operationId: cancelJob, parameters: { id: "$response.body#/id" } }
         "400": { $ref: "#/components/responses/BadRequest" }
         "401": { $ref: "#/components/responses/Unauthorized" }
         "404": { $ref: "#/components/responses/NotFound" }
