@@ -75,10 +75,16 @@ final class PGConnection: SQLConnection, @unchecked Sendable {
         let lengths = encoded.map(\.length)
         let formats = encoded.map(\.format)
         let result = PQexecParams(handle, sql, Int32(encoded.count), types, values, lengths, formats, 1)
-        try check(result, sql: sql)
+        do {
+            try check(result, sql: sql)
+        } catch {
+            if let result { PQclear(result) }
+            throw error
+        }
         return result!
     }
 
+    /// Throws for a failed result; never frees it (the caller owns `result`).
     private func check(_ result: OpaquePointer?, sql: String) throws {
         guard let result else {
             throw StoreError.connectionFailed(message: Self.trimmed(PQerrorMessage(handle)))
@@ -89,7 +95,6 @@ final class PGConnection: SQLConnection, @unchecked Sendable {
         default:
             let code = PQresultErrorField(result, Int32(UInt8(ascii: "C"))).map { String(cString: $0) } ?? ""
             let message = Self.trimmed(PQresultErrorMessage(result))
-            PQclear(result)
             throw Self.error(sqlState: code, message: message, sql: sql, connected: isConnected)
         }
     }
