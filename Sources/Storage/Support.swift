@@ -56,5 +56,5 @@ func randomHex(byteCount: Int) -> String {
 }
 
 enum ISO8601 {
-    static func string(_ date: Date) -> String { date.ISO8601Format(.iso8601.time(includingFractionalSeconds: true)) }
+    static func string(_ date: Date) -> String { Date.ISO8601FormatStyle(includingFractionalSeconds: true).format(date) }
 }
