@@ -63,7 +63,7 @@ public final class HTTPServer: Sendable {
             state.source = nil
             return true
         }
-        guard wasListening else { return }
+        guard wasListening else { core.beginShutdown(); return }  // never started, or already stopping
         acceptQueue.sync {}  // an accept in progress finishes before connections are told to close
         core.logger.info("shutting down", metadata: ["open-connections": .stringConvertible(core.connectionCount)])
         core.beginShutdown()
