@@ -26,6 +26,7 @@ let package = Package(
         // Pure compute.
         .target(name: "Linalg", dependencies: ["CBLAS"]),
         .target(name: "PFC", dependencies: ["Linalg"]),
+        .target(name: "NPEFF", dependencies: ["PFC", "Linalg"]),
 
         // Transport and persistence.
         .target(name: "HTTP", dependencies: [.product(name: "Logging", package: "swift-log")]),
@@ -52,6 +53,7 @@ let package = Package(
 
         .testTarget(name: "LinalgTests", dependencies: ["Linalg"]),
         .testTarget(name: "PFCTests", dependencies: ["PFC", "Linalg"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "NPEFFTests", dependencies: ["NPEFF", "PFC", "Linalg"]),
         .testTarget(name: "HTTPTests", dependencies: ["HTTP"]),
         .testTarget(name: "StorageTests", dependencies: ["Storage"]),
         .testTarget(name: "ServiceTests", dependencies: [
