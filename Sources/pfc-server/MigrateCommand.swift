@@ -14,23 +14,15 @@ struct MigrateCommand: ParsableCommand {
             newer than this binary knows.
             """)
 
-    @Option(name: .customLong("database-url"), help: "PostgreSQL URL (postgres://…); default $PFC_DATABASE_URL, else SQLite.")
-    var databaseURL: String?
-
-    @Option(name: .customLong("sqlite-path"), help: "SQLite file when no PostgreSQL URL is given; default $PFC_DATA_DIR/pfc.sqlite or ./data/pfc.sqlite.")
-    var sqlitePath: String?
+    @OptionGroup var database: DatabaseOptions
 
     @Flag(name: .customLong("status"), help: "Only report applied and pending migrations; change nothing.")
     var statusOnly = false
 
     func run() throws {
-        let environment = ProcessInfo.processInfo.environment
-        let url = databaseURL ?? environment[StoreFactory.databaseURLEnvironmentKey]
-        let path = sqlitePath
-            ?? environment["PFC_DATA_DIR"].flatMap { $0.isEmpty ? nil : ($0 as NSString).appendingPathComponent("pfc.sqlite") }
-            ?? SQLiteStore.defaultPath
+        let path = database.sqlitePath
         do {
-            let store = try StoreFactory.open(databaseURL: url, sqlitePath: path)
+            let store = try database.openPlain()
             defer { store.close() }
             let target = store.backend == .sqlite ? "sqlite \(path)" : "postgres"
             let report = statusOnly ? try store.migrationStatus() : try store.migrate()

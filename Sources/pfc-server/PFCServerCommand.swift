@@ -6,6 +6,6 @@ struct PFCServerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "pfc-server",
         abstract: "Train, serve and explain interpretable PFC networks.",
-        subcommands: [ServeCommand.self, MigrateCommand.self, TrainCommand.self, EvaluateCommand.self]
+        subcommands: [ServeCommand.self, MigrateCommand.self, KeysCommand.self, TrainCommand.self, EvaluateCommand.self]
     )
 }

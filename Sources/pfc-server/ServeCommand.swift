@@ -1,10 +1,15 @@
-// `pfc-server serve`: starts the HTTP server (issue 3) with /healthz and, behind --echo, /echo;
+// `pfc-server serve`: the REST service (datasets, models, training jobs, predictions) on our HTTP
+// server, over PostgreSQL or the embedded SQLite file; behind --echo also POST /echo (benchmarks).
 // SIGTERM and SIGINT shut it down gracefully and the process exits 0.
 
 import ArgumentParser
 import Dispatch
+import Foundation
 import HTTP
+import Linalg
 import Logging
+import Service
+import Storage
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -39,6 +44,23 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
+    @OptionGroup var database: DatabaseOptions
+
+    @Flag(inversion: .prefixedNo, help: "Apply pending migrations at start-up (else refuse an out-of-date schema).")
+    var migrate = true
+
+    @Option(help: "Training worker threads (each job uses --threads cores).")
+    var workers: Int = 1
+
+    @Option(help: "Compute threads per training job or prediction batch; default all cores.")
+    var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    @Option(help: "Seconds a job lease lasts without a heartbeat before another replica may take the job.")
+    var leaseSeconds: Double = 30
+
+    @Option(help: "This process's name in job leases; default host-pid.")
+    var instanceID: String?
+
     func run() throws {
         let level = Logger.Level(rawValue: logLevel) ?? .info
         LoggingSystem.bootstrap { label in
@@ -53,15 +75,36 @@ struct ServeCommand: ParsableCommand {
         config.maxConnections = maxConnections
         config.shutdownDeadline = .seconds(shutdownSeconds)
 
-        let server = HTTPServer(configuration: config, router: makeRouter(), logger: Logger(label: "pfc.http"))
+        ComputeThreads.set(threads)
+        let store: any Store
+        do { store = try database.open(migrate: migrate) } catch let error as StoreError {
+            throw ValidationError("database: \(error)")
+        }
+        var serviceConfig = ServiceConfiguration()
+        serviceConfig.dataDirectory = database.resolvedDataDirectory
+        serviceConfig.workers = workers
+        serviceConfig.leaseSeconds = leaseSeconds
+        serviceConfig.accessLog = accessLog
+        if let instanceID { serviceConfig.instanceID = instanceID }
+        if let key = try APIKeys.bootstrapDefaultTenant(store: store, dataDirectory: serviceConfig.dataDirectory) {
+            FileHandle.standardOutput.write(Data(
+                "Created tenant 'default'. Its API key (shown once; also in \(serviceConfig.dataDirectory)/default-api-key):\n\(key)\n".utf8))
+        }
+        let service = PFCService(store: store, configuration: serviceConfig, logger: Logger(label: "pfc.service"))
+        var router = service.makeRouter()
+        if echo { addEcho(&router) }
+
+        let server = HTTPServer(configuration: config, router: router, logger: Logger(label: "pfc.http"))
         try server.start()
-        logger.info("serving", metadata: ["url": "http://\(host):\(server.port)", "echo": "\(echo)"])
+        service.startWorkers()
+        logger.info("serving", metadata: ["url": "http://\(host):\(server.port)", "database": "\(store.backend.rawValue)", "echo": "\(echo)"])
 
         let signals = [SIGTERM, SIGINT].map { signo -> any DispatchSourceSignal in
             signal(signo, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: signo, queue: .global())
             source.setEventHandler {
                 logger.info("signal received, shutting down", metadata: ["signal": "\(signo)"])
+                service.stopWorkers(deadline: .seconds(2))
                 server.shutdown(deadline: config.shutdownDeadline)
             }
             source.activate()
@@ -69,24 +112,15 @@ struct ServeCommand: ParsableCommand {
         }
         server.waitUntilStopped()
         signals.forEach { $0.cancel() }
+        store.close()
     }
 
-    private func makeRouter() -> Router {
-        var router = Router()
-        router.use(RequestIDMiddleware())
-        if accessLog { router.use(AccessLogMiddleware()) }
-        let health: [UInt8] = Array(#"{"status":"ok"}"#.utf8)
-        // Health checks run on the connection queue: they never block, and must answer even when
-        // every handler thread is busy with slow requests.
-        router.get("/healthz", options: RouteOptions(execution: .connectionQueue)) { _, _ in .json(health) }
-        if echo {
-            router.post("/echo", options: RouteOptions(maxBodyBytes: 1 << 20)) { request, _ in
-                guard request.headers["Content-Type"]?.lowercased().hasPrefix("application/json") ?? false else {
-                    throw HTTPError(.unsupportedMediaType, message: "Content-Type must be application/json")
-                }
-                return .json(try request.body.collect())
+    private func addEcho(_ router: inout Router) {
+        router.post("/echo", options: RouteOptions(maxBodyBytes: 1 << 20)) { request, _ in
+            guard request.headers["Content-Type"]?.lowercased().hasPrefix("application/json") ?? false else {
+                throw HTTPError(.unsupportedMediaType, message: "Content-Type must be application/json")
             }
+            return .json(try request.body.collect())
         }
-        return router
     }
 }

@@ -55,7 +55,7 @@ import Testing
         #expect(created.object["version"] as? Int == 0)
 
         let train = try request(h, "POST", "/v1/models/\(modelID)/train",
-                                json: ["dataset_id": datasetID, "epochs": 10, "learning_rate": 0.002, "seed": 0])
+                                json: ["dataset_id": datasetID, "epochs": 20, "learning_rate": 0.002, "seed": 0])
         #expect(train.status == 202, "\(train.text)")
         let jobID = try #require(train.object["id"] as? String)
         #expect(train.header("Location") == "/v1/jobs/\(jobID)")

@@ -38,7 +38,7 @@ public final class PFCService: Sendable {
     public func makeRouter() -> Router {
         var r = Router()
         r.use(RequestIDMiddleware())
-        r.use(AccessLogMiddleware(level: .info))
+        if configuration.accessLog { r.use(AccessLogMiddleware(level: .info)) }
         r.use(MetricsMiddleware(registry: metrics))
         r.use(TenantAuthMiddleware(store: store))
         registerOps(&r)
@@ -53,7 +53,8 @@ public final class PFCService: Sendable {
     // MARK: - Operations endpoints
 
     func registerOps(_ r: inout Router) {
-        r.get("/healthz") { _, _ in Response.json(#"{"status":"ok"}"#) }
+        // On the connection queue: never blocks, and answers even when every handler thread is busy.
+        r.get("/healthz", options: RouteOptions(execution: .connectionQueue)) { _, _ in Response.json(#"{"status":"ok"}"#) }
         r.get("/readyz") { [store] _, _ in
             let report: MigrationReport
             do { report = try store.migrationStatus() } catch {

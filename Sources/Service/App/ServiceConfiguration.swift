@@ -40,6 +40,8 @@ public struct ServiceConfiguration: Sendable {
     public var pollSeconds: Double = 0.5
     /// Loaded model versions kept in memory for predictions. Default 16.
     public var modelCacheSize = 16
+    /// Log one line per request. Default true.
+    public var accessLog = true
     /// Request limits.
     public var limits = ServiceLimits()
     /// An identifier of this process for job leases. Default host name and pid.

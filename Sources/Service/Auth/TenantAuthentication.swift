@@ -63,7 +63,7 @@ public enum APIKeys {
         let key = try create(in: store, tenantName: "default", label: "bootstrap")
         try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
         let path = (dataDirectory as NSString).appendingPathComponent("default-api-key")
-        FileManager.default.createFile(atPath: path, contents: Data((key + "\n").utf8), attributes: [.posixPermissions: 0o600])
+        _ = FileManager.default.createFile(atPath: path, contents: Data((key + "\n").utf8), attributes: [.posixPermissions: 0o600])
         return key
     }
 }

@@ -52,7 +52,7 @@ final class DatasetBuilder {
     private func flush() throws {
         if spill == nil {
             let url = FileManager.default.temporaryDirectory.appendingPathComponent("pfc-upload-\(UUID().uuidString)")
-            FileManager.default.createFile(atPath: url.path, contents: nil)
+            _ = FileManager.default.createFile(atPath: url.path, contents: nil)
             spill = try FileHandle(forUpdating: url)
             spillURL = url
         }

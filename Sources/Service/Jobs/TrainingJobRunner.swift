@@ -22,7 +22,7 @@ struct TrainingJobRunner {
         } catch StoreError.leaseLost {
             workers.logger.warning("lost the lease of a job; another worker owns it now", metadata: ["job": "\(job.id)"])
         } catch {
-            let message = (error as? CustomStringConvertible)?.description ?? "\(error)"
+            let message = "\(error)"
             workers.logger.error("job failed", metadata: ["job": "\(job.id)", "error": "\(message)"])
             try? store.failJob(id: job.id, owner: owner, error: message)
         }
