@@ -1,0 +1,180 @@
+// pfc-sequence: the sequence-model experiments of issue 8 (research/pfc.md §5.4–5.5), run through
+// Benchmarks/sequence/run.sh. Sequential digits: each 8×8 digit of the committed fixture read row by
+// row (T = 8, d = 8), factorized RNN vs vanilla RNN, with and without BPTT. Copy task: the
+// no-backprop factorized RNN and the BPTT vanilla RNN at several paddings.
+import Foundation
+import Linalg
+import PFC
+
+struct Options {
+    var experiment = "all", threads = 2, seed: UInt64 = 0
+    var epochs = 40, hidden = 128, iterations = 10, lr: Float = 2e-3, vanillaLR: Float = 2e-3
+    var copyHidden = 128, copyBatches = 800, copyIterations = 30, copyBatch = 64, paddings = [5, 10, 15]
+    var copyLength = 10, vocab = 10, vanillaCopyBatches = 1500, hL1: Float = 5e-4
+}
+
+func parse() -> Options {
+    var o = Options()
+    var args = CommandLine.arguments.dropFirst().makeIterator()
+    while let a = args.next() {
+        guard let v = args.next() else { fatalError("missing value for \(a)") }
+        switch a {
+        case "--experiment": o.experiment = v
+        case "--threads": o.threads = Int(v)!
+        case "--seed": o.seed = UInt64(v)!
+        case "--epochs": o.epochs = Int(v)!
+        case "--hidden": o.hidden = Int(v)!
+        case "--iterations": o.iterations = Int(v)!
+        case "--lr": o.lr = Float(v)!
+        case "--vanilla-lr": o.vanillaLR = Float(v)!
+        case "--copy-hidden": o.copyHidden = Int(v)!
+        case "--copy-batches": o.copyBatches = Int(v)!
+        case "--copy-iterations": o.copyIterations = Int(v)!
+        case "--copy-batch": o.copyBatch = Int(v)!
+        case "--vanilla-copy-batches": o.vanillaCopyBatches = Int(v)!
+        case "--copy-length": o.copyLength = Int(v)!
+        case "--h-l1": o.hL1 = Float(v)!
+        case "--paddings": o.paddings = v.split(separator: ",").map { Int($0)! }
+        default: fatalError("unknown option \(a)")
+        }
+    }
+    return o
+}
+
+func fixture(_ name: String) throws -> LabeledDataset {
+    let here = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+    let path = here.appendingPathComponent("../../Tests/PFCTests/Fixtures/\(name)").standardized.path
+    return try CSVDatasetReader.read(path: path)
+}
+
+func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s : s + String(repeating: " ", count: n - s.count) }
+
+// MARK: sequential digits
+
+func digits(_ o: Options) throws {
+    let train = SequenceDataset(try fixture("digits_train.csv"), sequenceLength: 8)
+    let test = SequenceDataset(try fixture("digits_test.csv"), sequenceLength: 8)
+    print("## Sequential digits (8×8 rows as steps: T = 8, d = 8), train \(train.count) (15% held out for validation), test \(test.count)")
+    print("K = H = \(o.hidden), factorized N = \(o.iterations), batch 50, RMSprop, \(o.epochs) epochs max, early stop 10, best-validation checkpoint, seed \(o.seed)")
+    print("")
+    print("| model | BPTT | W sign | lr | epochs (best) | val acc | test acc | seconds |")
+    print("|---|---|---|---|---|---|---|---|")
+    var results: [String: Float] = [:]
+    func run<M: SequenceModel>(_ name: String, _ model: M, bptt: Bool, sign: String, lr: Float) {
+        var m = model
+        var opts = SequenceTrainingOptions()
+        opts.epochs = o.epochs; opts.batchSize = 50; opts.learningRate = lr; opts.weightDecay = 1e-5; opts.seed = o.seed
+        let r = SequenceTrainer(options: opts).train(&m, on: train)
+        let acc = SequenceTrainer.evaluate(m, on: test).accuracy
+        results["\(name) \(bptt)"] = acc
+        print("| \(name) | \(bptt ? "yes" : "no") | \(sign) | \(lr) | \(r.epochsRun) (\(r.bestEpoch)) | "
+              + String(format: "%.4f | %.4f | %.1f |", r.validationAccuracy ?? 0, acc, r.seconds))
+    }
+    for bptt in [true, false] {
+        run("factorized", FactorizedRNN(inputDim: 8, hidden: o.hidden, outputDim: 10, iterations: o.iterations, nonnegative: false,
+                                        bptt: bptt, seed: o.seed), bptt: bptt, sign: "±", lr: o.lr)
+        run("factorized", FactorizedRNN(inputDim: 8, hidden: o.hidden, outputDim: 10, iterations: o.iterations, nonnegative: true,
+                                        bptt: bptt, seed: o.seed), bptt: bptt, sign: "≥0", lr: o.lr)
+        run("vanilla", VanillaRNN(inputDim: 8, hidden: o.hidden, outputDim: 10, bptt: bptt, seed: o.seed), bptt: bptt, sign: "±",
+            lr: o.vanillaLR)
+    }
+    print("")
+}
+
+// MARK: copy task
+
+/// Copy task of research/pfc.md §5.5 (official `create_copy_task_dataset`): `length` random symbols
+/// of `vocab` (one-hot), `padding` pad tokens, then `length` remember tokens; the targets are the
+/// symbols at the last `length` steps. Inputs have vocab + 2 features.
+func copyBatch(length: Int, padding: Int, vocab: Int, size: Int, rng: inout SeededRandom) -> SequenceBatch {
+    let t = 2 * length + padding, d = vocab + 2
+    var steps = [Matrix](repeating: Matrix(rows: d, cols: size), count: t)
+    var targets = [[Int]](repeating: [Int](repeating: SequenceDataset.noTarget, count: size), count: t)
+    for j in 0..<size {
+        for s in 0..<length {
+            let sym = Int(rng.next() % UInt64(vocab))
+            steps[s][sym, j] = 1
+            targets[length + padding + s][j] = sym
+        }
+        for s in length..<(length + padding) { steps[s][vocab, j] = 1 }
+        for s in (length + padding)..<t { steps[s][vocab + 1, j] = 1 }
+    }
+    return SequenceBatch(steps: steps, targets: targets, classes: vocab)
+}
+
+func perSymbolAccuracy<M: SequenceModel>(_ m: M, length: Int, padding: Int, vocab: Int, rng: inout SeededRandom) -> Float {
+    var right = 0, total = 0
+    for _ in 0..<4 {
+        let b = copyBatch(length: length, padding: padding, vocab: vocab, size: 250, rng: &rng)
+        let out = m.predict(b.steps)
+        for t in b.targetSteps {
+            let pred = out[t].columnArgmax()
+            for (j, l) in b.targets[t].enumerated() where l >= 0 { total += 1; if pred[j] == l { right += 1 } }
+        }
+    }
+    return Float(right) / Float(max(1, total))
+}
+
+func copyTask(_ o: Options) {
+    print("## Copy task (copy \(o.copyLength) symbols of \(o.vocab) after padding P; per-symbol accuracy on 1000 fresh sequences)")
+    print("")
+    print("| model | P | T | K/H | batches × B | train acc (last 20) | test acc | seconds |")
+    print("|---|---|---|---|---|---|---|---|")
+    for p in o.paddings {
+        // No-backprop factorized RNN (§2.3 post-paper settings, except the inference iterations).
+        var s = NMFRNNSettings()
+        s.iterations = o.copyIterations
+        s.hL1 = o.hL1
+        var m = NMFFactorizedRNN(inputDim: o.vocab + 2, hidden: o.copyHidden, outputDim: o.vocab, settings: s, seed: o.seed)
+        var rng = SeededRandom(seed: o.seed &+ UInt64(p))
+        var opt: any Optimizer = RMSprop(learningRate: 0, weightDecay: 0)
+        let clock = ContinuousClock(), start = clock.now
+        var recent: [Float] = []
+        for _ in 0..<o.copyBatches {
+            let b = copyBatch(length: o.copyLength, padding: p, vocab: o.vocab, size: o.copyBatch, rng: &rng)
+            let (_, out) = m.learn(b, optimizer: &opt)
+            var r = 0, n = 0
+            for t in b.targetSteps {
+                let pred = out[t].columnArgmax()
+                for (j, l) in b.targets[t].enumerated() where l >= 0 { n += 1; if pred[j] == l { r += 1 } }
+            }
+            recent.append(Float(r) / Float(n)); if recent.count > 20 { recent.removeFirst() }
+        }
+        let secs = (clock.now - start)
+        var testRng = SeededRandom(seed: 1_000 + UInt64(p))
+        let acc = perSymbolAccuracy(m, length: o.copyLength, padding: p, vocab: o.vocab, rng: &testRng)
+        print("| factorized, no backprop (N \(o.copyIterations)) | \(p) | \(2 * o.copyLength + p) | \(o.copyHidden) | \(o.copyBatches) × \(o.copyBatch) | "
+              + String(format: "%.4f | %.4f | %.1f |", recent.reduce(0, +) / Float(max(1, recent.count)), acc,
+                       Double(secs.components.seconds) + Double(secs.components.attoseconds) * 1e-18))
+
+        // BPTT vanilla RNN (official copy config: lr 5e-5 on a GPU for many iterations; here larger).
+        var v = VanillaRNN(inputDim: o.vocab + 2, hidden: o.copyHidden, outputDim: o.vocab, bptt: true, seed: o.seed)
+        var vopt: any Optimizer = RMSprop(learningRate: 1e-3, weightDecay: 0)
+        let vstart = clock.now
+        recent = []
+        for _ in 0..<o.vanillaCopyBatches {
+            let b = copyBatch(length: o.copyLength, padding: p, vocab: o.vocab, size: o.copyBatch, rng: &rng)
+            let (_, out) = v.learn(b, optimizer: &vopt)
+            var r = 0, n = 0
+            for t in b.targetSteps {
+                let pred = out[t].columnArgmax()
+                for (j, l) in b.targets[t].enumerated() where l >= 0 { n += 1; if pred[j] == l { r += 1 } }
+            }
+            recent.append(Float(r) / Float(n)); if recent.count > 20 { recent.removeFirst() }
+        }
+        let vsecs = clock.now - vstart
+        testRng = SeededRandom(seed: 1_000 + UInt64(p))
+        let vacc = perSymbolAccuracy(v, length: o.copyLength, padding: p, vocab: o.vocab, rng: &testRng)
+        print("| vanilla, BPTT (lr 1e-3) | \(p) | \(2 * o.copyLength + p) | \(o.copyHidden) | \(o.vanillaCopyBatches) × \(o.copyBatch) | "
+              + String(format: "%.4f | %.4f | %.1f |", recent.reduce(0, +) / Float(max(1, recent.count)), vacc,
+                       Double(vsecs.components.seconds) + Double(vsecs.components.attoseconds) * 1e-18))
+    }
+    print("")
+}
+
+let o = parse()
+ComputeThreads.set(o.threads)
+print("command: \(CommandLine.arguments.joined(separator: " "))")
+print("")
+if o.experiment == "all" || o.experiment == "digits" { try digits(o) }
+if o.experiment == "all" || o.experiment == "copy" { copyTask(o) }
