@@ -819,6 +819,9 @@ components:
 
     ModelCreate:
       type: object
+      description: >-
+        The model's weights, (input_dim + output_dim)·basis for pfc and mlp and
+        (2·input_dim + output_dim)·basis for pfc2, may not exceed 20 million (422).
       required: [name, kind, input_dim, output_dim]
       properties:
         name: { type: string, minLength: 1, maxLength: 200 }

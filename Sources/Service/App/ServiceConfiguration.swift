@@ -11,6 +11,8 @@ public struct ServiceLimits: Sendable {
     public var maxInputDim = 100_000
     /// Most classes. Default 1000.
     public var maxOutputDim = 1000
+    /// Most weights in one model (all matrices together). Default 20 million (80 MB as Float32).
+    public var maxParameters = 20_000_000
     /// Most epochs per training job. Default 1000.
     public var maxEpochs = 1000
     /// Most rows per predict request. Default 10 000.

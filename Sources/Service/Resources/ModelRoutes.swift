@@ -81,6 +81,11 @@ extension PFCService {
         if arch.iterations > limits.maxIterations { throw APIError.invalid("iterations must be at most \(limits.maxIterations)") }
         if arch.inputDim > limits.maxInputDim { throw APIError.invalid("input_dim must be at most \(limits.maxInputDim)") }
         if arch.outputDim > limits.maxOutputDim { throw APIError.invalid("output_dim must be at most \(limits.maxOutputDim)") }
+        let d = arch.inputDim, c = arch.outputDim, k = arch.basis
+        let weights = arch.kind == .pfc2 ? (2 * d + c) * k : (d + c) * k + (arch.kind == .mlp ? k + c : 0)
+        if weights > limits.maxParameters {
+            throw APIError.invalid("the model would have \(weights) weights; the limit is \(limits.maxParameters) (reduce basis or input_dim)")
+        }
         if b.kind == .mlp && b.nonnegative == true { throw APIError.invalid("the MLP has signed weights; nonnegative must be false") }
         return ModelSpec(architecture: arch, seed: b.seed ?? 0)
     }

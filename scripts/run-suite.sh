@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The test suite proper; run it through scripts/test.sh (which installs what is missing and starts
+# PostgreSQL). Stages: `swift test` (unit, end-to-end over sockets, both stores), two server
+# processes sharing one PostgreSQL (Tests/Integration/replicas.py), the deploy-file checks, and
+# schemathesis against a running server. Ends with one tally line: "tests: N passed, M failed".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+passed=0; failed=0
+stage() { if [ "$1" -eq 0 ]; then passed=$((passed + $2)); else failed=$((failed + ${3:-1})); fi; }
+mkdir -p .build
+
+echo "== swift test"
+swift test "$@" 2>&1 | tee .build/swift-test.log
+rc=${PIPESTATUS[0]}
+count=$(grep -Eo 'Test run with [0-9]+ tests' .build/swift-test.log | tail -1 | grep -Eo '[0-9]+' || echo 0)
+issues=$(grep -Eo 'failed after [0-9.]+ seconds with [0-9]+ issue' .build/swift-test.log | tail -1 | grep -Eo '[0-9]+ issue' | grep -Eo '[0-9]+' || echo 1)
+if [ "$rc" -eq 0 ]; then passed=$((passed + count)); else failed=$((failed + ${issues:-1})); passed=$((passed + count - ${issues:-1})); fi
+
+echo "== two replicas on one PostgreSQL"
+swift build --product pfc-server 2>&1 | tail -1
+python3 Tests/Integration/replicas.py .build/debug/pfc-server; stage $? 2 2
+
+echo "== deploy files and openapi.yaml"
+scripts/check-deploy.sh; stage $? 1
+
+echo "== schemathesis against a running server"
+dir=$(mktemp -d)
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+.build/debug/pfc-server serve --port "$port" --data-dir "$dir" --no-access-log > "$dir/server.log" 2>&1 &
+server=$!
+for _ in $(seq 100); do
+    python3 -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:$port/healthz', timeout=1)" 2>/dev/null && break
+    sleep 0.2
+done
+scripts/schemathesis.sh "http://127.0.0.1:$port" "$(cat "$dir/default-api-key")"; rc=$?
+kill -TERM "$server"; wait "$server"; stage $rc 1
+[ $rc -eq 0 ] || tail -50 "$dir/server.log"
+rm -rf "$dir"
+
+echo "tests: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
