@@ -45,6 +45,8 @@ tags:
   - name: jobs
   - name: predict
   - name: components
+  - name: continual
+    description: Task increments with the Sliding Learnable Window, the batch ledger and forgetting.
 
 paths:
   /healthz:
@@ -548,6 +550,116 @@ paths:
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
 
+  /v1/models/{id}/tasks:
+    parameters:
+      - $ref: "#/components/parameters/ModelId"
+    post:
+      operationId: addTask
+      tags: [continual]
+      summary: Queue a continual-learning task trained with the Sliding Learnable Window.
+      description: |
+        Trains only a window of `window` basis columns that slides `slide` columns after every
+        optimizer step, continuing where the previous task left it (research/pfc.md §3); the
+        optimizer state starts fresh. Every step is recorded in the batch ledger. A task whose
+        window would run past the model's K is refused (422, naming the K it needs) unless
+        `grow` is true, which appends fresh columns to every matrix first.
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: { $ref: "#/components/schemas/TaskRequest" }
+      responses:
+        "202":
+          description: Queued.
+          headers:
+            X-Request-Id: { $ref: "#/components/headers/X-Request-Id" }
+            Location: { $ref: "#/components/headers/LocationJob" }
+          content:
+            application/json:
+              schema: { $ref: "#/components/schemas/Job" }
+        "400": { $ref: "#/components/responses/BadRequest" }
+        "401": { $ref: "#/components/responses/Unauthorized" }
+        "404": { $ref: "#/components/responses/NotFound" }
+        "413": { $ref: "#/components/responses/PayloadTooLarge" }
+        "415": { $ref: "#/components/responses/UnsupportedMediaType" }
+        "422": { $ref: "#/components/responses/UnprocessableEntity" }
+        "500": { $ref: "#/components/responses/InternalError" }
+        "503": { $ref: "#/components/responses/Unavailable" }
+    get:
+      operationId: listTasks
+      tags: [continual]
+      summary: The model's tasks with the column ranges they trained.
+      responses:
+        "200":
+          description: The tasks, oldest first.
+          headers:
+            X-Request-Id: { $ref: "#/components/headers/X-Request-Id" }
+          content:
+            application/json:
+              schema: { $ref: "#/components/schemas/TaskList" }
+        "401": { $ref: "#/components/responses/Unauthorized" }
+        "404": { $ref: "#/components/responses/NotFound" }
+        "500": { $ref: "#/components/responses/InternalError" }
+        "503": { $ref: "#/components/responses/Unavailable" }
+
+  /v1/models/{id}/ledger:
+    parameters:
+      - $ref: "#/components/parameters/ModelId"
+    get:
+      operationId: listLedger
+      tags: [continual]
+      summary: The batch ledger, one row per optimizer step of every task.
+      parameters:
+        - { name: task, in: query, required: false, schema: { type: integer, minimum: 1 } }
+      responses:
+        "200":
+          description: Ledger rows.
+          headers:
+            X-Request-Id: { $ref: "#/components/headers/X-Request-Id" }
+          content:
+            application/json:
+              schema: { $ref: "#/components/schemas/LedgerList" }
+        "400": { $ref: "#/components/responses/BadRequest" }
+        "401": { $ref: "#/components/responses/Unauthorized" }
+        "404": { $ref: "#/components/responses/NotFound" }
+        "500": { $ref: "#/components/responses/InternalError" }
+        "503": { $ref: "#/components/responses/Unavailable" }
+
+  /v1/models/{id}/forget:
+    parameters:
+      - $ref: "#/components/parameters/ModelId"
+    post:
+      operationId: forget
+      tags: [continual]
+      summary: Forget what chosen training batches taught the model.
+      description: |
+        Zeroes exactly the columns that were learnable while the selected batches trained, in every
+        matrix of every block (research/pfc.md §4), and writes a new model version with an audit
+        record in one transaction. Give exactly one of `batches`, `task`, `dataset_id`, `examples`.
+        A dry run changes nothing; repeating a request changes nothing more (columns already reset
+        are reported, not reset again).
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: { $ref: "#/components/schemas/ForgetRequest" }
+      responses:
+        "200":
+          description: What was (or, for a dry run, would be) reset.
+          headers:
+            X-Request-Id: { $ref: "#/components/headers/X-Request-Id" }
+          content:
+            application/json:
+              schema: { $ref: "#/components/schemas/ForgetResponse" }
+        "400": { $ref: "#/components/responses/BadRequest" }
+        "401": { $ref: "#/components/responses/Unauthorized" }
+        "404": { $ref: "#/components/responses/NotFound" }
+        "413": { $ref: "#/components/responses/PayloadTooLarge" }
+        "415": { $ref: "#/components/responses/UnsupportedMediaType" }
+        "422": { $ref: "#/components/responses/UnprocessableEntity" }
+        "500": { $ref: "#/components/responses/InternalError" }
+        "503": { $ref: "#/components/responses/Unavailable" }
+
 components:
   securitySchemes:
     bearerAuth:
@@ -934,7 +1046,7 @@ components:
                  cancel_requested, created_at, started_at, finished_at]
       properties:
         id: { type: string }
-        kind: { type: string, description: 'What the job does: `train`.', example: train }
+        kind: { type: string, description: 'What the job does: `train` or `task` (a continual-learning increment).', example: train }
         state: { $ref: "#/components/schemas/JobState" }
         model_id: { type: [string, "null"] }
         dataset_id: { type: [string, "null"] }
@@ -1023,6 +1135,109 @@ components:
         components:
           type: array
           items: { $ref: "#/components/schemas/Component" }
+
+    TaskRequest:
+      type: object
+      required: [name, dataset_id]
+      properties:
+        name: { type: string, minLength: 1, maxLength: 200 }
+        dataset_id: { type: string }
+        epochs: { type: integer, minimum: 1, maximum: 1000, default: 10 }
+        batch_size: { type: integer, minimum: 1, maximum: 100000, default: 200 }
+        learning_rate: { type: number, exclusiveMinimum: 0, default: 0.0003 }
+        weight_decay: { type: number, minimum: 0, exclusiveMaximum: 1, default: 0.0001 }
+        window: { type: integer, minimum: 1, default: 15, description: Learnable window width w in columns. }
+        slide: { type: number, minimum: 0, default: 0.25, description: Columns the window advances per step. }
+        grow: { type: boolean, default: false }
+        deterministic: { type: boolean, default: false, description: Fixed data order and the window reset at each epoch. }
+        validation_fraction: { type: number, minimum: 0, exclusiveMaximum: 1, default: 0.15 }
+        early_stopping: { type: [integer, "null"], minimum: 1, default: 5 }
+        seed: { type: integer, minimum: 0, default: 0 }
+
+    Task:
+      type: object
+      additionalProperties: false
+      required: [task, name, model_version, dataset_id, columns, grew_by, metrics]
+      properties:
+        task: { type: integer, minimum: 1 }
+        name: { type: string }
+        model_version: { type: integer, minimum: 0 }
+        dataset_id: { type: [string, "null"] }
+        columns:
+          type: [array, "null"]
+          items: { type: integer, minimum: 0 }
+          description: The columns [c0, c1) the task's window covered.
+        grew_by: { type: integer, minimum: 0 }
+        metrics: { $ref: "#/components/schemas/Metrics" }
+
+    TaskList:
+      type: object
+      additionalProperties: false
+      required: [items, next_offset]
+      properties:
+        items: { type: array, items: { $ref: "#/components/schemas/Task" } }
+        next_offset: { $ref: "#/components/schemas/NextOffset" }
+
+    LedgerEntry:
+      type: object
+      additionalProperties: false
+      required: [id, version, task, epoch, batch_index, dataset_id, rows, windows]
+      properties:
+        id: { type: string }
+        version: { type: integer, minimum: 0 }
+        task: { type: integer, minimum: 0 }
+        epoch: { type: integer, minimum: 0 }
+        batch_index: { type: integer, minimum: 0 }
+        dataset_id: { type: [string, "null"] }
+        rows: { type: array, items: { type: integer, minimum: 0 } }
+        windows:
+          type: array
+          description: The learnable columns [c0, c1) of each block during this step.
+          items: { type: array, items: { type: integer, minimum: 0 } }
+
+    LedgerList:
+      type: object
+      additionalProperties: false
+      required: [items, next_offset]
+      properties:
+        items: { type: array, items: { $ref: "#/components/schemas/LedgerEntry" } }
+        next_offset: { $ref: "#/components/schemas/NextOffset" }
+
+    ForgetRequest:
+      type: object
+      properties:
+        batches: { type: array, items: { type: string } }
+        task: { type: integer, minimum: 1 }
+        dataset_id: { type: string }
+        examples:
+          type: array
+          items:
+            type: object
+            required: [dataset_id, rows]
+            properties:
+              dataset_id: { type: string }
+              rows: { type: array, items: { type: integer, minimum: 0 } }
+        dry_run: { type: boolean, default: false }
+        evaluate_on: { type: string, description: A dataset to measure accuracy on before and after. }
+
+    ForgetResponse:
+      type: object
+      additionalProperties: false
+      required: [model_version, version_created, dry_run, batches, columns_reset, already_reset,
+                 collateral_batches, accuracy_before, accuracy_after]
+      properties:
+        model_version: { type: integer, minimum: 0 }
+        version_created: { type: boolean }
+        dry_run: { type: boolean }
+        batches: { type: array, items: { type: string } }
+        columns_reset: { type: array, items: { type: integer, minimum: 0 } }
+        already_reset: { type: array, items: { type: integer, minimum: 0 } }
+        collateral_batches:
+          type: array
+          items: { type: string }
+          description: Other ledger batches that trained some of the reset columns.
+        accuracy_before: { type: [number, "null"] }
+        accuracy_after: { type: [number, "null"] }
 
 """#
 }

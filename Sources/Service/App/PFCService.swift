@@ -47,6 +47,7 @@ public final class PFCService: Sendable {
         registerJobs(&r)
         registerPredictions(&r)
         registerComponents(&r)
+        registerContinual(&r)
         return r
     }
 

@@ -31,20 +31,38 @@ struct TrainingJobRunner {
     private func train() throws {
         let tenant = job.tenantID
         guard let modelID = job.modelID else { throw JobError("job has no model") }
-        let params = try JSONDecoder().decode(TrainRequest.self, from: Data(job.params.utf8))
+        let isTask = job.kind == "task"
+        let taskRequest = isTask ? try JSONDecoder().decode(TaskRequest.self, from: Data(job.params.utf8)) : nil
+        let params = isTask ? nil : try JSONDecoder().decode(TrainRequest.self, from: Data(job.params.utf8))
+        let datasetID = taskRequest?.datasetID ?? params!.datasetID
         let model = try store.model(id: modelID, tenantID: tenant)
         let spec = try JSONDecoder().decode(ModelSpec.self, from: Data(model.architecture.utf8))
-        let base = try params.version.map { try store.modelVersion(modelID: modelID, version: $0, tenantID: tenant) }
+        let base = try params?.version.map { try store.modelVersion(modelID: modelID, version: $0, tenantID: tenant) }
             ?? store.latestModelVersion(modelID: modelID, tenantID: tenant)
         var network = try ModelFile.decode(Array(try store.modelWeights(modelID: modelID, version: base.version, tenantID: tenant)))
-        let dataset = try store.dataset(id: params.datasetID, tenantID: tenant)
+        let dataset = try store.dataset(id: datasetID, tenantID: tenant)
         let data = try DatasetBlobReader.load(from: store, dataset: dataset, tenantID: tenant, classes: spec.architecture.outputDim)
-        let options = try params.trainingOptions(limits: configuration.limits)
-
+        var continual = ContinualState(metrics: base.metrics)
+        let options = try taskRequest.map { try $0.trainingOptions(limits: configuration.limits, start: continual.nextWindowStart) }
+            ?? params!.trainingOptions(limits: configuration.limits)
+        // A task whose window would run past K grows the model when asked (research/pfc.md §3 capacity rule).
+        var grewBy = 0
+        if let task = taskRequest {
+            let trainer = Trainer(options: options)
+            if let need = trainer.requiredBasis(trainingExamples: trainer.trainingExamples(fromDataSetOf: data.count)),
+               need > network.architecture.basis {
+                guard task.grow else {
+                    throw JobError("the task's window needs K = \(need) basis columns but the model has \(network.architecture.basis); send \"grow\": true")
+                }
+                grewBy = need - network.architecture.basis
+                network = try BasisGrowth.appendColumns(to: network, count: grewBy, seed: task.seed &+ 0x6772)
+            }
+        }
+        var records: [BatchRecord] = []
         var stop: Stop? = nil
         var lastBeat = ContinuousClock.now - .seconds(3600)
         let interval = Duration.milliseconds(Int(configuration.heartbeatSeconds * 1000))
-        let report = Trainer(options: options).train(&network, on: data) { p in
+        let report = try Trainer(options: options).train(&network, on: data, onStep: isTask ? { records.append($0) } : nil) { p in
             workers.recordThroughput(p.examplesPerSecond)
             if workers.isStopping { stop = .shutdown; return .stop }
             let now = ContinuousClock.now
@@ -85,16 +103,40 @@ struct TrainingJobRunner {
         if let shape = dataset.imageShape.flatMap({ try? JSONDecoder().decode([Int].self, from: Data($0.utf8)) }) {
             metrics["image_shape"] = .array(shape.map { .number(Double($0)) })
         }
+        var ledger: [LedgerEntry] = []
+        if let task = taskRequest {
+            continual.tasks += 1
+            continual.nextWindowStart = report.nextWindowStart ?? continual.nextWindowStart
+            let kept = records.filter { !$0.skipped && $0.step < (report.keptSteps ?? Int.max) }
+            ledger = kept.map { r in
+                LedgerEntry(modelID: modelID, version: 0, task: continual.tasks, epoch: r.epoch, batchIndex: r.batchIndex,
+                            examples: LedgerRows.encode(r.exampleIndices),
+                            windows: "[" + r.windows.map { "[\($0.lowerBound),\($0.upperBound)]" }.joined(separator: ",") + "]",
+                            datasetID: dataset.id)
+            }
+            metrics["task"] = .number(Double(continual.tasks))
+            metrics["task_name"] = .string(task.name)
+            metrics["grew_by"] = .number(Double(grewBy))
+            metrics["batches"] = .number(Double(ledger.count))
+            if let cols = report.windowColumns { metrics["window_columns"] = .array([.number(Double(cols.lowerBound)), .number(Double(cols.upperBound))]) }
+        }
+        let trainedColumns = Set(ledger.flatMap { LedgerRows.windows($0.windows).flatMap { Array($0) } })
+        continual.resetColumns.removeAll(where: trainedColumns.contains) // retrained columns carry knowledge again
+        for (k, v) in continual.metrics { metrics[k] = v }
         let metricsJSON = String(decoding: try JSONCoding.encoder.encode(JSONValue.object(metrics)), as: UTF8.self)
         let usage = Self.meanActivations(network, data: data)
         let weights = Data(ModelFile.encode(network))
         try store.transaction { s in
-            let v = try s.appendModelVersion(modelID: modelID, tenantID: tenant, parentVersion: base.version, reason: .train,
-                                             metrics: metricsJSON, weights: weights)
+            let v = try s.appendModelVersion(modelID: modelID, tenantID: tenant, parentVersion: base.version,
+                                             reason: isTask ? .task : .train, metrics: metricsJSON, weights: weights)
+            if !ledger.isEmpty { try s.appendLedger(ledger.map { var e = $0; e.version = v.version; return e }, tenantID: tenant) }
             let components = usage.enumerated().flatMap { block, means in
                 means.enumerated().map { k, mean in
                     Component(modelID: modelID, version: v.version, block: block, column: k,
-                              provenance: #"{"job_id":"\#(job.id)","dataset_id":"\#(dataset.id)"}"#,
+                              provenance: trainedColumns.contains(k)
+                                  ? #"{"job_id":"\#(job.id)","dataset_id":"\#(dataset.id)","task":\#(continual.tasks)}"#
+                                  : #"{"job_id":"\#(job.id)","dataset_id":"\#(dataset.id)"}"#,
+                              state: continual.resetColumns.contains(k) && !trainedColumns.contains(k) ? .reset : .active,
                               norms: #"{"mean_activation":\#(mean.isFinite ? mean : 0)}"#)
                 }
             }

@@ -112,20 +112,7 @@ extension PFCService {
                 return (m, try s.dataset(id: body.datasetID, tenantID: tenantID))
             }
         }
-        let arch = try spec(of: model).architecture
-        if dataset.features != arch.inputDim {
-            throw APIError.invalid("dataset \(dataset.id) has \(dataset.features) features but the model's input_dim is \(arch.inputDim)")
-        }
-        if dataset.classes > arch.outputDim {
-            throw APIError.invalid("dataset \(dataset.id) has labels up to \(dataset.classes - 1) but the model has \(arch.outputDim) classes")
-        }
-        if arch.nonnegative {
-            let data = try storeCall { try DatasetBlobReader.load(from: store, dataset: dataset, tenantID: tenantID, classes: arch.outputDim) }
-            if let i = data.features.storage.firstIndex(where: { $0 < 0 }) {
-                throw APIError.invalid("dataset \(dataset.id) row \(i / data.featureCount + 1), column \(i % data.featureCount + 1) "
-                    + "has a negative feature; this model is non-negative (PFC needs features ≥ 0)")
-            }
-        }
+        try checkDataset(dataset, against: try spec(of: model).architecture, tenantID: tenantID)
         let params = String(decoding: try JSONCoding.encoder.encode(body), as: UTF8.self)
         let job = Job(tenantID: tenantID, kind: "train", params: params, datasetID: dataset.id, modelID: modelID)
         try storeCall { try store.enqueue(job) }

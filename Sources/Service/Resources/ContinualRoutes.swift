@@ -1,0 +1,200 @@
+// ContinualRoutes: task increments with the Sliding Learnable Window, the batch ledger, and
+// forgetting chosen batches by zeroing the columns they trained (research/pfc.md §3–4).
+import Foundation
+import HTTP
+import Linalg
+import PFC
+import Storage
+
+extension PFCService {
+    func registerContinual(_ r: inout Router) {
+        let limits = configuration.limits
+        r.post("/v1/models/{id}/tasks") { [self] request, ctx in
+            let tenant = try ctx.tenantID(), id = request.parameter("id")!
+            let body = try JSONCoding.decode(TaskRequest.self, from: request, maxBytes: limits.maxRequestBytes)
+            let job = try enqueueTask(body, modelID: id, tenantID: tenant)
+            return try JSONCoding.response(JobDTO(job: job), status: .accepted, headers: [("Location", "/v1/jobs/\(job.id)")])
+        }
+        r.get("/v1/models/{id}/tasks") { [store] request, ctx in
+            let tenant = try ctx.tenantID(), id = request.parameter("id")!
+            let versions = try storeCall {
+                try store.read { s in
+                    _ = try s.model(id: id, tenantID: tenant)
+                    return try s.modelVersions(modelID: id, tenantID: tenant, page: PageRequest(limit: 1000)).items
+                }
+            }
+            let tasks = versions.filter { $0.reason == .task }.compactMap { v -> TaskDTO? in
+                guard case .object(let m)? = JSONValue.parse(v.metrics), case .number(let n)? = m["task"] else { return nil }
+                var columns: [Int]? = nil
+                if case .array(let a)? = m["window_columns"] { columns = a.compactMap { if case .number(let x) = $0 { Int(x) } else { nil } } }
+                var name = "", dataset: String? = nil, grew = 0
+                if case .string(let s)? = m["task_name"] { name = s }
+                if case .string(let s)? = m["dataset_id"] { dataset = s }
+                if case .number(let g)? = m["grew_by"] { grew = Int(g) }
+                return TaskDTO(task: Int(n), name: name, modelVersion: v.version, datasetID: dataset, columns: columns,
+                               grewBy: grew, metrics: .object(m))
+            }
+            return try JSONCoding.response(ListPage(items: tasks, nextOffset: nil))
+        }
+        r.get("/v1/models/{id}/ledger") { [store] request, ctx in
+            let tenant = try ctx.tenantID(), id = request.parameter("id")!
+            let task = try request.queryValue("task").map { t -> Int in
+                guard let n = Int(t), n >= 1 else { throw APIError.badRequest("task must be a positive integer") }
+                return n
+            }
+            let entries = try storeCall {
+                try store.read { s in
+                    _ = try s.model(id: id, tenantID: tenant)
+                    return try s.ledgerEntries(modelID: id, tenantID: tenant, task: task)
+                }
+            }
+            return try JSONCoding.response(ListPage(items: entries.map(LedgerEntryDTO.init), nextOffset: nil))
+        }
+        r.post("/v1/models/{id}/forget") { [self] request, ctx in
+            let tenant = try ctx.tenantID(), id = request.parameter("id")!
+            let body = try JSONCoding.decode(ForgetRequest.self, from: request, maxBytes: limits.maxRequestBytes)
+            return try JSONCoding.response(try forget(body, modelID: id, tenantID: tenant))
+        }
+    }
+
+    /// Validates a task against the model, its window position and capacity, and queues it.
+    func enqueueTask(_ body: TaskRequest, modelID: String, tenantID: String) throws -> Job {
+        _ = try DatasetUpload.validName(body.name)
+        let (model, dataset, latest) = try storeCall {
+            try store.read { s in
+                (try s.model(id: modelID, tenantID: tenantID), try s.dataset(id: body.datasetID, tenantID: tenantID),
+                 try s.latestModelVersion(modelID: modelID, tenantID: tenantID))
+            }
+        }
+        let arch = try spec(of: model).architecture
+        guard arch.kind != .mlp else { throw APIError.invalid("the sliding window trains PFC basis columns; an MLP has none") }
+        let options = try body.trainingOptions(limits: configuration.limits, start: ContinualState(metrics: latest.metrics).nextWindowStart)
+        try checkDataset(dataset, against: arch, tenantID: tenantID)
+        let (_, network) = try loadNetwork(modelID: modelID, tenantID: tenantID, version: latest.version)
+        let trainer = Trainer(options: options)
+        if let need = trainer.requiredBasis(trainingExamples: trainer.trainingExamples(fromDataSetOf: dataset.examples)),
+           need > network.architecture.basis, !body.grow {
+            throw APIError.invalid("this task's window would run to column \(need) but the model has K = \(network.architecture.basis) "
+                + "basis columns: it needs K = \(need); send \"grow\": true to append \(need - network.architecture.basis) fresh columns")
+        }
+        let params = String(decoding: try JSONCoding.encoder.encode(body), as: UTF8.self)
+        let job = Job(tenantID: tenantID, kind: "task", params: params, datasetID: dataset.id, modelID: modelID)
+        try storeCall { try store.enqueue(job) }
+        workers.wake()
+        return job
+    }
+
+    /// Zeroes the columns that were learnable while the selected batches trained, in every matrix
+    /// of every block (research/pfc.md §4), as a new version plus audit record in one transaction.
+    func forget(_ body: ForgetRequest, modelID: String, tenantID: String) throws -> ForgetResponse {
+        let selectors = [body.batches != nil, body.task != nil, body.datasetID != nil, body.examples != nil].filter { $0 }.count
+        guard selectors == 1 else { throw APIError.invalid("give exactly one of batches, task, dataset_id or examples") }
+        let (latest, entries) = try storeCall {
+            try store.read { s in
+                _ = try s.model(id: modelID, tenantID: tenantID)
+                return (try s.latestModelVersion(modelID: modelID, tenantID: tenantID), try s.ledgerEntries(modelID: modelID, tenantID: tenantID))
+            }
+        }
+        let selected: [LedgerEntry]
+        if let ids = body.batches {
+            let known = Set(entries.map(\.id))
+            if let unknown = ids.first(where: { !known.contains($0) }) { throw APIError.notFound("ledger batch \(unknown)") }
+            let wanted = Set(ids)
+            selected = entries.filter { wanted.contains($0.id) }
+        } else if let task = body.task {
+            selected = entries.filter { $0.task == task }
+            if selected.isEmpty { throw APIError.notFound("task \(task)") }
+        } else if let ds = body.datasetID {
+            selected = entries.filter { $0.datasetID == ds }
+            if selected.isEmpty { throw APIError.notFound("trained batches of dataset \(ds)") }
+        } else {
+            var wanted: [String: Set<Int>] = [:]
+            for e in body.examples! { wanted[e.datasetID, default: []].formUnion(e.rows) }
+            selected = entries.filter { e in
+                guard let ds = e.datasetID, let rows = wanted[ds] else { return false }
+                return LedgerRows.decode(e.examples).contains(where: rows.contains)
+            }
+            if selected.isEmpty { throw APIError.notFound("trained batches containing those examples") }
+        }
+        let ranges = selected.flatMap { LedgerRows.windows($0.windows) }
+        let columns = Set(Forgetting.columns(of: ranges))
+        let state = ContinualState(metrics: latest.metrics)
+        let previouslyReset = Set(state.resetColumns)
+        let (_, network) = try loadNetwork(modelID: modelID, tenantID: tenantID, version: latest.version)
+        let toReset = columns.subtracting(previouslyReset).sorted()
+        let result: ForgettingResult
+        do { result = try Forgetting.zeroColumns(toReset.map { $0..<($0 + 1) }, of: network) } catch {
+            throw APIError.invalid("cannot reset those columns: \(error)")
+        }
+        let selectedIDs = Set(selected.map(\.id))
+        let collateral = entries.filter { e in
+            !selectedIDs.contains(e.id) && LedgerRows.windows(e.windows).contains { r in r.contains { columns.contains($0) } }
+        }.map(\.id)
+        var before: Float? = nil, after: Float? = nil
+        if let evalID = body.evaluateOn {
+            let ds = try storeCall { try store.dataset(id: evalID, tenantID: tenantID) }
+            let data = try storeCall { try DatasetBlobReader.load(from: store, dataset: ds, tenantID: tenantID, classes: network.architecture.outputDim) }
+            guard data.featureCount == network.architecture.inputDim, data.classes <= network.architecture.outputDim else {
+                throw APIError.invalid("evaluate_on dataset \(evalID) does not fit the model's input_dim and classes")
+            }
+            before = Trainer.evaluate(network, on: data).accuracy
+            after = Trainer.evaluate(result.network, on: data).accuracy
+        }
+        let dryRun = body.dryRun ?? false
+        let alreadyReset = columns.intersection(previouslyReset).union(result.alreadyReset).sorted()
+        var response = ForgetResponse(modelVersion: latest.version, versionCreated: false, dryRun: dryRun,
+                                      batches: selected.map(\.id), columnsReset: toReset, alreadyReset: alreadyReset,
+                                      collateralBatches: collateral, accuracyBefore: before, accuracyAfter: after)
+        guard !dryRun, !toReset.isEmpty else { return response }
+
+        var newState = state
+        newState.resetColumns = previouslyReset.union(toReset).sorted()
+        var metrics = newState.metrics
+        metrics["forget"] = .object([
+            "tenant_id": .string(tenantID), "at": .string(ISO8601DateFormatter().string(from: Date())),
+            "request": .object([
+                "batches": .array(selected.map { .string($0.id) }), "task": body.task.map { .number(Double($0)) } ?? .null,
+                "dataset_id": body.datasetID.map { .string($0) } ?? .null,
+            ]),
+            "columns": .array(toReset.map { .number(Double($0)) }),
+        ])
+        if let before, let after { metrics["accuracy_before"] = .number(Double(before)); metrics["accuracy_after"] = .number(Double(after)) }
+        let metricsJSON = String(decoding: try JSONCoding.encoder.encode(JSONValue.object(metrics)), as: UTF8.self)
+        let weights = Data(ModelFile.encode(result.network))
+        let blocks = network.architecture.kind.blockCount
+        let version = try storeCall {
+            try store.transaction { s in
+                let v = try s.appendModelVersion(modelID: modelID, tenantID: tenantID, parentVersion: latest.version, reason: .forget,
+                                                 metrics: metricsJSON, weights: weights)
+                let components = (0..<blocks).flatMap { b in
+                    toReset.map { k in
+                        Component(modelID: modelID, version: v.version, block: b, column: k,
+                                  provenance: #"{"forgotten_by_version":\#(v.version)}"#, state: .reset, norms: #"{"mean_activation":0}"#)
+                    }
+                }
+                try s.upsertComponents(components, tenantID: tenantID)
+                return v.version
+            }
+        }
+        response.modelVersion = version
+        response.versionCreated = true
+        return response
+    }
+
+    /// 422 when a dataset does not fit a model (width, classes, sign of the features).
+    func checkDataset(_ dataset: Dataset, against arch: Architecture, tenantID: String) throws {
+        if dataset.features != arch.inputDim {
+            throw APIError.invalid("dataset \(dataset.id) has \(dataset.features) features but the model's input_dim is \(arch.inputDim)")
+        }
+        if dataset.classes > arch.outputDim {
+            throw APIError.invalid("dataset \(dataset.id) has labels up to \(dataset.classes - 1) but the model has \(arch.outputDim) classes")
+        }
+        if arch.nonnegative {
+            let data = try storeCall { try DatasetBlobReader.load(from: store, dataset: dataset, tenantID: tenantID, classes: arch.outputDim) }
+            if let i = data.features.storage.firstIndex(where: { $0 < 0 }) {
+                throw APIError.invalid("dataset \(dataset.id) row \(i / data.featureCount + 1), column \(i % data.featureCount + 1) "
+                    + "has a negative feature; this model is non-negative (PFC needs features ≥ 0)")
+            }
+        }
+    }
+}
