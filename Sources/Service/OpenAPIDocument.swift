@@ -602,6 +602,48 @@ paths:
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
 
+  /v1/models/{id}/tasks/stream:
+    parameters:
+      - $ref: "#/components/parameters/ModelId"
+    post:
+      operationId: streamTask
+      tags: [continual]
+      summary: Train a task on examples streamed as NDJSON, one mini-batch as each fills.
+      description: |
+        The body (chunked encoding welcome) holds one `{"features": [number], "label": int}` per
+        line. Every `batch_size` lines train one Sliding Learnable Window step; memory stays
+        bounded by one batch. The answer is the task's summary. Nothing is stored unless the whole
+        body was read and trained; then the new version and its ledger are written in one transaction.
+      parameters:
+        - { name: name, in: query, required: true, schema: { type: string, minLength: 1, maxLength: 200 } }
+        - { name: batch_size, in: query, required: false, schema: { type: integer, minimum: 1, maximum: 10000, default: 50 } }
+        - { name: learning_rate, in: query, required: false, schema: { type: number, exclusiveMinimum: 0, default: 0.0003 } }
+        - { name: weight_decay, in: query, required: false, schema: { type: number, minimum: 0, exclusiveMaximum: 1, default: 0.0001 } }
+        - { name: window, in: query, required: false, schema: { type: integer, minimum: 1, default: 15 } }
+        - { name: slide, in: query, required: false, schema: { type: number, minimum: 0, default: 0.25 } }
+        - { name: grow, in: query, required: false, schema: { type: boolean, default: false } }
+      requestBody:
+        required: true
+        content:
+          application/x-ndjson:
+            schema: { type: string }
+      responses:
+        "201":
+          description: The task was trained and stored.
+          headers:
+            X-Request-Id: { $ref: "#/components/headers/X-Request-Id" }
+          content:
+            application/json:
+              schema: { $ref: "#/components/schemas/StreamTaskSummary" }
+        "400": { $ref: "#/components/responses/BadRequest" }
+        "401": { $ref: "#/components/responses/Unauthorized" }
+        "404": { $ref: "#/components/responses/NotFound" }
+        "413": { $ref: "#/components/responses/PayloadTooLarge" }
+        "415": { $ref: "#/components/responses/UnsupportedMediaType" }
+        "422": { $ref: "#/components/responses/UnprocessableEntity" }
+        "500": { $ref: "#/components/responses/InternalError" }
+        "503": { $ref: "#/components/responses/Unavailable" }
+
   /v1/models/{id}/ledger:
     parameters:
       - $ref: "#/components/parameters/ModelId"
@@ -1238,6 +1280,21 @@ components:
           description: Other ledger batches that trained some of the reset columns.
         accuracy_before: { type: [number, "null"] }
         accuracy_after: { type: [number, "null"] }
+
+    StreamTaskSummary:
+      type: object
+      additionalProperties: false
+      required: [task, name, model_version, examples, batches, columns, grew_by, mean_loss, accuracy]
+      properties:
+        task: { type: integer, minimum: 1 }
+        name: { type: string }
+        model_version: { type: integer, minimum: 1 }
+        examples: { type: integer, minimum: 1 }
+        batches: { type: integer, minimum: 1 }
+        columns: { type: array, items: { type: integer, minimum: 0 }, description: "[c0, c1) over the whole task." }
+        grew_by: { type: integer, minimum: 0 }
+        mean_loss: { type: number }
+        accuracy: { type: number, minimum: 0, maximum: 1 }
 
 """#
 }

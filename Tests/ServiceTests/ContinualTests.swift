@@ -112,4 +112,40 @@ import Testing
         #expect(try c.json("POST", "/v1/models/\(modelID)/forget", ["batches": ["nope"]]).status == 404)
         #expect(try h.store.modelVersions(modelID: modelID, tenantID: tenant).items.count == versionsBefore + 1)
     }
+
+    @Test(arguments: Backend.all)
+    func streamedTaskTrainsAsItArrives(backend: Backend) throws {
+        let location = HarnessLocation(backend)
+        defer { location.destroy() }
+        let h = try ServiceHarness(location)
+        defer { h.stop() }
+        let c = h.client
+        let tenant = try #require(try h.store.tenant(forAPIKey: h.key)).id
+        let model = try c.json("POST", "/v1/models", ["name": "s", "kind": "pfc", "input_dim": 64, "output_dim": 10, "basis": 10, "iterations": 10])
+        let modelID = model.object["id"] as! String
+        let (rows, labels) = try digits([4, 5])
+        func ndjson(_ n: Int) -> Data {
+            Data((0..<n).map { i in
+                String(decoding: try! JSONSerialization.data(withJSONObject: ["features": rows[i % rows.count], "label": labels[i % rows.count]]), as: UTF8.self)
+            }.joined(separator: "\n").utf8)
+        }
+        let path = "/v1/models/\(modelID)/tasks/stream?name=fours&batch_size=50&window=4&slide=1&learning_rate=0.003"
+        let ok = try c.request("POST", path, body: ndjson(200), contentType: "application/x-ndjson")
+        #expect(ok.status == 201, "\(ok.text)")
+        let problems = try OpenAPIValidator().problems(method: "POST", path: "/v1/models/\(modelID)/tasks/stream", status: ok.status,
+                                                       contentType: ok.header("Content-Type"), body: ok.body)
+        #expect(problems.isEmpty, "\(problems)")
+        #expect(ok.object["batches"] as? Int == 4 && ok.object["examples"] as? Int == 200 && ok.object["columns"] as? [Int] == [0, 7])
+        let ledger = try c.request("GET", "/v1/models/\(modelID)/ledger?task=1").object["items"] as! [[String: Any]]
+        #expect(ledger.map { ($0["windows"] as! [[Int]])[0] } == [[0, 4], [1, 5], [2, 6], [3, 7]])
+        // The next stream continues at column 4 and would pass K = 10: refused, nothing stored…
+        let versions = try h.store.modelVersions(modelID: modelID, tenantID: tenant).items.count
+        let refused = try c.request("POST", path, body: ndjson(400), contentType: "application/x-ndjson")
+        #expect(refused.status == 422 && refused.errorMessage.contains("nothing was stored"), "\(refused.text)")
+        #expect(try h.store.modelVersions(modelID: modelID, tenantID: tenant).items.count == versions)
+        // …unless it may grow.
+        let grown = try c.request("POST", path + "&grow=true", body: ndjson(400), contentType: "application/x-ndjson")
+        #expect(grown.status == 201 && (grown.object["grew_by"] as? Int ?? 0) > 0 && grown.object["task"] as? Int == 2, "\(grown.text)")
+        #expect(try c.request("POST", path, body: Data("{\"features\":[1]}".utf8), contentType: "application/x-ndjson").status == 422)
+    }
 }

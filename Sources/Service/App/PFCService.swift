@@ -48,6 +48,7 @@ public final class PFCService: Sendable {
         registerPredictions(&r)
         registerComponents(&r)
         registerContinual(&r)
+        registerTaskStream(&r)
         return r
     }
 
