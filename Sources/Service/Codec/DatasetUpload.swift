@@ -99,51 +99,17 @@ struct DatasetUpload {
         return DatasetUpload(name: name, imageShape: try validShape(try queryShape(request), features: d), builder: builder)
     }
 
-    struct NDJSONLine: Decodable {
-        var features: [Double]
-        var label: Double
-    }
-
     /// Streams NDJSON lines into the builder as they arrive: memory stays bounded by one line.
     static func ndjson(_ request: Request, limits: ServiceLimits) throws -> DatasetUpload {
         let name = try validName(request.queryValue("name"))
         let builder = DatasetBuilder()
-        var pending: [UInt8] = []
-        var line = 0, total = 0
-        func handle(_ bytes: ArraySlice<UInt8>) throws {
-            line += 1
-            if bytes.allSatisfy({ $0 == 32 || $0 == 9 || $0 == 13 }) { return }
-            let parsed: NDJSONLine
-            do {
-                parsed = try JSONDecoder().decode(NDJSONLine.self, from: Data(bytes))
-            } catch let e as DecodingError {
-                throw APIError.invalid("NDJSON line \(line): \(JSONCoding.describe(e).message)")
-            }
-            let values = parsed.features.map { Float($0) }
+        try NDJSONReader.forEachExample(in: request.body, maxBytes: limits.maxStreamedDatasetBytes) { example, line in
+            let values = example.features.map { Float($0) }
             if let col = values.firstIndex(where: { !$0.isFinite }) {
                 throw APIError.invalid("row \(line), column \(col + 1): not a finite 32-bit number")
             }
-            try builder.append(label: try integerLabel(parsed.label, row: line), features: values, row: line)
+            try builder.append(label: try integerLabel(example.label, row: line), features: values, row: line)
         }
-        func feed(_ chunk: [UInt8]) throws {
-            total += chunk.count
-            if total > limits.maxStreamedDatasetBytes {
-                throw HTTPError(.contentTooLarge, message: "dataset exceeds \(limits.maxStreamedDatasetBytes) bytes")
-            }
-            pending.append(contentsOf: chunk)
-            var start = 0
-            while let nl = pending[start...].firstIndex(of: 10) {
-                try handle(pending[start..<nl])
-                start = nl + 1
-            }
-            pending.removeFirst(start)
-            if pending.count > 16 << 20 { throw APIError.invalid("NDJSON line \(line + 1) is longer than 16 MiB") }
-        }
-        switch request.body {
-        case .bytes(let b): try feed(b)
-        case .stream(let s): while let chunk = try s.next() { try feed(chunk) }
-        }
-        if !pending.isEmpty { try handle(pending[...]) }
         return DatasetUpload(name: name, imageShape: try validShape(try queryShape(request), features: builder.features), builder: builder)
     }
 }

@@ -78,8 +78,7 @@ extension PFCService {
                                                slide: o.slide, start: state.nextWindowStart)
         var rows: [[Float]] = [], labels: [Int] = [], rowNumbers: [Int] = []
         var records: [(rows: [Int], window: Range<Int>)] = []
-        var grewBy = 0, examples = 0, lossSum: Double = 0, correct = 0, line = 0
-        var pending: [UInt8] = []
+        var grewBy = 0, examples = 0, lossSum: Double = 0, correct = 0
 
         func trainBatch() throws {
             guard !rows.isEmpty else { return }
@@ -110,42 +109,20 @@ extension PFCService {
             rows.removeAll(keepingCapacity: true); labels.removeAll(keepingCapacity: true); rowNumbers.removeAll(keepingCapacity: true)
         }
 
-        func handle(_ bytes: ArraySlice<UInt8>) throws {
-            line += 1
-            if bytes.allSatisfy({ $0 == 32 || $0 == 9 || $0 == 13 }) { return }
-            let parsed: DatasetUpload.NDJSONLine
-            do { parsed = try JSONDecoder().decode(DatasetUpload.NDJSONLine.self, from: Data(bytes)) } catch let e as DecodingError {
-                throw APIError.invalid("NDJSON line \(line): \(JSONCoding.describe(e).message); nothing was stored")
+        try NDJSONReader.forEachExample(in: request.body, maxBytes: configuration.limits.maxStreamedDatasetBytes) { example, line in
+            guard example.features.count == arch.inputDim else {
+                throw APIError.invalid("NDJSON line \(line) has \(example.features.count) features but the model's input_dim is \(arch.inputDim)")
             }
-            guard parsed.features.count == arch.inputDim else {
-                throw APIError.invalid("NDJSON line \(line) has \(parsed.features.count) features but the model's input_dim is \(arch.inputDim)")
-            }
-            let values = parsed.features.map { Float($0) }
+            let values = example.features.map { Float($0) }
             if let col = values.firstIndex(where: { !$0.isFinite || (arch.nonnegative && $0 < 0) }) {
                 throw APIError.invalid("NDJSON line \(line), column \(col + 1): not a finite\(arch.nonnegative ? " non-negative" : "") number")
             }
-            let label = try DatasetUpload.integerLabel(parsed.label, row: line)
+            let label = try DatasetUpload.integerLabel(example.label, row: line)
             guard label < arch.outputDim else { throw APIError.invalid("NDJSON line \(line): label \(label) ≥ output_dim \(arch.outputDim)") }
             rows.append(values); labels.append(label); rowNumbers.append(examples)
             examples += 1
             if rows.count == o.batchSize { try trainBatch() }
         }
-
-        func feed(_ chunk: [UInt8]) throws {
-            pending.append(contentsOf: chunk)
-            var start = 0
-            while let nl = pending[start...].firstIndex(of: 10) {
-                try handle(pending[start..<nl])
-                start = nl + 1
-            }
-            pending.removeFirst(start)
-            if pending.count > 16 << 20 { throw APIError.invalid("NDJSON line \(line + 1) is longer than 16 MiB") }
-        }
-        switch request.body {
-        case .bytes(let b): try feed(b)
-        case .stream(let s): while let chunk = try s.next() { try feed(chunk) }
-        }
-        if !pending.isEmpty { try handle(pending[...]) }
         try trainBatch()
         guard !records.isEmpty else { throw APIError.invalid("the stream held no examples") }
 

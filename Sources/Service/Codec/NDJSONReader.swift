@@ -1,0 +1,46 @@
+// NDJSONReader: reads a request body line by line as it arrives, one parsed example at a time.
+import Foundation
+import HTTP
+
+/// One NDJSON example line: `{"features": [number], "label": int}`.
+struct NDJSONExample: Decodable {
+    var features: [Double]
+    var label: Double
+}
+
+/// Splits a (possibly streamed) body into lines and decodes each as an `NDJSONExample`, so memory
+/// stays bounded by one line (16 MiB at most) however long the body is.
+enum NDJSONReader {
+    /// Calls `body(example, lineNumber)` for every non-blank line; errors name the line.
+    static func forEachExample(in requestBody: RequestBody, maxBytes: Int,
+                               _ body: (NDJSONExample, Int) throws -> Void) throws {
+        var pending: [UInt8] = []
+        var line = 0, total = 0
+        func handle(_ bytes: ArraySlice<UInt8>) throws {
+            line += 1
+            if bytes.allSatisfy({ $0 == 32 || $0 == 9 || $0 == 13 }) { return }
+            let parsed: NDJSONExample
+            do { parsed = try JSONDecoder().decode(NDJSONExample.self, from: Data(bytes)) } catch let e as DecodingError {
+                throw APIError.invalid("NDJSON line \(line): \(JSONCoding.describe(e).message)")
+            }
+            try body(parsed, line)
+        }
+        func feed(_ chunk: [UInt8]) throws {
+            total += chunk.count
+            if total > maxBytes { throw HTTPError(.contentTooLarge, message: "the body exceeds \(maxBytes) bytes") }
+            pending.append(contentsOf: chunk)
+            var start = 0
+            while let nl = pending[start...].firstIndex(of: 10) {
+                try handle(pending[start..<nl])
+                start = nl + 1
+            }
+            pending.removeFirst(start)
+            if pending.count > 16 << 20 { throw APIError.invalid("NDJSON line \(line + 1) is longer than 16 MiB") }
+        }
+        switch requestBody {
+        case .bytes(let b): try feed(b)
+        case .stream(let s): while let chunk = try s.next() { try feed(chunk) }
+        }
+        if !pending.isEmpty { try handle(pending[...]) }
+    }
+}
