@@ -37,7 +37,7 @@ let package = Package(
 
         // The REST service: resources, validation, jobs, auth.
         .target(name: "Service", dependencies: [
-            "PFC", "Linalg", "HTTP", "Storage",
+            "PFC", "Linalg", "HTTP", "Storage", "NPEFF",
             .product(name: "Logging", package: "swift-log"),
         ]),
 

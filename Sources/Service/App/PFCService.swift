@@ -49,6 +49,7 @@ public final class PFCService: Sendable {
         registerComponents(&r)
         registerContinual(&r)
         registerTaskStream(&r)
+        registerAnalyses(&r)
         return r
     }
 

@@ -1,0 +1,477 @@
+// AnalysisDTO: NPEFF analysis requests, the job parameters and progress, and analyses as the API shows them.
+import Foundation
+import NPEFF
+import PFC
+import Storage
+
+/// The decomposition an analysis runs.
+enum AnalysisMethod: String, Codable, Sendable {
+    /// D-NPEFF: NMF of diagonal PEFs.
+    case diagonal
+    /// LRM-NPEFF: low-rank PEFs as non-negative combinations of rank-1 PSD components.
+    case lowRank = "low_rank"
+}
+
+/// `POST /v1/models/{id}/analyses`; stored as the analysis's params.
+struct AnalysisRequest: Codable, Equatable {
+    var datasetID: String
+    var method: AnalysisMethod = .diagonal
+    var components = 32
+    var topK = 512
+    var steps = 500
+    var classThreshold: Float = 3e-3
+    var likelihood: PredictiveLikelihood = .softmax
+    var seed: UInt64 = 0
+    var version: Int?
+    var examples = 1000
+
+    static let maxComponents = 1000
+    static let maxSteps = 100_000
+    static let maxExamples = 20_000
+
+    enum CodingKeys: String, CodingKey {
+        case method, components, steps, likelihood, seed, version, examples
+        case datasetID = "dataset_id", topK = "top_k", classThreshold = "class_threshold"
+    }
+
+    init(datasetID: String) { self.datasetID = datasetID }
+
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        datasetID = try c.decode(String.self, forKey: .datasetID)
+        method = try c.decodeIfPresent(AnalysisMethod.self, forKey: .method) ?? method
+        components = try c.decodeIfPresent(Int.self, forKey: .components) ?? components
+        topK = try c.decodeIfPresent(Int.self, forKey: .topK) ?? topK
+        steps = try c.decodeIfPresent(Int.self, forKey: .steps) ?? steps
+        classThreshold = try c.decodeIfPresent(Float.self, forKey: .classThreshold) ?? classThreshold
+        likelihood = try c.decodeIfPresent(PredictiveLikelihood.self, forKey: .likelihood) ?? likelihood
+        seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? seed
+        version = try c.decodeIfPresent(Int.self, forKey: .version)
+        examples = try c.decodeIfPresent(Int.self, forKey: .examples) ?? examples
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(datasetID, forKey: .datasetID)
+        try c.encode(method, forKey: .method)
+        try c.encode(components, forKey: .components)
+        try c.encode(topK, forKey: .topK)
+        try c.encode(steps, forKey: .steps)
+        try c.encode(classThreshold, forKey: .classThreshold)
+        try c.encode(likelihood, forKey: .likelihood)
+        try c.encode(seed, forKey: .seed)
+        try c.encode(version, forKey: .version)
+        try c.encode(examples, forKey: .examples)
+    }
+
+    /// Checks the values that do not depend on the model (422 naming the field).
+    func validate() throws {
+        guard (1...Self.maxComponents).contains(components) else {
+            throw APIError.invalid("components must be in 1…\(Self.maxComponents)")
+        }
+        guard topK >= 1 else { throw APIError.invalid("top_k must be at least 1") }
+        guard (1...Self.maxSteps).contains(steps) else { throw APIError.invalid("steps must be in 1…\(Self.maxSteps)") }
+        guard (1...Self.maxExamples).contains(examples) else { throw APIError.invalid("examples must be in 1…\(Self.maxExamples)") }
+        guard classThreshold.isFinite, classThreshold >= 0, classThreshold < 1 else {
+            throw APIError.invalid("class_threshold must be in [0, 1)")
+        }
+        if let v = version, v < 0 { throw APIError.invalid("version must be a non-negative integer") }
+    }
+
+    var pefOptions: PEFOptions { PEFOptions(likelihood: likelihood, classThreshold: classThreshold, topK: topK) }
+}
+
+/// `POST /v1/analyses/{id}/fit`.
+struct FitRequest: Codable, Equatable {
+    var datasetID: String
+    var examples: Int?
+    var steps: Int?
+    enum CodingKeys: String, CodingKey { case examples, steps, datasetID = "dataset_id" }
+}
+
+/// `POST /v1/analyses/{id}/components/{j}/perturb`.
+struct PerturbRequest: Decodable {
+    var magnitude: Float = 0.1
+    var datasetID: String?
+    var top: Int?
+    var random: Int?
+    var lambda: Float = 0.5
+    var seed: UInt64 = 7
+    enum CodingKeys: String, CodingKey { case magnitude, top, random, lambda, seed, datasetID = "dataset_id" }
+
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        magnitude = try c.decodeIfPresent(Float.self, forKey: .magnitude) ?? magnitude
+        datasetID = try c.decodeIfPresent(String.self, forKey: .datasetID)
+        top = try c.decodeIfPresent(Int.self, forKey: .top)
+        random = try c.decodeIfPresent(Int.self, forKey: .random)
+        lambda = try c.decodeIfPresent(Float.self, forKey: .lambda) ?? lambda
+        seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? seed
+    }
+}
+
+/// The params of an `analysis` job: compute the decomposition, or fit its coefficients to another dataset.
+struct AnalysisJobParams: Codable {
+    enum Operation: String, Codable { case compute, fit }
+    var analysisID: String
+    var operation: Operation
+    var datasetID: String
+    var examples: Int?
+    var steps: Int?
+    enum CodingKeys: String, CodingKey { case operation, examples, steps, analysisID = "analysis_id", datasetID = "dataset_id" }
+}
+
+/// Progress of an analysis job: PEF examples done, then decomposition (or fitting) step and loss.
+struct AnalysisProgressDTO: Encodable {
+    var phase: String
+    var examplesDone: Int
+    var examples: Int
+    var step: Int
+    var steps: Int
+    var loss: Double?
+    enum CodingKeys: String, CodingKey {
+        case phase, examples, step, steps, loss, examplesDone = "examples_done"
+    }
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(phase, forKey: .phase)
+        try c.encode(examplesDone, forKey: .examplesDone)
+        try c.encode(examples, forKey: .examples)
+        try c.encode(step, forKey: .step)
+        try c.encode(steps, forKey: .steps)
+        try c.encode(loss.flatMap { $0.isFinite ? $0 : nil }, forKey: .loss)
+    }
+}
+
+/// The result JSON of an analysis job.
+struct AnalysisJobResult: Codable {
+    var analysisID: String
+    var operation: String
+    var datasetID: String
+    var examples: Int
+    var components: Int
+    var finalLoss: Double?
+    var seconds: Double
+    enum CodingKeys: String, CodingKey {
+        case operation, examples, components, seconds
+        case analysisID = "analysis_id", datasetID = "dataset_id", finalLoss = "final_loss"
+    }
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(analysisID, forKey: .analysisID)
+        try c.encode(operation, forKey: .operation)
+        try c.encode(datasetID, forKey: .datasetID)
+        try c.encode(examples, forKey: .examples)
+        try c.encode(components, forKey: .components)
+        try c.encode(finalLoss.flatMap { $0.isFinite ? $0 : nil }, forKey: .finalLoss)
+        try c.encode(seconds.isFinite ? seconds : 0, forKey: .seconds)
+    }
+}
+
+/// One top example of a component.
+struct TopExampleDTO: Codable, Equatable {
+    var row: Int
+    var coefficient: Float
+    var label: Int
+    var prediction: Int
+}
+
+/// One recorded loss.
+struct LossDTO: Codable, Equatable {
+    var phase: String
+    var step: Int
+    var loss: Double
+}
+
+/// One fit of the analysis's components to another dataset, kept in the analysis's summary.
+struct FitSummary: Codable, Equatable {
+    struct Component: Codable, Equatable {
+        var index: Int
+        var meanCoefficient: Float
+        var topExamples: [TopExampleDTO]
+        enum CodingKeys: String, CodingKey { case index, meanCoefficient = "mean_coefficient", topExamples = "top_examples" }
+    }
+    var jobID: String
+    var datasetID: String
+    var examples: Int
+    var steps: Int
+    var components: [Component]
+    enum CodingKeys: String, CodingKey { case examples, steps, components, jobID = "job_id", datasetID = "dataset_id" }
+}
+
+/// The analysis's stored summary JSON (`analyses.summary`). `keptColumns` (base64 Int32 LE) and `rows` are
+/// internal: the model positions of the pseudo-Fisher entries and the dataset rows of the coefficients.
+struct AnalysisSummary: Codable, Equatable {
+    var examples: Int
+    var rows: [Int]
+    var parameterCount: Int
+    var keptColumns: String
+    var keptParameters: Int
+    var finalLoss: Double?
+    var losses: [LossDTO]
+    var seconds: Double
+    var fits: [FitSummary] = []
+    enum CodingKeys: String, CodingKey {
+        case examples, rows, losses, seconds, fits
+        case parameterCount = "parameter_count", keptColumns = "kept_columns", keptParameters = "kept_parameters"
+        case finalLoss = "final_loss"
+    }
+
+    var keptColumnIndices: [Int] { FloatBlob.int32s(Data(base64Encoded: keptColumns) ?? Data()) }
+}
+
+/// A component's stored summary JSON (`analysis_components.summary`).
+struct ComponentSummary: Codable, Equatable {
+    struct Parameter: Codable, Equatable {
+        var block: Int?
+        var matrix: String
+        var row: Int
+        var column: Int
+        var value: Float
+    }
+    struct Part: Codable, Equatable {
+        var block: Int
+        var k: Int
+        var share: Double
+    }
+    struct Parts: Codable, Equatable {
+        var shares: [Part]
+        var unassigned: Double
+    }
+    var index: Int
+    var coefficientMean: Float
+    var coefficientMax: Float
+    var labelHistogram: [Int]
+    var topLabel: Int?
+    var topLabelShare: Double
+    var pseudoFisherNorm: Float
+    var nonzeros: Int
+    var topParameters: [Parameter]
+    var pfcParts: Parts
+    enum CodingKeys: String, CodingKey {
+        case index, nonzeros
+        case coefficientMean = "coefficient_mean", coefficientMax = "coefficient_max", labelHistogram = "label_histogram"
+        case topLabel = "top_label", topLabelShare = "top_label_share", pseudoFisherNorm = "pseudo_fisher_norm"
+        case topParameters = "top_parameters", pfcParts = "pfc_parts"
+    }
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(index, forKey: .index)
+        try c.encode(coefficientMean, forKey: .coefficientMean)
+        try c.encode(coefficientMax, forKey: .coefficientMax)
+        try c.encode(labelHistogram, forKey: .labelHistogram)
+        try c.encode(topLabel, forKey: .topLabel)
+        try c.encode(topLabelShare, forKey: .topLabelShare)
+        try c.encode(pseudoFisherNorm, forKey: .pseudoFisherNorm)
+        try c.encode(nonzeros, forKey: .nonzeros)
+        try c.encode(topParameters, forKey: .topParameters)
+        try c.encode(pfcParts, forKey: .pfcParts)
+    }
+}
+
+extension ComponentSummary.Parameter {
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(block, forKey: .block)
+        try c.encode(matrix, forKey: .matrix)
+        try c.encode(row, forKey: .row)
+        try c.encode(column, forKey: .column)
+        try c.encode(value, forKey: .value)
+    }
+}
+
+/// Float32 / Int32 little-endian blobs.
+enum FloatBlob {
+    static func encode(_ values: [Float]) -> Data {
+        var d = Data(capacity: values.count * 4)
+        for v in values { withUnsafeBytes(of: v.bitPattern.littleEndian) { d.append(contentsOf: $0) } }
+        return d
+    }
+    static func decode(_ data: Data) -> [Float] {
+        let b = [UInt8](data)
+        return stride(from: 0, to: b.count - 3, by: 4).map { i in
+            Float(bitPattern: UInt32(b[i]) | UInt32(b[i + 1]) << 8 | UInt32(b[i + 2]) << 16 | UInt32(b[i + 3]) << 24)
+        }
+    }
+    static func encode(int32s values: [Int]) -> Data {
+        var d = Data(capacity: values.count * 4)
+        for v in values { withUnsafeBytes(of: Int32(clamping: v).littleEndian) { d.append(contentsOf: $0) } }
+        return d
+    }
+    static func int32s(_ data: Data) -> [Int] {
+        decode(data).map { Int(Int32(bitPattern: $0.bitPattern)) }
+    }
+}
+
+/// `202` answer of `POST /v1/models/{id}/analyses`.
+struct AnalysisCreatedDTO: Encodable {
+    var id: String
+    var jobID: String
+    var state: String
+    enum CodingKeys: String, CodingKey { case id, state, jobID = "job_id" }
+}
+
+/// An analysis as the API shows it.
+struct AnalysisDTO: Encodable {
+    var analysis: Analysis
+
+    enum CodingKeys: String, CodingKey {
+        case id, method, state, params, examples, losses, seconds, fits
+        case modelID = "model_id", modelVersion = "model_version", datasetID = "dataset_id", jobID = "job_id"
+        case components, parameterCount = "parameter_count", keptParameters = "kept_parameters", finalLoss = "final_loss"
+        case createdAt = "created_at"
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        let params = try? JSONDecoder().decode(AnalysisRequest.self, from: Data(analysis.params.utf8))
+        let summary = analysis.summary.flatMap { try? JSONDecoder().decode(AnalysisSummary.self, from: Data($0.utf8)) }
+        try c.encode(analysis.id, forKey: .id)
+        try c.encode(analysis.modelID, forKey: .modelID)
+        try c.encode(analysis.modelVersion, forKey: .modelVersion)
+        try c.encode(analysis.datasetID, forKey: .datasetID)
+        try c.encode(analysis.kind, forKey: .method)
+        try c.encode(analysis.state, forKey: .state)
+        try c.encode(analysis.jobID, forKey: .jobID)
+        try c.encode(JSONValue.parse(analysis.params) ?? .object([:]), forKey: .params)
+        try c.encode(params?.components, forKey: .components)
+        try c.encode(summary?.examples, forKey: .examples)
+        try c.encode(summary?.parameterCount, forKey: .parameterCount)
+        try c.encode(summary?.keptParameters, forKey: .keptParameters)
+        try c.encode(summary?.finalLoss.flatMap { $0.isFinite ? $0 : nil }, forKey: .finalLoss)
+        try c.encode((summary?.losses ?? []).filter { $0.loss.isFinite }, forKey: .losses)
+        try c.encode(summary.map { $0.seconds.isFinite ? $0.seconds : 0 }, forKey: .seconds)
+        try c.encode(summary?.fits ?? [], forKey: .fits)
+        try c.encode(analysis.createdAt, forKey: .createdAt)
+    }
+}
+
+/// One component in `GET /v1/analyses/{id}/components`.
+struct AnalysisComponentSummaryDTO: Encodable {
+    var summary: ComponentSummary
+    enum CodingKeys: String, CodingKey {
+        case index, nonzeros
+        case coefficientMean = "coefficient_mean", coefficientMax = "coefficient_max", topLabel = "top_label"
+        case topLabelShare = "top_label_share", pseudoFisherNorm = "pseudo_fisher_norm", topPart = "top_part"
+    }
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(summary.index, forKey: .index)
+        try c.encode(summary.coefficientMean, forKey: .coefficientMean)
+        try c.encode(summary.coefficientMax, forKey: .coefficientMax)
+        try c.encode(summary.topLabel, forKey: .topLabel)
+        try c.encode(summary.topLabelShare, forKey: .topLabelShare)
+        try c.encode(summary.pseudoFisherNorm, forKey: .pseudoFisherNorm)
+        try c.encode(summary.nonzeros, forKey: .nonzeros)
+        try c.encode(summary.pfcParts.shares.first, forKey: .topPart)
+    }
+}
+
+/// `GET /v1/analyses/{id}/components`.
+struct AnalysisComponentListDTO: Encodable {
+    var analysisID: String
+    var method: String
+    var components: [AnalysisComponentSummaryDTO]
+    enum CodingKeys: String, CodingKey { case method, components, analysisID = "analysis_id" }
+}
+
+/// `GET /v1/analyses/{id}/components/{j}`.
+struct AnalysisComponentDTO: Encodable {
+    var analysisID: String
+    var method: String
+    var summary: ComponentSummary
+    var topExamples: [TopExampleDTO]
+    enum CodingKeys: String, CodingKey {
+        case index, method, nonzeros
+        case analysisID = "analysis_id", coefficientMean = "coefficient_mean", coefficientMax = "coefficient_max"
+        case topExamples = "top_examples", labelHistogram = "label_histogram", topLabel = "top_label"
+        case topLabelShare = "top_label_share", pseudoFisherNorm = "pseudo_fisher_norm"
+        case topParameters = "top_parameters", pfcParts = "pfc_parts"
+    }
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(analysisID, forKey: .analysisID)
+        try c.encode(method, forKey: .method)
+        try c.encode(summary.index, forKey: .index)
+        try c.encode(summary.coefficientMean, forKey: .coefficientMean)
+        try c.encode(summary.coefficientMax, forKey: .coefficientMax)
+        try c.encode(topExamples, forKey: .topExamples)
+        try c.encode(summary.labelHistogram, forKey: .labelHistogram)
+        try c.encode(summary.topLabel, forKey: .topLabel)
+        try c.encode(summary.topLabelShare, forKey: .topLabelShare)
+        try c.encode(summary.pseudoFisherNorm, forKey: .pseudoFisherNorm)
+        try c.encode(summary.nonzeros, forKey: .nonzeros)
+        try c.encode(summary.topParameters, forKey: .topParameters)
+        try c.encode(summary.pfcParts, forKey: .pfcParts)
+    }
+}
+
+/// One sign of a perturbation.
+struct PerturbSignDTO: Encodable {
+    var sign: Int
+    var klRatio: Double
+    var topKL: Double
+    var baselineKL: Double
+    var topAccuracy: Double
+    var baselineAccuracy: Double
+    enum CodingKeys: String, CodingKey {
+        case sign, klRatio = "kl_ratio", topKL = "top_kl", baselineKL = "baseline_kl"
+        case topAccuracy = "top_accuracy", baselineAccuracy = "baseline_accuracy"
+    }
+    init(_ e: PerturbationEvaluation) {
+        sign = e.sign < 0 ? -1 : 1
+        klRatio = finite(e.klRatio); topKL = finite(e.topKL); baselineKL = finite(e.baselineKL)
+        topAccuracy = finite(e.topAccuracy); baselineAccuracy = finite(e.baselineAccuracy)
+    }
+}
+
+/// The answer of `POST /v1/analyses/{id}/components/{j}/perturb`.
+struct PerturbResponse: Encodable {
+    var analysisID: String
+    var component: Int
+    var method: String
+    var datasetID: String
+    var magnitude: Float
+    var lambda: Float?
+    var sign: Int
+    var klRatio: Double
+    var pefNormRatio: Double
+    var topKL: Double
+    var baselineKL: Double
+    var topAccuracy: Double
+    var baselineAccuracy: Double
+    var originalTopAccuracy: Double
+    var topExamples: [Int]
+    var randomExamples: Int
+    var bySign: [PerturbSignDTO]
+    enum CodingKeys: String, CodingKey {
+        case component, method, magnitude, lambda, sign
+        case analysisID = "analysis_id", datasetID = "dataset_id", klRatio = "kl_ratio", pefNormRatio = "pef_norm_ratio"
+        case topKL = "top_kl", baselineKL = "baseline_kl", topAccuracy = "top_accuracy", baselineAccuracy = "baseline_accuracy"
+        case originalTopAccuracy = "original_top_accuracy", topExamples = "top_examples", randomExamples = "random_examples"
+        case bySign = "by_sign"
+    }
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(analysisID, forKey: .analysisID)
+        try c.encode(component, forKey: .component)
+        try c.encode(method, forKey: .method)
+        try c.encode(datasetID, forKey: .datasetID)
+        try c.encode(magnitude, forKey: .magnitude)
+        try c.encode(lambda, forKey: .lambda)
+        try c.encode(sign, forKey: .sign)
+        try c.encode(klRatio, forKey: .klRatio)
+        try c.encode(pefNormRatio, forKey: .pefNormRatio)
+        try c.encode(topKL, forKey: .topKL)
+        try c.encode(baselineKL, forKey: .baselineKL)
+        try c.encode(topAccuracy, forKey: .topAccuracy)
+        try c.encode(baselineAccuracy, forKey: .baselineAccuracy)
+        try c.encode(originalTopAccuracy, forKey: .originalTopAccuracy)
+        try c.encode(topExamples, forKey: .topExamples)
+        try c.encode(randomExamples, forKey: .randomExamples)
+        try c.encode(bySign, forKey: .bySign)
+    }
+}
+
+/// `x`, or 0 when it is not finite (JSON has no NaN or infinity).
+func finite(_ x: Double) -> Double { x.isFinite ? x : 0 }

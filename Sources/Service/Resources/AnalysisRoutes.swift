@@ -1,0 +1,278 @@
+// AnalysisRoutes: NPEFF analyses of a model version: create (a job), read, components with their top examples,
+// top parameters and PFC-part shares, example grids, coefficient fitting (a job) and guided perturbations.
+import Foundation
+import HTTP
+import Linalg
+import NPEFF
+import PFC
+import Storage
+
+extension PFCService {
+    func registerAnalyses(_ r: inout Router) {
+        let limits = configuration.limits
+        r.post("/v1/models/{id}/analyses") { [self] request, ctx in
+            let tenant = try ctx.tenantID(), id = request.parameter("id")!
+            let body = try JSONCoding.decode(AnalysisRequest.self, from: request, maxBytes: limits.maxRequestBytes)
+            let (analysis, job) = try enqueueAnalysis(body, modelID: id, tenantID: tenant)
+            return try JSONCoding.response(AnalysisCreatedDTO(id: analysis.id, jobID: job.id, state: analysis.state), status: .accepted,
+                                           headers: [("Location", "/v1/analyses/\(analysis.id)")])
+        }
+        r.get("/v1/models/{id}/analyses") { [self] request, ctx in
+            let tenant = try ctx.tenantID(), id = request.parameter("id")!, page = try Pagination(request)
+            let result = try storeCall {
+                try store.read { s in
+                    _ = try s.model(id: id, tenantID: tenant)
+                    let p = try s.analyses(tenantID: tenant, modelID: id, page: PageRequest(limit: page.limit, offset: page.offset))
+                    return (try p.items.map { try reconciled($0, session: s) }, p.nextOffset)
+                }
+            }
+            return try JSONCoding.response(ListPage(items: result.0.map(AnalysisDTO.init), nextOffset: result.1))
+        }
+        r.get("/v1/analyses/{id}") { [self] request, ctx in
+            let tenant = try ctx.tenantID(), id = request.parameter("id")!
+            let analysis = try storeCall { try store.read { s in try reconciled(try s.analysis(id: id, tenantID: tenant), session: s) } }
+            return try JSONCoding.response(AnalysisDTO(analysis: analysis))
+        }
+        r.get("/v1/analyses/{id}/components") { [self] request, ctx in
+            let tenant = try ctx.tenantID(), id = request.parameter("id")!
+            let (analysis, components) = try storeCall {
+                try store.read { s in
+                    let a = try s.analysis(id: id, tenantID: tenant)
+                    return (a, try s.analysisComponents(analysisID: id, tenantID: tenant))
+                }
+            }
+            try Self.requireReady(analysis)
+            let items = try components.map { AnalysisComponentSummaryDTO(summary: try Self.summary(of: $0)) }
+            return try JSONCoding.response(AnalysisComponentListDTO(analysisID: id, method: analysis.kind, components: items))
+        }
+        r.get("/v1/analyses/{id}/components/{j}") { [self] request, ctx in
+            let tenant = try ctx.tenantID(), id = request.parameter("id")!
+            let (analysis, component) = try readComponent(id: id, index: request.parameter("j")!, tenantID: tenant)
+            let top = (try? JSONDecoder().decode([TopExampleDTO].self, from: Data(component.topExamples.utf8))) ?? []
+            return try JSONCoding.response(AnalysisComponentDTO(analysisID: id, method: analysis.kind, summary: try Self.summary(of: component),
+                                                                topExamples: top))
+        }
+        r.get("/v1/analyses/{id}/components/{j}/examples.png") { [self] request, ctx in
+            let tenant = try ctx.tenantID(), id = request.parameter("id")!
+            let count = try request.queryValue("count").map { v -> Int in
+                guard let n = Int(v), (1...AnalysisCompute.storedTopExamples).contains(n) else {
+                    throw APIError.badRequest("count must be an integer in 1…\(AnalysisCompute.storedTopExamples)")
+                }
+                return n
+            } ?? 16
+            let (analysis, component) = try readComponent(id: id, index: request.parameter("j")!, tenantID: tenant)
+            guard let datasetID = analysis.datasetID else { throw APIError.invalid("the analysis has no dataset") }
+            let dataset = try storeCall { try store.dataset(id: datasetID, tenantID: tenant) }
+            guard let shape = dataset.imageShape.flatMap({ try? JSONDecoder().decode([Int].self, from: Data($0.utf8)) }),
+                  shape.count >= 2, shape.allSatisfy({ $0 >= 1 }), dataset.features % (shape[0] * shape[1]) == 0 else {
+                throw APIError.invalid("dataset \(datasetID) has no image_shape; example grids need image-shaped data")
+            }
+            let top = ((try? JSONDecoder().decode([TopExampleDTO].self, from: Data(component.topExamples.utf8))) ?? []).prefix(count)
+            guard !top.isEmpty else { throw APIError.invalid("the component has no top examples") }
+            let data = try storeCall { try DatasetBlobReader.load(from: store, dataset: dataset, tenantID: tenant, classes: dataset.classes) }
+            let png = Self.grid(data, rows: top.map(\.row).filter { $0 < data.count }, height: shape[0], width: shape[1])
+            var resp = Response(status: .ok, body: .bytes(png))
+            resp.headers.replaceOrAdd(name: "Content-Type", value: "image/png")
+            return resp
+        }
+        r.post("/v1/analyses/{id}/fit") { [self] request, ctx in
+            let tenant = try ctx.tenantID(), id = request.parameter("id")!
+            let body = try JSONCoding.decode(FitRequest.self, from: request, maxBytes: limits.maxRequestBytes)
+            if let e = body.examples, !(1...AnalysisRequest.maxExamples).contains(e) {
+                throw APIError.invalid("examples must be in 1…\(AnalysisRequest.maxExamples)")
+            }
+            if let st = body.steps, !(1...AnalysisRequest.maxSteps).contains(st) {
+                throw APIError.invalid("steps must be in 1…\(AnalysisRequest.maxSteps)")
+            }
+            let (analysis, dataset) = try storeCall {
+                try store.read { s in (try s.analysis(id: id, tenantID: tenant), try s.dataset(id: body.datasetID, tenantID: tenant)) }
+            }
+            try Self.requireReady(analysis)
+            let (_, network) = try loadNetwork(modelID: analysis.modelID, tenantID: tenant, version: analysis.modelVersion)
+            try checkDataset(dataset, against: network.architecture, tenantID: tenant)
+            let params = AnalysisJobParams(analysisID: id, operation: .fit, datasetID: dataset.id, examples: body.examples, steps: body.steps)
+            let job = Job(tenantID: tenant, kind: "analysis", params: String(decoding: try JSONCoding.encoder.encode(params), as: UTF8.self),
+                          datasetID: dataset.id, modelID: analysis.modelID)
+            try storeCall { try store.enqueue(job) }
+            workers.wake()
+            return try JSONCoding.response(JobDTO(job: job), status: .accepted, headers: [("Location", "/v1/jobs/\(job.id)")])
+        }
+        r.post("/v1/analyses/{id}/components/{j}/perturb") { [self] request, ctx in
+            let tenant = try ctx.tenantID(), id = request.parameter("id")!
+            let body = try JSONCoding.decode(PerturbRequest.self, from: request, maxBytes: limits.maxRequestBytes)
+            return try JSONCoding.response(try perturb(body, analysisID: id, index: request.parameter("j")!, tenantID: tenant))
+        }
+    }
+
+    /// Validates an analysis request against the model and dataset, then stores the analysis and its job together.
+    func enqueueAnalysis(_ body: AnalysisRequest, modelID: String, tenantID: String) throws -> (Analysis, Job) {
+        try body.validate()
+        let dataset = try storeCall {
+            try store.read { s in
+                _ = try s.model(id: modelID, tenantID: tenantID)
+                return try s.dataset(id: body.datasetID, tenantID: tenantID)
+            }
+        }
+        let (version, network) = try loadNetwork(modelID: modelID, tenantID: tenantID, version: body.version)
+        guard network is any SeededBackward else { throw APIError.invalid("this model kind has no per-example gradients") }
+        try checkDataset(dataset, against: network.architecture, tenantID: tenantID)
+        let m = network.parameterCount
+        guard body.topK <= m else { throw APIError.invalid("top_k must be at most the model's parameter count, \(m)") }
+        var stored = body
+        stored.version = version
+        let params = AnalysisJobParams(analysisID: StoreID.make(), operation: .compute, datasetID: dataset.id, examples: nil, steps: nil)
+        let job = Job(tenantID: tenantID, kind: "analysis", params: String(decoding: try JSONCoding.encoder.encode(params), as: UTF8.self),
+                      datasetID: dataset.id, modelID: modelID)
+        let analysis = Analysis(id: params.analysisID, tenantID: tenantID, modelID: modelID, modelVersion: version, datasetID: dataset.id,
+                                kind: body.method.rawValue, params: String(decoding: try JSONCoding.encoder.encode(stored), as: UTF8.self),
+                                state: "pending", jobID: job.id)
+        try storeCall {
+            try store.transaction { s in
+                try s.enqueue(job)
+                try s.insert(analysis)
+            }
+        }
+        workers.wake()
+        return (analysis, job)
+    }
+
+    /// The analysis with a state that reflects a job that ended without reaching the analysis (e.g. out of attempts).
+    func reconciled(_ a: Analysis, session s: StoreSession) throws -> Analysis {
+        guard a.state == "pending" || a.state == "running", let jobID = a.jobID,
+              let job = try? s.job(id: jobID, tenantID: a.tenantID) else { return a }
+        var out = a
+        switch job.state {
+        case .failed: out.state = "failed"
+        case .cancelled: out.state = "cancelled"
+        case .running: out.state = "running"
+        default: break
+        }
+        return out
+    }
+
+    static func requireReady(_ a: Analysis) throws {
+        guard a.state == "ready" else { throw APIError.conflict("analysis \(a.id) is \(a.state), not ready") }
+    }
+
+    static func summary(of c: AnalysisComponent) throws -> ComponentSummary {
+        do { return try JSONDecoder().decode(ComponentSummary.self, from: Data(c.summary.utf8)) } catch {
+            throw HTTPError(.internalServerError, message: "component \(c.index) of analysis \(c.analysisID) has an unreadable summary")
+        }
+    }
+
+    /// A ready analysis and one of its components (404 for a non-integer or unknown index).
+    func readComponent(id: String, index: String, tenantID: String) throws -> (Analysis, AnalysisComponent) {
+        let analysis = try storeCall { try store.analysis(id: id, tenantID: tenantID) }
+        guard let j = Int(index), j >= 0 else { throw APIError.notFound("component \(index) of analysis \(id)") }
+        try Self.requireReady(analysis)
+        let component = try storeCall { try store.analysisComponent(analysisID: id, index: j, tenantID: tenantID) }
+        return (analysis, component)
+    }
+
+    /// A grid of the examples `rows` (each tile scaled to 0…255 on its own; channels averaged), 1-pixel gaps.
+    static func grid(_ data: LabeledDataset, rows: [Int], height h: Int, width w: Int) -> [UInt8] {
+        let channels = max(1, data.featureCount / (h * w))
+        let cols = Int(Double(rows.count).squareRoot().rounded(.up))
+        let gridRows = (rows.count + cols - 1) / cols
+        let width = cols * (w + 1) - 1, height = gridRows * (h + 1) - 1
+        var pixels = [UInt8](repeating: 0, count: width * height)
+        for (t, row) in rows.enumerated() {
+            let x = data.features.row(row)
+            var tile = [Float](repeating: 0, count: h * w)
+            for p in 0..<(h * w) {
+                var s: Float = 0
+                for c in 0..<channels { s += x[p * channels + c] }
+                tile[p] = s / Float(channels)
+            }
+            let lo = tile.min() ?? 0, hi = tile.max() ?? 1, span = hi > lo ? hi - lo : 1
+            let ox = (t % cols) * (w + 1), oy = (t / cols) * (h + 1)
+            for y in 0..<h {
+                for xx in 0..<w {
+                    pixels[(oy + y) * width + ox + xx] = UInt8(max(0, min(255, ((tile[y * w + xx] - lo) / span * 255).rounded())))
+                }
+            }
+        }
+        return PNGEncoder.grayscale(width: width, height: height, pixels: pixels)
+    }
+
+    /// A guided perturbation along one component, evaluated on its top examples against random ones (both signs).
+    func perturb(_ body: PerturbRequest, analysisID id: String, index: String, tenantID tenant: String) throws -> PerturbResponse {
+        guard body.magnitude.isFinite, body.magnitude > 0, body.magnitude <= 1000 else {
+            throw APIError.invalid("magnitude must be in (0, 1000]")
+        }
+        guard body.lambda > 0, body.lambda < 1 else { throw APIError.invalid("lambda must be in (0, 1)") }
+        if let t = body.top, !(1...10_000).contains(t) { throw APIError.invalid("top must be in 1…10000") }
+        if let r = body.random, !(1...10_000).contains(r) { throw APIError.invalid("random must be in 1…10000") }
+        let (analysis, component) = try readComponent(id: id, index: index, tenantID: tenant)
+        guard let request = try? JSONDecoder().decode(AnalysisRequest.self, from: Data(analysis.params.utf8)),
+              let summary = analysis.summary.flatMap({ try? JSONDecoder().decode(AnalysisSummary.self, from: Data($0.utf8)) }) else {
+            throw HTTPError(.internalServerError, message: "analysis \(id) is unreadable")
+        }
+        let datasetID = body.datasetID ?? analysis.datasetID ?? ""
+        let dataset = try storeCall { try store.dataset(id: datasetID, tenantID: tenant) }
+        let (_, loaded) = try loadNetwork(modelID: analysis.modelID, tenantID: tenant, version: analysis.modelVersion)
+        guard let network = loaded as? any SeededBackward else { throw APIError.invalid("this model kind has no per-example gradients") }
+        try checkDataset(dataset, against: network.architecture, tenantID: tenant)
+        let data = try storeCall { try DatasetBlobReader.load(from: store, dataset: dataset, tenantID: tenant, classes: network.architecture.outputDim) }
+
+        // The component's top examples on that dataset: from its coefficients, or from a fit to it.
+        var ranked: [Int]
+        if datasetID == analysis.datasetID, let blob = component.coefficients {
+            let w = FloatBlob.decode(blob)
+            ranked = w.indices.sorted { (w[$0], $1) > (w[$1], $0) }.map { summary.rows[$0] }
+        } else if let fit = summary.fits.last(where: { $0.datasetID == datasetID }),
+                  let c = fit.components.first(where: { $0.index == component.index }) {
+            ranked = c.topExamples.map(\.row)
+        } else {
+            throw APIError.invalid("the analysis has no coefficients on dataset \(datasetID); POST /v1/analyses/\(id)/fit with it first")
+        }
+        ranked = ranked.filter { $0 < data.count }
+        let top = Array(ranked.prefix(body.top ?? min(32, max(1, ranked.count / 4))))
+        guard !top.isEmpty else { throw APIError.invalid("the component has no top examples on dataset \(datasetID)") }
+        let baseline = GuidedPerturbation.randomExamples(data.count, count: min(body.random ?? 512, data.count), seed: body.seed)
+        // One evaluation set: the random rows, then the top rows.
+        let sub = AnalysisCompute.subset(data, rows: baseline + top)
+        let baseIndices = Array(0..<baseline.count), topIndices = Array(baseline.count..<(baseline.count + top.count))
+        let method = AnalysisMethod(rawValue: analysis.kind) ?? .diagonal
+        let pefs = try AnalysisCompute.pefs(network, data: sub, method: method,
+                                            options: request.pefOptions(parameterCount: network.parameterCount)) { _ in }
+        let components = try storeCall { try store.analysisComponents(analysisID: id, tenantID: tenant) }
+        let kept = summary.keptColumnIndices
+        var g = Matrix(rows: components.count, cols: kept.count)
+        for (r, c) in components.enumerated() {
+            let v = FloatBlob.decode(c.pseudoFisher)
+            guard v.count == kept.count else { throw HTTPError(.internalServerError, message: "component \(c.index) is unreadable") }
+            g.storage.replaceSubrange((r * kept.count)..<((r + 1) * kept.count), with: v)
+        }
+        guard let position = components.firstIndex(where: { $0.index == component.index }) else {
+            throw APIError.notFound("component \(index) of analysis \(id)")
+        }
+        let m = network.parameterCount
+        let direction: [Float]
+        var lambda: Float? = nil
+        switch pefs {
+        case .lowRank(let p):
+            // A decomposition value to hold the stored components (the solver is not run: no iterations).
+            var d = LRMNPEFF.fit(p, options: LRMNPEFFOptions(components: 1, gOnlyIterations: 0, jointIterations: 0))
+            d.g = g; d.w = Matrix(rows: 1, cols: g.rows); d.keptColumns = kept; d.parameterCount = m
+            direction = GuidedPerturbation.lrmDirection(d, component: position)
+        case .diagonal(let p):
+            var d = DNPEFF.fit(p, options: DNPEFFOptions(components: 1, iterations: 0))
+            d.h = g; d.w = Matrix(rows: 1, cols: g.rows); d.keptColumns = kept; d.parameterCount = m
+            let sign = GuidedPerturbation.lossGradientSign(network, data: sub, examples: topIndices)
+            direction = GuidedPerturbation.dDirection(d, component: position, datasetFisher: p.datasetFisher, lossGradientSign: sign,
+                                                      lambda: body.lambda)
+            lambda = body.lambda
+        }
+        let offset = GuidedPerturbation.scaled(direction, magnitude: body.magnitude)
+        let result = GuidedPerturbation.evaluate(network, offset: offset, data: sub, top: topIndices, baseline: baseIndices,
+                                                 norms: pefs.examples.norms, likelihood: request.likelihood)
+        let best = result.best
+        return PerturbResponse(analysisID: id, component: component.index, method: analysis.kind, datasetID: datasetID,
+                               magnitude: body.magnitude, lambda: lambda, sign: best.sign < 0 ? -1 : 1, klRatio: finite(best.klRatio),
+                               pefNormRatio: finite(best.pefNormRatio), topKL: finite(best.topKL), baselineKL: finite(best.baselineKL),
+                               topAccuracy: finite(best.topAccuracy), baselineAccuracy: finite(best.baselineAccuracy),
+                               originalTopAccuracy: finite(best.originalTopAccuracy), topExamples: top, randomExamples: baseline.count,
+                               bySign: result.bySign.map(PerturbSignDTO.init))
+    }
+}
