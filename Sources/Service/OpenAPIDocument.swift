@@ -47,6 +47,8 @@ tags:
   - name: components
   - name: continual
     description: Task increments with the Sliding Learnable Window, the batch ledger and forgetting.
+  - name: analyses
+    description: NPEFF decompositions of per-example Fishers into components, with guided perturbations.
 
 paths:
   /healthz:
@@ -702,6 +704,249 @@ paths:
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
 
+  /v1/models/{id}/analyses:
+    parameters:
+      - $ref: "#/components/parameters/ModelId"
+    post:
+      operationId: createAnalysis
+      tags: [analyses]
+      summary: Queue an NPEFF analysis of a model version on a dataset.
+      description: |
+        Stores the analysis (state `pending`) and the `analysis` job that computes it, in one
+        transaction, and answers at once. The job computes per-example Fishers (PEFs) of up to
+        `examples` rows of the dataset (a seeded sample when the dataset is larger), then runs
+        D-NPEFF (`diagonal`: NMF of the diagonal PEFs) or LRM-NPEFF (`low_rank`: non-negative
+        combinations of rank-1 components g gᵀ); its progress reports the PEF examples done, then
+        the decomposition step and loss. On success every component (its pseudo-Fisher, coefficients,
+        top examples and summary) is written with the analysis state `ready` and the job's completion
+        in one transaction.
+
+        `likelihood` chooses the predictive distribution whose Fisher is decomposed: `softmax`
+        (p = softmax(ŷ); classes with p below `class_threshold` are skipped) or `gaussian`
+        (y ~ N(ŷ, I), the likelihood MSE training maximises: F = Σ_j ∇ŷ_j ∇ŷ_jᵀ). Any model kind works,
+        the MLP included. A bad request (unknown model, version or dataset; a dataset of the wrong width;
+        `components` ≤ 0; `top_k` beyond the model's parameter count) stores nothing.
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: { $ref: "#/components/schemas/AnalysisRequest" }
+      responses:
+        "202":
+          description: Queued.
+          headers:
+            X-Request-Id: { $ref: "#/components/headers/X-Request-Id" }
+            Location: { $ref: "#/components/headers/LocationAnalysis" }
+          content:
+            application/json:
+              schema: { $ref: "#/components/schemas/AnalysisCreated" }
+          links:
+            GetAnalysis: { operationId: getAnalysis, parameters: { id: "$response.body#/id" } }
+            GetJob: { operationId: getJob, parameters: { id: "$response.body#/job_id" } }
+        "400": { $ref: "#/components/responses/BadRequest" }
+        "401": { $ref: "#/components/responses/Unauthorized" }
+        "404": { $ref: "#/components/responses/NotFound" }
+        "413": { $ref: "#/components/responses/PayloadTooLarge" }
+        "415": { $ref: "#/components/responses/UnsupportedMediaType" }
+        "422": { $ref: "#/components/responses/UnprocessableEntity" }
+        "500": { $ref: "#/components/responses/InternalError" }
+        "503": { $ref: "#/components/responses/Unavailable" }
+    get:
+      operationId: listAnalyses
+      tags: [analyses]
+      summary: The model's analyses, oldest first.
+      parameters:
+        - $ref: "#/components/parameters/Limit"
+        - $ref: "#/components/parameters/Offset"
+      responses:
+        "200":
+          description: A page of analyses.
+          headers:
+            X-Request-Id: { $ref: "#/components/headers/X-Request-Id" }
+          content:
+            application/json:
+              schema: { $ref: "#/components/schemas/AnalysisList" }
+        "400": { $ref: "#/components/responses/BadRequest" }
+        "401": { $ref: "#/components/responses/Unauthorized" }
+        "404": { $ref: "#/components/responses/NotFound" }
+        "500": { $ref: "#/components/responses/InternalError" }
+        "503": { $ref: "#/components/responses/Unavailable" }
+
+  /v1/analyses/{id}:
+    parameters:
+      - $ref: "#/components/parameters/AnalysisId"
+    get:
+      operationId: getAnalysis
+      tags: [analyses]
+      summary: An analysis, its parameters, state, loss curve and coefficient fits.
+      responses:
+        "200":
+          description: The analysis.
+          headers:
+            X-Request-Id: { $ref: "#/components/headers/X-Request-Id" }
+          content:
+            application/json:
+              schema: { $ref: "#/components/schemas/Analysis" }
+        "401": { $ref: "#/components/responses/Unauthorized" }
+        "404": { $ref: "#/components/responses/NotFound" }
+        "500": { $ref: "#/components/responses/InternalError" }
+        "503": { $ref: "#/components/responses/Unavailable" }
+
+  /v1/analyses/{id}/components:
+    parameters:
+      - $ref: "#/components/parameters/AnalysisId"
+    get:
+      operationId: listAnalysisComponents
+      tags: [analyses]
+      summary: A summary of every component of a ready analysis.
+      responses:
+        "200":
+          description: The components by index.
+          headers:
+            X-Request-Id: { $ref: "#/components/headers/X-Request-Id" }
+          content:
+            application/json:
+              schema: { $ref: "#/components/schemas/AnalysisComponentList" }
+        "401": { $ref: "#/components/responses/Unauthorized" }
+        "404": { $ref: "#/components/responses/NotFound" }
+        "409": { $ref: "#/components/responses/NotReady" }
+        "500": { $ref: "#/components/responses/InternalError" }
+        "503": { $ref: "#/components/responses/Unavailable" }
+
+  /v1/analyses/{id}/components/{j}:
+    parameters:
+      - $ref: "#/components/parameters/AnalysisId"
+      - $ref: "#/components/parameters/AnalysisComponentIndex"
+    get:
+      operationId: getAnalysisComponent
+      tags: [analyses]
+      summary: One component's top examples, label histogram, top parameters and PFC-part shares.
+      responses:
+        "200":
+          description: The component.
+          headers:
+            X-Request-Id: { $ref: "#/components/headers/X-Request-Id" }
+          content:
+            application/json:
+              schema: { $ref: "#/components/schemas/AnalysisComponent" }
+        "401": { $ref: "#/components/responses/Unauthorized" }
+        "404": { $ref: "#/components/responses/NotFound" }
+        "409": { $ref: "#/components/responses/NotReady" }
+        "500": { $ref: "#/components/responses/InternalError" }
+        "503": { $ref: "#/components/responses/Unavailable" }
+
+  /v1/analyses/{id}/components/{j}/examples.png:
+    parameters:
+      - $ref: "#/components/parameters/AnalysisId"
+      - $ref: "#/components/parameters/AnalysisComponentIndex"
+    get:
+      operationId: getAnalysisComponentExamples
+      tags: [analyses]
+      summary: A grayscale grid of the component's top examples, in the dataset's image shape.
+      description: |
+        Tiles in rank order, left to right and top to bottom, each scaled to 0–255 on its own
+        (channels averaged), with 1-pixel gaps. Needs a dataset uploaded with an `image_shape` (422 otherwise).
+      parameters:
+        - name: count
+          in: query
+          required: false
+          description: How many top examples to draw.
+          schema: { type: integer, minimum: 1, maximum: 32, default: 16 }
+      responses:
+        "200":
+          description: The image.
+          headers:
+            X-Request-Id: { $ref: "#/components/headers/X-Request-Id" }
+          content:
+            image/png:
+              schema: { type: string, contentEncoding: binary }
+        "400": { $ref: "#/components/responses/BadRequest" }
+        "401": { $ref: "#/components/responses/Unauthorized" }
+        "404": { $ref: "#/components/responses/NotFound" }
+        "409": { $ref: "#/components/responses/NotReady" }
+        "422": { $ref: "#/components/responses/UnprocessableEntity" }
+        "500": { $ref: "#/components/responses/InternalError" }
+        "503": { $ref: "#/components/responses/Unavailable" }
+
+  /v1/analyses/{id}/fit:
+    parameters:
+      - $ref: "#/components/parameters/AnalysisId"
+    post:
+      operationId: fitAnalysis
+      tags: [analyses]
+      summary: Queue a job that fits the coefficients of a ready analysis's components to another dataset.
+      description: |
+        Computes the PEFs of the dataset with the analysis's settings and fits their coefficients with the
+        components fixed (only coefficient updates). The job's result is appended to the analysis's `fits`
+        (top examples and mean coefficient of every component on that dataset), in one transaction with
+        the job's completion.
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: { $ref: "#/components/schemas/FitRequest" }
+      responses:
+        "202":
+          description: Queued.
+          headers:
+            X-Request-Id: { $ref: "#/components/headers/X-Request-Id" }
+            Location: { $ref: "#/components/headers/LocationJob" }
+          content:
+            application/json:
+              schema: { $ref: "#/components/schemas/Job" }
+          links:
+            GetJob: { operationId: getJob, parameters: { id: "$response.body#/id" } }
+        "400": { $ref: "#/components/responses/BadRequest" }
+        "401": { $ref: "#/components/responses/Unauthorized" }
+        "404": { $ref: "#/components/responses/NotFound" }
+        "409": { $ref: "#/components/responses/NotReady" }
+        "413": { $ref: "#/components/responses/PayloadTooLarge" }
+        "415": { $ref: "#/components/responses/UnsupportedMediaType" }
+        "422": { $ref: "#/components/responses/UnprocessableEntity" }
+        "500": { $ref: "#/components/responses/InternalError" }
+        "503": { $ref: "#/components/responses/Unavailable" }
+
+  /v1/analyses/{id}/components/{j}/perturb:
+    parameters:
+      - $ref: "#/components/parameters/AnalysisId"
+      - $ref: "#/components/parameters/AnalysisComponentIndex"
+    post:
+      operationId: perturbAnalysisComponent
+      tags: [analyses]
+      summary: A guided perturbation along one component, evaluated synchronously.
+      description: |
+        Builds a parameter offset δ from the component, scaled to L2 norm `magnitude`: for
+        `low_rank`, δ ∝ g_j after sequential orthogonal rejection against components whose |cosine|
+        is at most 0.35; for `diagonal`, the Fisher-weighted blend u(λ) (the dataset Fisher is the mean
+        diagonal Fisher of the evaluated rows; the signs are those of the loss gradient on the top examples).
+        Both signs are tried; the answer reports the one with the larger KL ratio: the mean
+        KL(p_θ ‖ p_θ+δ) on the component's `top` examples over the mean on `random` seeded random rows of
+        the dataset, next to the PEF-norm ratio (mean ‖F_i‖_F on the same top rows over the random ones),
+        the confound the KL ratio has to beat. The top examples come from the analysis's coefficients on
+        its own dataset, or from a fit on another one (422 when there is none). Nothing is stored.
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: { $ref: "#/components/schemas/PerturbRequest" }
+      responses:
+        "200":
+          description: The evaluation.
+          headers:
+            X-Request-Id: { $ref: "#/components/headers/X-Request-Id" }
+          content:
+            application/json:
+              schema: { $ref: "#/components/schemas/PerturbResponse" }
+        "400": { $ref: "#/components/responses/BadRequest" }
+        "401": { $ref: "#/components/responses/Unauthorized" }
+        "404": { $ref: "#/components/responses/NotFound" }
+        "409": { $ref: "#/components/responses/NotReady" }
+        "413": { $ref: "#/components/responses/PayloadTooLarge" }
+        "415": { $ref: "#/components/responses/UnsupportedMediaType" }
+        "422": { $ref: "#/components/responses/UnprocessableEntity" }
+        "500": { $ref: "#/components/responses/InternalError" }
+        "503": { $ref: "#/components/responses/Unavailable" }
+
 components:
   securitySchemes:
     bearerAuth:
@@ -726,6 +971,10 @@ components:
       description: The new job, `/v1/jobs/{id}`.
       required: true
       schema: { type: string, example: /v1/jobs/0f8fad5b-d9cb-469f-a165-70867728950e }
+    LocationAnalysis:
+      description: The new analysis, `/v1/analyses/{id}`.
+      required: true
+      schema: { type: string, example: /v1/analyses/0f8fad5b-d9cb-469f-a165-70867728950e }
     WWW-Authenticate:
       description: Always `Bearer`.
       required: true
@@ -766,6 +1015,18 @@ components:
       required: true
       description: The job's id.
       schema: { type: string }
+    AnalysisId:
+      name: id
+      in: path
+      required: true
+      description: The analysis's id.
+      schema: { type: string }
+    AnalysisComponentIndex:
+      name: j
+      in: path
+      required: true
+      description: The component's index (0-based).
+      schema: { type: integer, minimum: 0 }
 
   responses:
     BadRequest:
@@ -800,6 +1061,13 @@ components:
           schema: { $ref: "#/components/schemas/Error" }
     Conflict:
       description: 'The resource is in use by a queued or running job (code `conflict`).'
+      headers:
+        X-Request-Id: { $ref: "#/components/headers/X-Request-Id" }
+      content:
+        application/json:
+          schema: { $ref: "#/components/schemas/Error" }
+    NotReady:
+      description: 'The analysis is not ready (pending, running, failed or cancelled; code `conflict`).'
       headers:
         X-Request-Id: { $ref: "#/components/headers/X-Request-Id" }
       content:
@@ -1088,17 +1356,19 @@ components:
                  cancel_requested, created_at, started_at, finished_at]
       properties:
         id: { type: string }
-        kind: { type: string, description: 'What the job does: `train` or `task` (a continual-learning increment).', example: train }
+        kind: { type: string, description: 'What the job does: `train`, `task` (a continual-learning increment) or `analysis` (an NPEFF analysis or a coefficient fit).', example: train }
         state: { $ref: "#/components/schemas/JobState" }
         model_id: { type: [string, "null"] }
         dataset_id: { type: [string, "null"] }
         progress:
           anyOf:
             - $ref: "#/components/schemas/Progress"
+            - $ref: "#/components/schemas/AnalysisProgress"
             - type: "null"
         result:
           anyOf:
             - $ref: "#/components/schemas/JobResult"
+            - $ref: "#/components/schemas/AnalysisJobResult"
             - type: "null"
         error: { type: [string, "null"] }
         attempts: { type: integer, minimum: 0 }
@@ -1295,6 +1565,288 @@ components:
         grew_by: { type: integer, minimum: 0 }
         mean_loss: { type: number }
         accuracy: { type: number, minimum: 0, maximum: 1 }
+
+    AnalysisMethod:
+      type: string
+      enum: [diagonal, low_rank]
+      description: '`diagonal` D-NPEFF (NMF of diagonal PEFs), `low_rank` LRM-NPEFF (rank-1 PSD components g gᵀ).'
+
+    AnalysisState:
+      type: string
+      enum: [pending, running, ready, failed, cancelled]
+
+    AnalysisRequest:
+      type: object
+      required: [dataset_id]
+      properties:
+        dataset_id: { type: string }
+        method:
+          allOf: [{ $ref: "#/components/schemas/AnalysisMethod" }]
+          default: diagonal
+        components: { type: integer, minimum: 1, maximum: 1000, default: 32 }
+        top_k:
+          type: integer
+          minimum: 1
+          default: 512
+          description: PEF values kept per example; at most the model's parameter count.
+        steps:
+          type: integer
+          minimum: 1
+          maximum: 100000
+          default: 500
+          description: Decomposition steps (LRM-NPEFF spends the first fifth updating the components only).
+        class_threshold: { type: number, minimum: 0, exclusiveMaximum: 1, default: 0.003 }
+        likelihood: { type: string, enum: [softmax, gaussian], default: softmax }
+        seed: { type: integer, minimum: 0, default: 0 }
+        version:
+          type: [integer, "null"]
+          minimum: 0
+          description: The model version; the latest when absent or null.
+        examples: { type: integer, minimum: 1, maximum: 20000, default: 1000, description: Most dataset rows analysed. }
+
+    AnalysisCreated:
+      type: object
+      additionalProperties: false
+      required: [id, job_id, state]
+      properties:
+        id: { type: string }
+        job_id: { type: string }
+        state: { $ref: "#/components/schemas/AnalysisState" }
+
+    AnalysisLoss:
+      type: object
+      additionalProperties: false
+      required: [phase, step, loss]
+      properties:
+        phase: { type: string, description: '`nmf` (D-NPEFF), `g_only` or `joint` (LRM-NPEFF).' }
+        step: { type: integer, minimum: 1 }
+        loss: { type: number }
+
+    TopExample:
+      type: object
+      additionalProperties: false
+      required: [row, coefficient, label, prediction]
+      properties:
+        row: { type: integer, minimum: 0, description: The dataset row (0-based). }
+        coefficient: { type: number }
+        label: { type: integer, minimum: 0 }
+        prediction: { type: integer, minimum: 0 }
+
+    AnalysisFit:
+      type: object
+      additionalProperties: false
+      required: [job_id, dataset_id, examples, steps, components]
+      properties:
+        job_id: { type: string }
+        dataset_id: { type: string }
+        examples: { type: integer, minimum: 1 }
+        steps: { type: integer, minimum: 1 }
+        components:
+          type: array
+          items:
+            type: object
+            additionalProperties: false
+            required: [index, mean_coefficient, top_examples]
+            properties:
+              index: { type: integer, minimum: 0 }
+              mean_coefficient: { type: number }
+              top_examples: { type: array, items: { $ref: "#/components/schemas/TopExample" } }
+
+    Analysis:
+      type: object
+      additionalProperties: false
+      required: [id, model_id, model_version, dataset_id, method, state, job_id, params, components, examples,
+                 parameter_count, kept_parameters, final_loss, losses, seconds, fits, created_at]
+      properties:
+        id: { type: string }
+        model_id: { type: string }
+        model_version: { type: integer, minimum: 0 }
+        dataset_id: { type: [string, "null"] }
+        method: { $ref: "#/components/schemas/AnalysisMethod" }
+        state: { $ref: "#/components/schemas/AnalysisState" }
+        job_id: { type: [string, "null"], description: The job that computes the analysis. }
+        params: { $ref: "#/components/schemas/AnalysisRequest" }
+        components: { type: [integer, "null"], minimum: 1 }
+        examples: { type: [integer, "null"], minimum: 1, description: Examples analysed (null until ready). }
+        parameter_count: { type: [integer, "null"], minimum: 1 }
+        kept_parameters:
+          type: [integer, "null"]
+          minimum: 0
+          description: Parameter positions kept after pruning (the length of every pseudo-Fisher).
+        final_loss: { type: [number, "null"] }
+        losses: { type: array, items: { $ref: "#/components/schemas/AnalysisLoss" } }
+        seconds: { type: [number, "null"], minimum: 0 }
+        fits: { type: array, items: { $ref: "#/components/schemas/AnalysisFit" } }
+        created_at: { $ref: "#/components/schemas/Timestamp" }
+
+    AnalysisList:
+      type: object
+      additionalProperties: false
+      required: [items, next_offset]
+      properties:
+        items: { type: array, items: { $ref: "#/components/schemas/Analysis" } }
+        next_offset: { $ref: "#/components/schemas/NextOffset" }
+
+    PFCPart:
+      type: object
+      additionalProperties: false
+      required: [block, k, share]
+      properties:
+        block: { type: integer, minimum: 0 }
+        k: { type: integer, minimum: 0, description: The basis column (hidden unit for the MLP). }
+        share: { type: number, minimum: 0, maximum: 1 }
+
+    TopParameter:
+      type: object
+      additionalProperties: false
+      required: [block, matrix, row, column, value]
+      properties:
+        block: { type: [integer, "null"], minimum: 0, description: null for parameters of no basis column (the MLP's b2). }
+        matrix: { type: string, description: 'The parameter matrix, e.g. `wx`, `wy`, `w1`.' }
+        row: { type: integer, minimum: 0 }
+        column: { type: integer, minimum: 0 }
+        value: { type: number, description: The component's pseudo-Fisher entry (h_j or g_j) at this parameter. }
+
+    AnalysisComponentSummary:
+      type: object
+      additionalProperties: false
+      required: [index, coefficient_mean, coefficient_max, top_label, top_label_share, pseudo_fisher_norm, nonzeros, top_part]
+      properties:
+        index: { type: integer, minimum: 0 }
+        coefficient_mean: { type: number }
+        coefficient_max: { type: number }
+        top_label: { type: [integer, "null"], minimum: 0, description: The most frequent label among the top examples. }
+        top_label_share: { type: number, minimum: 0, maximum: 1 }
+        pseudo_fisher_norm: { type: number, minimum: 0 }
+        nonzeros: { type: integer, minimum: 0 }
+        top_part:
+          anyOf:
+            - $ref: "#/components/schemas/PFCPart"
+            - type: "null"
+
+    AnalysisComponentList:
+      type: object
+      additionalProperties: false
+      required: [analysis_id, method, components]
+      properties:
+        analysis_id: { type: string }
+        method: { $ref: "#/components/schemas/AnalysisMethod" }
+        components: { type: array, items: { $ref: "#/components/schemas/AnalysisComponentSummary" } }
+
+    AnalysisComponent:
+      type: object
+      additionalProperties: false
+      required: [analysis_id, method, index, coefficient_mean, coefficient_max, top_examples, label_histogram, top_label,
+                 top_label_share, pseudo_fisher_norm, nonzeros, top_parameters, pfc_parts]
+      properties:
+        analysis_id: { type: string }
+        method: { $ref: "#/components/schemas/AnalysisMethod" }
+        index: { type: integer, minimum: 0 }
+        coefficient_mean: { type: number }
+        coefficient_max: { type: number }
+        top_examples:
+          type: array
+          description: The 32 examples with the largest coefficient, largest first.
+          items: { $ref: "#/components/schemas/TopExample" }
+        label_histogram:
+          type: array
+          description: Count of each label (by index) among the top examples.
+          items: { type: integer, minimum: 0 }
+        top_label: { type: [integer, "null"], minimum: 0 }
+        top_label_share: { type: number, minimum: 0, maximum: 1 }
+        pseudo_fisher_norm: { type: number, minimum: 0 }
+        nonzeros: { type: integer, minimum: 0 }
+        top_parameters:
+          type: array
+          description: The 20 parameters with the largest |pseudo-Fisher entry|.
+          items: { $ref: "#/components/schemas/TopParameter" }
+        pfc_parts:
+          type: object
+          additionalProperties: false
+          required: [shares, unassigned]
+          description: The share of the component's pseudo-Fisher mass on each PFC basis column (the 20 largest, largest first).
+          properties:
+            shares: { type: array, items: { $ref: "#/components/schemas/PFCPart" } }
+            unassigned: { type: number, minimum: 0, maximum: 1 }
+
+    FitRequest:
+      type: object
+      required: [dataset_id]
+      properties:
+        dataset_id: { type: string }
+        examples: { type: integer, minimum: 1, maximum: 20000, description: Most rows; the analysis's `examples` by default. }
+        steps: { type: integer, minimum: 1, maximum: 100000, description: Coefficient updates; the analysis's `steps` by default. }
+
+    PerturbRequest:
+      type: object
+      properties:
+        magnitude: { type: number, exclusiveMinimum: 0, maximum: 1000, default: 0.1, description: The L2 norm of δ. }
+        dataset_id: { type: string, description: The dataset to evaluate on; the analysis's by default. }
+        top: { type: integer, minimum: 1, maximum: 10000, description: 'Top examples (default: a quarter of the ranked rows, at most 32).' }
+        random: { type: integer, minimum: 1, maximum: 10000, default: 512, description: Random baseline rows (at most the dataset's). }
+        lambda: { type: number, exclusiveMinimum: 0, exclusiveMaximum: 1, default: 0.5, description: The blend λ of `diagonal` analyses. }
+        seed: { type: integer, minimum: 0, default: 7, description: Seed of the random rows. }
+
+    PerturbSign:
+      type: object
+      additionalProperties: false
+      required: [sign, kl_ratio, top_kl, baseline_kl, top_accuracy, baseline_accuracy]
+      properties:
+        sign: { type: integer, enum: [1, -1] }
+        kl_ratio: { type: number, minimum: 0 }
+        top_kl: { type: number, minimum: 0 }
+        baseline_kl: { type: number, minimum: 0 }
+        top_accuracy: { type: number, minimum: 0, maximum: 1 }
+        baseline_accuracy: { type: number, minimum: 0, maximum: 1 }
+
+    PerturbResponse:
+      type: object
+      additionalProperties: false
+      required: [analysis_id, component, method, dataset_id, magnitude, lambda, sign, kl_ratio, pef_norm_ratio, top_kl,
+                 baseline_kl, top_accuracy, baseline_accuracy, original_top_accuracy, top_examples, random_examples, by_sign]
+      properties:
+        analysis_id: { type: string }
+        component: { type: integer, minimum: 0 }
+        method: { $ref: "#/components/schemas/AnalysisMethod" }
+        dataset_id: { type: string }
+        magnitude: { type: number }
+        lambda: { type: [number, "null"], description: The blend λ (diagonal analyses only). }
+        sign: { type: integer, enum: [1, -1], description: The sign of the offset with the larger KL ratio. }
+        kl_ratio: { type: number, minimum: 0 }
+        pef_norm_ratio: { type: number, minimum: 0 }
+        top_kl: { type: number, minimum: 0 }
+        baseline_kl: { type: number, minimum: 0 }
+        top_accuracy: { type: number, minimum: 0, maximum: 1 }
+        baseline_accuracy: { type: number, minimum: 0, maximum: 1 }
+        original_top_accuracy: { type: number, minimum: 0, maximum: 1 }
+        top_examples: { type: array, items: { type: integer, minimum: 0 }, description: The dataset rows used as top examples. }
+        random_examples: { type: integer, minimum: 1 }
+        by_sign: { type: array, items: { $ref: "#/components/schemas/PerturbSign" } }
+
+    AnalysisProgress:
+      type: object
+      additionalProperties: false
+      required: [phase, examples_done, examples, step, steps, loss]
+      properties:
+        phase: { type: string, enum: [pefs, decomposition, fitting, storing] }
+        examples_done: { type: integer, minimum: 0 }
+        examples: { type: integer, minimum: 0 }
+        step: { type: integer, minimum: 0 }
+        steps: { type: integer, minimum: 0 }
+        loss: { type: [number, "null"] }
+
+    AnalysisJobResult:
+      type: object
+      additionalProperties: false
+      required: [analysis_id, operation, dataset_id, examples, components, final_loss, seconds]
+      properties:
+        analysis_id: { type: string }
+        operation: { type: string, enum: [compute, fit] }
+        dataset_id: { type: string }
+        examples: { type: integer, minimum: 0 }
+        components: { type: integer, minimum: 0 }
+        final_loss: { type: [number, "null"] }
+        seconds: { type: number, minimum: 0 }
 
 """#
 }
