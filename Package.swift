@@ -49,6 +49,7 @@ let package = Package(
 
         // Benchmarks (run by Benchmarks/*/run.sh, never by the test suite).
         .executableTarget(name: "pfc-bench", dependencies: ["PFC", "Linalg"], path: "Benchmarks/PFCBench"),
+        .executableTarget(name: "pfc-npeff", dependencies: ["NPEFF", "PFC", "Linalg"], path: "Benchmarks/NPEFFBench"),
         .executableTarget(name: "pfc-continual", dependencies: ["PFC", "Linalg"], path: "Benchmarks/ContinualBench"),
         .executableTarget(name: "pfc-sequence", dependencies: ["PFC", "Linalg"], path: "Benchmarks/SequenceBench"),
 

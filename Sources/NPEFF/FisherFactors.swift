@@ -85,15 +85,46 @@ public enum FisherFactors {
 }
 
 /// Indices of the `k` largest `magnitudes` (ties broken by lower index; zeros never kept), ascending.
+/// The k-th largest value is found by selection (expected O(n)), not by sorting: the LRM top-K runs over
+/// C·m entries per example and sorting them dominated PEF computation.
 func topKIndices(_ magnitudes: [Float], _ k: Int) -> [Int] {
-    let positive = magnitudes.indices.filter { magnitudes[$0] > 0 }
-    if positive.count <= k { return positive }
-    // Selection of the k-th largest value by sorting the positive magnitudes (descending).
-    var sorted = positive.map { magnitudes[$0] }
-    sorted.sort(by: >)
-    let threshold = sorted[k - 1]
-    var above = positive.filter { magnitudes[$0] > threshold }
-    var remaining = k - above.count
-    for i in positive where remaining > 0 && magnitudes[i] == threshold { above.append(i); remaining -= 1 }
-    return above.sorted()
+    guard k > 0 else { return [] }
+    var positive = [Float]()
+    positive.reserveCapacity(magnitudes.count)
+    for v in magnitudes where v > 0 { positive.append(v) }
+    if positive.count <= k { return magnitudes.indices.filter { magnitudes[$0] > 0 } }
+    let threshold = selectAscending(&positive, positive.count - k) // the k-th largest
+    var above = 0
+    for v in magnitudes where v > threshold { above += 1 }
+    var ties = k - above
+    var out = [Int]()
+    out.reserveCapacity(k)
+    for (i, v) in magnitudes.enumerated() {
+        if v > threshold { out.append(i) } else if v == threshold && ties > 0 { out.append(i); ties -= 1 }
+    }
+    return out
+}
+
+/// The value of rank `t` (0-based, ascending) of `values`, which are reordered: iterative quickselect with a
+/// median-of-three pivot and a three-way partition (so runs of equal values cost no extra rounds).
+func selectAscending(_ values: inout [Float], _ t: Int) -> Float {
+    precondition(t >= 0 && t < values.count, "rank out of range")
+    return values.withUnsafeMutableBufferPointer { buf -> Float in
+        var lo = 0, hi = buf.count - 1
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2
+            let (a, b, c) = (buf[lo], buf[mid], buf[hi])
+            let pivot = max(min(a, b), min(max(a, b), c))
+            // Dutch flag: [lo, lt) < pivot, [lt, i) == pivot, (gt, hi] > pivot.
+            var lt = lo, i = lo, gt = hi
+            while i <= gt {
+                let v = buf[i]
+                if v < pivot { buf.swapAt(lt, i); lt += 1; i += 1 }
+                else if v > pivot { buf.swapAt(i, gt); gt -= 1 }
+                else { i += 1 }
+            }
+            if t < lt { hi = lt - 1 } else if t > gt { lo = gt + 1 } else { return pivot }
+        }
+        return buf[lo]
+    }
 }

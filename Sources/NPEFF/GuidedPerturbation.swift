@@ -128,33 +128,47 @@ public enum GuidedPerturbation {
 
     /// D-NPEFF KL targeting (npeff.md §5, `KlTargeter`, made to run): finds (δ, λ) such that the mean KL on `top` lies in
     /// `targetKL`, assuming KL grows with both. Starts at the geometric middle of `deltaRange` and λ = 0.5, then alternates:
-    /// move log δ, then λ, halfway toward the bound on the needed side (λ within [0.035, 0.965]), for `maxIterations`.
-    /// Returns the offset −δ·u(λ) (the sign convention of the code; `evaluate` tries both signs), δ and λ.
+    /// move log δ, then λ, toward the side the KL needs; each coordinate starts with half the distance to its bound and
+    /// halves its step whenever its direction reverses (the code's backoff factor 2), clamped to `deltaRange` and
+    /// λ ∈ [0.035, 0.965], for at most `maxIterations` evaluations. Every returned point was evaluated: the first one in the
+    /// range, else the one whose KL is nearest to it (in log). An earlier version bisected fixed brackets, which go stale
+    /// when the other coordinate moves, and returned an unevaluated point after the last move.
+    /// Returns the offset −δ·u(λ) (the sign convention of the code; `evaluate` tries both signs), δ, λ and the mean KL.
     public static func targetKL(_ net: any Network, data: LabeledDataset, top: [Int], targetKL: ClosedRange<Double>,
                                 deltaRange: ClosedRange<Float> = 1e-3...10, maxIterations: Int = 24,
-                                likelihood: PredictiveLikelihood, direction: (Float) -> [Float]) -> (offset: [Float], delta: Float, lambda: Float) {
+                                likelihood: PredictiveLikelihood, direction: (Float) -> [Float])
+        -> (offset: [Float], delta: Float, lambda: Float, kl: Double) {
         let theta = net.flatParameters
         let xTop = data.batch(top).x
         let outTop = net.predict(xTop)
-        var (logLo, logHi) = (log(deltaRange.lowerBound), log(deltaRange.upperBound))
-        var (lamLo, lamHi): (Float, Float) = (0.035, 0.965)
+        let (logLo, logHi) = (log(deltaRange.lowerBound), log(deltaRange.upperBound))
+        let (lamLo, lamHi): (Float, Float) = (0.035, 0.965)
         var logDelta = (logLo + logHi) / 2, lambda: Float = 0.5
-        func offset() -> [Float] { direction(lambda).map { -exp(logDelta) * $0 } }
-        for iteration in 0..<maxIterations {
-            let o = offset()
+        var stepDelta = (logHi - logLo) / 4, stepLambda = (lamHi - lamLo) / 4
+        var lastDeltaUp: Bool? = nil, lastLambdaUp: Bool? = nil
+        func miss(_ kl: Double) -> Double { // distance to the range in log KL (0 inside)
+            let k = max(kl, 1e-300)
+            return k < targetKL.lowerBound ? log(targetKL.lowerBound / k) : (k > targetKL.upperBound ? log(k / targetKL.upperBound) : 0)
+        }
+        var best: (offset: [Float], delta: Float, lambda: Float, kl: Double)? = nil
+        for iteration in 0..<max(1, maxIterations) {
+            let o = direction(lambda).map { -exp(logDelta) * $0 }
             let kl = klDivergences(outTop, net.withFlatParameters(zip(theta, o).map { $0 + $1 }).predict(xTop), likelihood: likelihood)
             let meanKL = kl.reduce(0, +) / Double(max(1, kl.count))
+            if best == nil || miss(meanKL) < miss(best!.kl) { best = (o, exp(logDelta), lambda, meanKL) }
             if targetKL.contains(meanKL) { break }
-            let tooLow = meanKL < targetKL.lowerBound
+            let up = meanKL < targetKL.lowerBound
             if iteration % 2 == 0 {
-                if tooLow { logLo = logDelta } else { logHi = logDelta }
-                logDelta = (logLo + logHi) / 2
+                if let last = lastDeltaUp, last != up { stepDelta /= 2 }
+                lastDeltaUp = up
+                logDelta = min(logHi, max(logLo, logDelta + (up ? stepDelta : -stepDelta)))
             } else {
-                if tooLow { lamLo = lambda } else { lamHi = lambda }
-                lambda = (lamLo + lamHi) / 2
+                if let last = lastLambdaUp, last != up { stepLambda /= 2 }
+                lastLambdaUp = up
+                lambda = min(lamHi, max(lamLo, lambda + (up ? stepLambda : -stepLambda)))
             }
         }
-        return (offset(), exp(logDelta), lambda)
+        return best!
     }
 }
 

@@ -82,23 +82,45 @@ public enum PEFComputer {
         return results.values.flatMap { $0 ?? [] }
     }
 
-    /// D-PEFs of every example of `data` (one column of the model input per row of `data.features`).
-    public static func diagonal(_ net: any SeededBackward, data: LabeledDataset, options: PEFOptions,
-                                progress: (@Sendable (Int) -> Void)? = nil) -> DiagonalPEFs {
-        let m = net.parameterCount
-        let k = options.topK
-        let rows = perExample(data) { x -> (cols: [Int32], vals: [Float], norm: Float, pred: Int, f: [Float]) in
-            let fac = FisherFactors.compute(net, example: x, likelihood: options.likelihood, classThreshold: options.classThreshold)
-            let f = fac.diagonal
-            var norm2 = 0.0
-            for v in f { norm2 += Double(v) * Double(v) }
-            let norm = Float(norm2.squareRoot())
-            let keep = topKIndices(f, k)
-            // D normalisation: values / (‖f‖ + 1e-9) (npeff.md §1, `pef_fisher_h5.h`).
-            let pred = fac.output.indices.max { fac.output[$0] < fac.output[$1] } ?? 0
-            progress?(1)
-            return (keep.map { Int32($0) }, keep.map { f[$0] / (norm + 1e-9) }, norm, pred, f)
+    /// One example's D-PEF row: top-K of f/(‖f‖ + 1e-9) (npeff.md §1, `pef_fisher_h5.h`), ‖f‖, the prediction and f.
+    struct DiagonalRow: Sendable { var cols: [Int32], vals: [Float], norm: Float, pred: Int, f: [Float] }
+
+    /// One example's LRM-PEF rows: its vectors a_c/√‖F‖_F sparsified jointly to K entries.
+    struct LowRankRows: Sendable { var offsets: [Int], cols: [Int32], vals: [Float], classes: [Int], norm: Float, pred: Int }
+
+    static func prediction(_ fac: ExampleFisherFactors) -> Int {
+        fac.output.indices.max { fac.output[$0] < fac.output[$1] } ?? 0
+    }
+
+    static func diagonalRow(_ fac: ExampleFisherFactors, topK k: Int) -> DiagonalRow {
+        let f = fac.diagonal
+        var norm2 = 0.0
+        for v in f { norm2 += Double(v) * Double(v) }
+        let norm = Float(norm2.squareRoot())
+        let keep = topKIndices(f, k)
+        // D normalisation: values / (‖f‖ + 1e-9) (npeff.md §1, `pef_fisher_h5.h`).
+        return DiagonalRow(cols: keep.map { Int32($0) }, vals: keep.map { f[$0] / (norm + 1e-9) }, norm: norm,
+                           pred: prediction(fac), f: f)
+    }
+
+    static func lowRankRows(_ fac: ExampleFisherFactors, topK k: Int, parameters m: Int) -> LowRankRows {
+        let norm = fac.frobeniusNorm
+        // LRM normalisation: F is quadratic in A, so the vectors are divided by √‖F‖_F (npeff.md §1, `pef_normalization.h`).
+        let scale = Float(1 / max(norm, 1e-12).squareRoot())
+        let flat = fac.vectors.flatMap { $0 }
+        let keep = topKIndices(flat.map(abs), k) // joint over the r × m entries
+        var offsets = [0], cols = [Int32](), vals = [Float]()
+        var e = 0
+        for c in fac.vectors.indices {
+            while e < keep.count && keep[e] < (c + 1) * m {
+                cols.append(Int32(keep[e] - c * m)); vals.append(flat[keep[e]] * scale); e += 1
+            }
+            offsets.append(cols.count)
         }
+        return LowRankRows(offsets: offsets, cols: cols, vals: vals, classes: fac.classes, norm: Float(norm), pred: prediction(fac))
+    }
+
+    static func assembleDiagonal(_ rows: [DiagonalRow], m: Int, labels: [Int]) -> DiagonalPEFs {
         var offsets = [0], cols = [Int32](), vals = [Float]()
         var mean = [Double](repeating: 0, count: m)
         for r in rows {
@@ -109,34 +131,11 @@ public enum PEFComputer {
         return DiagonalPEFs(
             matrix: SparseRows(rows: rows.count, cols: m, rowOffsets: offsets, columns: cols, values: vals),
             parameterCount: m, keptColumns: Array(0..<m),
-            examples: PEFExamples(norms: rows.map(\.norm), labels: data.labels, predictions: rows.map(\.pred)),
+            examples: PEFExamples(norms: rows.map(\.norm), labels: labels, predictions: rows.map(\.pred)),
             datasetFisher: mean.map { Float($0 / Double(n)) })
     }
 
-    /// LRM-PEFs of every example of `data`.
-    public static func lowRank(_ net: any SeededBackward, data: LabeledDataset, options: PEFOptions,
-                               progress: (@Sendable (Int) -> Void)? = nil) -> LowRankPEFs {
-        let m = net.parameterCount
-        let k = options.topK
-        let perEx = perExample(data) { x -> (offsets: [Int], cols: [Int32], vals: [Float], classes: [Int], norm: Float, pred: Int) in
-            let fac = FisherFactors.compute(net, example: x, likelihood: options.likelihood, classThreshold: options.classThreshold)
-            let norm = fac.frobeniusNorm
-            // LRM normalisation: F is quadratic in A, so the vectors are divided by √‖F‖_F (npeff.md §1, `pef_normalization.h`).
-            let scale = Float(1 / max(norm, 1e-12).squareRoot())
-            let flat = fac.vectors.flatMap { $0 }
-            let keep = topKIndices(flat.map(abs), k) // joint over the r × m entries
-            var offsets = [0], cols = [Int32](), vals = [Float]()
-            var e = 0
-            for c in fac.vectors.indices {
-                while e < keep.count && keep[e] < (c + 1) * m {
-                    cols.append(Int32(keep[e] - c * m)); vals.append(flat[keep[e]] * scale); e += 1
-                }
-                offsets.append(cols.count)
-            }
-            let pred = fac.output.indices.max { fac.output[$0] < fac.output[$1] } ?? 0
-            progress?(1)
-            return (offsets, cols, vals, fac.classes, Float(norm), pred)
-        }
+    static func assembleLowRank(_ perEx: [LowRankRows], m: Int, labels: [Int]) -> LowRankPEFs {
         var rowOffsets = [0], cols = [Int32](), vals = [Float](), classes = [Int](), exOffsets = [0]
         for r in perEx {
             for o in r.offsets.dropFirst() { rowOffsets.append(cols.count + o) }
@@ -146,7 +145,43 @@ public enum PEFComputer {
         return LowRankPEFs(
             matrix: SparseRows(rows: classes.count, cols: m, rowOffsets: rowOffsets, columns: cols, values: vals),
             exampleOffsets: exOffsets, rowClasses: classes, parameterCount: m, keptColumns: Array(0..<m),
-            examples: PEFExamples(norms: perEx.map(\.norm), labels: data.labels, predictions: perEx.map(\.pred)))
+            examples: PEFExamples(norms: perEx.map(\.norm), labels: labels, predictions: perEx.map(\.pred)))
+    }
+
+    /// D-PEFs of every example of `data` (one column of the model input per row of `data.features`).
+    public static func diagonal(_ net: any SeededBackward, data: LabeledDataset, options: PEFOptions,
+                                progress: (@Sendable (Int) -> Void)? = nil) -> DiagonalPEFs {
+        let rows = perExample(data) { x -> DiagonalRow in
+            let fac = FisherFactors.compute(net, example: x, likelihood: options.likelihood, classThreshold: options.classThreshold)
+            progress?(1)
+            return diagonalRow(fac, topK: options.topK)
+        }
+        return assembleDiagonal(rows, m: net.parameterCount, labels: data.labels)
+    }
+
+    /// LRM-PEFs of every example of `data`.
+    public static func lowRank(_ net: any SeededBackward, data: LabeledDataset, options: PEFOptions,
+                               progress: (@Sendable (Int) -> Void)? = nil) -> LowRankPEFs {
+        let m = net.parameterCount
+        let rows = perExample(data) { x -> LowRankRows in
+            let fac = FisherFactors.compute(net, example: x, likelihood: options.likelihood, classThreshold: options.classThreshold)
+            progress?(1)
+            return lowRankRows(fac, topK: options.topK, parameters: m)
+        }
+        return assembleLowRank(rows, m: m, labels: data.labels)
+    }
+
+    /// Both representations from one backward pass per (example, class): equal to `diagonal` and `lowRank` with the
+    /// same options, at the cost of one of them.
+    public static func both(_ net: any SeededBackward, data: LabeledDataset, options: PEFOptions,
+                            progress: (@Sendable (Int) -> Void)? = nil) -> (diagonal: DiagonalPEFs, lowRank: LowRankPEFs) {
+        let m = net.parameterCount
+        let rows = perExample(data) { x -> (DiagonalRow, LowRankRows) in
+            let fac = FisherFactors.compute(net, example: x, likelihood: options.likelihood, classThreshold: options.classThreshold)
+            progress?(1)
+            return (diagonalRow(fac, topK: options.topK), lowRankRows(fac, topK: options.topK, parameters: m))
+        }
+        return (assembleDiagonal(rows.map(\.0), m: m, labels: data.labels), assembleLowRank(rows.map(\.1), m: m, labels: data.labels))
     }
 }
 

@@ -87,7 +87,7 @@ public struct SparseRows: Sendable, Equatable {
         let r = b.cols
         var out = Matrix(rows: rows, cols: r)
         if r == 0 || rows == 0 { return out }
-        let chunks = ComputeThreads.ranges(rows, minimum: 64)
+        let chunks = balancedChunks()
         rowOffsets.withUnsafeBufferPointer { op in
         columns.withUnsafeBufferPointer { cp in
         values.withUnsafeBufferPointer { vp in
@@ -95,13 +95,7 @@ public struct SparseRows: Sendable, Equatable {
         out.storage.withUnsafeMutableBufferPointer { outp in
             let (o, c, v, bb, ob) = (op.baseAddress!, cp.baseAddress!, vp.baseAddress!, bp.baseAddress!, outp.baseAddress!)
             ComputeThreads.run(chunks.count) { part in
-                for i in chunks[part] {
-                    let dst = ob + i * r
-                    for e in o[i]..<o[i + 1] {
-                        let a = v[e], src = bb + Int(c[e]) * r
-                        for j in 0..<r { dst[j] += a * src[j] }
-                    }
-                }
+                for i in chunks[part] { sparseRowTimesDense(o[i]..<o[i + 1], c, v, bb, r, ob + i * r) }
             }
         }
         }
@@ -109,6 +103,22 @@ public struct SparseRows: Sendable, Equatable {
         }
         }
         return out
+    }
+
+    /// Contiguous row ranges with about equal numbers of stored entries (column counts of a transposed PEF matrix are
+    /// very uneven), four per compute thread so a busy core does not hold the others up; one range when small.
+    func balancedChunks() -> [Range<Int>] {
+        let parts = max(1, min(4 * ComputeThreads.count, rows / 64, nonzeros / 4096))
+        if parts == 1 { return [0..<rows] }
+        var bounds = [0]
+        var row = 0
+        for p in 1..<parts {
+            let target = nonzeros * p / parts
+            while row < rows && rowOffsets[row] < target { row += 1 }
+            if row > bounds.last! { bounds.append(row) }
+        }
+        if rows > bounds.last! { bounds.append(rows) }
+        return zip(bounds, bounds.dropFirst()).map { $0..<$1 }
     }
 
     /// For each group of rows `groups[g]..<groups[g+1]`: Σ_rows (row · B[:, j])² over j, i.e. `N[g, j]`
@@ -123,5 +133,48 @@ public struct SparseRows: Sendable, Equatable {
             }
         }
         return out
+    }
+}
+
+/// dst[0..<r] = Σ_{e ∈ entries} values[e] · B[columns[e], 0..<r] (B row-major with r columns). The row's products are
+/// accumulated in SIMD registers, 32 columns at a time (then 16, 8 and scalars), and stored once: with a running sum in
+/// memory the compiler must reload `dst` after every entry, as it cannot prove `dst` and `B` apart.
+@inline(__always)
+func sparseRowTimesDense(_ entries: Range<Int>, _ columns: UnsafePointer<Int32>, _ values: UnsafePointer<Float>,
+                         _ b: UnsafePointer<Float>, _ r: Int, _ dst: UnsafeMutablePointer<Float>) {
+    typealias V = SIMD16<Float>
+    var j0 = 0
+    while j0 + 32 <= r {
+        var acc0 = V(repeating: 0), acc1 = V(repeating: 0)
+        for e in entries {
+            let src = UnsafeRawPointer(b + Int(columns[e]) * r + j0)
+            let a = values[e]
+            acc0 += a * src.loadUnaligned(as: V.self)
+            acc1 += a * src.loadUnaligned(fromByteOffset: 64, as: V.self)
+        }
+        UnsafeMutableRawPointer(dst + j0).storeBytes(of: acc0, as: V.self)
+        UnsafeMutableRawPointer(dst + j0).storeBytes(of: acc1, toByteOffset: 64, as: V.self)
+        j0 += 32
+    }
+    if j0 + 16 <= r {
+        var acc = V(repeating: 0)
+        for e in entries { acc += values[e] * UnsafeRawPointer(b + Int(columns[e]) * r + j0).loadUnaligned(as: V.self) }
+        UnsafeMutableRawPointer(dst + j0).storeBytes(of: acc, as: V.self)
+        j0 += 16
+    }
+    if j0 + 8 <= r {
+        var acc = SIMD8<Float>(repeating: 0)
+        for e in entries { acc += values[e] * UnsafeRawPointer(b + Int(columns[e]) * r + j0).loadUnaligned(as: SIMD8<Float>.self) }
+        UnsafeMutableRawPointer(dst + j0).storeBytes(of: acc, as: SIMD8<Float>.self)
+        j0 += 8
+    }
+    if j0 < r {
+        var acc = SIMD8<Float>(repeating: 0) // the remaining < 8 columns, lane l = column j0 + l
+        let rest = r - j0
+        for e in entries {
+            let src = b + Int(columns[e]) * r + j0, a = values[e]
+            for l in 0..<rest { acc[l] += a * src[l] }
+        }
+        for l in 0..<rest { dst[j0 + l] = acc[l] }
     }
 }

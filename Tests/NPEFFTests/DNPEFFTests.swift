@@ -73,3 +73,23 @@ extension Matrix {
         Matrix(rows: indices.count, cols: cols, storage: indices.flatMap { row($0) })
     }
 }
+
+@Suite struct SparseProductTests {
+    /// The SIMD row kernel (32/16/8/scalar column blocks) and the nnz-balanced row chunks against a dense product.
+    @Test(arguments: [1, 3, 8, 13, 16, 24, 32, 45, 70])
+    func sparseTimesDenseMatchesDense(r: Int) {
+        var rng = SeededRandom(seed: UInt64(r))
+        var dense = Matrix(rows: 300, cols: 90)
+        for i in 0..<dense.rows { for j in 0..<dense.cols where rng.uniform() < (i < 20 ? 0.9 : 0.2) { dense[i, j] = rng.normal() } }
+        let a = SparseRows(dense: dense)
+        let b = Matrix(rows: 90, cols: r, storage: (0..<(90 * r)).map { _ in rng.normal() })
+        let chunks = a.balancedChunks()
+        #expect(chunks.first?.lowerBound == 0 && chunks.last?.upperBound == 300)
+        #expect(zip(chunks, chunks.dropFirst()).allSatisfy { $0.upperBound == $1.lowerBound && !$0.isEmpty })
+        let c = Matrix(rows: 300, cols: r, storage: (0..<(300 * r)).map { _ in rng.normal() })
+        for (sparse, reference) in [(a.times(b), Matrix.product(dense, b)), (a.transposed().times(c), Matrix.product(dense, c, transA: .transposed))] {
+            #expect(sparse.rows == reference.rows && sparse.cols == reference.cols)
+            #expect((0..<sparse.count).allSatisfy { abs(sparse.storage[$0] - reference.storage[$0]) < 1e-3 })
+        }
+    }
+}

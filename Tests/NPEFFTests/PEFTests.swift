@@ -165,3 +165,28 @@ func smallNetwork(_ kind: ModelKind, x: Matrix, classes: Int = 3) -> any SeededB
         #expect(pefs.restricted(toParameters: [2, 3]).matrix.dense() == Matrix([[2, 0], [3, 0], [5, 6]]))
     }
 }
+
+@Suite struct TopKSelectionTests {
+    /// The reference definition: sort positive magnitudes, keep the k largest, ties to the lower index.
+    func naive(_ m: [Float], _ k: Int) -> [Int] {
+        Array(m.indices.filter { m[$0] > 0 }.sorted { (m[$0], -$0) > (m[$1], -$1) }.prefix(k)).sorted()
+    }
+
+    @Test func selectionMatchesSorting() {
+        var rng = SeededRandom(seed: 5)
+        for trial in 0..<200 {
+            let n = 1 + Int(rng.next() % 300)
+            // Few distinct values on odd trials, so ties at the threshold are common.
+            let m: [Float] = (0..<n).map { _ in
+                let u = rng.uniform()
+                if u < 0.2 { return 0 }
+                return trial % 2 == 1 ? Float(Int(u * 5)) : u
+            }
+            for k in [0, 1, 2, n / 3, n / 2, n - 1, n, n + 3] where k >= 0 {
+                #expect(topKIndices(m, k) == naive(m, k), "n \(n) k \(k)")
+            }
+        }
+        var all = (0..<1000).map { Float($0 % 17) }
+        #expect(selectAscending(&all, 0) == 0 && selectAscending(&all, 999) == 16)
+    }
+}

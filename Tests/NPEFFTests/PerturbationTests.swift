@@ -93,13 +93,18 @@ import Testing
         let top = [0, 1, 2]
         let s = GuidedPerturbation.lossGradientSign(net, data: data, examples: top)
         let fisher = PEFComputer.diagonal(net, data: data, options: PEFOptions(topK: 5)).datasetFisher
-        let target = 0.01...0.02
-        let found = GuidedPerturbation.targetKL(net, data: data, top: top, targetKL: target, likelihood: .softmax) { lambda in
-            GuidedPerturbation.dDirection(d, component: 0, datasetFisher: fisher, lossGradientSign: s, lambda: lambda)
+        // Targets far below and above the starting point (δ = 0.1, λ = 0.5) too: the search must not lose its way
+        // when one coordinate's move invalidates what the other learnt.
+        for target in [0.01...0.02, 1e-6...1.5e-6, 1e-4...1.2e-4, 0.2...0.25] {
+            let found = GuidedPerturbation.targetKL(net, data: data, top: top, targetKL: target, likelihood: .softmax) { lambda in
+                GuidedPerturbation.dDirection(d, component: 0, datasetFisher: fisher, lossGradientSign: s, lambda: lambda)
+            }
+            let perturbed = net.withFlatParameters(zip(net.flatParameters, found.offset).map { $0 + $1 })
+            let kl = GuidedPerturbation.klDivergences(net.predict(data.batch(top).x), perturbed.predict(data.batch(top).x), likelihood: .softmax)
+            let mean = kl.reduce(0, +) / 3
+            #expect(target.contains(mean), "target \(target): δ \(found.delta) λ \(found.lambda) KL \(mean)")
+            #expect(abs(found.kl - mean) <= 1e-9 * max(mean, 1e-30), "the returned KL is that of the returned offset")
         }
-        let perturbed = net.withFlatParameters(zip(net.flatParameters, found.offset).map { $0 + $1 })
-        let kl = GuidedPerturbation.klDivergences(net.predict(data.batch(top).x), perturbed.predict(data.batch(top).x), likelihood: .softmax)
-        #expect(target.contains(kl.reduce(0, +) / 3), "δ \(found.delta) λ \(found.lambda)")
     }
 }
 
