@@ -25,7 +25,7 @@ struct Settings {
     // Unlearning (§4 scaled).
     var unlearnBatch = 10, unlearnEpochs = 8, unlearnPatience = 5
     var unlearnWidths = [5, 10], unlearnSlides = [2.5], unlearnLRs: [Float] = [1e-3, 2e-3, 4e-3]   // grid, chosen on validation
-    var unlearnSeeds: [UInt64] = [0, 1, 2, 3, 4, 5, 6, 7]
+    var unlearnSeeds: [UInt64] = [0, 1, 2, 3]
     var badFrom = 40, badTo = 70          // corrupted batches [badFrom, badTo) of every epoch
 }
 

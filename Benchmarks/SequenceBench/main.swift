@@ -9,8 +9,13 @@ import PFC
 struct Options {
     var experiment = "all", threads = 2, seed: UInt64 = 0
     var epochs = 40, hidden = 128, iterations = 10, lr: Float = 2e-3, vanillaLR: Float = 2e-3
-    var copyHidden = 128, copyBatches = 800, copyIterations = 30, copyBatch = 64, paddings = [5, 10, 15]
-    var copyLength = 10, vocab = 10, vanillaCopyBatches = 1500, hL1: Float = 5e-4
+    // No-backprop copy task: K = 512 (a delay line of the copied symbols needs about
+    // vocab × (length + padding + 1) components: 210 at padding 10; K = 128 or 256 plateau below it),
+    // small batches (the cost is ∝ B·K²·N·T), steps 1/λmax for h and W, no L1 on H (the official copy config).
+    var copyHidden = 512, copyBatches = 600, copyIterations = 40, copyBatch = 16, paddings = [5, 10, 15]
+    var copyLength = 10, vocab = 10, vanillaCopyBatches = 1500, hL1: Float = 0
+    var vanillaHidden = 128, vanillaBatch = 64
+    var wScale: Float = 1, hScale: Float = 1, wSteps = 1, vanilla = true, progress = 0
 }
 
 func parse() -> Options {
@@ -32,8 +37,15 @@ func parse() -> Options {
         case "--copy-iterations": o.copyIterations = Int(v)!
         case "--copy-batch": o.copyBatch = Int(v)!
         case "--vanilla-copy-batches": o.vanillaCopyBatches = Int(v)!
+        case "--vanilla-hidden": o.vanillaHidden = Int(v)!
+        case "--vanilla-batch": o.vanillaBatch = Int(v)!
         case "--copy-length": o.copyLength = Int(v)!
         case "--h-l1": o.hL1 = Float(v)!
+        case "--w-scale": o.wScale = Float(v)!
+        case "--h-scale": o.hScale = Float(v)!
+        case "--w-steps": o.wSteps = Int(v)!
+        case "--vanilla": o.vanilla = v == "1" || v == "true"
+        case "--progress": o.progress = Int(v)!
         case "--paddings": o.paddings = v.split(separator: ",").map { Int($0)! }
         default: fatalError("unknown option \(a)")
         }
@@ -125,11 +137,15 @@ func copyTask(_ o: Options) {
         var s = NMFRNNSettings()
         s.iterations = o.copyIterations
         s.hL1 = o.hL1
+        s.wStepScale = o.wScale
+        s.hStepScale = o.hScale
+        s.wSteps = o.wSteps
         var m = NMFFactorizedRNN(inputDim: o.vocab + 2, hidden: o.copyHidden, outputDim: o.vocab, settings: s, seed: o.seed)
         var rng = SeededRandom(seed: o.seed &+ UInt64(p))
         var opt: any Optimizer = RMSprop(learningRate: 0, weightDecay: 0)
         let clock = ContinuousClock(), start = clock.now
         var recent: [Float] = []
+        var batchCount = 0
         for _ in 0..<o.copyBatches {
             let b = copyBatch(length: o.copyLength, padding: p, vocab: o.vocab, size: o.copyBatch, rng: &rng)
             let (_, out) = m.learn(b, optimizer: &opt)
@@ -139,21 +155,29 @@ func copyTask(_ o: Options) {
                 for (j, l) in b.targets[t].enumerated() where l >= 0 { n += 1; if pred[j] == l { r += 1 } }
             }
             recent.append(Float(r) / Float(n)); if recent.count > 20 { recent.removeFirst() }
+            if o.progress > 0 && recent.count == 20 && (clock.now - start) > .zero {
+                batchCount += 1
+                if batchCount % o.progress == 0 {
+                    FileHandle.standardError.write(String(format: "P %d batch %d train acc (last 20) %.4f %.0fs\n", p, batchCount + 19,
+                        recent.reduce(0, +) / 20, Double((clock.now - start).components.seconds)).data(using: .utf8)!)
+                }
+            }
         }
         let secs = (clock.now - start)
         var testRng = SeededRandom(seed: 1_000 + UInt64(p))
         let acc = perSymbolAccuracy(m, length: o.copyLength, padding: p, vocab: o.vocab, rng: &testRng)
-        print("| factorized, no backprop (N \(o.copyIterations)) | \(p) | \(2 * o.copyLength + p) | \(o.copyHidden) | \(o.copyBatches) × \(o.copyBatch) | "
+        print("| factorized, no backprop (N \(o.copyIterations), h/W steps \(o.hScale)/\(o.wScale)/λmax, L1 \(o.hL1)) | \(p) | \(2 * o.copyLength + p) | \(o.copyHidden) | \(o.copyBatches) × \(o.copyBatch) | "
               + String(format: "%.4f | %.4f | %.1f |", recent.reduce(0, +) / Float(max(1, recent.count)), acc,
                        Double(secs.components.seconds) + Double(secs.components.attoseconds) * 1e-18))
 
+        if !o.vanilla { continue }
         // BPTT vanilla RNN (official copy config: lr 5e-5 on a GPU for many iterations; here larger).
-        var v = VanillaRNN(inputDim: o.vocab + 2, hidden: o.copyHidden, outputDim: o.vocab, bptt: true, seed: o.seed)
+        var v = VanillaRNN(inputDim: o.vocab + 2, hidden: o.vanillaHidden, outputDim: o.vocab, bptt: true, seed: o.seed)
         var vopt: any Optimizer = RMSprop(learningRate: 1e-3, weightDecay: 0)
         let vstart = clock.now
         recent = []
         for _ in 0..<o.vanillaCopyBatches {
-            let b = copyBatch(length: o.copyLength, padding: p, vocab: o.vocab, size: o.copyBatch, rng: &rng)
+            let b = copyBatch(length: o.copyLength, padding: p, vocab: o.vocab, size: o.vanillaBatch, rng: &rng)
             let (_, out) = v.learn(b, optimizer: &vopt)
             var r = 0, n = 0
             for t in b.targetSteps {
@@ -165,7 +189,7 @@ func copyTask(_ o: Options) {
         let vsecs = clock.now - vstart
         testRng = SeededRandom(seed: 1_000 + UInt64(p))
         let vacc = perSymbolAccuracy(v, length: o.copyLength, padding: p, vocab: o.vocab, rng: &testRng)
-        print("| vanilla, BPTT (lr 1e-3) | \(p) | \(2 * o.copyLength + p) | \(o.copyHidden) | \(o.vanillaCopyBatches) × \(o.copyBatch) | "
+        print("| vanilla, BPTT (lr 1e-3) | \(p) | \(2 * o.copyLength + p) | \(o.vanillaHidden) | \(o.vanillaCopyBatches) × \(o.vanillaBatch) | "
               + String(format: "%.4f | %.4f | %.1f |", recent.reduce(0, +) / Float(max(1, recent.count)), vacc,
                        Double(vsecs.components.seconds) + Double(vsecs.components.attoseconds) * 1e-18))
     }

@@ -11,6 +11,9 @@ public struct NMFRNNSettings: Sendable, Equatable {
     public var hStepScale: Float = 0.5
     /// W step = `wStepScale / λmax(HᵀH)`.
     public var wStepScale: Float = 0.5
+    /// Left (learning) updates of W per batch on the same inferred H (1 in the official code; more
+    /// than 1 collapsed the copy task to chance in a trial, so the benchmark keeps 1).
+    public var wSteps: Int = 1
     /// Soft threshold λ applied to H after every right update (`sparsity_L1_H`).
     public var hL1: Float = 5e-4
     /// Lower bound of h and (when non-negative) W.
@@ -157,10 +160,14 @@ public struct NMFFactorizedRNN: SequenceModel {
             for i in 0..<rows { w[i, kk] *= s }
         }
         // E = M ⊙ (W H − V); the official loss is computed from the same residual before the update.
-        var e = Matrix.product(w, hAll, transB: .transposed)
-        e.add(v, scaledBy: -1)
+        func residual(_ w: Matrix) -> Matrix {
+            var e = Matrix.product(w, hAll, transB: .transposed)
+            e.add(v, scaledBy: -1)
+            for i in 0..<e.count { e.storage[i] *= mask.storage[i] }
+            return e
+        }
+        var e = residual(w)
         var loss: Double = 0
-        for i in 0..<e.count { e.storage[i] *= mask.storage[i] }
         for t in batch.targetSteps {
             for j in 0..<b {
                 let col = t * b + j
@@ -172,8 +179,11 @@ public struct NMFFactorizedRNN: SequenceModel {
         let hth = Matrix.product(hAll, hAll, transA: .transposed)
         let lambda = hth.storage.withUnsafeBufferPointer { PowerIteration.largestEigenvalue(of: $0.baseAddress!, k: k) }
         let etaW = lambda > 0 ? settings.wStepScale / lambda : 0
-        w.accumulateProduct(e, hAll, alpha: -etaW, beta: 1)      // W ← W − η_W E Hᵀ
-        if settings.nonnegative { w.clampMin(settings.floor) }
+        for step in 0..<max(1, settings.wSteps) {
+            if step > 0 { e = residual(w) }
+            w.accumulateProduct(e, hAll, alpha: -etaW, beta: 1)      // W ← W − η_W E Hᵀ
+            if settings.nonnegative { w.clampMin(settings.floor) }
+        }
         wy = Matrix(rows: c, cols: k, storage: Array(w.storage[0..<(c * k)]))
         wh = Matrix(rows: k, cols: k, storage: Array(w.storage[(c * k)..<((c + k) * k)]))
         wx = Matrix(rows: d, cols: k, storage: Array(w.storage[((c + k) * k)...]))
