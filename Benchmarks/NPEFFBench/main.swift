@@ -213,7 +213,7 @@ if let dir = o.sklearnDir {
         "swift_loss": nmfLoss(a, result.w, result.h), "swift_loss_logged": result.logged,
         "initial_loss": nmfLoss(a, w0, h0),
     ]
-    FileManager.default.createFile(atPath: "\(dir)/swift.json", contents: try JSONSerialization.data(withJSONObject: meta))
+    _ = FileManager.default.createFile(atPath: "\(dir)/swift.json", contents: try JSONSerialization.data(withJSONObject: meta))
     print("NMF benchmark problem: \(a.rows) × \(a.cols), \(a.nonzeros) non-zeros, r = \(r), \(o.sklearnSteps) steps; "
           + "D-NPEFF best of 3: \(f(times.min()!, 3)) s, loss \(f(nmfLoss(a, result.w, result.h), 6)) (written to \(dir))")
 }
