@@ -74,10 +74,15 @@ public enum FISTAInference {
         forward(wx: wx, x: x, settings: settings, keepTape: keepTape, threads: ComputeThreads.count)
     }
 
-    /// `forward` with an explicit number of chunks (threads); `backward` follows the tape's chunks.
-    static func forward(wx: Matrix, x: Matrix, settings: FISTASettings, keepTape: Bool, threads: Int) -> (hT: Matrix, tape: FISTATape?) {
+    /// `forward` with an explicit number of chunks (threads), started from `start` (B×K) instead of
+    /// the floor when given: `Z_0 = H_{−1} = start`, as `fista_right_update(…, H_tran_init)` does (the
+    /// factorized RNN warm-starts h_t from h_{t−1}, research/pfc.md §2.2). `backward` follows the tape's chunks.
+    static func forward(wx: Matrix, x: Matrix, settings: FISTASettings, keepTape: Bool, threads: Int,
+                        start: Matrix? = nil) -> (hT: Matrix, tape: FISTATape?) {
         precondition(wx.rows == x.rows, "W_x has \(wx.rows) rows but x has \(x.rows) features")
         let d = x.rows, b = x.cols, k = wx.cols, n = max(1, settings.iterations)
+        if let start { precondition(start.rows == b && start.cols == k, "start must be B×K") }
+        let startValues = start?.storage ?? [Float](repeating: settings.floor, count: b * k)
         let gram = Matrix.product(wx, wx, transA: .transposed)
         let eta: Float = settings.frozen?.step ?? {
             let l = gram.storage.withUnsafeBufferPointer { PowerIteration.largestEigenvalue(of: $0.baseAddress!, k: k) }
@@ -98,23 +103,24 @@ public enum FISTAInference {
         us.withUnsafeMutableBufferPointer { uAll in
         scales.withUnsafeMutableBufferPointer { sAll in
         hT.storage.withUnsafeMutableBufferPointer { hOut in
+        startValues.withUnsafeBufferPointer { st in
         x.storage.withUnsafeBufferPointer { xp in
         wx.storage.withUnsafeBufferPointer { wp in
         gram.storage.withUnsafeBufferPointer { ap in
             let (zBase, uBase, sBase, hBase) = (zAll.baseAddress!, uAll.baseAddress!, sAll.baseAddress!, hOut.baseAddress!)
-            let (xBase, wBase, aBase) = (xp.baseAddress!, wp.baseAddress!, ap.baseAddress!)
+            let (stBase, xBase, wBase, aBase) = (st.baseAddress!, xp.baseAddress!, wp.baseAddress!, ap.baseAddress!)
             ComputeThreads.run(chunks.count) { c in
                 let c0 = chunks[c].lowerBound, bc = chunks[c].count, kb = bc * k
                 // ηXᵀW for this chunk: (B_c×d)(d×K), X's columns c0… with leading dimension B.
                 var etaXtW = [Float](repeating: 0, count: kb)
-                var hPrev = [Float](repeating: floor, count: kb)
+                var hPrev = Array(UnsafeBufferPointer(start: stBase + c0 * k, count: kb)) // H_{−1} = start
                 var hCur = [Float](repeating: 0, count: kb)
                 etaXtW.withUnsafeMutableBufferPointer { e in
                     BLAS.gemm(.transposed, .none, m: bc, n: k, k: d, alpha: eta, a: xBase + c0, lda: b,
                               b: wBase, ldb: k, beta: 0, c: e.baseAddress!, ldc: k)
                 }
                 let zRegion = zBase + zSlots * c0 * k, uRegion = uBase + uSlots * c0 * k
-                for i in 0..<kb { zRegion[i] = floor }
+                zRegion.update(from: stBase + c0 * k, count: kb) // Z_0 = start
                 etaXtW.withUnsafeBufferPointer { ep in
                 hPrev.withUnsafeMutableBufferPointer { hpb in
                 hCur.withUnsafeMutableBufferPointer { hcb in
@@ -168,6 +174,7 @@ public enum FISTAInference {
         }
         }
         }
+        }
         guard keepTape else { return (hT, nil) }
         return (hT, FISTATape(batch: b, basis: k, iterations: n, chunks: chunks, z: zs, u: us, scales: scales,
                               momentum: momentum, gram: gram.storage, step: eta))
@@ -183,6 +190,15 @@ public enum FISTAInference {
     public static func backward(
         tape: inout FISTATape, wx: Matrix, x: Matrix, gradHT: Matrix, settings: FISTASettings
     ) -> (gradWx: Matrix, gradX: Matrix) {
+        let g = backwardWithStart(tape: &tape, wx: wx, x: x, gradHT: gradHT, settings: settings)
+        return (g.gradWx, g.gradX)
+    }
+
+    /// `backward` that also returns ∂L/∂start (B×K). Because β_0 = 0 the start reaches the output
+    /// only through Z_0, so ∂L/∂start = Z̄_0 = Ū_0 − η Ū_0 A.
+    static func backwardWithStart(
+        tape: inout FISTATape, wx: Matrix, x: Matrix, gradHT: Matrix, settings: FISTASettings
+    ) -> (gradWx: Matrix, gradX: Matrix, gradStart: Matrix) {
         let b = tape.batch, k = tape.basis, n = tape.iterations, d = x.rows
         precondition(gradHT.rows == b && gradHT.cols == k, "gradient shape mismatch")
         let eta = tape.step, floor = settings.floor
@@ -191,6 +207,7 @@ public enum FISTAInference {
         var partialA = [Float](repeating: 0, count: parts * k * k)
         var partialW = [Float](repeating: 0, count: parts * d * k)
         var gradX = Matrix(rows: d, cols: b)
+        var gradStart = Matrix(rows: b, cols: k)
 
         tape.u.withUnsafeMutableBufferPointer { uAll in
         tape.z.withUnsafeBufferPointer { zAll in
@@ -200,8 +217,10 @@ public enum FISTAInference {
         partialA.withUnsafeMutableBufferPointer { pA in
         partialW.withUnsafeMutableBufferPointer { pW in
         gradX.storage.withUnsafeMutableBufferPointer { gx in
+        gradStart.storage.withUnsafeMutableBufferPointer { gs in
         x.storage.withUnsafeBufferPointer { xp in
         wx.storage.withUnsafeBufferPointer { wp in
+            let gsBase = gs.baseAddress!
             let (uBase, zBase, sBase, aBase, gBase) = (uAll.baseAddress!, zAll.baseAddress!, sAll.baseAddress!, ap.baseAddress!, gp.baseAddress!)
             let (pABase, pWBase, gxBase, xBase, wBase) = (pA.baseAddress!, pW.baseAddress!, gx.baseAddress!, xp.baseAddress!, wp.baseAddress!)
             ComputeThreads.run(parts) { c in
@@ -233,11 +252,11 @@ public enum FISTAInference {
                                 zb2[i] = ubar // becomes Z̄_t after the product below
                             }
                         }
-                        if t >= 1 {
-                            BLAS.gemm(.none, .none, m: bc, n: k, k: k, alpha: -eta, a: ub, lda: k, b: aBase, ldb: k, beta: 1, c: zb2, ldc: k)
-                        }
+                        // Z̄_t = Ū_t − η Ū_t A (at t = 0 that is ∂L/∂start).
+                        BLAS.gemm(.none, .none, m: bc, n: k, k: k, alpha: -eta, a: ub, lda: k, b: aBase, ldb: k, beta: 1, c: zb2, ldc: k)
                         swap(&zb1, &zb2) // zb1 = Z̄_t, zb2 = Z̄_{t+1}
                     }
+                    (gsBase + c0 * k).update(from: zb1, count: kb)
                     for i in 0..<kb { bb[i] *= eta }
                     // Ā_c = −η Σ_t Ū_tᵀ Z_t: one product over the chunk's stacked (N·B_c)×K tapes.
                     BLAS.gemm(.transposed, .none, m: k, n: k, k: n * bc, alpha: -eta, a: uRegion, lda: k,
@@ -262,6 +281,7 @@ public enum FISTAInference {
         }
         }
 
+        }
         // S = Σ_c (Ā_c + Ā_cᵀ), then W̄ = W S + Σ_c X_c B̄_c.
         var sym = Matrix(rows: k, cols: k)
         for c in 0..<parts {
@@ -274,6 +294,6 @@ public enum FISTAInference {
             for i in 0..<(d * k) { gradW.storage[i] += partialW[off + i] }
         }
         gradW.accumulateProduct(wx, sym)
-        return (gradW, gradX)
+        return (gradW, gradX, gradStart)
     }
 }
