@@ -90,6 +90,21 @@ final class ServiceHarness {
         client = TestClient(port: server.port, key: key)
     }
 
+    /// Runs `body` with a fresh harness on `backend`, then stops it and deletes its database.
+    static func with(_ backend: Backend, _ body: (ServiceHarness) throws -> Void) throws {
+        let location = HarnessLocation(backend)
+        defer { location.destroy() }
+        let h = try ServiceHarness(location)
+        defer { h.stop() }
+        try body(h)
+    }
+
+    /// The id of the harness's own tenant.
+    func tenantID() throws -> String {
+        guard let t = try store.tenant(forAPIKey: key) else { throw HarnessError("the harness key has no tenant") }
+        return t.id
+    }
+
     /// Stops the server and workers (the database stays).
     func stop() {
         service.stopWorkers(deadline: .seconds(5))
