@@ -22,6 +22,8 @@ public enum PFCPartMapping {
             case .pfc, .pfc2: // wx, wy (, wx2, wy2): d×K with k the column
                 let block = index / 2
                 for e in 0..<m.count { out.append((block, e % m.cols)) }
+            case .factorizedRNN, .rnn: // not a PFC classifier: no basis parts
+                out.append(contentsOf: [(block: Int, k: Int)?](repeating: nil, count: m.count))
             case .mlp: // w1 (h×d), b1 (h×1): unit = row; w2 (C×h): unit = column; b2: none
                 for e in 0..<m.count {
                     switch p.name {

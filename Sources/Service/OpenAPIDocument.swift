@@ -1212,8 +1212,11 @@ components:
 
     ModelKind:
       type: string
-      enum: [pfc, pfc2, mlp]
-      description: '`pfc` one PFC block, `pfc2` the 2-block residual PFC net, `mlp` a plain MLP baseline.'
+      enum: [pfc, pfc2, mlp, factorized_rnn, rnn]
+      description: '`pfc` one PFC block, `pfc2` the 2-block residual PFC net, `mlp` a plain MLP baseline,
+        `factorized_rnn` the factorized RNN (PFC step per time step), `rnn` a vanilla RNN baseline. For the
+        two recurrent kinds `input_dim` is the per-step feature count d and an example is `sequence_length`
+        steps laid out flat (T·d numbers, step after step).'
 
     Loss:
       type: string
@@ -1223,7 +1226,7 @@ components:
       type: object
       additionalProperties: false
       required: [id, name, kind, input_dim, output_dim, basis, iterations, loss, nonnegative,
-                 label_loss_weight, seed, version, created_at]
+                 label_loss_weight, seed, sequence_length, bptt, version, created_at]
       properties:
         id: { type: string }
         name: { type: string }
@@ -1236,6 +1239,8 @@ components:
         nonnegative: { type: boolean }
         label_loss_weight: { type: number, minimum: 0, maximum: 1 }
         seed: { type: integer, minimum: 0 }
+        sequence_length: { type: integer, minimum: 1, description: Steps T per example (1 for the non-recurrent kinds). }
+        bptt: { type: boolean, description: Backpropagation through time (recurrent kinds). }
         version: { type: integer, minimum: 0, description: The latest version number. }
         created_at: { $ref: "#/components/schemas/Timestamp" }
 
@@ -1261,6 +1266,9 @@ components:
           description: Whether weights and inputs are kept non-negative (defaults to false for `mlp`).
         label_loss_weight: { type: number, minimum: 0, maximum: 1, default: 0.5 }
         seed: { type: integer, minimum: 0, default: 0 }
+        hidden: { type: integer, minimum: 1, maximum: 5000, description: Hidden size of the recurrent kinds (same as basis; default 128). }
+        sequence_length: { type: integer, minimum: 1, maximum: 10000, description: Steps T per example; required for factorized_rnn and rnn. }
+        bptt: { type: boolean, default: true, description: Backpropagation through time (recurrent kinds only). }
 
     ModelList:
       type: object

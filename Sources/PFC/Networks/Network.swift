@@ -9,6 +9,13 @@ public enum ModelKind: String, Sendable, Codable, CaseIterable {
     case pfc2
     /// The MLP baseline: Linear → GELU → Linear (research/pfc.md §1.3).
     case mlp
+    /// The factorized RNN trained by backprop (research/pfc.md §2.2); `inputDim` is the per-step d.
+    case factorizedRNN = "factorized_rnn"
+    /// The vanilla RNN baseline (research/pfc.md §2.2); `inputDim` is the per-step d.
+    case rnn
+
+    /// True for the recurrent kinds, whose examples are `sequenceLength` steps of `inputDim` features.
+    public var isSequence: Bool { self == .factorizedRNN || self == .rnn }
 }
 
 /// Everything needed to rebuild a network's shape; stored as JSON in model files and the database.
@@ -29,6 +36,13 @@ public struct Architecture: Sendable, Codable, Equatable {
     public var labelLossWeight: Float
     /// Keep W ≥ 1e-5 by clipping after every step (PFC kinds only).
     public var nonnegative: Bool
+    /// Steps T per example (recurrent kinds; 1 otherwise).
+    public var sequenceLength: Int = 1
+    /// Backpropagate through time (recurrent kinds); false detaches h_{t−1} every step.
+    public var bptt: Bool = true
+
+    /// Numbers per example: T·d for the recurrent kinds, `inputDim` otherwise.
+    public var featureCount: Int { kind.isSequence ? inputDim * sequenceLength : inputDim }
 
     /// An architecture with the paper's defaults for what is not given.
     public init(kind: ModelKind, inputDim: Int, outputDim: Int, basis: Int = 300, iterations: Int = 100,
@@ -40,12 +54,26 @@ public struct Architecture: Sendable, Codable, Equatable {
         self.iterations = iterations
         self.loss = loss
         self.labelLossWeight = labelLossWeight
-        self.nonnegative = kind == .mlp ? false : nonnegative
+        self.nonnegative = kind == .mlp || kind == .rnn ? false : nonnegative
     }
 
     enum CodingKeys: String, CodingKey {
-        case kind, loss, nonnegative, basis, iterations
-        case inputDim = "input_dim", outputDim = "output_dim", labelLossWeight = "label_loss_weight"
+        case kind, loss, nonnegative, basis, iterations, bptt
+        case inputDim = "input_dim", outputDim = "output_dim", labelLossWeight = "label_loss_weight", sequenceLength = "sequence_length"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        kind = try c.decode(ModelKind.self, forKey: .kind)
+        inputDim = try c.decode(Int.self, forKey: .inputDim)
+        outputDim = try c.decode(Int.self, forKey: .outputDim)
+        basis = try c.decode(Int.self, forKey: .basis)
+        iterations = try c.decode(Int.self, forKey: .iterations)
+        loss = try c.decode(LossKind.self, forKey: .loss)
+        labelLossWeight = try c.decode(Float.self, forKey: .labelLossWeight)
+        nonnegative = try c.decode(Bool.self, forKey: .nonnegative)
+        sequenceLength = try c.decodeIfPresent(Int.self, forKey: .sequenceLength) ?? 1
+        bptt = try c.decodeIfPresent(Bool.self, forKey: .bptt) ?? true
     }
 
     /// Checks the dimensions are usable; returns a message naming the problem, or nil.
@@ -56,6 +84,10 @@ public struct Architecture: Sendable, Codable, Equatable {
         if kind != .mlp && iterations < 1 { return "iterations must be at least 1" }
         if !(0...1).contains(labelLossWeight) { return "label_loss_weight must be in [0, 1]" }
         if kind == .mlp && loss == .imagesLabelsMSE { return "the MLP has no reconstruction; use labels_mse or cross_entropy" }
+        if kind.isSequence {
+            if sequenceLength < 1 { return "sequence_length must be at least 1" }
+            if loss != .labelsMSE { return "recurrent models train on their own MSE objective; use loss labels_mse" }
+        }
         return nil
     }
 }
@@ -120,6 +152,7 @@ public enum NetworkFactory {
         case .pfc: return PFCClassifier(architecture: arch, rng: &rng)
         case .pfc2: return ResidualPFCNetwork(architecture: arch, rng: &rng)
         case .mlp: return MLPClassifier(architecture: arch, rng: &rng)
+        case .factorizedRNN, .rnn: return SequenceClassifier(architecture: arch, seed: seed)
         }
     }
 

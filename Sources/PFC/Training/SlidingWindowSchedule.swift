@@ -102,7 +102,7 @@ extension ModelKind {
         switch self {
         case .pfc: return 1
         case .pfc2: return 2
-        case .mlp: return 0
+        case .mlp, .factorizedRNN, .rnn: return 0
         }
     }
 }

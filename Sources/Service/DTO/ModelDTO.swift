@@ -21,10 +21,13 @@ struct CreateModelRequest: Decodable {
     var nonnegative: Bool?
     var labelLossWeight: Float?
     var seed: UInt64?
+    var hidden: Int?
+    var bptt: Bool?
+    var sequenceLength: Int?
 
     enum CodingKeys: String, CodingKey {
-        case name, kind, basis, iterations, loss, nonnegative, seed
-        case inputDim = "input_dim", outputDim = "output_dim", labelLossWeight = "label_loss_weight"
+        case name, kind, basis, iterations, loss, nonnegative, seed, hidden, bptt
+        case inputDim = "input_dim", outputDim = "output_dim", labelLossWeight = "label_loss_weight", sequenceLength = "sequence_length"
     }
 }
 
@@ -37,7 +40,8 @@ struct ModelDTO: Encodable {
     var createdAt: Date
 
     enum CodingKeys: String, CodingKey {
-        case id, name, kind, basis, iterations, loss, nonnegative, seed, version
+        case id, name, kind, basis, iterations, loss, nonnegative, seed, version, bptt
+        case sequenceLength = "sequence_length"
         case inputDim = "input_dim", outputDim = "output_dim", labelLossWeight = "label_loss_weight", createdAt = "created_at"
     }
 
@@ -55,6 +59,8 @@ struct ModelDTO: Encodable {
         try c.encode(a.nonnegative, forKey: .nonnegative)
         try c.encode(a.labelLossWeight, forKey: .labelLossWeight)
         try c.encode(spec.seed, forKey: .seed)
+        try c.encode(a.sequenceLength, forKey: .sequenceLength)
+        try c.encode(a.bptt, forKey: .bptt)
         try c.encode(version, forKey: .version)
         try c.encode(createdAt, forKey: .createdAt)
     }

@@ -47,7 +47,7 @@ extension PFCService {
 
     static func blockIndex(_ text: String?, network: any Network) throws -> Int {
         let blocks = network is ResidualPFCNetwork ? 2 : network is PFCClassifier ? 1 : 0
-        guard blocks > 0 else { throw APIError.invalid("an MLP has no PFC blocks or basis vectors") }
+        guard blocks > 0 else { throw APIError.invalid("a \(network.architecture.kind.rawValue) model has no PFC blocks or basis vectors") }
         guard let text else { return 0 }
         guard let b = Int(text), (0..<blocks).contains(b) else { throw APIError.invalid("block must be in 0…\(blocks - 1)") }
         return b

@@ -67,7 +67,7 @@ extension PFCService {
             }
         }
         let arch = try spec(of: model).architecture
-        guard arch.kind != .mlp else { throw APIError.invalid("the sliding window trains PFC basis columns; an MLP has none") }
+        guard arch.kind.blockCount > 0 else { throw APIError.invalid("the sliding window trains PFC basis columns; a \(arch.kind.rawValue) model has none") }
         let options = try body.trainingOptions(limits: configuration.limits, start: ContinualState(metrics: latest.metrics).nextWindowStart)
         try checkDataset(dataset, against: arch, tenantID: tenantID)
         let (_, network) = try loadNetwork(modelID: modelID, tenantID: tenantID, version: latest.version)
@@ -134,7 +134,7 @@ extension PFCService {
         if let evalID = body.evaluateOn {
             let ds = try storeCall { try store.dataset(id: evalID, tenantID: tenantID) }
             let data = try storeCall { try DatasetBlobReader.load(from: store, dataset: ds, tenantID: tenantID, classes: network.architecture.outputDim) }
-            guard data.featureCount == network.architecture.inputDim, data.classes <= network.architecture.outputDim else {
+            guard data.featureCount == network.architecture.featureCount, data.classes <= network.architecture.outputDim else {
                 throw APIError.invalid("evaluate_on dataset \(evalID) does not fit the model's input_dim and classes")
             }
             before = Trainer.evaluate(network, on: data).accuracy
@@ -183,8 +183,9 @@ extension PFCService {
 
     /// 422 when a dataset does not fit a model (width, classes, sign of the features).
     func checkDataset(_ dataset: Dataset, against arch: Architecture, tenantID: String) throws {
-        if dataset.features != arch.inputDim {
-            throw APIError.invalid("dataset \(dataset.id) has \(dataset.features) features but the model's input_dim is \(arch.inputDim)")
+        if dataset.features != arch.featureCount {
+            let want = arch.kind.isSequence ? "sequence_length × input_dim = \(arch.featureCount)" : "input_dim is \(arch.inputDim)"
+            throw APIError.invalid("dataset \(dataset.id) has \(dataset.features) features but the model's \(want)")
         }
         if dataset.classes > arch.outputDim {
             throw APIError.invalid("dataset \(dataset.id) has labels up to \(dataset.classes - 1) but the model has \(arch.outputDim) classes")

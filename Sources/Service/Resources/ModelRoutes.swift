@@ -73,20 +73,35 @@ extension PFCService {
     static func validate(_ b: CreateModelRequest, limits: ServiceLimits) throws -> ModelSpec {
         let name = try DatasetUpload.validName(b.name)
         _ = name
-        let arch = Architecture(kind: b.kind, inputDim: b.inputDim, outputDim: b.outputDim, basis: b.basis ?? 300,
-                                iterations: b.iterations ?? 100, loss: b.loss ?? .labelsMSE, labelLossWeight: b.labelLossWeight ?? 0.5,
-                                nonnegative: b.nonnegative ?? (b.kind != .mlp))
+        let sequence = b.kind.isSequence
+        if !sequence && (b.sequenceLength != nil || b.bptt != nil) {
+            throw APIError.invalid("sequence_length and bptt apply to the factorized_rnn and rnn kinds only")
+        }
+        if let h = b.hidden, let k = b.basis, h != k { throw APIError.invalid("hidden and basis name the same size; give one") }
+        var arch = Architecture(kind: b.kind, inputDim: b.inputDim, outputDim: b.outputDim, basis: b.hidden ?? b.basis ?? (sequence ? 128 : 300),
+                                iterations: b.iterations ?? (sequence ? 10 : 100), loss: b.loss ?? .labelsMSE,
+                                labelLossWeight: b.labelLossWeight ?? 0.5, nonnegative: b.nonnegative ?? (b.kind == .pfc || b.kind == .pfc2))
+        if sequence {
+            guard let t = b.sequenceLength else { throw APIError.invalid("sequence_length (steps T per example) is required for \(b.kind.rawValue)") }
+            arch.sequenceLength = t
+            arch.bptt = b.bptt ?? true
+            if t > 10_000 { throw APIError.invalid("sequence_length must be at most 10000") }
+        }
         if let problem = arch.validationProblem() { throw APIError.invalid(problem) }
         if arch.basis > limits.maxBasis { throw APIError.invalid("basis must be at most \(limits.maxBasis)") }
         if arch.iterations > limits.maxIterations { throw APIError.invalid("iterations must be at most \(limits.maxIterations)") }
         if arch.inputDim > limits.maxInputDim { throw APIError.invalid("input_dim must be at most \(limits.maxInputDim)") }
         if arch.outputDim > limits.maxOutputDim { throw APIError.invalid("output_dim must be at most \(limits.maxOutputDim)") }
         let d = arch.inputDim, c = arch.outputDim, k = arch.basis
-        let weights = arch.kind == .pfc2 ? (2 * d + c) * k : (d + c) * k + (arch.kind == .mlp ? k + c : 0)
+        let weights = arch.kind == .pfc2 ? (2 * d + c) * k
+            : sequence ? (d + k + c) * k + 2 * k + c
+            : (d + c) * k + (arch.kind == .mlp ? k + c : 0)
         if weights > limits.maxParameters {
             throw APIError.invalid("the model would have \(weights) weights; the limit is \(limits.maxParameters) (reduce basis or input_dim)")
         }
-        if b.kind == .mlp && b.nonnegative == true { throw APIError.invalid("the MLP has signed weights; nonnegative must be false") }
+        if (b.kind == .mlp || b.kind == .rnn) && b.nonnegative == true {
+            throw APIError.invalid("the \(b.kind.rawValue) model has signed weights; nonnegative must be false")
+        }
         return ModelSpec(architecture: arch, seed: b.seed ?? 0)
     }
 

@@ -18,10 +18,11 @@ extension PFCService {
             }
             let top = body.top ?? 5
             guard (1...100).contains(top) else { throw APIError.invalid("top must be in 1…100") }
-            var x = Matrix(rows: arch.inputDim, cols: body.inputs.count)
+            var x = Matrix(rows: arch.featureCount, cols: body.inputs.count)
             for (j, row) in body.inputs.enumerated() {
-                guard row.count == arch.inputDim else {
-                    throw APIError.invalid("inputs[\(j)] has \(row.count) values but the model's input_dim is \(arch.inputDim)")
+                guard row.count == arch.featureCount else {
+                    let want = arch.kind.isSequence ? "sequence_length × input_dim = \(arch.featureCount) (steps one after another)" : "input_dim is \(arch.inputDim)"
+                    throw APIError.invalid("inputs[\(j)] has \(row.count) values but the model's \(want)")
                 }
                 for (i, v) in row.enumerated() {
                     guard v.isFinite else { throw APIError.invalid("inputs[\(j)][\(i)] is not a finite number") }
@@ -54,6 +55,22 @@ extension PFCService {
         return (v, network)
     }
 
+    /// For the factorized RNN: per step t, the top components of h_t by h_t[k]·W_y[ŷ, k] (`block` is
+    /// the step); the vanilla RNN has no basis vectors to show.
+    static func explainSteps(_ n: SequenceClassifier, x: Matrix, top: Int) -> (Matrix, [[ExplanationDTO]]) {
+        guard let trace = n.codes(x) else { return (n.predict(x), Array(repeating: [], count: x.cols)) }
+        let outputs = trace.outputs.last!
+        let predictions = outputs.columnArgmax()
+        let k = trace.wy.cols
+        let explanations = (0..<x.cols).map { b -> [ExplanationDTO] in
+            trace.codes.enumerated().flatMap { t, hT in
+                (0..<k).map { j in ExplanationDTO(block: t, component: j, activation: hT[b, j], contribution: hT[b, j] * trace.wy[predictions[b], j]) }
+                    .sorted { $0.contribution > $1.contribution }.prefix(top)
+            }
+        }
+        return (outputs, explanations)
+    }
+
     /// Outputs and, for PFC kinds, each example's top basis vectors by contribution h_k·W_y[ŷ, k]
     /// in the block that produces the output (the last block).
     static func explain(_ network: any Network, x: Matrix, top: Int) -> (Matrix, [[ExplanationDTO]]) {
@@ -63,6 +80,8 @@ extension PFCService {
             act = n.activation(x); wy = n.block.wy; block = 0
         case let n as ResidualPFCNetwork:
             act = n.activations(x)[1]; wy = n.second.wy; block = 1
+        case let n as SequenceClassifier:
+            return explainSteps(n, x: x, top: top)
         default:
             return (network.predict(x), Array(repeating: [], count: x.cols))
         }

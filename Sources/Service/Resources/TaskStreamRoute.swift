@@ -70,7 +70,7 @@ extension PFCService {
             try store.read { s in (try s.model(id: modelID, tenantID: tenantID), try s.latestModelVersion(modelID: modelID, tenantID: tenantID)) }
         }
         let arch = try spec(of: model).architecture
-        guard arch.kind != .mlp else { throw APIError.invalid("the sliding window trains PFC basis columns; an MLP has none") }
+        guard arch.kind.blockCount > 0 else { throw APIError.invalid("the sliding window trains PFC basis columns; a \(arch.kind.rawValue) model has none") }
         if let problem = SlidingWindowOptimizer.scheduleProblem(width: o.window, slide: o.slide, start: 0) { throw APIError.invalid(problem) }
         var network = try ModelFile.decode(Array(try storeCall { try store.modelWeights(modelID: modelID, version: latest.version, tenantID: tenantID) }))
         var state = ContinualState(metrics: latest.metrics)
