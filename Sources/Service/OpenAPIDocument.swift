@@ -146,6 +146,16 @@ paths:
           required: false
           description: The dataset's name (1–200 characters). Required for `text/csv` and `application/x-ndjson`; ignored for JSON.
           schema: { type: string, minLength: 1, maxLength: 200 }
+        - name: sequence_length
+          in: query
+          required: false
+          description: 'For `text/csv`: the rows are sequences of this many steps (with `step_features`; T × d = features).'
+          schema: { type: integer, minimum: 1 }
+        - name: step_features
+          in: query
+          required: false
+          description: 'For `text/csv`: numbers per step d (with `sequence_length`).'
+          schema: { type: integer, minimum: 1 }
         - name: image_shape
           in: query
           required: false
@@ -1182,12 +1192,14 @@ components:
         name: { type: string, minLength: 1, maxLength: 200 }
         features:
           type: array
-          description: One row per example, all rows of equal length.
+          description: >-
+            One row per example, all rows of equal length; for sequence data an example may also be
+            given as its steps ([T][d]), which are stored flat, step after step.
           minItems: 1
           items:
-            type: array
-            minItems: 1
-            items: { type: number }
+            anyOf:
+              - { type: array, minItems: 1, items: { type: number } }
+              - { type: array, minItems: 1, items: { type: array, minItems: 1, items: { type: number } } }
         labels:
           type: array
           description: One label per row.
@@ -1391,12 +1403,15 @@ components:
       properties:
         inputs:
           type: array
-          description: 1–10000 rows of input_dim numbers.
+          description: >-
+            1–10000 rows of input_dim numbers (recurrent kinds: sequence_length × input_dim, flat step
+            after step, or nested as [T][d]).
           minItems: 1
           maxItems: 10000
           items:
-            type: array
-            items: { type: number }
+            anyOf:
+              - { type: array, items: { type: number } }
+              - { type: array, items: { type: array, items: { type: number } } }
         version:
           type: [integer, "null"]
           minimum: 0

@@ -16,7 +16,9 @@ import Testing
                 return r
             }
             let csv = try Data(contentsOf: ServiceHarness.fixture("digits_train.csv"))
-            let ds = try c.request("POST", "/v1/datasets?name=digits", body: csv, contentType: "text/csv").object["id"] as! String
+            let ds = try c.request("POST", "/v1/datasets?name=digits&sequence_length=8&step_features=8", body: csv,
+                                   contentType: "text/csv").object["id"] as! String
+            #expect(try c.request("POST", "/v1/datasets?name=d&sequence_length=7&step_features=8", body: csv, contentType: "text/csv").status == 422)
 
             // Bad shapes are refused before anything is stored.
             let noT = try c.json("POST", "/v1/models", ["name": "r", "kind": "factorized_rnn", "input_dim": 8, "output_dim": 10])
@@ -27,6 +29,13 @@ import Testing
             #expect(refused.status == 422 && refused.errorMessage.contains("56"), "\(refused.text)")
 
             let (inputs, labels) = try EndToEndTests.testRows()
+            // A nested JSON dataset and nested NDJSON lines are stored flat, step after step.
+            let nestedRows = inputs.prefix(4).map { row in (0..<8).map { t in Array(row[(t * 8)..<((t + 1) * 8)]) } }
+            let nj = try c.json("POST", "/v1/datasets", ["name": "nested", "features": nestedRows, "labels": Array(labels.prefix(4))])
+            #expect(nj.status == 201 && nj.object["features"] as? Int == 64, "\(nj.text)")
+            let line = String(decoding: try JSONSerialization.data(withJSONObject: ["features": nestedRows[0], "label": labels[0]]), as: UTF8.self)
+            let nd = try c.request("POST", "/v1/datasets?name=nd", body: Data((line + "\n" + line).utf8), contentType: "application/x-ndjson")
+            #expect(nd.status == 201 && nd.object["features"] as? Int == 64, "\(nd.text)")
             for kind in ["factorized_rnn", "rnn"] {
                 let created = checked(try c.json("POST", "/v1/models", ["name": kind, "kind": kind, "input_dim": 8, "output_dim": 10,
                                                                         "hidden": 64, "sequence_length": 8, "bptt": true]), "POST", "/v1/models")
@@ -49,6 +58,10 @@ import Testing
                 } else {
                     #expect(explanations.first?.isEmpty == true)
                 }
+                // The same examples nested as [T][d] predict the same.
+                let nested = inputs.prefix(20).map { row in (0..<8).map { t in Array(row[(t * 8)..<((t + 1) * 8)]) } }
+                let q = checked(try c.json("POST", "/v1/models/\(modelID)/predict", ["inputs": nested]), "POST", "/v1/models/\(modelID)/predict")
+                #expect(q.object["predictions"] as? [Int] == Array(predictions.prefix(20)))
             }
         }
     }

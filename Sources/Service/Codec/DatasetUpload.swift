@@ -48,10 +48,11 @@ struct DatasetUpload {
 
     struct JSONBody: Decodable {
         var name: String?
-        var features: [[Double]]
+        var featureRows: FlatOrNestedRows
         var labels: [Double]
+        var features: [[Double]] { featureRows.rows }
         var imageShape: [Int]?
-        enum CodingKeys: String, CodingKey { case name, features, labels, imageShape = "image_shape" }
+        enum CodingKeys: String, CodingKey { case name, labels, featureRows = "features", imageShape = "image_shape" }
     }
 
     static func json(_ request: Request, limits: ServiceLimits) throws -> DatasetUpload {
@@ -95,6 +96,13 @@ struct DatasetUpload {
         let d = set.featureCount
         for r in 0..<set.count {
             try builder.append(label: set.labels[r], features: Array(set.features.storage[(r * d)..<((r + 1) * d)]), row: r + 1)
+        }
+        if let t = request.queryValue("sequence_length") ?? request.queryValue("T") {
+            let steps = request.queryValue("step_features") ?? request.queryValue("d")
+            guard let tv = Int(t), tv >= 1, let dv = steps.flatMap(Int.init), dv >= 1 else {
+                throw APIError.invalid("sequence_length and step_features must both be positive integers")
+            }
+            guard tv * dv == d else { throw APIError.invalid("the CSV rows have \(d) features, not sequence_length × step_features = \(tv * dv)") }
         }
         return DatasetUpload(name: name, imageShape: try validShape(try queryShape(request), features: d), builder: builder)
     }

@@ -2,10 +2,22 @@
 import Foundation
 import HTTP
 
-/// One NDJSON example line: `{"features": [number], "label": int}`.
+/// One NDJSON example line: `{"features": [number] or [[number]] (T steps of d), "label": int}`.
 struct NDJSONExample: Decodable {
     var features: [Double]
     var label: Double
+
+    enum CodingKeys: String, CodingKey { case features, label }
+
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        label = try c.decode(Double.self, forKey: .label)
+        if let flat = try? c.decode([Double].self, forKey: .features) {
+            features = flat
+        } else {
+            features = try c.decode([[Double]].self, forKey: .features).flatMap { $0 }
+        }
+    }
 }
 
 /// Splits a (possibly streamed) body into lines and decodes each as an `NDJSONExample`, so memory

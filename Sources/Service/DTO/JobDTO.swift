@@ -107,9 +107,12 @@ struct JobDTO: Encodable {
 
 /// `POST /v1/models/{id}/predict`.
 struct PredictRequest: Decodable {
-    var inputs: [[Float]]
+    var rows: FlatOrNestedRows
     var version: Int?
     var top: Int?
+    /// The inputs, flat: a nested [T][d] example is laid out step after step.
+    var inputs: [[Float]] { rows.rows.map { $0.map(Float.init) } }
+    enum CodingKeys: String, CodingKey { case version, top, rows = "inputs" }
 }
 
 /// One basis vector's share in a prediction.

@@ -13,13 +13,14 @@ extension PFCService {
             let body = try JSONCoding.decode(PredictRequest.self, from: request, maxBytes: limits.maxRequestBytes)
             let (version, network) = try loadNetwork(modelID: id, tenantID: tenant, version: body.version)
             let arch = network.architecture
-            guard !body.inputs.isEmpty, body.inputs.count <= limits.maxPredictRows else {
+            let inputs = body.inputs
+            guard !inputs.isEmpty, inputs.count <= limits.maxPredictRows else {
                 throw APIError.invalid("inputs must have 1…\(limits.maxPredictRows) rows")
             }
             let top = body.top ?? 5
             guard (1...100).contains(top) else { throw APIError.invalid("top must be in 1…100") }
-            var x = Matrix(rows: arch.featureCount, cols: body.inputs.count)
-            for (j, row) in body.inputs.enumerated() {
+            var x = Matrix(rows: arch.featureCount, cols: inputs.count)
+            for (j, row) in inputs.enumerated() {
                 guard row.count == arch.featureCount else {
                     let want = arch.kind.isSequence ? "sequence_length × input_dim = \(arch.featureCount) (steps one after another)" : "input_dim is \(arch.inputDim)"
                     throw APIError.invalid("inputs[\(j)] has \(row.count) values but the model's \(want)")
