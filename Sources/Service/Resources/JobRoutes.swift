@@ -34,7 +34,25 @@ extension PFCService {
                     }
                     Thread.sleep(forTimeInterval: 0.25)
                     guard sse.isConnected else { return }
-                    job = try store.job(id: id, tenantID: tenant)
+                    job = try Self.pollJob(store: store, id: id, tenantID: tenant, sse: sse)
+                }
+            }
+        }
+    }
+
+    /// Reads the job for the event stream; a transient database error (busy pool, restart) is
+    /// retried for up to 30 s with a comment to the client instead of cutting the stream.
+    static func pollJob(store: any Store, id: String, tenantID: String, sse: SSEWriter) throws -> Job {
+        var attempts = 0
+        while true {
+            do { return try store.job(id: id, tenantID: tenantID) } catch let error as StoreError {
+                switch error {
+                case .connectionFailed, .poolExhausted, .timeout, .serializationFailure, .database:
+                    attempts += 1
+                    if attempts > 60 { throw error }
+                    try sse.comment("database busy, retrying")
+                    Thread.sleep(forTimeInterval: 0.5)
+                default: throw error
                 }
             }
         }
