@@ -631,8 +631,8 @@ paths:
         - { name: batch_size, in: query, required: false, schema: { type: integer, minimum: 1, maximum: 10000, default: 50 } }
         - { name: learning_rate, in: query, required: false, schema: { type: number, exclusiveMinimum: 0, default: 0.0003 } }
         - { name: weight_decay, in: query, required: false, schema: { type: number, minimum: 0, exclusiveMaximum: 1, default: 0.0001 } }
-        - { name: window, in: query, required: false, schema: { type: integer, minimum: 1, default: 15 } }
-        - { name: slide, in: query, required: false, schema: { type: number, minimum: 0, default: 0.25 } }
+        - { name: window, in: query, required: false, schema: { type: integer, minimum: 1, maximum: 5000, default: 15 } }
+        - { name: slide, in: query, required: false, schema: { type: number, minimum: 0, maximum: 5000, default: 0.25 } }
         - { name: grow, in: query, required: false, schema: { type: boolean, default: false } }
       requestBody:
         required: true
@@ -1481,8 +1481,8 @@ components:
         batch_size: { type: integer, minimum: 1, maximum: 100000, default: 200 }
         learning_rate: { type: number, exclusiveMinimum: 0, default: 0.0003 }
         weight_decay: { type: number, minimum: 0, exclusiveMaximum: 1, default: 0.0001 }
-        window: { type: integer, minimum: 1, default: 15, description: Learnable window width w in columns. }
-        slide: { type: number, minimum: 0, default: 0.25, description: Columns the window advances per step. }
+        window: { type: integer, minimum: 1, maximum: 5000, default: 15, description: Learnable window width w in columns. }
+        slide: { type: number, minimum: 0, maximum: 5000, default: 0.25, description: Columns the window advances per step. }
         grow: { type: boolean, default: false }
         deterministic: { type: boolean, default: false, description: Fixed data order and the window reset at each epoch. }
         validation_fraction: { type: number, minimum: 0, exclusiveMaximum: 1, default: 0.15 }

@@ -98,6 +98,8 @@ public struct SlidingWindowOptimizer: Optimizer {
         if width < 1 { return "window width must be at least 1" }
         if !(slide >= 0) || !slide.isFinite { return "slide must be a finite number ≥ 0" }
         if !(start >= 0) || !start.isFinite { return "window start must be a finite number ≥ 0" }
+        // Column arithmetic goes through Int: keep every position far from overflow.
+        if width > 1 << 30 || slide > 1e9 || start > 1e12 { return "window, slide or start is unreasonably large" }
         return nil
     }
 

@@ -48,6 +48,10 @@ struct TaskRequest: Codable, Equatable {
         t.epochs = epochs; t.batchSize = batchSize; t.learningRate = learningRate; t.weightDecay = weightDecay
         t.validationFraction = validationFraction; t.earlyStopping = earlyStopping; t.seed = seed
         var o = try t.trainingOptions(limits: limits)
+        guard (1...limits.maxBasis).contains(window) else { throw APIError.invalid("window must be in 1…\(limits.maxBasis)") }
+        guard slide.isFinite, slide >= 0, slide <= Double(limits.maxBasis) else {
+            throw APIError.invalid("slide must be a number in 0…\(limits.maxBasis)")
+        }
         let schedule = SlidingWindowSchedule(width: window, slide: slide, start: start, deterministic: deterministic)
         if let problem = schedule.validationProblem() { throw APIError.invalid(problem) }
         o.slidingWindow = schedule

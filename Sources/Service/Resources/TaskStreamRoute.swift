@@ -26,8 +26,8 @@ struct StreamTaskOptions {
         batchSize = try number("batch_size", batchSize) { (1...10_000).contains($0) }
         learningRate = try number("learning_rate", learningRate) { $0 > 0 && $0.isFinite }
         weightDecay = try number("weight_decay", weightDecay) { $0 >= 0 && $0 < 1 }
-        window = try number("window", window) { $0 >= 1 }
-        slide = try number("slide", slide) { $0 >= 0 && $0.isFinite }
+        window = try number("window", window) { (1...5000).contains($0) }
+        slide = try number("slide", slide) { $0 >= 0 && $0 <= 5000 }
         grow = try number("grow", grow) { _ in true }
     }
 }
