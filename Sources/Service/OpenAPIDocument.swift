@@ -137,6 +137,13 @@ paths:
           be sent with chunked transfer encoding, of any size. The `name` query parameter is
           required, `image_shape` optional.
 
+        Sequence data (for the recurrent kinds): every example is T steps of d numbers, stored flat
+        step after step. The form is declared by `sequence_length` and `step_features` (JSON body
+        fields, or query parameters for CSV and NDJSON) or implied by nested features ([T][d] per
+        example, all of one shape). A sequence dataset may be labelled once per sequence (an
+        integer, learned at the last step) or once per step (JSON and NDJSON: an array of T labels,
+        `null` where a step has no target); CSV labels are per sequence.
+
         Rows must all have the same number of features, all numbers must be finite and labels
         must be integers ≥ 0. A 422 names the row and column of the first problem. Nothing is
         stored unless the whole upload is valid.
@@ -149,12 +156,12 @@ paths:
         - name: sequence_length
           in: query
           required: false
-          description: 'For `text/csv`: the rows are sequences of this many steps (with `step_features`; T × d = features).'
-          schema: { type: integer, minimum: 1 }
+          description: 'For `text/csv` and `application/x-ndjson`: the rows are sequences of this many steps (with `step_features`; T × d = features).'
+          schema: { type: integer, minimum: 1, maximum: 10000 }
         - name: step_features
           in: query
           required: false
-          description: 'For `text/csv`: numbers per step d (with `sequence_length`).'
+          description: 'For `text/csv` and `application/x-ndjson`: numbers per step d (with `sequence_length`).'
           schema: { type: integer, minimum: 1 }
         - name: image_shape
           in: query
@@ -174,7 +181,7 @@ paths:
           application/x-ndjson:
             schema:
               type: string
-              description: 'One JSON object per line: `{"features": [number], "label": int}`.'
+              description: 'One JSON object per line: `{"features": [number] or [[number]] (T steps of d), "label": int or [int or null] (one per step)}`.'
               example: "{\"features\": [0.0, 1.5, 3.0], \"label\": 0}\n{\"features\": [2.0, 0.5, 0.0], \"label\": 1}\n"
       responses:
         "201":
@@ -1175,14 +1182,17 @@ components:
     Dataset:
       type: object
       additionalProperties: false
-      required: [id, name, examples, features, classes, image_shape, created_at]
+      required: [id, name, examples, features, classes, image_shape, sequence_length, step_features, labels_per_step, created_at]
       properties:
         id: { type: string }
         name: { type: string }
         examples: { type: integer, minimum: 0, description: Number of rows. }
-        features: { type: integer, minimum: 0, description: Features per row. }
+        features: { type: integer, minimum: 0, description: Features per row (T × d for sequence data). }
         classes: { type: integer, minimum: 0, description: Largest label + 1. }
         image_shape: { $ref: "#/components/schemas/ImageShape" }
+        sequence_length: { type: [integer, "null"], minimum: 1, description: Steps T per example; null for flat data. }
+        step_features: { type: [integer, "null"], minimum: 1, description: Numbers d per step; null for flat data. }
+        labels_per_step: { type: boolean, description: True when every step has its own label (or none); false for one label per example. }
         created_at: { $ref: "#/components/schemas/Timestamp" }
 
     DatasetCreate:
@@ -1202,10 +1212,17 @@ components:
               - { type: array, minItems: 1, items: { type: array, minItems: 1, items: { type: number } } }
         labels:
           type: array
-          description: One label per row.
+          description: >-
+            One label per row; for sequence data either one per sequence or, for every row, an
+            array of T labels (null: no target at that step).
           minItems: 1
-          items: { type: integer, minimum: 0 }
+          items:
+            anyOf:
+              - { type: integer, minimum: 0 }
+              - { type: array, minItems: 1, items: { type: [integer, "null"], minimum: 0 } }
         image_shape: { $ref: "#/components/schemas/ImageShape" }
+        sequence_length: { type: integer, minimum: 1, maximum: 10000, description: 'Steps T per example (with step_features); implied by nested features.' }
+        step_features: { type: integer, minimum: 1, description: 'Numbers d per step (with sequence_length).' }
 
     DatasetList:
       type: object
@@ -1417,6 +1434,12 @@ components:
           minimum: 0
           description: The model version; the latest when absent or null.
         top: { type: integer, minimum: 1, maximum: 100, default: 5 }
+        every_step:
+          type: boolean
+          default: false
+          description: >-
+            Recurrent kinds only: also return the prediction at every step (`step_predictions`), and
+            explain each step by its own predicted class. 422 for the other kinds.
 
     Explanation:
       type: object
@@ -1448,6 +1471,12 @@ components:
           items:
             type: array
             items: { $ref: "#/components/schemas/Explanation" }
+        step_predictions:
+          type: array
+          description: With `every_step`, each input's predicted class at steps 0…T−1.
+          items:
+            type: array
+            items: { type: integer, minimum: 0 }
 
     Component:
       type: object

@@ -11,6 +11,7 @@ import Testing
     static var dataset: [String: Any] { [
         "id": "0f8fad5b-d9cb-469f-a165-70867728950e", "name": "digits", "examples": 1797,
         "features": 64, "classes": 10, "image_shape": [8, 8], "created_at": "2026-11-23T12:00:00Z",
+        "sequence_length": 8, "step_features": 8, "labels_per_step": false,
     ] }
 
     static func json(_ object: Any) throws -> Data { try JSONSerialization.data(withJSONObject: object) }

@@ -26,7 +26,7 @@ import Testing
             let wrongT = try c.json("POST", "/v1/models", ["name": "r", "kind": "rnn", "input_dim": 8, "output_dim": 10, "sequence_length": 7])
             let wrongID = wrongT.object["id"] as! String
             let refused = try c.json("POST", "/v1/models/\(wrongID)/train", ["dataset_id": ds])
-            #expect(refused.status == 422 && refused.errorMessage.contains("56"), "\(refused.text)")
+            #expect(refused.status == 422 && refused.errorMessage.contains("sequence_length 7"), "\(refused.text)")
 
             let (inputs, labels) = try EndToEndTests.testRows()
             // A nested JSON dataset and nested NDJSON lines are stored flat, step after step.
@@ -63,6 +63,101 @@ import Testing
                 let q = checked(try c.json("POST", "/v1/models/\(modelID)/predict", ["inputs": nested]), "POST", "/v1/models/\(modelID)/predict")
                 #expect(q.object["predictions"] as? [Int] == Array(predictions.prefix(20)))
             }
+        }
+    }
+
+    /// Delayed echo (x_t a one-hot symbol of 3, the label at step t the symbol of step t−1, none at
+    /// step 0) as nested JSON with per-step labels, `null` where there is no target.
+    static func echo(_ n: Int, steps t: Int, seed: UInt64) -> (features: [[[Double]]], labels: [[Int?]]) {
+        var state = seed &* 6364136223846793005 &+ 1442695040888963407
+        var features: [[[Double]]] = [], labels: [[Int?]] = []
+        for _ in 0..<n {
+            var steps: [[Double]] = [], labs: [Int?] = [], previous: Int? = nil
+            for _ in 0..<t {
+                state = state &* 6364136223846793005 &+ 1442695040888963407
+                let symbol = Int((state >> 33) % 3)
+                var x = [0.0, 0.0, 0.0]; x[symbol] = 1
+                steps.append(x); labs.append(previous); previous = symbol
+            }
+            features.append(steps); labels.append(labs)
+        }
+        return (features, labels)
+    }
+
+    @Test(arguments: Backend.all)
+    func perStepLabelsThroughTheAPI(backend: Backend) throws {
+        try ServiceHarness.with(backend) { h in
+            let c = h.client
+            let v = try OpenAPIValidator()
+            func checked(_ r: TestResponse, _ m: String, _ p: String) -> TestResponse {
+                let problems = v.problems(method: m, path: p, status: r.status, contentType: r.header("Content-Type"), body: r.body)
+                #expect(problems.isEmpty, "\(m) \(p): \(problems)")
+                return r
+            }
+            func labelsJSON(_ l: [[Int?]]) -> [[Any]] { l.map { $0.map { $0.map { $0 as Any } ?? NSNull() } } }
+            let train = Self.echo(400, steps: 6, seed: 1), test = Self.echo(50, steps: 6, seed: 2)
+            let created = checked(try c.json("POST", "/v1/datasets", ["name": "echo", "features": train.features,
+                                                                     "labels": labelsJSON(train.labels)]), "POST", "/v1/datasets")
+            #expect(created.status == 201, "\(created.text)")
+            let ds = created.object["id"] as! String
+            let stored = checked(try c.request("GET", "/v1/datasets/\(ds)"), "GET", "/v1/datasets/{id}").object
+            #expect(stored["sequence_length"] as? Int == 6 && stored["step_features"] as? Int == 3 && stored["features"] as? Int == 18)
+            #expect(stored["labels_per_step"] as? Bool == true && stored["classes"] as? Int == 3)
+
+            // Refusals name the problem and store nothing.
+            let count = { (try c.request("GET", "/v1/datasets?limit=100").object["items"] as? [Any])?.count ?? -1 }
+            let before = try count()
+            let flat = train.features.prefix(3).map { $0.flatMap { $0 } }
+            let bad: [(String, [String: Any], String)] = [
+                ("per-step labels on flat rows", ["name": "x", "features": flat, "labels": labelsJSON(Array(train.labels.prefix(3)))], "sequence dataset"),
+                ("wrong label count", ["name": "x", "features": Array(train.features.prefix(2)), "labels": [[1, 2], [1, 2]]], "2 per-step labels"),
+                ("mixed label forms", ["name": "x", "features": Array(train.features.prefix(2)), "labels": [labelsJSON([train.labels[0]])[0], 1]], "label every example once"),
+                ("no target", ["name": "x", "features": Array(train.features.prefix(1)), "labels": [[NSNull(), NSNull(), NSNull(), NSNull(), NSNull(), NSNull()]]], "null"),
+                ("declared form disagrees", ["name": "x", "features": Array(train.features.prefix(1)), "labels": [1], "sequence_length": 3, "step_features": 6], "declare"),
+                ("half a form", ["name": "x", "features": flat, "labels": [0, 1, 2], "sequence_length": 6], "both or neither"),
+            ]
+            for (name, body, mention) in bad {
+                let r = checked(try c.json("POST", "/v1/datasets", body), "POST", "/v1/datasets")
+                #expect(r.status == 422 && r.errorMessage.contains(mention), "\(name): \(r.status) \(r.text)")
+            }
+            #expect(try count() == before)
+            // Nested NDJSON lines with per-step labels.
+            let lines = (0..<3).map { i in
+                String(decoding: try! JSONSerialization.data(withJSONObject: ["features": train.features[i], "label": labelsJSON([train.labels[i]])[0]]), as: UTF8.self)
+            }
+            let nd = checked(try c.request("POST", "/v1/datasets?name=nd", body: Data(lines.joined(separator: "\n").utf8), contentType: "application/x-ndjson"),
+                             "POST", "/v1/datasets")
+            #expect(nd.status == 201 && nd.object["labels_per_step"] as? Bool == true && nd.object["sequence_length"] as? Int == 6, "\(nd.text)")
+
+            // A PFC model cannot learn per-step labels, nor predict every step.
+            let pfc = try c.json("POST", "/v1/models", ["name": "p", "kind": "pfc", "input_dim": 18, "output_dim": 3, "basis": 8, "iterations": 5])
+            let pfcID = pfc.object["id"] as! String
+            let refused = checked(try c.json("POST", "/v1/models/\(pfcID)/train", ["dataset_id": ds]), "POST", "/v1/models/{id}/train")
+            #expect(refused.status == 422 && refused.errorMessage.contains("labelled per step"), "\(refused.text)")
+            let noSteps = try c.json("POST", "/v1/models/\(pfcID)/predict", ["inputs": [Array(repeating: 0.0, count: 18)], "every_step": true])
+            #expect(noSteps.status == 422 && noSteps.errorMessage.contains("every_step"))
+
+            let model = try c.json("POST", "/v1/models", ["name": "echo", "kind": "rnn", "input_dim": 3, "output_dim": 3, "hidden": 16,
+                                                          "sequence_length": 6, "bptt": true])
+            #expect(model.status == 201, "\(model.text)")
+            let modelID = model.object["id"] as! String
+            let job = try c.json("POST", "/v1/models/\(modelID)/train", ["dataset_id": ds, "epochs": 25, "batch_size": 25, "learning_rate": 0.01])
+            #expect(job.status == 202, "\(job.text)")
+            let done = try h.waitForJob(job.object["id"] as! String)
+            #expect(done["state"] as? String == "succeeded", "\(done)")
+            let p = checked(try c.json("POST", "/v1/models/\(modelID)/predict", ["inputs": test.features, "every_step": true]),
+                            "POST", "/v1/models/{id}/predict")
+            let steps = p.object["step_predictions"] as? [[Int]] ?? []
+            #expect(steps.count == 50 && steps.allSatisfy { $0.count == 6 })
+            var right = 0, total = 0
+            for (pred, labs) in zip(steps, test.labels) {
+                for (yhat, y) in zip(pred, labs) where y != nil { total += 1; if yhat == y { right += 1 } }
+            }
+            #expect(total == 250 && Double(right) / Double(total) >= 0.95, "per-step held-out accuracy \(right)/\(total)")
+            #expect((p.object["predictions"] as? [Int]) == steps.map { $0.last! })
+            // Without every_step the answer has no step_predictions.
+            let q = try c.json("POST", "/v1/models/\(modelID)/predict", ["inputs": Array(test.features.prefix(2))])
+            #expect(q.status == 200 && q.object["step_predictions"] == nil)
         }
     }
 }

@@ -6,35 +6,41 @@ import Linalg
 public struct LabeledDataset: Sendable, Equatable {
     /// n × d features, one row per example.
     public var features: Matrix
-    /// n labels in `0..<classes`.
+    /// n·L labels in `0..<classes`, example after example: L = `labelsPerExample` is 1, or T for a
+    /// sequence data set labelled at every step (−1, `SequenceDataset.noTarget`, marks a step
+    /// without a target).
     public var labels: [Int]
     /// Number of classes (at least max(label) + 1).
     public var classes: Int
+    /// Labels per example: 1, or the T steps of sequences labelled per step.
+    public let labelsPerExample: Int
 
     /// A data set; `classes` defaults to max(label) + 1.
-    public init(features: Matrix, labels: [Int], classes: Int? = nil) {
-        precondition(features.rows == labels.count, "one label per example")
+    public init(features: Matrix, labels: [Int], classes: Int? = nil, labelsPerExample: Int = 1) {
+        precondition(labelsPerExample >= 1 && features.rows * labelsPerExample == labels.count, "labelsPerExample labels per example")
         self.features = features
         self.labels = labels
         self.classes = classes ?? ((labels.max() ?? -1) + 1)
+        self.labelsPerExample = labelsPerExample
     }
 
     /// Number of examples.
-    public var count: Int { labels.count }
+    public var count: Int { features.rows }
     /// Features per example.
     public var featureCount: Int { features.cols }
 
-    /// The examples at `indices` as a d×B batch with their labels.
+    /// The examples at `indices` as a d×B batch with their B·L labels (example after example).
     public func batch<C: Collection>(_ indices: C) -> (x: Matrix, labels: [Int]) where C.Element == Int {
         let d = features.cols, b = indices.count
         var x = Matrix(rows: d, cols: b)
+        let per = labelsPerExample
         var labs = [Int]()
-        labs.reserveCapacity(b)
+        labs.reserveCapacity(b * per)
         features.storage.withUnsafeBufferPointer { src in
             x.storage.withUnsafeMutableBufferPointer { dst in
                 for (j, idx) in indices.enumerated() {
                     for i in 0..<d { dst[i * b + j] = src[idx * d + i] }
-                    labs.append(labels[idx])
+                    labs.append(contentsOf: labels[(idx * per)..<((idx + 1) * per)])
                 }
             }
         }
@@ -50,8 +56,9 @@ public struct LabeledDataset: Sendable, Equatable {
         var f = [Float]()
         f.reserveCapacity(indices.count * d)
         for i in indices { f.append(contentsOf: features.storage[(i * d)..<((i + 1) * d)]) }
+        let per = labelsPerExample
         return LabeledDataset(features: Matrix(rows: indices.count, cols: d, storage: f),
-                              labels: indices.map { labels[$0] }, classes: classes)
+                              labels: indices.flatMap { labels[($0 * per)..<(($0 + 1) * per)] }, classes: classes, labelsPerExample: per)
     }
 
     /// A seeded random split: the last `fraction` of a permutation becomes the second set.

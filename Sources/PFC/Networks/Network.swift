@@ -117,6 +117,17 @@ public struct LossAndGradients: Sendable {
     public var outputs: Matrix
     /// ∂loss/∂parameter, in the order of `parameters`.
     public var gradients: [Matrix]
+    /// (correct, total) predictions over the batch's targets when they are not one per column of
+    /// `outputs` (sequences labelled per step); nil: argmax of `outputs` against the labels.
+    public var targetCounts: (correct: Int, total: Int)?
+
+    /// Loss, outputs and gradients of a batch.
+    public init(loss: Float, outputs: Matrix, gradients: [Matrix], targetCounts: (correct: Int, total: Int)? = nil) {
+        self.loss = loss
+        self.outputs = outputs
+        self.gradients = gradients
+        self.targetCounts = targetCounts
+    }
 }
 
 /// A classifier the trainer can fit: batches are d×B matrices, one column per example.
@@ -127,12 +138,16 @@ public protocol Network: Sendable {
     var parameters: [Parameter] { get set }
     /// Outputs ŷ (C×B) for the batch `x` (d×B).
     func predict(_ x: Matrix) -> Matrix
-    /// The training loss and its gradients for the batch `x` (d×B) with integer `labels`.
+    /// The training loss and its gradients for the batch `x` (d×B) with integer `labels`: B of them,
+    /// or B·T (example after example, −1 for no target) for a recurrent model labelled per step.
     func lossAndGradients(x: Matrix, labels: [Int]) -> LossAndGradients
+    /// Mean loss (without gradients) and accuracy over the targets of a batch labelled as for
+    /// `lossAndGradients`.
+    func evaluate(x: Matrix, labels: [Int]) -> (loss: Float, accuracy: Float)
 }
 
 extension Network {
-    /// Mean loss (without gradients) and accuracy of the network on a batch.
+    /// Mean loss (without gradients) and accuracy of the network on a batch with one label per column.
     public func evaluate(x: Matrix, labels: [Int]) -> (loss: Float, accuracy: Float) {
         let out = predict(x)
         let loss = Losses.outputLoss(architecture.loss == .crossEntropy ? .crossEntropy : .labelsMSE,

@@ -37,12 +37,37 @@ public struct SequenceClassifier: Network {
 
     public func predict(_ x: Matrix) -> Matrix { model.predict(steps(x)).last! }
 
-    public func lossAndGradients(x: Matrix, labels: [Int]) -> LossAndGradients {
+    /// Outputs y_t (C×B) at every step.
+    public func predictSteps(_ x: Matrix) -> [Matrix] { model.predict(steps(x)) }
+
+    /// Per-step targets of a batch of B sequences: B labels go to the last step; B·T labels
+    /// (example after example) are one per step, −1 for a step without a target.
+    public func targets(_ labels: [Int], batch b: Int) -> [[Int]] {
         let t = architecture.sequenceLength
-        var targets = [[Int]](repeating: [Int](repeating: SequenceDataset.noTarget, count: labels.count), count: t)
-        targets[t - 1] = labels
+        var targets = [[Int]](repeating: [Int](repeating: SequenceDataset.noTarget, count: b), count: t)
+        if labels.count == b * t && t > 1 {
+            for j in 0..<b { for s in 0..<t { targets[s][j] = labels[j * t + s] } }
+        } else {
+            precondition(labels.count == b, "expected \(b) labels, or \(b * t) (one per step)")
+            targets[t - 1] = labels
+        }
+        return targets
+    }
+
+    public func lossAndGradients(x: Matrix, labels: [Int]) -> LossAndGradients {
+        let targets = targets(labels, batch: x.cols)
         let g = model.lossAndGradients(SequenceBatch(steps: steps(x), targets: targets, classes: architecture.outputDim))
-        return LossAndGradients(loss: g.loss, outputs: g.outputs.last!, gradients: g.gradients)
+        let perStep = labels.count != x.cols
+        return LossAndGradients(loss: g.loss, outputs: g.outputs.last!, gradients: g.gradients,
+                                targetCounts: perStep ? SequenceLosses.correct(outputs: g.outputs, targets: targets) : nil)
+    }
+
+    /// The label MSE over every target (the last step, or each labelled step) and the accuracy over them.
+    public func evaluate(x: Matrix, labels: [Int]) -> (loss: Float, accuracy: Float) {
+        let targets = targets(labels, batch: x.cols)
+        let outputs = predictSteps(x)
+        let (right, total) = SequenceLosses.correct(outputs: outputs, targets: targets)
+        return (SequenceLosses.labelMSE(outputs: outputs, targets: targets).loss, total > 0 ? Float(right) / Float(total) : 0)
     }
 
     /// The factorized RNN's codes h_t (each B×K, one row per example) and outputs, for explanations;

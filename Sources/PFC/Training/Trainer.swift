@@ -240,7 +240,12 @@ public struct Trainer: Sendable {
                 stepSeconds += (clock.now - t0).seconds
                 stepExamples += idx.count
                 lossSum += Double(result.loss) * Double(idx.count)
-                correct += zip(result.outputs.columnArgmax(), labels).filter { $0 == $1 }.count
+                if let counts = result.targetCounts {
+                    // Per-step labels: accuracy over the batch's targets, weighted as its examples.
+                    correct += counts.total > 0 ? Int((Double(counts.correct) / Double(counts.total) * Double(idx.count)).rounded()) : 0
+                } else {
+                    correct += zip(result.outputs.columnArgmax(), labels).filter { $0 == $1 }.count
+                }
                 seen += idx.count
                 record.loss = result.loss
                 onStep?(record)

@@ -1,6 +1,8 @@
 // DatasetBlob: the binary layout of a stored dataset, written row by row and read back in chunks.
 //
-// Layout (little-endian): magic "PFCDATA1" | features u32 | rows: label i32, features × f32.
+// Layout (little-endian), one label per example: magic "PFCDATA1" | features u32 | rows: label i32,
+// features × f32. With L > 1 labels per example (sequences labelled per step, −1 = no target):
+// magic "PFCDATA2" | features u32 | L u32 | rows: L × label i32, features × f32.
 import Foundation
 import Linalg
 import PFC
@@ -10,7 +12,10 @@ import Storage
 /// size is held in memory only one buffer at a time.
 final class DatasetBuilder {
     static let magic = Array("PFCDATA1".utf8)
+    static let magicPerStep = Array("PFCDATA2".utf8)
     private(set) var features: Int?
+    /// Labels per example, fixed by the first row: 1, or T for per-step labels.
+    private(set) var labelsPerExample: Int?
     private(set) var examples = 0
     private(set) var maxLabel = -1
     private var buffer: [UInt8] = []
@@ -25,23 +30,33 @@ final class DatasetBuilder {
 
     /// Appends one row after validating it; `row` is the 1-based row number used in messages.
     func append(label: Int, features values: [Float], row: Int) throws {
+        try append(labels: [label], features: values, row: row)
+    }
+
+    /// Appends one row with its labels (one, or one per step with −1 for no target).
+    func append(labels: [Int], features values: [Float], row: Int) throws {
         if let d = features, d != values.count {
             throw APIError.invalid("row \(row) has \(values.count) features, expected \(d) (ragged rows)")
         }
+        if let l = labelsPerExample, l != labels.count {
+            throw APIError.invalid("row \(row) has \(labels.count) label(s) but row 1 has \(l): label every example once, or every step of every example")
+        }
         if values.isEmpty { throw APIError.invalid("row \(row) has no features") }
-        if label < 0 { throw APIError.invalid("row \(row): label \(label) must be a non-negative integer") }
+        if labels.count == 1, labels[0] < 0 { throw APIError.invalid("row \(row): label \(labels[0]) must be a non-negative integer") }
         if let col = values.firstIndex(where: { !$0.isFinite }) {
             throw APIError.invalid("row \(row), column \(col + 1): feature is not a finite number")
         }
         if features == nil {
             features = values.count
-            buffer.append(contentsOf: Self.magic)
+            labelsPerExample = labels.count
+            buffer.append(contentsOf: labels.count == 1 ? Self.magic : Self.magicPerStep)
             appendU32(UInt32(values.count))
+            if labels.count > 1 { appendU32(UInt32(labels.count)) }
         }
-        appendU32(UInt32(bitPattern: Int32(clamping: label)))
+        for label in labels { appendU32(UInt32(bitPattern: Int32(clamping: label))) }
         for v in values { appendU32(v.bitPattern) }
         examples += 1
-        maxLabel = max(maxLabel, label)
+        maxLabel = max(maxLabel, labels.max() ?? -1)
         if buffer.count >= flushBytes { try flush() }
     }
 
@@ -93,6 +108,7 @@ struct DatasetBlobReader {
 
     private var pending: [UInt8] = []
     private var features: Int?
+    private var labelsPerExample = 1
     private var values: [Float] = []
     private var labels: [Int] = []
 
@@ -100,18 +116,25 @@ struct DatasetBlobReader {
     mutating func consume(_ chunk: Data) throws {
         pending.append(contentsOf: chunk)
         if features == nil {
-            guard pending.count >= 12 else { return }
-            guard Array(pending[0..<8]) == DatasetBuilder.magic else { throw DatasetBlobError.corrupt("bad magic") }
+            guard pending.count >= 16 || (pending.count >= 12 && Array(pending[0..<8]) == DatasetBuilder.magic) else { return }
+            let magic = Array(pending[0..<8])
+            guard magic == DatasetBuilder.magic || magic == DatasetBuilder.magicPerStep else { throw DatasetBlobError.corrupt("bad magic") }
             features = Int(u32(at: 8))
-            pending.removeFirst(12)
+            if magic == DatasetBuilder.magicPerStep {
+                labelsPerExample = Int(u32(at: 12))
+                guard labelsPerExample >= 1 else { throw DatasetBlobError.corrupt("zero labels per example") }
+                pending.removeFirst(16)
+            } else {
+                pending.removeFirst(12)
+            }
         }
-        let d = features!, rowBytes = 4 * (d + 1)
+        let d = features!, l = labelsPerExample, rowBytes = 4 * (d + l)
         let rows = pending.count / rowBytes
         values.reserveCapacity(values.count + rows * d)
         for r in 0..<rows {
             let base = r * rowBytes
-            labels.append(Int(Int32(bitPattern: u32(at: base))))
-            for i in 0..<d { values.append(Float(bitPattern: u32(at: base + 4 + 4 * i))) }
+            for i in 0..<l { labels.append(Int(Int32(bitPattern: u32(at: base + 4 * i)))) }
+            for i in 0..<d { values.append(Float(bitPattern: u32(at: base + 4 * (l + i)))) }
         }
         pending.removeFirst(rows * rowBytes)
     }
@@ -123,7 +146,8 @@ struct DatasetBlobReader {
     /// The data set, once every chunk was consumed.
     func finish(classes: Int) throws -> LabeledDataset {
         guard let d = features, pending.isEmpty, !labels.isEmpty else { throw DatasetBlobError.corrupt("truncated dataset blob") }
-        return LabeledDataset(features: Matrix(rows: labels.count, cols: d, storage: values), labels: labels, classes: classes)
+        return LabeledDataset(features: Matrix(rows: labels.count / labelsPerExample, cols: d, storage: values), labels: labels,
+                              classes: classes, labelsPerExample: labelsPerExample)
     }
 }
 

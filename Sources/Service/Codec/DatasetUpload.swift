@@ -3,10 +3,12 @@ import Foundation
 import HTTP
 import PFC
 
-/// A parsed upload: its name, optional image shape and the builder holding its rows.
+/// A parsed upload: its name, optional image shape, optional sequence form and the builder holding
+/// its rows.
 struct DatasetUpload {
     var name: String
     var imageShape: [Int]?
+    var sequence: SequenceForm?
     var builder: DatasetBuilder
 
     static let mediaTypes = ["application/json", "text/csv", "application/x-ndjson"]
@@ -49,10 +51,23 @@ struct DatasetUpload {
     struct JSONBody: Decodable {
         var name: String?
         var featureRows: FlatOrNestedRows
-        var labels: [Double]
+        var labels: [UploadedLabel]
         var features: [[Double]] { featureRows.rows }
         var imageShape: [Int]?
-        enum CodingKeys: String, CodingKey { case name, labels, featureRows = "features", imageShape = "image_shape" }
+        var sequenceLength: Int?
+        var stepFeatures: Int?
+        enum CodingKeys: String, CodingKey {
+            case name, labels, featureRows = "features", imageShape = "image_shape", sequenceLength = "sequence_length"
+            case stepFeatures = "step_features"
+        }
+    }
+
+    /// Checks the features of a sequence dataset hold T·d numbers per example.
+    static func checkForm(_ form: SequenceForm?, features: Int?) throws {
+        guard let form, let d = features else { return }
+        guard form.steps * form.stepFeatures == d else {
+            throw APIError.invalid("the rows have \(d) features, not sequence_length × step_features = \(form.steps * form.stepFeatures)")
+        }
     }
 
     static func json(_ request: Request, limits: ServiceLimits) throws -> DatasetUpload {
@@ -63,21 +78,24 @@ struct DatasetUpload {
         guard body.features.count == body.labels.count else {
             throw APIError.invalid("features has \(body.features.count) rows but labels has \(body.labels.count)")
         }
+        let form = try SequenceForm.merge(declared: try SequenceForm.declared(sequenceLength: body.sequenceLength, stepFeatures: body.stepFeatures),
+                                          nested: body.featureRows.nestedForm, where: "features")
         let builder = DatasetBuilder()
         for (i, row) in body.features.enumerated() {
-            let label = try integerLabel(body.labels[i], row: i + 1)
+            let labels = try body.labels[i].values(form: form, row: i + 1)
             let values = row.map { Float($0) }
             if let col = values.firstIndex(where: { !$0.isFinite }) {
                 throw APIError.invalid("row \(i + 1), column \(col + 1): \(row[col]) is not a finite 32-bit number")
             }
-            try builder.append(label: label, features: values, row: i + 1)
+            try builder.append(labels: labels, features: values, row: i + 1)
         }
-        return DatasetUpload(name: name, imageShape: try validShape(body.imageShape, features: builder.features), builder: builder)
+        try checkForm(form, features: builder.features)
+        return DatasetUpload(name: name, imageShape: try validShape(body.imageShape, features: builder.features), sequence: form, builder: builder)
     }
 
-    static func integerLabel(_ v: Double, row: Int) throws -> Int {
+    static func integerLabel(_ v: Double, row: Int, step: Int? = nil) throws -> Int {
         guard v.isFinite, v == v.rounded(), v >= 0, v < 1e9 else {
-            throw APIError.invalid("row \(row): label \(v) is not a non-negative integer")
+            throw APIError.invalid("row \(row)\(step.map { ", step \($0)" } ?? ""): label \(v) is not a non-negative integer")
         }
         return Int(v)
     }
@@ -97,27 +115,27 @@ struct DatasetUpload {
         for r in 0..<set.count {
             try builder.append(label: set.labels[r], features: Array(set.features.storage[(r * d)..<((r + 1) * d)]), row: r + 1)
         }
-        if let t = request.queryValue("sequence_length") ?? request.queryValue("T") {
-            let steps = request.queryValue("step_features") ?? request.queryValue("d")
-            guard let tv = Int(t), tv >= 1, let dv = steps.flatMap(Int.init), dv >= 1 else {
-                throw APIError.invalid("sequence_length and step_features must both be positive integers")
-            }
-            guard tv * dv == d else { throw APIError.invalid("the CSV rows have \(d) features, not sequence_length × step_features = \(tv * dv)") }
-        }
-        return DatasetUpload(name: name, imageShape: try validShape(try queryShape(request), features: d), builder: builder)
+        let form = try SequenceForm.declared(query: request.queryValue)
+        try checkForm(form, features: d)
+        return DatasetUpload(name: name, imageShape: try validShape(try queryShape(request), features: d), sequence: form, builder: builder)
     }
 
     /// Streams NDJSON lines into the builder as they arrive: memory stays bounded by one line.
     static func ndjson(_ request: Request, limits: ServiceLimits) throws -> DatasetUpload {
         let name = try validName(request.queryValue("name"))
         let builder = DatasetBuilder()
+        var form = try SequenceForm.declared(query: request.queryValue)
         try NDJSONReader.forEachExample(in: request.body, maxBytes: limits.maxStreamedDatasetBytes) { example, line in
+            // Nested lines imply the form; every line must agree with the first (or the declared) one.
+            form = try SequenceForm.merge(declared: form, nested: example.nestedForm, where: "NDJSON line \(line)")
             let values = example.features.map { Float($0) }
             if let col = values.firstIndex(where: { !$0.isFinite }) {
                 throw APIError.invalid("row \(line), column \(col + 1): not a finite 32-bit number")
             }
-            try builder.append(label: try integerLabel(example.label, row: line), features: values, row: line)
+            try builder.append(labels: try example.label.values(form: form, row: line), features: values, row: line)
+            if line == 1 || builder.examples == 1 { try checkForm(form, features: builder.features) }
         }
-        return DatasetUpload(name: name, imageShape: try validShape(try queryShape(request), features: builder.features), builder: builder)
+        try checkForm(form, features: builder.features)
+        return DatasetUpload(name: name, imageShape: try validShape(try queryShape(request), features: builder.features), sequence: form, builder: builder)
     }
 }

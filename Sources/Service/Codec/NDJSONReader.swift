@@ -2,20 +2,29 @@
 import Foundation
 import HTTP
 
-/// One NDJSON example line: `{"features": [number] or [[number]] (T steps of d), "label": int}`.
+/// One NDJSON example line: `{"features": [number] or [[number]] (T steps of d), "label": int or
+/// [int or null] (one per step)}`.
 struct NDJSONExample: Decodable {
     var features: [Double]
-    var label: Double
+    var label: UploadedLabel
+    /// T × d when the features were nested steps.
+    var nestedForm: SequenceForm?
 
     enum CodingKeys: String, CodingKey { case features, label }
 
     init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        label = try c.decode(Double.self, forKey: .label)
+        label = try c.decode(UploadedLabel.self, forKey: .label)
         if let flat = try? c.decode([Double].self, forKey: .features) {
             features = flat
         } else {
-            features = try c.decode([[Double]].self, forKey: .features).flatMap { $0 }
+            let steps = try c.decode([[Double]].self, forKey: .features)
+            if let d = steps.first?.count, let bad = steps.firstIndex(where: { $0.count != d }) {
+                throw DecodingError.dataCorruptedError(forKey: .features, in: c,
+                    debugDescription: "step \(bad) has \(steps[bad].count) numbers, the first step \(d)")
+            }
+            features = steps.flatMap { $0 }
+            if let d = steps.first?.count, d > 0 { nestedForm = SequenceForm(steps: steps.count, stepFeatures: d) }
         }
     }
 }

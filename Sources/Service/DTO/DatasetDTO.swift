@@ -10,10 +10,14 @@ struct DatasetDTO: Encodable {
     var features: Int
     var classes: Int
     var imageShape: [Int]?
+    var sequenceLength: Int?
+    var stepFeatures: Int?
+    var labelsPerStep: Bool
     var createdAt: Date
 
     enum CodingKeys: String, CodingKey {
         case id, name, examples, features, classes, imageShape = "image_shape", createdAt = "created_at"
+        case sequenceLength = "sequence_length", stepFeatures = "step_features", labelsPerStep = "labels_per_step"
     }
 
     init(_ d: Dataset) {
@@ -23,6 +27,9 @@ struct DatasetDTO: Encodable {
         features = d.features
         classes = d.classes
         imageShape = d.imageShape.flatMap { try? JSONDecoder().decode([Int].self, from: Data($0.utf8)) }
+        sequenceLength = d.sequenceLength
+        stepFeatures = d.stepFeatures
+        labelsPerStep = d.labelsPerExample > 1
         createdAt = d.createdAt
     }
 
@@ -34,6 +41,9 @@ struct DatasetDTO: Encodable {
         try c.encode(features, forKey: .features)
         try c.encode(classes, forKey: .classes)
         try c.encode(imageShape, forKey: .imageShape)
+        try c.encode(sequenceLength, forKey: .sequenceLength)
+        try c.encode(stepFeatures, forKey: .stepFeatures)
+        try c.encode(labelsPerStep, forKey: .labelsPerStep)
         try c.encode(createdAt, forKey: .createdAt)
     }
 }

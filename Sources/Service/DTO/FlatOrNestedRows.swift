@@ -5,6 +5,8 @@ import Foundation
 /// numbers), flattening the nested form step after step, the layout recurrent models read.
 struct FlatOrNestedRows: Decodable {
     var rows: [[Double]]
+    /// T steps × d numbers when the examples were nested (every example has the same shape).
+    var nestedForm: SequenceForm?
 
     init(from decoder: any Decoder) throws {
         let c = try decoder.singleValueContainer()
@@ -18,13 +20,21 @@ struct FlatOrNestedRows: Decodable {
                 codingPath: decoder.codingPath,
                 debugDescription: "expected rows of numbers, or rows of steps of numbers"))
         }
+        let form = SequenceForm(steps: nested.first?.count ?? 0, stepFeatures: nested.first?.first?.count ?? 0)
         for (i, steps) in nested.enumerated() {
             if let d = steps.first?.count, let bad = steps.firstIndex(where: { $0.count != d }) {
                 throw DecodingError.dataCorrupted(DecodingError.Context(
                     codingPath: decoder.codingPath,
                     debugDescription: "example \(i) step \(bad) has \(steps[bad].count) numbers, its first step \(d)"))
             }
+            let shape = SequenceForm(steps: steps.count, stepFeatures: steps.first?.count ?? 0)
+            if shape != form {
+                throw DecodingError.dataCorrupted(DecodingError.Context(
+                    codingPath: decoder.codingPath,
+                    debugDescription: "example \(i) has \(shape.description) numbers but example 0 has \(form.description)"))
+            }
         }
         rows = nested.map { $0.flatMap { $0 } }
+        nestedForm = form.steps > 0 && form.stepFeatures > 0 ? form : nil
     }
 }

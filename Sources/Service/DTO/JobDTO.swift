@@ -110,9 +110,11 @@ struct PredictRequest: Decodable {
     var rows: FlatOrNestedRows
     var version: Int?
     var top: Int?
+    /// Recurrent kinds: also predict at every step (and explain each step by its own prediction).
+    var everyStep: Bool?
     /// The inputs, flat: a nested [T][d] example is laid out step after step.
     var inputs: [[Float]] { rows.rows.map { $0.map(Float.init) } }
-    enum CodingKeys: String, CodingKey { case version, top, rows = "inputs" }
+    enum CodingKeys: String, CodingKey { case version, top, rows = "inputs", everyStep = "every_step" }
 }
 
 /// One basis vector's share in a prediction.
@@ -129,7 +131,11 @@ struct PredictResponse: Encodable {
     var predictions: [Int]
     var outputs: [[Float]]
     var explanations: [[ExplanationDTO]]
-    enum CodingKeys: String, CodingKey { case predictions, outputs, explanations, modelVersion = "model_version" }
+    /// With `every_step`: each example's predicted class at every step t = 0…T−1.
+    var stepPredictions: [[Int]]?
+    enum CodingKeys: String, CodingKey {
+        case predictions, outputs, explanations, modelVersion = "model_version", stepPredictions = "step_predictions"
+    }
 }
 
 /// One basis vector of a block.

@@ -134,8 +134,9 @@ extension PFCService {
         if let evalID = body.evaluateOn {
             let ds = try storeCall { try store.dataset(id: evalID, tenantID: tenantID) }
             let data = try storeCall { try DatasetBlobReader.load(from: store, dataset: ds, tenantID: tenantID, classes: network.architecture.outputDim) }
-            guard data.featureCount == network.architecture.featureCount, data.classes <= network.architecture.outputDim else {
-                throw APIError.invalid("evaluate_on dataset \(evalID) does not fit the model's input_dim and classes")
+            guard data.featureCount == network.architecture.featureCount, data.classes <= network.architecture.outputDim,
+                  data.labelsPerExample == 1 else {
+                throw APIError.invalid("evaluate_on dataset \(evalID) does not fit the model's input_dim and classes, or is labelled per step")
             }
             before = Trainer.evaluate(network, on: data).accuracy
             after = Trainer.evaluate(result.network, on: data).accuracy
@@ -181,8 +182,21 @@ extension PFCService {
         return response
     }
 
-    /// 422 when a dataset does not fit a model (width, classes, sign of the features).
-    func checkDataset(_ dataset: Dataset, against arch: Architecture, tenantID: String) throws {
+    /// 422 when a dataset does not fit a model (width, sequence form, classes, per-step labels, sign
+    /// of the features). Per-step labels are accepted only where `perStepLabels` (training a
+    /// recurrent model).
+    func checkDataset(_ dataset: Dataset, against arch: Architecture, tenantID: String, perStepLabels: Bool = false) throws {
+        if arch.kind.isSequence, let t = dataset.sequenceLength, let d = dataset.stepFeatures,
+           t != arch.sequenceLength || d != arch.inputDim {
+            throw APIError.invalid("dataset \(dataset.id) holds sequences of \(t) steps × \(d) features but the model reads "
+                + "sequence_length \(arch.sequenceLength) × input_dim \(arch.inputDim)")
+        }
+        if dataset.labelsPerExample > 1 {
+            guard arch.kind.isSequence else {
+                throw APIError.invalid("dataset \(dataset.id) is labelled per step; only the recurrent kinds (factorized_rnn, rnn) learn per-step labels")
+            }
+            guard perStepLabels else { throw APIError.invalid("dataset \(dataset.id) is labelled per step; this operation needs one label per example") }
+        }
         if dataset.features != arch.featureCount {
             let want = arch.kind.isSequence ? "sequence_length × input_dim = \(arch.featureCount)" : "input_dim is \(arch.inputDim)"
             throw APIError.invalid("dataset \(dataset.id) has \(dataset.features) features but the model's \(want)")

@@ -16,7 +16,9 @@ extension PFCService {
             }
             let shape = upload.imageShape.map { "[\($0[0]),\($0[1])]" }
             let dataset = Dataset(tenantID: tenant, name: upload.name, examples: upload.builder.examples, features: features,
-                                  classes: max(upload.builder.maxLabel + 1, 1), imageShape: shape)
+                                  classes: max(upload.builder.maxLabel + 1, 1), imageShape: shape,
+                                  sequenceLength: upload.sequence?.steps, stepFeatures: upload.sequence?.stepFeatures,
+                                  labelsPerExample: upload.builder.labelsPerExample ?? 1)
             let stored = try storeCall {
                 try store.transaction { s in
                     try s.insert(dataset)

@@ -127,7 +127,7 @@ extension PFCService {
                 return (m, try s.dataset(id: body.datasetID, tenantID: tenantID))
             }
         }
-        try checkDataset(dataset, against: try spec(of: model).architecture, tenantID: tenantID)
+        try checkDataset(dataset, against: try spec(of: model).architecture, tenantID: tenantID, perStepLabels: true)
         let params = String(decoding: try JSONCoding.encoder.encode(body), as: UTF8.self)
         let job = Job(tenantID: tenantID, kind: "train", params: params, datasetID: dataset.id, modelID: modelID)
         try storeCall { try store.enqueue(job) }

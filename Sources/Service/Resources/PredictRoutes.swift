@@ -19,6 +19,10 @@ extension PFCService {
             }
             let top = body.top ?? 5
             guard (1...100).contains(top) else { throw APIError.invalid("top must be in 1…100") }
+            let everyStep = body.everyStep ?? false
+            if everyStep && !arch.kind.isSequence {
+                throw APIError.invalid("every_step applies to the recurrent kinds (factorized_rnn, rnn); this model is \(arch.kind.rawValue)")
+            }
             var x = Matrix(rows: arch.featureCount, cols: inputs.count)
             for (j, row) in inputs.enumerated() {
                 guard row.count == arch.featureCount else {
@@ -33,11 +37,16 @@ extension PFCService {
                     x[i, j] = v
                 }
             }
-            let (outputs, explanations) = Self.explain(network, x: x, top: top)
+            let (outputs, explanations) = Self.explain(network, x: x, top: top, everyStep: everyStep)
             let predictions = outputs.columnArgmax()
+            var stepPredictions: [[Int]]? = nil
+            if everyStep, let n = network as? SequenceClassifier {
+                let perStep = n.predictSteps(x).map { $0.columnArgmax() }
+                stepPredictions = (0..<x.cols).map { b in perStep.map { $0[b] } }
+            }
             return try JSONCoding.response(PredictResponse(
                 modelVersion: version, predictions: predictions,
-                outputs: (0..<x.cols).map { outputs.column($0) }, explanations: explanations))
+                outputs: (0..<x.cols).map { outputs.column($0) }, explanations: explanations, stepPredictions: stepPredictions))
         }
     }
 
@@ -57,15 +66,17 @@ extension PFCService {
     }
 
     /// For the factorized RNN: per step t, the top components of h_t by h_t[k]·W_y[ŷ, k] (`block` is
-    /// the step); the vanilla RNN has no basis vectors to show.
-    static func explainSteps(_ n: SequenceClassifier, x: Matrix, top: Int) -> (Matrix, [[ExplanationDTO]]) {
+    /// the step), ŷ the final prediction or, with `everyStep`, step t's own; the vanilla RNN has no
+    /// basis vectors to show.
+    static func explainSteps(_ n: SequenceClassifier, x: Matrix, top: Int, everyStep: Bool) -> (Matrix, [[ExplanationDTO]]) {
         guard let trace = n.codes(x) else { return (n.predict(x), Array(repeating: [], count: x.cols)) }
         let outputs = trace.outputs.last!
-        let predictions = outputs.columnArgmax()
+        let final = outputs.columnArgmax()
+        let perStep = everyStep ? trace.outputs.map { $0.columnArgmax() } : Array(repeating: final, count: trace.outputs.count)
         let k = trace.wy.cols
         let explanations = (0..<x.cols).map { b -> [ExplanationDTO] in
             trace.codes.enumerated().flatMap { t, hT in
-                (0..<k).map { j in ExplanationDTO(block: t, component: j, activation: hT[b, j], contribution: hT[b, j] * trace.wy[predictions[b], j]) }
+                (0..<k).map { j in ExplanationDTO(block: t, component: j, activation: hT[b, j], contribution: hT[b, j] * trace.wy[perStep[t][b], j]) }
                     .sorted { $0.contribution > $1.contribution }.prefix(top)
             }
         }
@@ -74,7 +85,7 @@ extension PFCService {
 
     /// Outputs and, for PFC kinds, each example's top basis vectors by contribution h_k·W_y[ŷ, k]
     /// in the block that produces the output (the last block).
-    static func explain(_ network: any Network, x: Matrix, top: Int) -> (Matrix, [[ExplanationDTO]]) {
+    static func explain(_ network: any Network, x: Matrix, top: Int, everyStep: Bool = false) -> (Matrix, [[ExplanationDTO]]) {
         let act: PFCBlock.Activation, wy: Matrix, block: Int
         switch network {
         case let n as PFCClassifier:
@@ -82,7 +93,7 @@ extension PFCService {
         case let n as ResidualPFCNetwork:
             act = n.activations(x)[1]; wy = n.second.wy; block = 1
         case let n as SequenceClassifier:
-            return explainSteps(n, x: x, top: top)
+            return explainSteps(n, x: x, top: top, everyStep: everyStep)
         default:
             return (network.predict(x), Array(repeating: [], count: x.cols))
         }

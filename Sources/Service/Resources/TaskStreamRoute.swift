@@ -117,7 +117,10 @@ extension PFCService {
             if let col = values.firstIndex(where: { !$0.isFinite || (arch.nonnegative && $0 < 0) }) {
                 throw APIError.invalid("NDJSON line \(line), column \(col + 1): not a finite\(arch.nonnegative ? " non-negative" : "") number")
             }
-            let label = try DatasetUpload.integerLabel(example.label, row: line)
+            guard case .one(let value) = example.label else {
+                throw APIError.invalid("NDJSON line \(line): tasks take one label per example, not per-step labels")
+            }
+            let label = try DatasetUpload.integerLabel(value, row: line)
             guard label < arch.outputDim else { throw APIError.invalid("NDJSON line \(line): label \(label) ≥ output_dim \(arch.outputDim)") }
             rows.append(values); labels.append(label); rowNumbers.append(examples)
             examples += 1

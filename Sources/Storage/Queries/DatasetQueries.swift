@@ -4,7 +4,7 @@ import Foundation
 /// Bytes per `dataset_blobs` row.
 public let datasetChunkSize = 1 << 20
 
-private let datasetColumns: SQL = "id, tenant_id, name, examples, features, classes, image_shape, checksum, byte_size, created_at"
+private let datasetColumns: SQL = "id, tenant_id, name, examples, features, classes, image_shape, sequence_length, step_features, labels_per_example, checksum, byte_size, created_at"
 
 extension StoreOperations {
     /// Inserts a dataset's metadata (its bytes follow with `writeDatasetBlob`).
@@ -12,7 +12,8 @@ extension StoreOperations {
         try withSession(writing: true) { session in
             try session.connection.execute("""
                 INSERT INTO datasets (\(sql: datasetColumns)) VALUES (\(dataset.id), \(dataset.tenantID), \(dataset.name),
-                \(dataset.examples), \(dataset.features), \(dataset.classes), \(dataset.imageShape), \(dataset.checksum),
+                \(dataset.examples), \(dataset.features), \(dataset.classes), \(dataset.imageShape), \(dataset.sequenceLength), \(dataset.stepFeatures),
+                \(dataset.labelsPerExample), \(dataset.checksum),
                 \(dataset.byteSize), \(dataset.createdAt))
                 """)
         }
