@@ -123,14 +123,14 @@ import Testing
         try TestDatabase.withStore(backend) { store in
             let tenant = try TestDatabase.tenant(store)
             let sequence = Dataset(tenantID: tenant.id, name: "copy", examples: 3, features: 25 * 12, classes: 10,
-                                   sequenceLength: 25, stepFeatures: 12, labelsPerExample: 25)
+                                   sequenceLength: 25, stepFeatures: 12, labelsPerExample: 25, minFeature: -0.25)
             let flat = Dataset(tenantID: tenant.id, name: "flat", examples: 3, features: 64, classes: 10)
             try store.insert(sequence)
             try store.insert(flat)
             let back = try store.dataset(id: sequence.id, tenantID: tenant.id)
-            #expect(back.sequenceLength == 25 && back.stepFeatures == 12 && back.labelsPerExample == 25)
+            #expect(back.sequenceLength == 25 && back.stepFeatures == 12 && back.labelsPerExample == 25 && back.minFeature == -0.25)
             let flatBack = try store.dataset(id: flat.id, tenantID: tenant.id)
-            #expect(flatBack.sequenceLength == nil && flatBack.stepFeatures == nil && flatBack.labelsPerExample == 1)
+            #expect(flatBack.sequenceLength == nil && flatBack.stepFeatures == nil && flatBack.labelsPerExample == 1 && flatBack.minFeature == nil)
             #expect(try store.datasets(tenantID: tenant.id).items.map(\.labelsPerExample) == [25, 1])
         }
     }

@@ -18,6 +18,8 @@ final class DatasetBuilder {
     private(set) var labelsPerExample: Int?
     private(set) var examples = 0
     private(set) var maxLabel = -1
+    /// The smallest feature seen.
+    private(set) var minFeature = Float.infinity
     private var buffer: [UInt8] = []
     private var spill: FileHandle?
     private var spillURL: URL?
@@ -54,7 +56,7 @@ final class DatasetBuilder {
             if labels.count > 1 { appendU32(UInt32(labels.count)) }
         }
         for label in labels { appendU32(UInt32(bitPattern: Int32(clamping: label))) }
-        for v in values { appendU32(v.bitPattern) }
+        for v in values { appendU32(v.bitPattern); minFeature = Swift.min(minFeature, v) }
         examples += 1
         maxLabel = max(maxLabel, labels.max() ?? -1)
         if buffer.count >= flushBytes { try flush() }

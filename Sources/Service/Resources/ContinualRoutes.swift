@@ -204,7 +204,9 @@ extension PFCService {
         if dataset.classes > arch.outputDim {
             throw APIError.invalid("dataset \(dataset.id) has labels up to \(dataset.classes - 1) but the model has \(arch.outputDim) classes")
         }
-        if arch.nonnegative {
+        // The stored minimum answers at once; older datasets without one (and the refusal, which names
+        // the first negative row and column) read the blob.
+        if arch.nonnegative && (dataset.minFeature.map { $0 < 0 } ?? true) {
             let data = try storeCall { try DatasetBlobReader.load(from: store, dataset: dataset, tenantID: tenantID, classes: arch.outputDim) }
             if let i = data.features.storage.firstIndex(where: { $0 < 0 }) {
                 throw APIError.invalid("dataset \(dataset.id) row \(i / data.featureCount + 1), column \(i % data.featureCount + 1) "

@@ -18,7 +18,7 @@ extension PFCService {
             let dataset = Dataset(tenantID: tenant, name: upload.name, examples: upload.builder.examples, features: features,
                                   classes: max(upload.builder.maxLabel + 1, 1), imageShape: shape,
                                   sequenceLength: upload.sequence?.steps, stepFeatures: upload.sequence?.stepFeatures,
-                                  labelsPerExample: upload.builder.labelsPerExample ?? 1)
+                                  labelsPerExample: upload.builder.labelsPerExample ?? 1, minFeature: Double(upload.builder.minFeature))
             let stored = try storeCall {
                 try store.transaction { s in
                     try s.insert(dataset)

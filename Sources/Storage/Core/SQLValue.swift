@@ -78,6 +78,15 @@ struct Row: Sendable {
         }
     }
 
+    func optionalDouble(_ column: String) throws -> Double? {
+        switch try value(column) {
+        case .null: return nil
+        case .double(let value): return value
+        case .integer(let value): return Double(value)
+        case let other: throw typeError(column, "double", other)
+        }
+    }
+
     func bool(_ column: String) throws -> Bool {
         switch try value(column) {
         case .bool(let flag): return flag

@@ -4,7 +4,7 @@ import Foundation
 /// Bytes per `dataset_blobs` row.
 public let datasetChunkSize = 1 << 20
 
-private let datasetColumns: SQL = "id, tenant_id, name, examples, features, classes, image_shape, sequence_length, step_features, labels_per_example, checksum, byte_size, created_at"
+private let datasetColumns: SQL = "id, tenant_id, name, examples, features, classes, image_shape, sequence_length, step_features, labels_per_example, min_feature, checksum, byte_size, created_at"
 
 extension StoreOperations {
     /// Inserts a dataset's metadata (its bytes follow with `writeDatasetBlob`).
@@ -13,7 +13,7 @@ extension StoreOperations {
             try session.connection.execute("""
                 INSERT INTO datasets (\(sql: datasetColumns)) VALUES (\(dataset.id), \(dataset.tenantID), \(dataset.name),
                 \(dataset.examples), \(dataset.features), \(dataset.classes), \(dataset.imageShape), \(dataset.sequenceLength), \(dataset.stepFeatures),
-                \(dataset.labelsPerExample), \(dataset.checksum),
+                \(dataset.labelsPerExample), \(dataset.minFeature), \(dataset.checksum),
                 \(dataset.byteSize), \(dataset.createdAt))
                 """)
         }

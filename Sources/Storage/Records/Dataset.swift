@@ -18,6 +18,8 @@ public struct Dataset: Codable, Sendable, Equatable {
     public var stepFeatures: Int?
     /// Labels stored per example: 1 (one per sequence or flat example) or T (one per step).
     public var labelsPerExample: Int
+    /// The smallest feature value (nil when unknown: stored before migration 0002).
+    public var minFeature: Double?
     public var checksum: String
     public var byteSize: Int
     public var createdAt: Date
@@ -25,7 +27,7 @@ public struct Dataset: Codable, Sendable, Equatable {
     /// A new dataset with a fresh id and no bytes yet.
     public init(id: String = StoreID.make(), tenantID: String, name: String, examples: Int, features: Int,
                 classes: Int, imageShape: String? = nil, sequenceLength: Int? = nil, stepFeatures: Int? = nil,
-                labelsPerExample: Int = 1, checksum: String = "", byteSize: Int = 0,
+                labelsPerExample: Int = 1, minFeature: Double? = nil, checksum: String = "", byteSize: Int = 0,
                 createdAt: Date = StoreClock.now()) {
         self.id = id
         self.tenantID = tenantID
@@ -37,6 +39,7 @@ public struct Dataset: Codable, Sendable, Equatable {
         self.sequenceLength = sequenceLength
         self.stepFeatures = stepFeatures
         self.labelsPerExample = labelsPerExample
+        self.minFeature = minFeature
         self.checksum = checksum
         self.byteSize = byteSize
         self.createdAt = createdAt
@@ -47,6 +50,7 @@ public struct Dataset: Codable, Sendable, Equatable {
                   examples: try row.int("examples"), features: try row.int("features"), classes: try row.int("classes"),
                   imageShape: try row.optionalString("image_shape"), sequenceLength: try row.optionalInt("sequence_length"),
                   stepFeatures: try row.optionalInt("step_features"), labelsPerExample: try row.int("labels_per_example"),
+                  minFeature: try row.optionalDouble("min_feature"),
                   checksum: try row.string("checksum"),
                   byteSize: try row.int("byte_size"), createdAt: try row.date("created_at"))
     }
