@@ -16,8 +16,10 @@ import Testing
                 return r
             }
             let csv = try Data(contentsOf: ServiceHarness.fixture("digits_train.csv"))
-            let ds = try c.request("POST", "/v1/datasets?name=digits&sequence_length=8&step_features=8", body: csv,
-                                   contentType: "text/csv").object["id"] as! String
+            let uploaded = try c.request("POST", "/v1/datasets?name=digits&sequence_length=8&step_features=8", body: csv, contentType: "text/csv")
+            #expect(uploaded.object["sequence_length"] as? Int == 8 && uploaded.object["step_features"] as? Int == 8)
+            #expect(uploaded.object["labels_per_step"] as? Bool == false)
+            let ds = uploaded.object["id"] as! String
             #expect(try c.request("POST", "/v1/datasets?name=d&sequence_length=7&step_features=8", body: csv, contentType: "text/csv").status == 422)
 
             // Bad shapes are refused before anything is stored.
