@@ -76,6 +76,8 @@ import Testing
             #expect(tasks2.count == 2 && (tasks2[1]["grew_by"] as? Int ?? 0) > 0)
             let v2 = try weights(h, modelID, 2, tenant: tenant)
             #expect(v2[0].value.cols > 40)
+            // The model reports the grown basis.
+            #expect(try c.request("GET", "/v1/models/\(modelID)").object["basis"] as? Int == v2[0].value.cols)
 
             // Forget task 1: a dry run writes nothing.
             let versionsBefore = try h.store.modelVersions(modelID: modelID, tenantID: tenant).items.count
@@ -141,6 +143,7 @@ import Testing
             // …unless it may grow.
             let grown = try c.request("POST", path + "&grow=true", body: ndjson(400), contentType: "application/x-ndjson")
             #expect(grown.status == 201 && (grown.object["grew_by"] as? Int ?? 0) > 0 && grown.object["task"] as? Int == 2, "\(grown.text)")
+            #expect(try c.request("GET", "/v1/models/\(modelID)").object["basis"] as? Int == 10 + (grown.object["grew_by"] as? Int ?? -100))
             #expect(try c.request("POST", path, body: Data("{\"features\":[1]}".utf8), contentType: "application/x-ndjson").status == 422)
         }
     }

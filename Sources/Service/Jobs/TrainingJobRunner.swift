@@ -130,6 +130,12 @@ struct TrainingJobRunner {
             let v = try s.appendModelVersion(modelID: modelID, tenantID: tenant, parentVersion: base.version,
                                              reason: isTask ? .task : .train, metrics: metricsJSON, weights: weights)
             if !ledger.isEmpty { try s.appendLedger(ledger.map { var e = $0; e.version = v.version; return e }, tenantID: tenant) }
+            if grewBy > 0 {
+                // The model's shape follows its newest version: K grew.
+                let grown = ModelSpec(architecture: network.architecture, seed: spec.seed)
+                try s.updateModelArchitecture(modelID: modelID, tenantID: tenant,
+                                              architecture: String(decoding: try JSONCoding.encoder.encode(grown), as: UTF8.self))
+            }
             let components = usage.enumerated().flatMap { block, means in
                 means.enumerated().map { k, mean in
                     Component(modelID: modelID, version: v.version, block: block, column: k,

@@ -69,7 +69,7 @@ extension PFCService {
         let (model, latest) = try storeCall {
             try store.read { s in (try s.model(id: modelID, tenantID: tenantID), try s.latestModelVersion(modelID: modelID, tenantID: tenantID)) }
         }
-        let arch = try spec(of: model).architecture
+        let modelSpec = try spec(of: model), arch = modelSpec.architecture
         guard arch.kind.blockCount > 0 else { throw APIError.invalid("the sliding window trains PFC basis columns; a \(arch.kind.rawValue) model has none") }
         if let problem = SlidingWindowOptimizer.scheduleProblem(width: o.window, slide: o.slide, start: 0) { throw APIError.invalid(problem) }
         var network = try ModelFile.decode(Array(try storeCall { try store.modelWeights(modelID: modelID, version: latest.version, tenantID: tenantID) }))
@@ -142,12 +142,17 @@ extension PFCService {
         metrics["train_accuracy"] = .number(Double(correct) / Double(examples))
         let metricsJSON = String(decoding: try JSONCoding.encoder.encode(JSONValue.object(metrics)), as: UTF8.self)
         let weights = Data(ModelFile.encode(network))
+        let grownSpec = ModelSpec(architecture: network.architecture, seed: modelSpec.seed)
         let blocks = network.architecture.kind.blockCount
         let taskNumber = state.tasks
         let version = try storeCall {
             try store.transaction { s in
                 let v = try s.appendModelVersion(modelID: modelID, tenantID: tenantID, parentVersion: latest.version, reason: .task,
                                                  metrics: metricsJSON, weights: weights)
+                if grewBy > 0 {
+                    try s.updateModelArchitecture(modelID: modelID, tenantID: tenantID,
+                                                  architecture: String(decoding: try JSONCoding.encoder.encode(grownSpec), as: UTF8.self))
+                }
                 try s.appendLedger(records.enumerated().map { i, r in
                     LedgerEntry(modelID: modelID, version: v.version, task: taskNumber, epoch: 1, batchIndex: i,
                                 examples: LedgerRows.encode(r.rows),

@@ -105,6 +105,15 @@ extension StoreOperations {
         }
     }
 
+    /// Replaces a model's architecture JSON (a continual task that grew the basis changes its shape).
+    public func updateModelArchitecture(modelID: String, tenantID: String, architecture: String) throws {
+        try withSession(writing: true) { session in
+            try session.requireChange(
+                "UPDATE models SET architecture = \(architecture) WHERE id = \(modelID) AND tenant_id = \(tenantID)",
+                notFound: "model \(modelID)")
+        }
+    }
+
     /// Replaces a version's metrics JSON.
     public func updateMetrics(modelID: String, version: Int, tenantID: String, metrics: String) throws {
         try withSession(writing: true) { session in
