@@ -62,9 +62,10 @@ public enum DNPEFF {
 
     /// Factorises `a` (n × m') as W H. `initialW`/`initialH` replace the random draws; the last `frozenComponents`
     /// rows of H are never updated (component-set expansion: new components first, then the frozen ones, as the LRM
-    /// code orders [G_e; G_f], npeff.md §4). `onLog(step, loss)` is called whenever a loss is recorded.
+    /// code orders [G_e; G_f], npeff.md §4). `onLog(step, loss)` is called whenever a loss is recorded;
+    /// `shouldStop` is asked before every step and ends the run early (a cancelled job) when true.
     public static func factorize(_ a: SparseRows, options: DNPEFFOptions, initialW: Matrix? = nil, initialH: Matrix? = nil,
-                                 frozenComponents: Int = 0, onLog: ((Int, Double) -> Void)? = nil)
+                                 frozenComponents: Int = 0, onLog: ((Int, Double) -> Void)? = nil, shouldStop: (() -> Bool)? = nil)
         -> (w: Matrix, h: Matrix, losses: [(step: Int, loss: Double)])
     {
         let n = a.rows, m = a.cols, r = options.components
@@ -79,6 +80,7 @@ public enum DNPEFF {
         let updated = 0..<(r - frozenComponents)
         var losses = [(step: Int, loss: Double)]()
         for step in 1...max(1, options.iterations) where options.iterations > 0 {
+            if shouldStop?() == true { break }
             // W ← W ∘ (A Hᵀ) ⊘ (W (H Hᵀ) + ε)
             let aht = a.times(ht)
             let hht = Matrix.product(ht, ht, transA: .transposed)
@@ -99,8 +101,9 @@ public enum DNPEFF {
     }
 
     /// Runs D-NPEFF on (normally pruned) D-PEFs.
-    public static func fit(_ pefs: DiagonalPEFs, options: DNPEFFOptions, onLog: ((Int, Double) -> Void)? = nil) -> DNPEFFDecomposition {
-        let (w, h, losses) = factorize(pefs.matrix, options: options, onLog: onLog)
+    public static func fit(_ pefs: DiagonalPEFs, options: DNPEFFOptions, onLog: ((Int, Double) -> Void)? = nil,
+                           shouldStop: (() -> Bool)? = nil) -> DNPEFFDecomposition {
+        let (w, h, losses) = factorize(pefs.matrix, options: options, onLog: onLog, shouldStop: shouldStop)
         return DNPEFFDecomposition(w: w, h: h, keptColumns: pefs.keptColumns, parameterCount: pefs.parameterCount, losses: losses)
     }
 

@@ -157,10 +157,11 @@ public enum LRMNPEFF {
 
     /// Runs `phases` from (w, gt); logs every `logEvery` steps and after each phase's last step.
     static func run(_ p: Problem, w: inout Matrix, gt: inout Matrix, phases: [Phase], options: LRMNPEFFOptions,
-                    onLog: ((LossRecord) -> Void)?) -> [LossRecord] {
+                    onLog: ((LossRecord) -> Void)?, shouldStop: (() -> Bool)? = nil) -> [LossRecord] {
         var losses = [LossRecord]()
-        for phase in phases where phase.iterations > 0 {
+        schedule: for phase in phases where phase.iterations > 0 {
             for step in 1...phase.iterations {
+                if shouldStop?() == true { break schedule }
                 let x = products(p, gt: gt) // AG and GG do not depend on W: reused by both steps
                 if !phase.wColumns.isEmpty {
                     DNPEFF.multiplicativeUpdate(&w, x.n, Matrix.product(w, x.hh), options.muEpsilon, cols: phase.wColumns)
@@ -179,8 +180,9 @@ public enum LRMNPEFF {
 
     /// Factorises the PEF rows `a` ((Σ r_i) × m', example i owning rows `groups[i]..<groups[i+1]`).
     /// Initialisation: W ~ U(0,1), G ~ N(0, 2/(r m')) (npeff.md §3, "Initialization").
+    /// `shouldStop` is asked before every step and ends the run early (a cancelled job) when true.
     public static func factorize(_ a: SparseRows, groups: [Int], options: LRMNPEFFOptions,
-                                 onLog: ((LossRecord) -> Void)? = nil) -> (w: Matrix, g: Matrix, losses: [LossRecord]) {
+                                 onLog: ((LossRecord) -> Void)? = nil, shouldStop: (() -> Bool)? = nil) -> (w: Matrix, g: Matrix, losses: [LossRecord]) {
         let r = options.components, m = a.cols
         precondition(r >= 1 && groups.last == a.rows, "need ≥ 1 component and groups covering every row")
         var rng = SeededRandom(seed: options.seed)
@@ -192,7 +194,7 @@ public enum LRMNPEFF {
                   learningRate: options.gOnlyLearningRate ?? options.learningRate),
             Phase(name: "joint", iterations: options.jointIterations, wColumns: 0..<r, gRows: 0..<r, learningRate: options.learningRate),
         ]
-        let losses = run(p, w: &w, gt: &gt, phases: phases, options: options, onLog: onLog)
+        let losses = run(p, w: &w, gt: &gt, phases: phases, options: options, onLog: onLog, shouldStop: shouldStop)
         return (w, gt.transposed(), losses)
     }
 
@@ -205,8 +207,9 @@ public enum LRMNPEFF {
     }
 
     /// Runs LRM-NPEFF on (normally pruned) LRM-PEFs.
-    public static func fit(_ pefs: LowRankPEFs, options: LRMNPEFFOptions, onLog: ((LossRecord) -> Void)? = nil) -> LRMNPEFFDecomposition {
-        let (w, g, losses) = factorize(pefs.matrix, groups: pefs.exampleOffsets, options: options, onLog: onLog)
+    public static func fit(_ pefs: LowRankPEFs, options: LRMNPEFFOptions, onLog: ((LossRecord) -> Void)? = nil,
+                           shouldStop: (() -> Bool)? = nil) -> LRMNPEFFDecomposition {
+        let (w, g, losses) = factorize(pefs.matrix, groups: pefs.exampleOffsets, options: options, onLog: onLog, shouldStop: shouldStop)
         return LRMNPEFFDecomposition(w: w, g: g, keptColumns: pefs.keptColumns, parameterCount: pefs.parameterCount, losses: losses)
     }
 

@@ -20,6 +20,16 @@ import Testing
         #expect(w.isFinite && h.isFinite)
     }
 
+    @Test func stopRequestEndsTheRunAtTheNextStep() {
+        let (_, _, a) = plantedNMF(n: 15, m: 30, r: 3, seed: 2)
+        var asked = 0
+        let opts = DNPEFFOptions(components: 3, iterations: 50, logEvery: 1)
+        let stopped = DNPEFF.factorize(a, options: opts, shouldStop: { asked += 1; return asked > 4 })
+        // Four steps ran, then the run ended: the same factors as a 4-step run.
+        let four = DNPEFF.factorize(a, options: DNPEFFOptions(components: 3, iterations: 4, logEvery: 1))
+        #expect(stopped.losses.map(\.step) == [1, 2, 3, 4] && stopped.w == four.w && stopped.h == four.h)
+    }
+
     @Test func loggedLossMatchesDirectComputation() {
         let (_, _, a) = plantedNMF(n: 15, m: 30, r: 3, seed: 2)
         var recorded = [Double]()

@@ -81,6 +81,15 @@ func denseLRMLoss(_ pefs: LowRankPEFs, w: Matrix, g: Matrix) -> Double {
         #expect(abs(denseLRMLoss(pefs, w: n.w, g: n.g) - denseLRMLoss(pefs, w: d.w, g: d.g)) < 1e-3 * max(losses.last!, 1e-3))
     }
 
+    @Test func stopRequestEndsBothPhases() {
+        let (_, _, pefs) = plantedLRM(n: 30, m: 20, r: 2, seed: 8)
+        var asked = 0
+        let opts = LRMNPEFFOptions(components: 2, gOnlyIterations: 3, jointIterations: 40, learningRate: 1e-3, logEvery: 1)
+        let d = LRMNPEFF.fit(pefs, options: opts, shouldStop: { asked += 1; return asked > 5 })
+        // Three G-only steps and two joint steps ran; nothing after the stop.
+        #expect(d.losses.map(\.phase) == ["g_only", "g_only", "g_only", "joint", "joint"] && asked == 6)
+    }
+
     @Test func jointLossDecreases() {
         let (_, _, pefs) = plantedLRM(n: 30, m: 20, r: 2, seed: 8)
         let opts = LRMNPEFFOptions(components: 4, gOnlyIterations: 0, jointIterations: 300, learningRate: 1e-3, logEvery: 1)

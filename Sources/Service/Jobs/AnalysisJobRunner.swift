@@ -137,11 +137,12 @@ struct AnalysisJobRunner {
             let p = raw.pruned()
             let options = DNPEFFOptions(components: request.components, iterations: steps, seed: request.seed &+ 43_190_432_042,
                                         logEvery: max(1, min(10, steps / 20)))
-            let d = DNPEFF.fit(p, options: options) { step, loss in
+            // A cancel (seen by the heartbeat at a logged step) ends the decomposition at the next step.
+            let d = DNPEFF.fit(p, options: options, onLog: { step, loss in
                 stepsDone = step
                 losses.append(LossDTO(phase: "nmf", step: step, loss: loss))
                 beat(b, AnalysisProgressDTO(phase: "decomposition", examplesDone: n, examples: n, step: step, steps: steps, loss: loss))
-            }
+            }, shouldStop: { b.stop != nil })
             w = d.w; h = d.h; kept = d.keptColumns; m = d.parameterCount
             AnalysisCompute.normalizeRows(h: &h, w: &w, power: 1)
         case .lowRank(let raw):
@@ -149,12 +150,12 @@ struct AnalysisJobRunner {
             let gOnly = steps >= 5 ? steps / 5 : 0
             let options = LRMNPEFFOptions(components: request.components, gOnlyIterations: gOnly, jointIterations: steps - gOnly,
                                           seed: request.seed &+ 32497, logEvery: max(1, min(10, steps / 20)))
-            let d = LRMNPEFF.fit(p, options: options) { record in
+            let d = LRMNPEFF.fit(p, options: options, onLog: { record in
                 let step = record.phase == "g_only" ? record.step : gOnly + record.step
                 stepsDone = step
                 losses.append(LossDTO(phase: record.phase, step: step, loss: record.loss))
                 beat(b, AnalysisProgressDTO(phase: "decomposition", examplesDone: n, examples: n, step: step, steps: steps, loss: record.loss))
-            }
+            }, shouldStop: { b.stop != nil })
             w = d.w; h = d.g; kept = d.keptColumns; m = d.parameterCount
             AnalysisCompute.normalizeRows(h: &h, w: &w, power: 2)
         }
