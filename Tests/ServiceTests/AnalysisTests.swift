@@ -6,17 +6,6 @@ import Testing
 /// NPEFF analyses through the API: both methods on a briefly trained PFC model, components and their details,
 /// example grids, perturbations, coefficient fitting, a restart, tenancy, and bad requests that store nothing.
 @Suite(.serialized) struct AnalysisTests {
-    static let validator = try? OpenAPIValidator()
-
-    @discardableResult
-    func checked(_ r: TestResponse, _ method: String, _ path: String, sourceLocation: SourceLocation = #_sourceLocation) -> TestResponse {
-        guard let v = Self.validator else { Issue.record("openapi.yaml did not load"); return r }
-        let problems = v.problems(method: method, path: String(path.split(separator: "?")[0]), status: r.status,
-                                  contentType: r.header("Content-Type"), body: r.body)
-        #expect(problems.isEmpty, "\(method) \(path) → \(r.status): \(problems)", sourceLocation: sourceLocation)
-        return r
-    }
-
     func get(_ c: TestClient, _ path: String, sourceLocation: SourceLocation = #_sourceLocation) throws -> TestResponse {
         checked(try c.request("GET", path), "GET", path, sourceLocation: sourceLocation)
     }

@@ -6,18 +6,6 @@ import Testing
 /// The whole service over real sockets and a real database: upload, train with live progress,
 /// predict, restart, and find everything still there.
 @Suite(.serialized) struct EndToEndTests {
-    static let validator = try? OpenAPIValidator()
-
-    /// Checks a response against openapi.yaml and returns it.
-    @discardableResult
-    func checked(_ r: TestResponse, _ method: String, _ path: String, sourceLocation: SourceLocation = #_sourceLocation) -> TestResponse {
-        guard let v = Self.validator else { Issue.record("openapi.yaml did not load"); return r }
-        let problems = v.problems(method: method, path: path.split(separator: "?").first.map(String.init) ?? path,
-                                  status: r.status, contentType: r.header("Content-Type"), body: r.body)
-        #expect(problems.isEmpty, "\(method) \(path) → \(r.status): \(problems)", sourceLocation: sourceLocation)
-        return r
-    }
-
     func request(_ h: ServiceHarness, _ method: String, _ path: String, json: Any? = nil, body: Data? = nil,
                  contentType: String? = "application/json") throws -> TestResponse {
         let data = try json.map { try JSONSerialization.data(withJSONObject: $0) } ?? body

@@ -9,12 +9,6 @@ import Testing
     func sequentialDigitsThroughTheAPI(backend: Backend) throws {
         try ServiceHarness.with(backend) { h in
             let c = h.client
-            let v = try OpenAPIValidator()
-            func checked(_ r: TestResponse, _ m: String, _ p: String) -> TestResponse {
-                let problems = v.problems(method: m, path: p, status: r.status, contentType: r.header("Content-Type"), body: r.body)
-                #expect(problems.isEmpty, "\(m) \(p): \(problems)")
-                return r
-            }
             let csv = try Data(contentsOf: ServiceHarness.fixture("digits_train.csv"))
             let uploaded = try c.request("POST", "/v1/datasets?name=digits&sequence_length=8&step_features=8", body: csv, contentType: "text/csv")
             #expect(uploaded.object["sequence_length"] as? Int == 8 && uploaded.object["step_features"] as? Int == 8)
@@ -90,12 +84,6 @@ import Testing
     func perStepLabelsThroughTheAPI(backend: Backend) throws {
         try ServiceHarness.with(backend) { h in
             let c = h.client
-            let v = try OpenAPIValidator()
-            func checked(_ r: TestResponse, _ m: String, _ p: String) -> TestResponse {
-                let problems = v.problems(method: m, path: p, status: r.status, contentType: r.header("Content-Type"), body: r.body)
-                #expect(problems.isEmpty, "\(m) \(p): \(problems)")
-                return r
-            }
             func labelsJSON(_ l: [[Int?]]) -> [[Any]] { l.map { $0.map { $0.map { $0 as Any } ?? NSNull() } } }
             let train = Self.echo(400, steps: 6, seed: 1), test = Self.echo(50, steps: 6, seed: 2)
             let created = checked(try c.json("POST", "/v1/datasets", ["name": "echo", "features": train.features,

@@ -4,6 +4,7 @@
 // number), properties, required, additionalProperties, items, enum/const, numeric and length
 // bounds, pattern, date-time format, $ref, allOf/anyOf/oneOf. Only what openapi.yaml uses.
 import Foundation
+import Testing
 import Yams
 
 /// A JSON (or YAML) value: what bodies and the OpenAPI document are made of.
@@ -257,4 +258,20 @@ struct OpenAPIValidator: Sendable {
         guard let regex = try? Regex(#"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})"#) else { return false }
         return (try? regex.wholeMatch(in: s)) != nil
     }
+}
+
+extension OpenAPIValidator {
+    /// One validator for every suite: openapi.yaml is read once.
+    static let shared = try? OpenAPIValidator()
+}
+
+/// Records an issue for every way `r` departs from openapi.yaml (the path's query string is ignored)
+/// and returns `r`, so a request can be checked where it is made.
+@discardableResult
+func checked(_ r: TestResponse, _ method: String, _ path: String, sourceLocation: SourceLocation = #_sourceLocation) -> TestResponse {
+    guard let v = OpenAPIValidator.shared else { Issue.record("openapi.yaml did not load", sourceLocation: sourceLocation); return r }
+    let problems = v.problems(method: method, path: path.split(separator: "?").first.map(String.init) ?? path,
+                              status: r.status, contentType: r.header("Content-Type"), body: r.body)
+    #expect(problems.isEmpty, "\(method) \(path) → \(r.status): \(problems)", sourceLocation: sourceLocation)
+    return r
 }
