@@ -27,8 +27,9 @@ info:
     - Every response carries `X-Request-Id` (the client's, when it sent a sane one).
 
     The HTTP layer can also answer any request with 405 (known path, other method, with `Allow`),
-    408, 413, 429 or 431 before it reaches an operation; those share the `Error` body and are not
-    repeated on every operation below.
+    408, 413, 429 or 431 before it reaches an operation, and 503 (closing the connection) when an
+    operation with a buffered body misses the handler deadline (`--handler-timeout-seconds`, 120 s);
+    those share the `Error` body and are not repeated on every operation below.
   license:
     name: Proprietary
 servers:

@@ -35,6 +35,9 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Maximum open connections (beyond: 503).")
     var maxConnections: Int = 1024
 
+    @Option(help: "Seconds a handler may take to answer a buffered request before the client gets 503 (0: no limit).")
+    var handlerTimeoutSeconds: Double = 120
+
     @Option(help: "Graceful-shutdown deadline in seconds.")
     var shutdownSeconds: Int = 10
 
@@ -74,6 +77,7 @@ struct ServeCommand: ParsableCommand {
         config.handlerThreads = handlerThreads
         config.maxConnections = maxConnections
         config.shutdownDeadline = .seconds(shutdownSeconds)
+        config.handlerTimeout = handlerTimeoutSeconds > 0 ? .milliseconds(Int(handlerTimeoutSeconds * 1000)) : nil
 
         ComputeThreads.set(threads)
         let store: any Store

@@ -68,6 +68,33 @@ import Glibc
         }
     }
 
+    @Test func handlerPastItsDeadlineIsAnswered503AndItsLateAnswerDropped() throws {
+        var router = TestServer.basicRouter()
+        router.post("/stream-in", options: .streaming()) { req, _ in
+            usleep(700_000)  // streamed-body routes are not under the handler deadline
+            return .text("streamed \(try req.body.collect().count)")
+        }
+        try TestServer.with({ $0.handlerTimeout = .milliseconds(300) }, router: router) { server in
+            let c = try TestClient(port: server.port)
+            let start = Date()
+            try c.send(TestClient.request("GET", "/slow/1500"))
+            let r = try c.readResponse()
+            let waited = Date().timeIntervalSince(start)
+            #expect(r.status == 503 && r.header("Connection") == "close", "\(r.status)")
+            #expect(r.text.contains("not answered within 0.3 s"), "\(r.text)")
+            #expect(waited >= 0.25 && waited < 1.2, "answered after \(waited) s")
+            // The handler's own answer, 1.5 s in, never reaches the wire: the connection is closed.
+            #expect(c.waitForClose())
+            // A handler inside the deadline answers normally, and the server keeps serving.
+            let ok = try TestClient(port: server.port)
+            try ok.send(TestClient.request("GET", "/slow/50"))
+            #expect(try ok.readResponse().text == "slow 50")
+            let streamed = try TestClient(port: server.port)
+            try streamed.send(TestClient.request("POST", "/stream-in", body: Array("abc".utf8)))
+            #expect(try streamed.readResponse().text == "streamed 3")
+        }
+    }
+
     @Test func connectionsBeyondTheLimitGet503() throws {
         try TestServer.with({ $0.maxConnections = 4 }, router: TestServer.basicRouter()) { server in
             var held: [TestClient] = []

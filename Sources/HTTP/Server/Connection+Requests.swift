@@ -140,16 +140,45 @@ extension Connection {
                 deliver(response, for: current.head, onQueue: true)
             }
         } else {
+            let serial: Int?
+            if current.resolution.options.body == .buffered {
+                startHandlerClock()
+                serial = handlerSerial
+            } else {
+                serial = nil
+            }
             core.pool.submit { [self] in
                 let response = core.router.respond(to: request, context: current.context, resolution: current.resolution)
-                deliver(response, for: current.head, onQueue: false)
+                deliver(response, for: current.head, onQueue: false, serial: serial)
             }
         }
     }
 
+    /// The handler missed its deadline: answer 503 and close; its late response is dropped.
+    func handlerTimedOut() {
+        guard !closed, inFlight, let current, let limit = core.configuration.handlerTimeout else { return }
+        handlerDeadline = nil
+        abandonedSerial = handlerSerial
+        core.logger.warning("handler missed its deadline", metadata: ["peer": .string(peer), "path": .string(current.head.path)])
+        let ms = limit.components.seconds * 1000 + limit.components.attoseconds / 1_000_000_000_000_000
+        let within = ms % 1000 == 0 ? "\(ms / 1000) s" : "\(Double(ms) / 1000) s"
+        let response = HTTPError(.serviceUnavailable, message: "the request was not answered within \(within); it may still complete on the server").response
+        closeAfterResponse = true
+        if case .bytes(let body) = response.body { sendBuffered(response.status, response.headers, body, head: current.head) }
+    }
+
+    /// On the connection queue: false when the handler run `serial` was abandoned at its deadline;
+    /// otherwise its answer is on time and the deadline is cleared.
+    private func claimAnswer(_ serial: Int?) -> Bool {
+        guard let serial else { return true }
+        if serial == abandonedSerial || closed { return false }
+        if serial == handlerSerial { handlerDeadline = nil }
+        return true
+    }
+
     /// Runs on the handler thread (or the queue for inline handlers): hands a response to the
     /// connection queue, running a streaming body's writer here with backpressure.
-    private func deliver(_ response: Response, for head: RequestHead, onQueue: Bool) {
+    private func deliver(_ response: Response, for head: RequestHead, onQueue: Bool, serial: Int? = nil) {
         switch response.body {
         case .bytes(let body):
             if onQueue {
@@ -158,9 +187,10 @@ extension Connection {
             } else {
                 // From a handler thread, `sync` runs the (non-blocking) send on this thread as soon
                 // as the queue is free, saving a thread wake-up per response.
-                queue.sync { sendBuffered(response.status, response.headers, body, head: head) }
+                queue.sync { if claimAnswer(serial) { sendBuffered(response.status, response.headers, body, head: head) } }
             }
         case .stream(let produce):
+            if serial != nil, !queue.sync(execute: { claimAnswer(serial) }) { return }
             let chunked = head.version == .http1_1
             let headOnly = head.method == .head || response.status.forbidsBody
             let gate = OutputGate(highWater: core.configuration.responseStreamBuffer)

@@ -55,6 +55,11 @@ final class Connection: @unchecked Sendable {
     var shuttingDown = false
     var gate: OutputGate?
     var unrelatedPending = 0
+    /// Numbers the handler runs of this connection; the one whose deadline passed is abandoned.
+    var handlerSerial = 0
+    var abandonedSerial = 0
+    /// When the running handler must have answered (uptime ns); nil once it has, or without a limit.
+    var handlerDeadline: UInt64?
 
     // Timing (DispatchTime uptime nanoseconds).
     private var headStartedAt: UInt64?
@@ -296,10 +301,11 @@ final class Connection: @unchecked Sendable {
         default:
             break
         }
+        if inFlight, let d = handlerDeadline { consider(d, .handler) }
         return best
     }
 
-    enum Timeout { case linger, write, header, idle, body }
+    enum Timeout { case linger, write, header, idle, body, handler }
 
     /// Makes sure the timer fires no later than the current deadline.
     func armTimer() {
@@ -321,7 +327,16 @@ final class Connection: @unchecked Sendable {
             failRequest(HTTPParseError(.requestTimeout, "request header not received in time"))
         case .body:
             failRequest(HTTPParseError(.requestTimeout, "request body stalled"))
+        case .handler:
+            handlerTimedOut()
         }
+        armTimer()
+    }
+
+    /// Sets the running handler's deadline (buffered-body routes on the handler pool).
+    func startHandlerClock() {
+        handlerSerial += 1
+        handlerDeadline = core.configuration.handlerTimeout.map { Self.now() &+ $0.nanoseconds }
         armTimer()
     }
 

@@ -19,6 +19,12 @@ extension HTTPServer {
         public var bodyReadTimeout: Duration = .seconds(30)
         /// Longest time pending response bytes may make no progress before the connection is dropped. Default 30 s.
         public var writeTimeout: Duration = .seconds(30)
+        /// Longest time a handler of a buffered-body route may take to return its response; past it
+        /// the client gets 503 with a JSON error and the connection is closed, and the handler's late
+        /// answer is dropped (its thread runs on to the end). Streamed-body routes are bounded by
+        /// `bodyReadTimeout` instead, and a streamed response only by `writeTimeout`. nil: no limit.
+        /// Default 120 s.
+        public var handlerTimeout: Duration? = .seconds(120)
         /// How long a closing connection drains unread input so its last response is not lost to a RST. Default 2 s.
         public var lingerTimeout: Duration = .seconds(2)
 
