@@ -1839,6 +1839,15 @@ components:
         random: { type: integer, minimum: 1, maximum: 10000, default: 512, description: Random baseline rows (at most the dataset's). }
         lambda: { type: number, exclusiveMinimum: 0, exclusiveMaximum: 1, default: 0.5, description: The blend λ of `diagonal` analyses. }
         seed: { type: integer, minimum: 0, default: 7, description: Seed of the random rows. }
+        target_kl:
+          type: array
+          minItems: 2
+          maxItems: 2
+          items: { type: number, exclusiveMinimum: 0, maximum: 100 }
+          description: >-
+            Diagonal analyses only: instead of a fixed `magnitude` and `lambda`, search δ and λ until the
+            top examples' mean KL lies in [low, high] (at most 24 evaluations; the nearest point when the
+            range is not reached). 422 for low-rank analyses.
 
     PerturbSign:
       type: object
@@ -1875,6 +1884,7 @@ components:
         top_examples: { type: array, items: { type: integer, minimum: 0 }, description: The dataset rows used as top examples. }
         random_examples: { type: integer, minimum: 1 }
         by_sign: { type: array, items: { $ref: "#/components/schemas/PerturbSign" } }
+        targeted_kl: { type: [number, "null"], description: 'With `target_kl`: the mean KL on the top examples the search reached; `magnitude` is then ‖δ‖.' }
 
     AnalysisProgress:
       type: object

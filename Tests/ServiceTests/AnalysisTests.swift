@@ -154,6 +154,18 @@ import Testing
         let fits = try #require(try get(c, "/v1/analyses/\(dID)").object["fits"] as? [[String: Any]])
         #expect(fits.count == 1 && fits[0]["dataset_id"] as? String == plain && fits[0]["examples"] as? Int == 60)
         #expect((fits[0]["components"] as? [[String: Any]])?.count == 8)
+        // KL targeting (diagonal only): δ and λ searched so the top examples' mean KL lands in the range; the
+        // reported KL is one of the two signs' top KL, and the magnitude is the searched offset's norm.
+        let targeted = try post(c, "/v1/analyses/\(dID)/components/1/perturb", ["target_kl": [0.02, 0.2], "top": 10, "random": 60])
+        #expect(targeted.status == 200, "\(targeted.text)")
+        let reached = try #require(targeted.object["targeted_kl"] as? Double)
+        let signKLs = (targeted.object["by_sign"] as? [[String: Any]] ?? []).compactMap { $0["top_kl"] as? Double }
+        #expect(signKLs.contains { abs($0 - reached) <= 1e-6 + 1e-3 * reached }, "\(reached) vs \(signKLs)")
+        let lam = targeted.object["lambda"] as? Double ?? -1
+        #expect(lam > 0 && lam < 1 && (targeted.object["magnitude"] as? Double ?? 0) > 0)
+        #expect(try post(c, "/v1/analyses/\(dID)/components/1/perturb", ["target_kl": [0.5, 0.1]]).status == 422)
+        let lowRank = try post(c, "/v1/analyses/\(analyses["low_rank"]!)/components/0/perturb", ["target_kl": [0.02, 0.2]])
+        #expect(lowRank.status == 422 && lowRank.errorMessage.contains("diagonal"), "\(lowRank.text)")
         let onPlain = try post(c, "/v1/analyses/\(dID)/components/2/perturb", ["dataset_id": plain, "top": 8, "random": 50])
         #expect(onPlain.status == 200 && (onPlain.object["kl_ratio"] as? Double)?.isFinite == true, "\(onPlain.text)")
         #expect(try post(c, "/v1/analyses/\(dID)/fit", ["dataset_id": narrow]).status == 422)

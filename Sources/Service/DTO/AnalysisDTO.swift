@@ -97,7 +97,9 @@ struct PerturbRequest: Decodable {
     var random: Int?
     var lambda: Float = 0.5
     var seed: UInt64 = 7
-    enum CodingKeys: String, CodingKey { case magnitude, top, random, lambda, seed, datasetID = "dataset_id" }
+    /// Diagonal analyses: search δ and λ so the top examples' mean KL lands in [lo, hi] (npeff.md §5).
+    var targetKL: [Double]?
+    enum CodingKeys: String, CodingKey { case magnitude, top, random, lambda, seed, datasetID = "dataset_id", targetKL = "target_kl" }
 
     init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -107,6 +109,7 @@ struct PerturbRequest: Decodable {
         random = try c.decodeIfPresent(Int.self, forKey: .random)
         lambda = try c.decodeIfPresent(Float.self, forKey: .lambda) ?? lambda
         seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? seed
+        targetKL = try c.decodeIfPresent([Double].self, forKey: .targetKL)
     }
 }
 
@@ -444,8 +447,10 @@ struct PerturbResponse: Encodable {
     var topExamples: [Int]
     var randomExamples: Int
     var bySign: [PerturbSignDTO]
+    /// With `target_kl`: the top examples' mean KL the search reached (at the offset's searched sign).
+    var targetedKL: Double?
     enum CodingKeys: String, CodingKey {
-        case component, method, magnitude, lambda, sign
+        case component, method, magnitude, lambda, sign, targetedKL = "targeted_kl"
         case analysisID = "analysis_id", datasetID = "dataset_id", klRatio = "kl_ratio", pefNormRatio = "pef_norm_ratio"
         case topKL = "top_kl", baselineKL = "baseline_kl", topAccuracy = "top_accuracy", baselineAccuracy = "baseline_accuracy"
         case originalTopAccuracy = "original_top_accuracy", topExamples = "top_examples", randomExamples = "random_examples"
@@ -470,6 +475,7 @@ struct PerturbResponse: Encodable {
         try c.encode(topExamples, forKey: .topExamples)
         try c.encode(randomExamples, forKey: .randomExamples)
         try c.encode(bySign, forKey: .bySign)
+        try c.encode(targetedKL, forKey: .targetedKL)
     }
 }
 

@@ -203,7 +203,17 @@ extension PFCService {
         guard body.lambda > 0, body.lambda < 1 else { throw APIError.invalid("lambda must be in (0, 1)") }
         if let t = body.top, !(1...10_000).contains(t) { throw APIError.invalid("top must be in 1…10000") }
         if let r = body.random, !(1...10_000).contains(r) { throw APIError.invalid("random must be in 1…10000") }
+        var targetKL: ClosedRange<Double>? = nil
+        if let t = body.targetKL {
+            guard t.count == 2, t[0].isFinite, t[1].isFinite, t[0] > 0, t[0] <= t[1], t[1] <= 100 else {
+                throw APIError.invalid("target_kl must be [low, high] with 0 < low ≤ high ≤ 100")
+            }
+            targetKL = t[0]...t[1]
+        }
         let (analysis, component) = try readComponent(id: id, index: index, tenantID: tenant)
+        if targetKL != nil && analysis.kind != AnalysisMethod.diagonal.rawValue {
+            throw APIError.invalid("target_kl searches the blend λ of diagonal analyses; this analysis is \(analysis.kind)")
+        }
         guard let request = try? JSONDecoder().decode(AnalysisRequest.self, from: Data(analysis.params.utf8)),
               let summary = analysis.summary.flatMap({ try? JSONDecoder().decode(AnalysisSummary.self, from: Data($0.utf8)) }) else {
             throw HTTPError(.internalServerError, message: "analysis \(id) is unreadable")
@@ -248,31 +258,40 @@ extension PFCService {
             throw APIError.notFound("component \(index) of analysis \(id)")
         }
         let m = network.parameterCount
-        let direction: [Float]
-        var lambda: Float? = nil
+        var offset: [Float]
+        var lambda: Float? = nil, magnitude = body.magnitude, targetedKL: Double? = nil
         switch pefs {
         case .lowRank(let p):
             // A decomposition value to hold the stored components (the solver is not run: no iterations).
             var d = LRMNPEFF.fit(p, options: LRMNPEFFOptions(components: 1, gOnlyIterations: 0, jointIterations: 0))
             d.g = g; d.w = Matrix(rows: 1, cols: g.rows); d.keptColumns = kept; d.parameterCount = m
-            direction = GuidedPerturbation.lrmDirection(d, component: position)
+            offset = GuidedPerturbation.scaled(GuidedPerturbation.lrmDirection(d, component: position), magnitude: body.magnitude)
         case .diagonal(let p):
             var d = DNPEFF.fit(p, options: DNPEFFOptions(components: 1, iterations: 0))
             d.h = g; d.w = Matrix(rows: 1, cols: g.rows); d.keptColumns = kept; d.parameterCount = m
             let sign = GuidedPerturbation.lossGradientSign(network, data: sub, examples: topIndices)
-            direction = GuidedPerturbation.dDirection(d, component: position, datasetFisher: p.datasetFisher, lossGradientSign: sign,
-                                                      lambda: body.lambda)
-            lambda = body.lambda
+            let direction = { (λ: Float) in
+                GuidedPerturbation.dDirection(d, component: position, datasetFisher: p.datasetFisher, lossGradientSign: sign, lambda: λ)
+            }
+            if let targetKL {
+                // npeff.md §5: δ and λ searched until the top examples' mean KL lies in the target range.
+                let found = GuidedPerturbation.targetKL(network, data: sub, top: topIndices, targetKL: targetKL,
+                                                        likelihood: request.likelihood, direction: direction)
+                offset = found.offset; lambda = found.lambda; targetedKL = found.kl
+                magnitude = offset.reduce(Float(0)) { $0 + $1 * $1 }.squareRoot()
+            } else {
+                offset = GuidedPerturbation.scaled(direction(body.lambda), magnitude: body.magnitude)
+                lambda = body.lambda
+            }
         }
-        let offset = GuidedPerturbation.scaled(direction, magnitude: body.magnitude)
         let result = GuidedPerturbation.evaluate(network, offset: offset, data: sub, top: topIndices, baseline: baseIndices,
                                                  norms: pefs.examples.norms, likelihood: request.likelihood)
         let best = result.best
         return PerturbResponse(analysisID: id, component: component.index, method: analysis.kind, datasetID: datasetID,
-                               magnitude: body.magnitude, lambda: lambda, sign: best.sign < 0 ? -1 : 1, klRatio: finite(best.klRatio),
+                               magnitude: magnitude, lambda: lambda, sign: best.sign < 0 ? -1 : 1, klRatio: finite(best.klRatio),
                                pefNormRatio: finite(best.pefNormRatio), topKL: finite(best.topKL), baselineKL: finite(best.baselineKL),
                                topAccuracy: finite(best.topAccuracy), baselineAccuracy: finite(best.baselineAccuracy),
                                originalTopAccuracy: finite(best.originalTopAccuracy), topExamples: top, randomExamples: baseline.count,
-                               bySign: result.bySign.map(PerturbSignDTO.init))
+                               bySign: result.bySign.map(PerturbSignDTO.init), targetedKL: targetedKL)
     }
 }
