@@ -44,6 +44,7 @@ func parse() -> Options {
         case "--vanilla-hidden": o.vanillaHidden = Int(v)!
         case "--vanilla-batch": o.vanillaBatch = Int(v)!
         case "--copy-length": o.copyLength = Int(v)!
+        case "--vocab": o.vocab = Int(v)!
         case "--h-l1": o.hL1 = Float(v)!
         case "--w-scale": o.wScale = Float(v)!
         case "--h-scale": o.hScale = Float(v)!
@@ -100,38 +101,6 @@ func digits(_ o: Options) throws {
 
 // MARK: copy task
 
-/// Copy task of research/pfc.md §5.5 (official `create_copy_task_dataset`): `length` random symbols
-/// of `vocab` (one-hot), `padding` pad tokens, then `length` remember tokens; the targets are the
-/// symbols at the last `length` steps. Inputs have vocab + 2 features.
-func copyBatch(length: Int, padding: Int, vocab: Int, size: Int, rng: inout SeededRandom) -> SequenceBatch {
-    let t = 2 * length + padding, d = vocab + 2
-    var steps = [Matrix](repeating: Matrix(rows: d, cols: size), count: t)
-    var targets = [[Int]](repeating: [Int](repeating: SequenceDataset.noTarget, count: size), count: t)
-    for j in 0..<size {
-        for s in 0..<length {
-            let sym = Int(rng.next() % UInt64(vocab))
-            steps[s][sym, j] = 1
-            targets[length + padding + s][j] = sym
-        }
-        for s in length..<(length + padding) { steps[s][vocab, j] = 1 }
-        for s in (length + padding)..<t { steps[s][vocab + 1, j] = 1 }
-    }
-    return SequenceBatch(steps: steps, targets: targets, classes: vocab)
-}
-
-func perSymbolAccuracy<M: SequenceModel>(_ m: M, length: Int, padding: Int, vocab: Int, rng: inout SeededRandom) -> Float {
-    var right = 0, total = 0
-    for _ in 0..<4 {
-        let b = copyBatch(length: length, padding: padding, vocab: vocab, size: 250, rng: &rng)
-        let out = m.predict(b.steps)
-        for t in b.targetSteps {
-            let pred = out[t].columnArgmax()
-            for (j, l) in b.targets[t].enumerated() where l >= 0 { total += 1; if pred[j] == l { right += 1 } }
-        }
-    }
-    return Float(right) / Float(max(1, total))
-}
-
 func copyTask(_ o: Options) {
     print("## Copy task (copy \(o.copyLength) symbols of \(o.vocab) after padding P; per-symbol accuracy on 1000 fresh sequences)")
     print("")
@@ -140,6 +109,7 @@ func copyTask(_ o: Options) {
     let checkEvery = 50
     for p in o.paddings {
       let clock = ContinuousClock()
+      let task = CopyTask(length: o.copyLength, padding: p, vocab: o.vocab)
       if o.factorized {
         // No-backprop factorized RNN (§2.3 post-paper settings, except the inference iterations).
         var s = NMFRNNSettings()
@@ -156,7 +126,7 @@ func copyTask(_ o: Options) {
         var batchCount = 0, trained = 0
         var checkRng = SeededRandom(seed: 7_000 + UInt64(p))
         for batchNo in 1...o.copyBatches {
-            let b = copyBatch(length: o.copyLength, padding: p, vocab: o.vocab, size: o.copyBatch, rng: &rng)
+            let b = task.batch(size: o.copyBatch, rng: &rng)
             let (_, out) = m.learn(b, optimizer: &opt)
             var r = 0, n = 0
             for t in b.targetSteps {
@@ -167,7 +137,7 @@ func copyTask(_ o: Options) {
             trained = batchNo
             if batchNo % checkEvery == 0 {
                 // Held-out check on fresh sequences (never trained on); stop once it is perfect.
-                let b = copyBatch(length: o.copyLength, padding: p, vocab: o.vocab, size: 256, rng: &checkRng)
+                let b = task.batch(size: 256, rng: &checkRng)
                 let out = m.predict(b.steps)
                 var right = 0, total = 0
                 for t in b.targetSteps {
@@ -190,7 +160,7 @@ func copyTask(_ o: Options) {
         }
         let secs = (clock.now - start)
         var testRng = SeededRandom(seed: 1_000 + UInt64(p))
-        let acc = perSymbolAccuracy(m, length: o.copyLength, padding: p, vocab: o.vocab, rng: &testRng)
+        let acc = task.accuracy(of: m, rng: &testRng)
         print("| factorized, no backprop (N \(o.copyIterations), h/W steps \(o.hScale)/\(o.wScale)/λmax, L1 \(o.hL1)) | \(p) | \(2 * o.copyLength + p) | \(o.copyHidden) | \(trained) × \(o.copyBatch) | "
               + String(format: "%.4f | %.4f | %.1f |", recent.reduce(0, +) / Float(max(1, recent.count)), acc,
                        Double(secs.components.seconds) + Double(secs.components.attoseconds) * 1e-18))
@@ -204,7 +174,7 @@ func copyTask(_ o: Options) {
         var rng = SeededRandom(seed: o.seed &+ UInt64(p) &+ 99)
         var recent: [Float] = []
         for _ in 0..<o.vanillaCopyBatches {
-            let b = copyBatch(length: o.copyLength, padding: p, vocab: o.vocab, size: o.vanillaBatch, rng: &rng)
+            let b = task.batch(size: o.vanillaBatch, rng: &rng)
             let (_, out) = v.learn(b, optimizer: &vopt)
             var r = 0, n = 0
             for t in b.targetSteps {
@@ -215,7 +185,7 @@ func copyTask(_ o: Options) {
         }
         let vsecs = clock.now - vstart
         var testRng = SeededRandom(seed: 1_000 + UInt64(p))
-        let vacc = perSymbolAccuracy(v, length: o.copyLength, padding: p, vocab: o.vocab, rng: &testRng)
+        let vacc = task.accuracy(of: v, rng: &testRng)
         print("| vanilla, BPTT (lr 1e-3) | \(p) | \(2 * o.copyLength + p) | \(o.vanillaHidden) | \(o.vanillaCopyBatches) × \(o.vanillaBatch) | "
               + String(format: "%.4f | %.4f | %.1f |", recent.reduce(0, +) / Float(max(1, recent.count)), vacc,
                        Double(vsecs.components.seconds) + Double(vsecs.components.attoseconds) * 1e-18))
