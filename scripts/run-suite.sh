@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test suite proper; run it through scripts/test.sh (which installs what is missing and starts
 # PostgreSQL). Stages: `swift test` (unit, end-to-end over sockets, both stores), two server
-# processes sharing one PostgreSQL (Tests/Integration/replicas.py), the deploy-file checks, and
+# processes sharing one PostgreSQL (Tests/Integration/replicas.py), the offline CLI, the deploy-file checks, and
 # schemathesis against a running server. Ends with one tally line: "tests: N passed, M failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -29,6 +29,9 @@ tally "${PIPESTATUS[0]}" .build/swift-test-restart.log
 echo "== two replicas on one PostgreSQL"
 swift build --product pfc-server 2>&1 | tail -1
 python3 Tests/Integration/replicas.py .build/debug/pfc-server; stage $? 2 2
+
+echo "== the offline CLI (train, evaluate)"
+scripts/check-cli.sh .build/debug/pfc-server; stage $? 1
 
 echo "== deploy files and openapi.yaml"
 scripts/check-deploy.sh; stage $? 1

@@ -19,7 +19,7 @@ struct EvaluateCommand: ParsableCommand {
             throw ValidationError("\(model): \(e)")
         }
         let arch = network.architecture
-        let set = try readCSV(data, nonnegative: arch.nonnegative, classes: arch.outputDim, features: arch.inputDim)
+        let set = try readCSV(data, nonnegative: arch.nonnegative, classes: arch.outputDim, features: arch.featureCount)
         let (loss, accuracy) = Trainer.evaluate(network, on: set)
         if json {
             print("{\"accuracy\":\(accuracy),\"examples\":\(set.count),\"loss\":\(loss)}")

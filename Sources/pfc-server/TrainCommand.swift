@@ -15,7 +15,10 @@ struct TrainCommand: ParsableCommand {
 
     @Option(help: "Training CSV file.") var data: String
     @Option(help: "Test CSV file, evaluated once after training.") var test: String?
-    @Option(help: "Model kind: pfc, pfc2 or mlp.") var model: ModelKind = .pfc
+    @Option(help: "Model kind: pfc, pfc2, mlp, factorized_rnn or rnn.") var model: ModelKind = .pfc
+    @Option(name: .customLong("sequence-length"), help: "Recurrent kinds: steps T per row (the row's features are T steps of features/T).")
+    var sequenceLength: Int?
+    @Flag(inversion: .prefixedNo, help: "Recurrent kinds: backpropagate through time (else h_{t-1} is detached).") var bptt = true
     @Option(help: "Basis vectors K per block (the hidden width for mlp).") var basis: Int = 300
     @Option(help: "Unrolled FISTA iterations N.") var iterations: Int = 100
     @Option(help: "Mini-batch size.") var batch: Int = 200
@@ -35,12 +38,22 @@ struct TrainCommand: ParsableCommand {
 
     func run() throws {
         ComputeThreads.set(threads)
-        let nonnegative = model != .mlp && !signed
+        let nonnegative = model != .mlp && model != .rnn && !signed
         let train = try readCSV(data, nonnegative: nonnegative, classes: nil, features: nil)
-        let arch = Architecture(kind: model, inputDim: train.featureCount, outputDim: max(2, train.classes), basis: basis,
+        let steps = sequenceLength ?? 1
+        if model.isSequence {
+            guard let t = sequenceLength, t >= 1, train.featureCount % t == 0 else {
+                throw ValidationError("--sequence-length T is required for \(model.rawValue) and must divide the \(train.featureCount) features")
+            }
+        } else if sequenceLength != nil {
+            throw ValidationError("--sequence-length applies to factorized_rnn and rnn only")
+        }
+        var arch = Architecture(kind: model, inputDim: train.featureCount / steps, outputDim: max(2, train.classes), basis: basis,
                                 iterations: iterations, loss: loss, nonnegative: nonnegative)
+        arch.sequenceLength = steps
+        arch.bptt = bptt
         if let problem = arch.validationProblem() { throw ValidationError(problem) }
-        let testSet = try test.map { try readCSV($0, nonnegative: nonnegative, classes: arch.outputDim, features: arch.inputDim) }
+        let testSet = try test.map { try readCSV($0, nonnegative: nonnegative, classes: arch.outputDim, features: arch.featureCount) }
 
         var options = TrainingOptions()
         options.epochs = epochs
