@@ -687,6 +687,34 @@ paths:
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
 
+  /v1/models/{id}/forgets:
+    parameters:
+      - $ref: "#/components/parameters/ModelId"
+    get:
+      operationId: listForgetAudits
+      tags: [continual]
+      summary: The audit of every forget that reset columns, oldest first.
+      description: |
+        One record per forget request that wrote a version: the request, the ledger batches it
+        selected, the columns it reset, the accuracies measured, and when. Records outlive the model:
+        after the model is deleted its id still lists them. 404 for an id that has neither.
+      parameters:
+        - $ref: "#/components/parameters/Limit"
+        - $ref: "#/components/parameters/Offset"
+      responses:
+        "200":
+          description: Audit records.
+          headers:
+            X-Request-Id: { $ref: "#/components/headers/X-Request-Id" }
+          content:
+            application/json:
+              schema: { $ref: "#/components/schemas/ForgetAuditList" }
+        "400": { $ref: "#/components/responses/BadRequest" }
+        "401": { $ref: "#/components/responses/Unauthorized" }
+        "404": { $ref: "#/components/responses/NotFound" }
+        "500": { $ref: "#/components/responses/InternalError" }
+        "503": { $ref: "#/components/responses/Unavailable" }
+
   /v1/models/{id}/forget:
     parameters:
       - $ref: "#/components/parameters/ModelId"
@@ -697,7 +725,7 @@ paths:
       description: |
         Zeroes exactly the columns that were learnable while the selected batches trained, in every
         matrix of every block (research/pfc.md §4), and writes a new model version with an audit
-        record in one transaction. Give exactly one of `batches`, `task`, `dataset_id`, `examples`.
+        record (`audit_id`, listed by `GET /v1/models/{id}/forgets`) in one transaction. Give exactly one of `batches`, `task`, `dataset_id`, `examples`.
         A dry run changes nothing; repeating a request changes nothing more (columns already reset
         are reported, not reset again).
       requestBody:
@@ -1603,6 +1631,38 @@ components:
           description: Other ledger batches that trained some of the reset columns.
         accuracy_before: { type: [number, "null"] }
         accuracy_after: { type: [number, "null"] }
+        audit_id: { type: [string, "null"], description: The audit record written with the new version; null when none was written. }
+
+    ForgetAudit:
+      type: object
+      additionalProperties: false
+      required: [id, model_id, version, request, batches, columns_reset, accuracy_before, accuracy_after, created_at]
+      properties:
+        id: { type: string }
+        model_id: { type: string }
+        version: { type: integer, minimum: 1, description: The model version the forget wrote. }
+        request:
+          type: object
+          description: The selector as sent (the others null).
+          properties:
+            batches: { type: [array, "null"], items: { type: string } }
+            task: { type: [integer, "null"] }
+            dataset_id: { type: [string, "null"] }
+            examples: { type: [array, "null"], items: { type: object } }
+            evaluate_on: { type: [string, "null"] }
+        batches: { type: array, items: { type: string }, description: Ledger batch ids selected. }
+        columns_reset: { type: array, items: { type: integer, minimum: 0 } }
+        accuracy_before: { type: [number, "null"] }
+        accuracy_after: { type: [number, "null"] }
+        created_at: { $ref: "#/components/schemas/Timestamp" }
+
+    ForgetAuditList:
+      type: object
+      additionalProperties: false
+      required: [items, next_offset]
+      properties:
+        items: { type: array, items: { $ref: "#/components/schemas/ForgetAudit" } }
+        next_offset: { $ref: "#/components/schemas/NextOffset" }
 
     StreamTaskSummary:
       type: object

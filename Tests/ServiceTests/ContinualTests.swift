@@ -78,6 +78,9 @@ import Testing
             let dry = checked(try c.json("POST", "/v1/models/\(modelID)/forget", ["task": 1, "dry_run": true, "evaluate_on": d1]),
                               "POST", "/v1/models/\(modelID)/forget")
             #expect(dry.status == 200 && dry.object["version_created"] as? Bool == false, "\(dry.text)")
+            #expect(dry.object["audit_id"] is NSNull)
+            let noAudits = checked(try c.request("GET", "/v1/models/\(modelID)/forgets"), "GET", "/v1/models/\(modelID)/forgets")
+            #expect(noAudits.status == 200 && (noAudits.object["items"] as? [Any])?.isEmpty == true)
             let expected = Set(ledger.flatMap { e -> [Int] in let w = (e["windows"] as! [[Int]])[0]; return Array(w[0]..<w[1]) })
             #expect(Set(dry.object["columns_reset"] as! [Int]) == expected)
             #expect(try h.store.modelVersions(modelID: modelID, tenantID: tenant).items.count == versionsBefore)
@@ -94,6 +97,13 @@ import Testing
                 } }
             }
             #expect(try h.store.modelVersion(modelID: modelID, version: newVersion, tenantID: tenant).reason == .forget)
+            // The audit: written with the version, listing the request, the batches and the columns.
+            let audits = checked(try c.request("GET", "/v1/models/\(modelID)/forgets"), "GET", "/v1/models/\(modelID)/forgets")
+            let audit = try #require((audits.object["items"] as? [[String: Any]])?.first)
+            #expect(audit["id"] as? String == real.object["audit_id"] as? String && audit["version"] as? Int == newVersion)
+            #expect((audit["request"] as? [String: Any])?["task"] as? Int == 1)
+            #expect(Set(audit["columns_reset"] as? [Int] ?? []) == expected)
+            #expect(Set(audit["batches"] as? [String] ?? []) == Set(real.object["batches"] as? [String] ?? ["?"]))
             // Repeating changes nothing more; the columns are reported as already reset.
             let again = try c.json("POST", "/v1/models/\(modelID)/forget", ["task": 1])
             #expect(again.object["version_created"] as? Bool == false && (again.object["columns_reset"] as! [Int]).isEmpty)
@@ -104,6 +114,13 @@ import Testing
             #expect(try c.json("POST", "/v1/models/\(modelID)/forget", ["task": 1, "batches": ["x"]]).status == 422)
             #expect(try c.json("POST", "/v1/models/\(modelID)/forget", ["batches": ["nope"]]).status == 404)
             #expect(try h.store.modelVersions(modelID: modelID, tenantID: tenant).items.count == versionsBefore + 1)
+            #expect(try other.request("GET", "/v1/models/\(modelID)/forgets").status == 404)
+            // Only the forget that wrote a version is audited; the audit outlives the model.
+            #expect(try h.store.forgetAudits(modelID: modelID, tenantID: tenant).items.count == 1)
+            #expect(try c.request("DELETE", "/v1/models/\(modelID)").status == 204)
+            let kept = checked(try c.request("GET", "/v1/models/\(modelID)/forgets"), "GET", "/v1/models/\(modelID)/forgets")
+            #expect((kept.object["items"] as? [[String: Any]])?.first?["id"] as? String == audit["id"] as? String)
+            #expect(try c.request("GET", "/v1/models/nope/forgets").status == 404)
         }
     }
 

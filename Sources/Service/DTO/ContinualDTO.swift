@@ -151,8 +151,10 @@ struct ForgetResponse: Encodable {
     var collateralBatches: [String]
     var accuracyBefore: Float?
     var accuracyAfter: Float?
+    /// The audit record written with the new version; nil when nothing was written.
+    var auditID: String? = nil
     enum CodingKeys: String, CodingKey {
-        case batches
+        case batches, auditID = "audit_id"
         case modelVersion = "model_version", versionCreated = "version_created", dryRun = "dry_run", columnsReset = "columns_reset"
         case alreadyReset = "already_reset", collateralBatches = "collateral_batches"
         case accuracyBefore = "accuracy_before", accuracyAfter = "accuracy_after"
@@ -168,6 +170,43 @@ struct ForgetResponse: Encodable {
         try c.encode(collateralBatches, forKey: .collateralBatches)
         try c.encode(accuracyBefore, forKey: .accuracyBefore)
         try c.encode(accuracyAfter, forKey: .accuracyAfter)
+        try c.encode(auditID, forKey: .auditID)
+    }
+}
+
+extension ForgetRequest {
+    /// The selector as stored in the audit record.
+    var auditJSON: JSONValue {
+        .object([
+            "batches": batches.map { .array($0.map { .string($0) }) } ?? .null,
+            "task": task.map { .number(Double($0)) } ?? .null,
+            "dataset_id": datasetID.map { .string($0) } ?? .null,
+            "examples": examples.map { list in .array(list.map { e in
+                .object(["dataset_id": .string(e.datasetID), "rows": .array(e.rows.map { .number(Double($0)) })]) }) } ?? .null,
+            "evaluate_on": evaluateOn.map { .string($0) } ?? .null,
+        ])
+    }
+}
+
+/// A forget audit as `GET …/forgets` lists it.
+struct ForgetAuditDTO: Encodable {
+    var audit: ForgetAudit
+    enum CodingKeys: String, CodingKey {
+        case id, version, request, batches, modelID = "model_id", columnsReset = "columns_reset", createdAt = "created_at"
+        case accuracyBefore = "accuracy_before", accuracyAfter = "accuracy_after"
+    }
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        func json(_ text: String) -> JSONValue { (try? JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))) ?? .null }
+        try c.encode(audit.id, forKey: .id)
+        try c.encode(audit.modelID, forKey: .modelID)
+        try c.encode(audit.version, forKey: .version)
+        try c.encode(json(audit.request), forKey: .request)
+        try c.encode(json(audit.batches), forKey: .batches)
+        try c.encode(json(audit.columnsReset), forKey: .columnsReset)
+        try c.encode(audit.accuracyBefore, forKey: .accuracyBefore)
+        try c.encode(audit.accuracyAfter, forKey: .accuracyAfter)
+        try c.encode(audit.createdAt, forKey: .createdAt)
     }
 }
 

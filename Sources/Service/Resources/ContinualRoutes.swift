@@ -50,6 +50,18 @@ extension PFCService {
             }
             return try JSONCoding.response(ListPage(items: entries.map(LedgerEntryDTO.init), nextOffset: nil))
         }
+        r.get("/v1/models/{id}/forgets") { [store] request, ctx in
+            let tenant = try ctx.tenantID(), id = request.parameter("id")!, page = try Pagination(request)
+            let audits = try storeCall {
+                try store.read { s -> Page<ForgetAudit> in
+                    let found = try s.forgetAudits(modelID: id, tenantID: tenant, page: PageRequest(limit: page.limit, offset: page.offset))
+                    // Audits outlive their model; an id that never had either is unknown.
+                    if found.items.isEmpty && page.offset == 0 { _ = try s.model(id: id, tenantID: tenant) }
+                    return found
+                }
+            }
+            return try JSONCoding.response(ListPage(items: audits.items.map(ForgetAuditDTO.init), nextOffset: audits.nextOffset))
+        }
         r.post("/v1/models/{id}/forget") { [self] request, ctx in
             let tenant = try ctx.tenantID(), id = request.parameter("id")!
             let body = try JSONCoding.decode(ForgetRequest.self, from: request, maxBytes: limits.maxRequestBytes)
@@ -163,10 +175,18 @@ extension PFCService {
         let metricsJSON = String(decoding: try JSONCoding.encoder.encode(JSONValue.object(metrics)), as: UTF8.self)
         let weights = Data(ModelFile.encode(result.network))
         let blocks = network.architecture.kind.blockCount
-        let version = try storeCall {
+        func text(_ v: JSONValue) throws -> String { String(decoding: try JSONCoding.encoder.encode(v), as: UTF8.self) }
+        let auditRequest = try text(body.auditJSON)
+        let auditBatches = try text(.array(selected.map { .string($0.id) }))
+        let auditColumns = try text(.array(toReset.map { .number(Double($0)) }))
+        let (version, auditID) = try storeCall {
             try store.transaction { s in
                 let v = try s.appendModelVersion(modelID: modelID, tenantID: tenantID, parentVersion: latest.version, reason: .forget,
                                                  metrics: metricsJSON, weights: weights)
+                let audit = ForgetAudit(tenantID: tenantID, modelID: modelID, version: v.version, request: auditRequest,
+                                        batches: auditBatches, columnsReset: auditColumns,
+                                        accuracyBefore: before.map(Double.init), accuracyAfter: after.map(Double.init))
+                try s.insert(audit)
                 let components = (0..<blocks).flatMap { b in
                     toReset.map { k in
                         Component(modelID: modelID, version: v.version, block: b, column: k,
@@ -174,11 +194,12 @@ extension PFCService {
                     }
                 }
                 try s.upsertComponents(components, tenantID: tenantID)
-                return v.version
+                return (v.version, audit.id)
             }
         }
         response.modelVersion = version
         response.versionCreated = true
+        response.auditID = auditID
         return response
     }
 

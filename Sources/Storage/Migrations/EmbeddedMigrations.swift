@@ -143,8 +143,8 @@ CREATE TABLE analysis_components (
     PRIMARY KEY (analysis_id, component_index)
 );
 """#),
-        Migration(version: 2, name: "dataset_sequences", sql: #"""
--- 0002_dataset_sequences (PostgreSQL): datasets may declare a sequence form (issue 8): every
+        Migration(version: 2, name: "sequences_and_audits", sql: #"""
+-- 0002_sequences_and_audits (PostgreSQL): datasets may declare a sequence form (issue 8): every
 -- example is sequence_length steps of step_features numbers, labelled once per sequence
 -- (labels_per_example = 1) or once per step (labels_per_example = sequence_length).
 -- NULL sequence_length / step_features: a flat dataset, as before.
@@ -154,6 +154,22 @@ ALTER TABLE datasets ADD COLUMN sequence_length bigint;
 ALTER TABLE datasets ADD COLUMN step_features bigint;
 ALTER TABLE datasets ADD COLUMN labels_per_example bigint NOT NULL DEFAULT 1;
 ALTER TABLE datasets ADD COLUMN min_feature double precision;
+
+-- Forget audits: one row per forget request that reset columns, kept even when the model is deleted
+-- (no foreign key to models), so a tenant can show what was unlearned, when, and from which batches.
+CREATE TABLE forget_audits (
+    id               text PRIMARY KEY,
+    tenant_id        text NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+    model_id         text NOT NULL,
+    version          bigint NOT NULL,
+    request          text NOT NULL,
+    batches          text NOT NULL,
+    columns_reset    text NOT NULL,
+    accuracy_before  double precision,
+    accuracy_after   double precision,
+    created_at       timestamptz NOT NULL
+);
+CREATE INDEX forget_audits_model ON forget_audits (tenant_id, model_id, created_at, id);
 """#),
     ]
 
@@ -299,8 +315,8 @@ CREATE TABLE analysis_components (
     PRIMARY KEY (analysis_id, component_index)
 );
 """#),
-        Migration(version: 2, name: "dataset_sequences", sql: #"""
--- 0002_dataset_sequences (SQLite): datasets may declare a sequence form (issue 8): every
+        Migration(version: 2, name: "sequences_and_audits", sql: #"""
+-- 0002_sequences_and_audits (SQLite): datasets may declare a sequence form (issue 8): every
 -- example is sequence_length steps of step_features numbers, labelled once per sequence
 -- (labels_per_example = 1) or once per step (labels_per_example = sequence_length).
 -- NULL sequence_length / step_features: a flat dataset, as before.
@@ -310,6 +326,22 @@ ALTER TABLE datasets ADD COLUMN sequence_length integer;
 ALTER TABLE datasets ADD COLUMN step_features integer;
 ALTER TABLE datasets ADD COLUMN labels_per_example integer NOT NULL DEFAULT 1;
 ALTER TABLE datasets ADD COLUMN min_feature real;
+
+-- Forget audits: one row per forget request that reset columns, kept even when the model is deleted
+-- (no foreign key to models), so a tenant can show what was unlearned, when, and from which batches.
+CREATE TABLE forget_audits (
+    id               text PRIMARY KEY,
+    tenant_id        text NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+    model_id         text NOT NULL,
+    version          integer NOT NULL,
+    request          text NOT NULL,
+    batches          text NOT NULL,
+    columns_reset    text NOT NULL,
+    accuracy_before  real,
+    accuracy_after   real,
+    created_at       integer NOT NULL
+);
+CREATE INDEX forget_audits_model ON forget_audits (tenant_id, model_id, created_at, id);
 """#),
     ]
 }
