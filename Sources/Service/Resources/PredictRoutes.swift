@@ -37,11 +37,11 @@ extension PFCService {
                     x[i, j] = v
                 }
             }
-            let (outputs, explanations) = Self.explain(network, x: x, top: top, everyStep: everyStep)
+            let (outputs, explanations, stepOutputs) = Self.explain(network, x: x, top: top, everyStep: everyStep)
             let predictions = outputs.columnArgmax()
             var stepPredictions: [[Int]]? = nil
-            if everyStep, let n = network as? SequenceClassifier {
-                let perStep = n.predictSteps(x).map { $0.columnArgmax() }
+            if everyStep, let stepOutputs {
+                let perStep = stepOutputs.map { $0.columnArgmax() }
                 stepPredictions = (0..<x.cols).map { b in perStep.map { $0[b] } }
             }
             return try JSONCoding.response(PredictResponse(
@@ -68,8 +68,12 @@ extension PFCService {
     /// For the factorized RNN: per step t, the top components of h_t by h_t[k]·W_y[ŷ, k] (`block` is
     /// the step), ŷ the final prediction or, with `everyStep`, step t's own; the vanilla RNN has no
     /// basis vectors to show.
-    static func explainSteps(_ n: SequenceClassifier, x: Matrix, top: Int, everyStep: Bool) -> (Matrix, [[ExplanationDTO]]) {
-        guard let trace = n.codes(x) else { return (n.predict(x), Array(repeating: [], count: x.cols)) }
+    /// Also returns the outputs of every step (one forward pass serves all three).
+    static func explainSteps(_ n: SequenceClassifier, x: Matrix, top: Int, everyStep: Bool) -> (Matrix, [[ExplanationDTO]], [Matrix]) {
+        guard let trace = n.codes(x) else {
+            let steps = n.predictSteps(x)
+            return (steps.last!, Array(repeating: [], count: x.cols), steps)
+        }
         let outputs = trace.outputs.last!
         let final = outputs.columnArgmax()
         let perStep = everyStep ? trace.outputs.map { $0.columnArgmax() } : Array(repeating: final, count: trace.outputs.count)
@@ -80,12 +84,12 @@ extension PFCService {
                     .sorted { $0.contribution > $1.contribution }.prefix(top)
             }
         }
-        return (outputs, explanations)
+        return (outputs, explanations, trace.outputs)
     }
 
     /// Outputs and, for PFC kinds, each example's top basis vectors by contribution h_k·W_y[ŷ, k]
     /// in the block that produces the output (the last block).
-    static func explain(_ network: any Network, x: Matrix, top: Int, everyStep: Bool = false) -> (Matrix, [[ExplanationDTO]]) {
+    static func explain(_ network: any Network, x: Matrix, top: Int, everyStep: Bool = false) -> (Matrix, [[ExplanationDTO]], [Matrix]?) {
         let act: PFCBlock.Activation, wy: Matrix, block: Int
         switch network {
         case let n as PFCClassifier:
@@ -93,9 +97,10 @@ extension PFCService {
         case let n as ResidualPFCNetwork:
             act = n.activations(x)[1]; wy = n.second.wy; block = 1
         case let n as SequenceClassifier:
-            return explainSteps(n, x: x, top: top, everyStep: everyStep)
+            let (outputs, explanations, steps) = explainSteps(n, x: x, top: top, everyStep: everyStep)
+            return (outputs, explanations, steps)
         default:
-            return (network.predict(x), Array(repeating: [], count: x.cols))
+            return (network.predict(x), Array(repeating: [], count: x.cols), nil)
         }
         let predictions = act.y.columnArgmax()
         let k = wy.cols
@@ -104,6 +109,6 @@ extension PFCService {
             let items = (0..<k).map { j in ExplanationDTO(block: block, component: j, activation: act.hT[b, j], contribution: act.hT[b, j] * wy[c, j]) }
             return Array(items.sorted { $0.contribution > $1.contribution }.prefix(top))
         }
-        return (act.y, explanations)
+        return (act.y, explanations, nil)
     }
 }
