@@ -109,9 +109,11 @@ public enum DNPEFF {
 
     /// Fits coefficients of fixed components `h` (r × m', columns = `keptColumns`) to new D-PEFs: the PEFs are
     /// restricted to the same positions, A Hᵀ and H Hᵀ are computed once, then W ~ U(0,1) gets `iterations`
-    /// multiplicative updates with ε = 1e-7 (npeff.md §2, `fit_coeffs_to_sparse_H.cu`).
+    /// multiplicative updates with ε = 1e-7 (npeff.md §2, `fit_coeffs_to_sparse_H.cu`). `afterStep(step)` runs
+    /// after each update; returning false ends the fit there (a cancelled job).
     public static func fitCoefficients(_ pefs: DiagonalPEFs, components h: Matrix, keptColumns: [Int], iterations: Int,
-                                       epsilon: Float = 1e-7, seed: UInt64 = 43_190_432_042) -> Matrix {
+                                       epsilon: Float = 1e-7, seed: UInt64 = 43_190_432_042,
+                                       afterStep: ((Int) -> Bool)? = nil) -> Matrix {
         let a = pefs.restricted(toParameters: keptColumns).matrix
         precondition(a.cols == h.cols, "components have \(h.cols) positions, expected \(a.cols)")
         let ht = h.transposed()
@@ -119,7 +121,10 @@ public enum DNPEFF {
         let hht = Matrix.product(h, h, transB: .transposed) // cached
         var rng = SeededRandom(seed: seed)
         var w = rng.uniformMatrix(rows: a.rows, cols: h.rows)
-        for _ in 0..<iterations { multiplicativeUpdate(&w, aht, Matrix.product(w, hht), epsilon) }
+        for step in 1...max(1, iterations) where iterations > 0 {
+            multiplicativeUpdate(&w, aht, Matrix.product(w, hht), epsilon)
+            if afterStep?(step) == false { break }
+        }
         return w
     }
 

@@ -146,7 +146,8 @@ public enum GuidedPerturbation {
         var logDelta = (logLo + logHi) / 2, lambda: Float = 0.5
         var stepDelta = (logHi - logLo) / 4, stepLambda = (lamHi - lamLo) / 4
         var lastDeltaUp: Bool? = nil, lastLambdaUp: Bool? = nil
-        func miss(_ kl: Double) -> Double { // distance to the range in log KL (0 inside)
+        func miss(_ kl: Double) -> Double { // distance to the range in log KL (0 inside); never a non-finite KL
+            guard kl.isFinite else { return .infinity }
             let k = max(kl, 1e-300)
             return k < targetKL.lowerBound ? log(targetKL.lowerBound / k) : (k > targetKL.upperBound ? log(k / targetKL.upperBound) : 0)
         }

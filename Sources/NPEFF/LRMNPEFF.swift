@@ -215,9 +215,9 @@ public enum LRMNPEFF {
 
     /// Fits coefficients of fixed components `g` (r × m', columns = `keptColumns`) to new LRM-PEFs: N and HH are
     /// computed once, then W ~ U(0,1) gets `iterations` steps W ← W ∘ N ⊘ (W HH + ε); each costs O(n r²)
-    /// (npeff.md §4, "Fitting").
+    /// (npeff.md §4, "Fitting"). `afterStep(step)` runs after each step; returning false ends the fit there.
     public static func fitCoefficients(_ pefs: LowRankPEFs, components g: Matrix, keptColumns: [Int], iterations: Int,
-                                       epsilon: Float = 1e-9, seed: UInt64 = 32497) -> Matrix {
+                                       epsilon: Float = 1e-9, seed: UInt64 = 32497, afterStep: ((Int) -> Bool)? = nil) -> Matrix {
         let a = pefs.restricted(toParameters: keptColumns).matrix
         precondition(a.cols == g.cols, "components have \(g.cols) positions, expected \(a.cols)")
         let gt = g.transposed()
@@ -231,7 +231,10 @@ public enum LRMNPEFF {
         for e in 0..<hh.count { hh.storage[e] *= hh.storage[e] }
         var rng = SeededRandom(seed: seed)
         var w = rng.uniformMatrix(rows: pefs.count, cols: r)
-        for _ in 0..<iterations { DNPEFF.multiplicativeUpdate(&w, x, Matrix.product(w, hh), epsilon) }
+        for step in 1...max(1, iterations) where iterations > 0 {
+            DNPEFF.multiplicativeUpdate(&w, x, Matrix.product(w, hh), epsilon)
+            if afterStep?(step) == false { break }
+        }
         return w
     }
 

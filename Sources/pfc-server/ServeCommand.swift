@@ -77,7 +77,11 @@ struct ServeCommand: ParsableCommand {
         config.handlerThreads = handlerThreads
         config.maxConnections = maxConnections
         config.shutdownDeadline = .seconds(shutdownSeconds)
-        config.handlerTimeout = handlerTimeoutSeconds > 0 ? .milliseconds(Int(handlerTimeoutSeconds * 1000)) : nil
+        guard handlerTimeoutSeconds.isFinite, (0...86_400).contains(handlerTimeoutSeconds),
+              handlerTimeoutSeconds == 0 || handlerTimeoutSeconds >= 0.001 else {
+            throw ValidationError("--handler-timeout-seconds must be 0 (no limit) or in 0.001…86400")
+        }
+        config.handlerTimeout = handlerTimeoutSeconds > 0 ? .milliseconds(Int((handlerTimeoutSeconds * 1000).rounded())) : nil
 
         ComputeThreads.set(threads)
         let store: any Store
@@ -115,6 +119,10 @@ struct ServeCommand: ParsableCommand {
             return source
         }
         server.waitUntilStopped()
+        // A handler abandoned at its deadline may still be inside a transaction: let it finish first.
+        if !server.waitForHandlers(timeout: config.shutdownDeadline) {
+            logger.warning("handlers still running at the shutdown deadline; closing the database under them")
+        }
         signals.forEach { $0.cancel() }
         store.close()
     }

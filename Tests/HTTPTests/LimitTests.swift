@@ -83,8 +83,9 @@ import Glibc
             #expect(r.status == 503 && r.header("Connection") == "close", "\(r.status)")
             #expect(r.text.contains("not answered within 0.3 s"), "\(r.text)")
             #expect(waited >= 0.25 && waited < 1.2, "answered after \(waited) s")
-            // The handler's own answer, 1.5 s in, never reaches the wire: the connection is closed.
+            // The handler's own answer, 1.5 s in, is dropped, never written.
             #expect(c.waitForClose())
+            #expect(TestServer.eventually(timeout: 5) { server.lateAnswersDropped == 1 }, "dropped \(server.lateAnswersDropped)")
             // A handler inside the deadline answers normally, and the server keeps serving.
             let ok = try TestClient(port: server.port)
             try ok.send(TestClient.request("GET", "/slow/50"))
@@ -93,6 +94,48 @@ import Glibc
             try streamed.send(TestClient.request("POST", "/stream-in", body: Array("abc".utf8)))
             #expect(try streamed.readResponse().text == "streamed 3")
         }
+    }
+
+    @Test func requestPastItsDeadlineBeforeAThreadFreesIsNeverRun() throws {
+        let runs = Atomic<Int>(0)
+        var router = TestServer.basicRouter()
+        router.post("/count") { _, _ in runs.add(1, ordering: .relaxed); return .text("counted") }
+        try TestServer.with({ $0.handlerTimeout = .milliseconds(300); $0.handlerThreads = 1 }, router: router) { server in
+            let busy = try TestClient(port: server.port)
+            try busy.send(TestClient.request("GET", "/slow/1200"))   // holds the only handler thread
+            usleep(100_000)
+            let queued = try TestClient(port: server.port)
+            try queued.send(TestClient.request("POST", "/count", body: Array("x".utf8)))
+            #expect(try queued.readResponse().status == 503)
+            #expect(try busy.readResponse().status == 503)
+            // Once the thread is free the abandoned request is skipped: the handler never ran.
+            usleep(1_500_000)
+            #expect(runs.load(ordering: .relaxed) == 0)
+            let again = try TestClient(port: server.port)
+            try again.send(TestClient.request("POST", "/count", body: Array("x".utf8)))
+            #expect(try again.readResponse().text == "counted" && runs.load(ordering: .relaxed) == 1)
+        }
+    }
+
+    @Test func shutdownCanWaitForAHandlerAbandonedAtItsDeadline() throws {
+        let finished = Atomic<Bool>(false)
+        var router = Router()
+        router.get("/long") { _, _ in usleep(1_000_000); finished.store(true, ordering: .releasing); return .text("late") }
+        var config = HTTPServer.Configuration(host: "127.0.0.1", port: 0)
+        config.handlerTimeout = .milliseconds(200)
+        config.lingerTimeout = .milliseconds(50)
+        let server = HTTPServer(configuration: config, router: router)
+        try server.start()
+        let c = try TestClient(port: server.port)
+        try c.send(TestClient.request("GET", "/long"))
+        #expect(try c.readResponse().status == 503)
+        server.shutdown(deadline: .seconds(5))
+        // Every connection is closed, but the handler is still at work…
+        #expect(server.waitUntilStopped(timeout: .seconds(5)))
+        #expect(finished.load(ordering: .acquiring) == false)
+        // …and waiting for handlers returns once it is done.
+        #expect(server.waitForHandlers(timeout: .seconds(5)))
+        #expect(finished.load(ordering: .acquiring) == true)
     }
 
     @Test func connectionsBeyondTheLimitGet503() throws {

@@ -64,6 +64,17 @@ import Testing
         for j in 0..<3 { #expect(cosine(w2.column(j), wTrue.column(j)) >= 0.97) }
     }
 
+    @Test func coefficientFittingStopsWhenAsked() {
+        let (_, hTrue, a) = plantedNMF(n: 40, m: 60, r: 3, seed: 9)
+        let pefs = DiagonalPEFs(matrix: a, parameterCount: 60, keptColumns: Array(0..<60),
+                                examples: PEFExamples(norms: [], labels: [], predictions: []), datasetFisher: [])
+        var seen: [Int] = []
+        let stopped = DNPEFF.fitCoefficients(pefs, components: hTrue, keptColumns: Array(0..<60), iterations: 300,
+                                             afterStep: { seen.append($0); return $0 < 7 })
+        #expect(seen == Array(1...7))
+        #expect(stopped == DNPEFF.fitCoefficients(pefs, components: hTrue, keptColumns: Array(0..<60), iterations: 7))
+    }
+
     @Test func expansionLearnsNewComponentsAndKeepsFrozenOnes() {
         let (wTrue, hTrue, a) = plantedNMF(n: 60, m: 80, r: 4, seed: 12)
         let frozenH = hTrue.transposed().columns(2..<4).transposed() // components 2, 3 known

@@ -105,11 +105,16 @@ import Testing
                 ("no target", ["name": "x", "features": Array(train.features.prefix(1)), "labels": [[NSNull(), NSNull(), NSNull(), NSNull(), NSNull(), NSNull()]]], "null"),
                 ("declared form disagrees", ["name": "x", "features": Array(train.features.prefix(1)), "labels": [1], "sequence_length": 3, "step_features": 6], "declare"),
                 ("half a form", ["name": "x", "features": flat, "labels": [0, 1, 2], "sequence_length": 6], "both or neither"),
+                ("huge step_features", ["name": "x", "features": [[1, 2]], "labels": [0], "sequence_length": 2,
+                                        "step_features": 4_611_686_018_427_387_904], "step_features"),
             ]
             for (name, body, mention) in bad {
                 let r = checked(try c.json("POST", "/v1/datasets", body), "POST", "/v1/datasets")
                 #expect(r.status == 422 && r.errorMessage.contains(mention), "\(name): \(r.status) \(r.text)")
             }
+            let hugeCSV = try c.request("POST", "/v1/datasets?name=h&sequence_length=2&step_features=4611686018427387904",
+                                        body: Data("0,1,2\n".utf8), contentType: "text/csv")
+            #expect(hugeCSV.status == 422 && hugeCSV.errorMessage.contains("step_features"), "\(hugeCSV.text)")
             #expect(try count() == before)
             // Nested NDJSON lines with per-step labels.
             let lines = (0..<3).map { i in
@@ -145,6 +150,9 @@ import Testing
             }
             #expect(total == 250 && Double(right) / Double(total) >= 0.95, "per-step held-out accuracy \(right)/\(total)")
             #expect((p.object["predictions"] as? [Int]) == steps.map { $0.last! })
+            // Inputs nested in another shape than the model's T × d are refused, not silently re-split.
+            let misnested = try c.json("POST", "/v1/models/\(modelID)/predict", ["inputs": [[[1, 0, 0, 0, 1, 0], [0, 0, 1, 1, 0, 0], [0, 1, 0, 0, 0, 1]]]])
+            #expect(misnested.status == 422 && misnested.errorMessage.contains("sequence_length 6 × input_dim 3"), "\(misnested.text)")
             // Without every_step the answer has no step_predictions.
             let q = try c.json("POST", "/v1/models/\(modelID)/predict", ["inputs": Array(test.features.prefix(2))])
             #expect(q.status == 200 && q.object["step_predictions"] == nil)

@@ -123,8 +123,10 @@ import Testing
         try TestDatabase.withStore(backend) { store in
             let tenant = try TestDatabase.tenant(store)
             let sequence = Dataset(tenantID: tenant.id, name: "copy", examples: 3, features: 25 * 12, classes: 10,
-                                   sequenceLength: 25, stepFeatures: 12, labelsPerExample: 25, minFeature: -0.25)
-            let flat = Dataset(tenantID: tenant.id, name: "flat", examples: 3, features: 64, classes: 10)
+                                   sequenceLength: 25, stepFeatures: 12, labelsPerExample: 25, minFeature: -0.25,
+                                   createdAt: Date(timeIntervalSince1970: 1_700_000_000))
+            let flat = Dataset(tenantID: tenant.id, name: "flat", examples: 3, features: 64, classes: 10,
+                               createdAt: Date(timeIntervalSince1970: 1_700_000_001))
             try store.insert(sequence)
             try store.insert(flat)
             let back = try store.dataset(id: sequence.id, tenantID: tenant.id)

@@ -148,6 +148,8 @@ extension Connection {
                 serial = nil
             }
             core.pool.submit { [self] in
+                // A request whose deadline passed while it waited for a thread is not run at all.
+                if let serial, queue.sync(execute: { serial == abandonedSerial || closed }) { return }
                 let response = core.router.respond(to: request, context: current.context, resolution: current.resolution)
                 deliver(response, for: current.head, onQueue: false, serial: serial)
             }
@@ -171,7 +173,10 @@ extension Connection {
     /// otherwise its answer is on time and the deadline is cleared.
     private func claimAnswer(_ serial: Int?) -> Bool {
         guard let serial else { return true }
-        if serial == abandonedSerial || closed { return false }
+        if serial == abandonedSerial || closed {
+            core.lateAnswersDropped.add(1, ordering: .relaxed)
+            return false
+        }
         if serial == handlerSerial { handlerDeadline = nil }
         return true
     }

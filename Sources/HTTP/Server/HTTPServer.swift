@@ -79,6 +79,16 @@ public final class HTTPServer: Sendable {
     @discardableResult
     public func waitUntilStopped(timeout: Duration) -> Bool { core.waitUntilStopped(timeout: timeout) }
 
+    /// Blocks until no handler is queued or running (a handler past its deadline may still be at
+    /// work after its connection closed), or `timeout` passes; true when none is. Call it after
+    /// `waitUntilStopped()` and before closing what handlers use.
+    @discardableResult
+    public func waitForHandlers(timeout: Duration) -> Bool { core.pool.waitUntilIdle(timeout: timeout) }
+
+    /// Answers of buffered-body handlers dropped instead of sent: their deadline had passed (or
+    /// their connection had closed) by the time they returned.
+    public var lateAnswersDropped: Int { core.lateAnswersDropped.load(ordering: .relaxed) }
+
     private func acceptPending(_ listenFD: Int32) {
         for _ in 0..<256 {
             switch Socket.accept(listenFD) {
@@ -139,6 +149,7 @@ final class ServerCore: Sendable {
     let connectionTargets: [DispatchQueue]
     private let nextTarget = Atomic<Int>(0)
     let rejected = Atomic<Int>(0)
+    let lateAnswersDropped = Atomic<Int>(0)
     private let state = Mutex<(connections: [ObjectIdentifier: Connection], shuttingDown: Bool)>(([:], false))
     private let stopLock = ConditionLock()
     private nonisolated(unsafe) var stopped = false  // guarded by stopLock

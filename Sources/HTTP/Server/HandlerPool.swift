@@ -16,6 +16,8 @@ final class HandlerPool: @unchecked Sendable {
     private let pending = Atomic<Int>(0)
     /// Threads spinning for work before they sleep.
     private let spinning = Atomic<Int>(0)
+    /// Work items queued or running.
+    private let outstanding = Atomic<Int>(0)
 
     init(threads: Int, name: String) {
         for i in 0..<max(1, threads) {
@@ -29,6 +31,7 @@ final class HandlerPool: @unchecked Sendable {
     /// Queues `work` for the next free thread.
     func submit(_ work: @escaping @Sendable () -> Void) {
         lock.lock()
+        outstanding.add(1, ordering: .relaxed)
         queue.append(work)
         pending.add(1, ordering: .releasing)
         // A spinning thread will pick it up without a wake-up (a futex call and a context switch).
@@ -71,6 +74,17 @@ final class HandlerPool: @unchecked Sendable {
             if head == queue.count { queue.removeAll(keepingCapacity: true); head = 0 }
             lock.unlock()
             work()
+            outstanding.subtract(1, ordering: .releasing)
         }
+    }
+
+    /// Waits until no work is queued or running, or `timeout` passes; true when idle.
+    func waitUntilIdle(timeout: Duration) -> Bool {
+        let end = ContinuousClock.now + timeout
+        while outstanding.load(ordering: .acquiring) > 0 {
+            if ContinuousClock.now >= end { return false }
+            usleep(5_000)
+        }
+        return true
     }
 }

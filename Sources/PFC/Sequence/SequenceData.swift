@@ -37,11 +37,13 @@ public struct SequenceDataset: Sendable, Equatable {
         self.classes = classes ?? ((labels.max() ?? -1) + 1)
     }
 
-    /// A sequence view of a flat data set (e.g. 8×8 digits read row by row: T = 8, d = 8).
+    /// A sequence view of a flat data set (e.g. 8×8 digits read row by row: T = 8, d = 8); its labels
+    /// are per sequence, or per step when it has T per example.
     public init(_ flat: LabeledDataset, sequenceLength: Int) {
         precondition(flat.featureCount % sequenceLength == 0, "feature count is not a multiple of T")
+        precondition(flat.labelsPerExample == 1 || flat.labelsPerExample == sequenceLength, "per-step labels must number T per example")
         self.init(features: flat.features, sequenceLength: sequenceLength, stepFeatures: flat.featureCount / sequenceLength,
-                  labels: flat.labels, classes: flat.classes)
+                  labels: flat.labels, labelsPerStep: flat.labelsPerExample > 1, classes: flat.classes)
     }
 
     /// Number of sequences.

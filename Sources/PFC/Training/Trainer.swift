@@ -216,7 +216,7 @@ public struct Trainer: Sendable {
         epochLoop: for epoch in 1...options.epochs {
             let order = shuffle ? rng.permutation(n) : Array(0..<n)
             if schedule?.deterministic == true { window?.reset() }     // §3 deterministic mode
-            var lossSum: Double = 0, correct = 0, seen = 0
+            var lossSum: Double = 0, correct = 0, seen = 0, targetsSeen = 0
             let epochStart = clock.now
             for bi in 0..<batches {
                 let idx = order[(bi * bs)..<min(n, (bi + 1) * bs)]
@@ -241,10 +241,12 @@ public struct Trainer: Sendable {
                 stepExamples += idx.count
                 lossSum += Double(result.loss) * Double(idx.count)
                 if let counts = result.targetCounts {
-                    // Per-step labels: accuracy over the batch's targets, weighted as its examples.
-                    correct += counts.total > 0 ? Int((Double(counts.correct) / Double(counts.total) * Double(idx.count)).rounded()) : 0
+                    // Per-step labels: accuracy over every labelled step.
+                    correct += counts.correct
+                    targetsSeen += counts.total
                 } else {
                     correct += zip(result.outputs.columnArgmax(), labels).filter { $0 == $1 }.count
+                    targetsSeen += idx.count
                 }
                 seen += idx.count
                 record.loss = result.loss
@@ -252,7 +254,7 @@ public struct Trainer: Sendable {
                 let elapsed = max((clock.now - epochStart).seconds, 1e-9)
                 let report = TrainingProgress(
                     epoch: epoch, epochs: options.epochs, batch: bi + 1, batches: batches,
-                    loss: Float(lossSum / Double(seen)), accuracy: Float(correct) / Float(seen),
+                    loss: Float(lossSum / Double(seen)), accuracy: Float(correct) / Float(max(1, targetsSeen)),
                     examplesPerSecond: Double(seen) / elapsed,
                     validationLoss: lastValidation?.loss, validationAccuracy: lastValidation?.accuracy)
                 if progress(report) == .stop { cancelled = true; epochsRun = epoch; finalLoss = report.loss; break epochLoop }
@@ -286,17 +288,20 @@ public struct Trainer: Sendable {
     /// Mean loss and accuracy of `network` on `data`, in batches of `batchSize` to bound memory.
     public static func evaluate(_ network: any Network, on data: LabeledDataset, batchSize: Int = 500) -> (loss: Float, accuracy: Float) {
         guard data.count > 0 else { return (0, 0) }
-        var lossSum: Double = 0, correct: Double = 0
+        // Batches are weighted by their targets: examples, or labelled steps for per-step labels.
+        var lossSum: Double = 0, correct: Double = 0, weight: Double = 0
         var start = 0
         while start < data.count {
             let end = min(data.count, start + batchSize)
             let (x, labels) = data.batch(start..<end)
             let r = network.evaluate(x: x, labels: labels)
-            lossSum += Double(r.loss) * Double(end - start)
-            correct += Double(r.accuracy) * Double(end - start)
+            let w = Double(data.labelsPerExample > 1 ? labels.filter { $0 >= 0 }.count : end - start)
+            lossSum += Double(r.loss) * w
+            correct += Double(r.accuracy) * w
+            weight += w
             start = end
         }
-        return (Float(lossSum / Double(data.count)), Float(correct / Double(data.count)))
+        return weight > 0 ? (Float(lossSum / weight), Float(correct / weight)) : (0, 0)
     }
 }
 

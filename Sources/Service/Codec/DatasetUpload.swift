@@ -65,8 +65,9 @@ struct DatasetUpload {
     /// Checks the features of a sequence dataset hold T·d numbers per example.
     static func checkForm(_ form: SequenceForm?, features: Int?) throws {
         guard let form, let d = features else { return }
-        guard form.steps * form.stepFeatures == d else {
-            throw APIError.invalid("the rows have \(d) features, not sequence_length × step_features = \(form.steps * form.stepFeatures)")
+        let (product, overflow) = form.steps.multipliedReportingOverflow(by: form.stepFeatures)
+        guard !overflow, product == d else {
+            throw APIError.invalid("the rows have \(d) features, not sequence_length × step_features = \(form.steps) × \(form.stepFeatures)")
         }
     }
 

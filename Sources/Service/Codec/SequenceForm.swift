@@ -7,6 +7,8 @@ import Foundation
 struct SequenceForm: Equatable {
     var steps: Int
     var stepFeatures: Int
+    /// Largest `step_features` accepted (the service's input_dim limit is 100000 too).
+    static let maxStepFeatures = 100_000
 
     var description: String { "\(steps) steps × \(stepFeatures)" }
 
@@ -15,8 +17,8 @@ struct SequenceForm: Equatable {
         switch (sequenceLength, stepFeatures) {
         case (nil, nil): return nil
         case let (t?, d?):
-            guard t >= 1, d >= 1, t <= 10_000 else {
-                throw APIError.invalid("sequence_length (1…10000) and step_features must be positive integers")
+            guard t >= 1, d >= 1, t <= 10_000, d <= Self.maxStepFeatures else {
+                throw APIError.invalid("sequence_length (1…10000) and step_features (1…\(Self.maxStepFeatures)) must be positive integers")
             }
             return SequenceForm(steps: t, stepFeatures: d)
         default: throw APIError.invalid("sequence_length and step_features go together: give both or neither")

@@ -216,12 +216,18 @@ struct AnalysisJobRunner {
         beat(b, AnalysisProgressDTO(phase: "fitting", examplesDone: n, examples: n, step: 0, steps: steps, loss: nil), force: true)
         if let stop = b.stop { throw stop }
         let w: Matrix
+        // Progress (and with it a cancel) is seen between steps.
+        let afterStep = { (step: Int) -> Bool in
+            beat(b, AnalysisProgressDTO(phase: "fitting", examplesDone: n, examples: n, step: step, steps: steps, loss: nil))
+            return b.stop == nil
+        }
         switch pefs {
         case .diagonal(let p):
-            w = DNPEFF.fitCoefficients(p, components: h, keptColumns: kept, iterations: steps)
+            w = DNPEFF.fitCoefficients(p, components: h, keptColumns: kept, iterations: steps, afterStep: afterStep)
         case .lowRank(let p):
-            w = LRMNPEFF.fitCoefficients(p, components: h, keptColumns: kept, iterations: steps)
+            w = LRMNPEFF.fitCoefficients(p, components: h, keptColumns: kept, iterations: steps, afterStep: afterStep)
         }
+        if let stop = b.stop { throw stop }
         beat(b, AnalysisProgressDTO(phase: "storing", examplesDone: n, examples: n, step: steps, steps: steps, loss: nil), force: true)
         if let stop = b.stop { throw stop }
         let fitComponents = (0..<r).map { j -> FitSummary.Component in

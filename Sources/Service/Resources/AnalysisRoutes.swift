@@ -292,6 +292,6 @@ extension PFCService {
                                pefNormRatio: finite(best.pefNormRatio), topKL: finite(best.topKL), baselineKL: finite(best.baselineKL),
                                topAccuracy: finite(best.topAccuracy), baselineAccuracy: finite(best.baselineAccuracy),
                                originalTopAccuracy: finite(best.originalTopAccuracy), topExamples: top, randomExamples: baseline.count,
-                               bySign: result.bySign.map(PerturbSignDTO.init), targetedKL: targetedKL)
+                               bySign: result.bySign.map(PerturbSignDTO.init), targetedKL: targetedKL.map(finite))
     }
 }

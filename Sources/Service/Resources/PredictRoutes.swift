@@ -23,6 +23,10 @@ extension PFCService {
             if everyStep && !arch.kind.isSequence {
                 throw APIError.invalid("every_step applies to the recurrent kinds (factorized_rnn, rnn); this model is \(arch.kind.rawValue)")
             }
+            if let nested = body.rows.nestedForm, !arch.kind.isSequence || nested.steps != arch.sequenceLength || nested.stepFeatures != arch.inputDim {
+                throw APIError.invalid("inputs are nested as \(nested.description) numbers but the model reads "
+                    + (arch.kind.isSequence ? "sequence_length \(arch.sequenceLength) × input_dim \(arch.inputDim)" : "flat rows of input_dim \(arch.inputDim)"))
+            }
             var x = Matrix(rows: arch.featureCount, cols: inputs.count)
             for (j, row) in inputs.enumerated() {
                 guard row.count == arch.featureCount else {
