@@ -134,7 +134,7 @@ struct DatasetUpload {
                 throw APIError.invalid("row \(line), column \(col + 1): not a finite 32-bit number")
             }
             try builder.append(labels: try example.label.values(form: form, row: line), features: values, row: line)
-            if line == 1 || builder.examples == 1 { try checkForm(form, features: builder.features) }
+            if builder.examples == 1 { try checkForm(form, features: builder.features) }  // fail a bad stream early
         }
         try checkForm(form, features: builder.features)
         return DatasetUpload(name: name, imageShape: try validShape(try queryShape(request), features: builder.features), sequence: form, builder: builder)
