@@ -51,7 +51,7 @@ extension Connection {
             failRequest(HTTPParseError(.contentTooLarge, "body of \(n) bytes exceeds \(limit)"))
             return
         }
-        let context = RequestContext(route: resolution.template, remoteAddress: peer, logger: core.logger)
+        let context = RequestContext(route: resolution.template, remoteAddress: peer, logger: core.logger, server: core.status)
         current = Current(head: head, resolution: resolution, context: context)
         let hasBody: Bool
         switch head.framing {
@@ -161,6 +161,7 @@ extension Connection {
         guard !closed, inFlight, let current, let limit = core.configuration.handlerTimeout else { return }
         handlerDeadline = nil
         abandonedSerial = handlerSerial
+        current.context.cancellation.cancel()
         core.logger.warning("handler missed its deadline", metadata: ["peer": .string(peer), "path": .string(current.head.path)])
         let ms = limit.components.seconds * 1000 + limit.components.attoseconds / 1_000_000_000_000_000
         let within = ms % 1000 == 0 ? "\(ms / 1000) s" : "\(Double(ms) / 1000) s"

@@ -139,6 +139,9 @@ final class Connection: @unchecked Sendable {
 
     private func handlePeerEOF() {
         gate?.close()  // a streamed response has nobody left to read it
+        // A client that closes while its request runs has gone away (a half-close while waiting for
+        // the answer is treated the same): its handler may stop early.
+        if inFlight { current?.context.cancellation.cancel() }
         if phase == .bufferingBody || phase == .streamingBody {
             bodyStream?.fail(HTTPError(.badRequest, code: "client_disconnected", message: "client closed before the body ended"))
             closeAfterResponse = true
@@ -263,6 +266,7 @@ final class Connection: @unchecked Sendable {
     private func destroy() {
         guard !closed else { return }
         closed = true
+        current?.context.cancellation.cancel()
         gate?.close()
         bodyStream?.fail(ResponseBodyWriter.ClientDisconnected())
         if readSuspended { readSuspended = false; readSource.resume() }

@@ -170,6 +170,9 @@ final class ServerCore: Sendable {
 
     var connectionCount: Int { state.withLock { $0.connections.count } }
 
+    /// The handler pool's load, handed to every request's context.
+    var status: ServerStatus { ServerStatus(pool: pool, handlerThreads: configuration.handlerThreads) }
+
     /// Registers and starts a connection; false when over the limit or shutting down.
     func admit(fd: Int32, peer: String) -> Bool {
         let connection = state.withLock { s -> Connection? in

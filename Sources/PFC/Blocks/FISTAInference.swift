@@ -98,6 +98,8 @@ public enum FISTAInference {
         var hT = Matrix(rows: b, cols: k)
         let frozenScales = settings.frozen?.scales
         let floor = settings.floor, normalize = settings.normalizeColumns
+        // A cancelled caller (ComputeCancellation) ends the iterations early and discards the result.
+        let cancellation = ComputeCancellation.current
 
         zs.withUnsafeMutableBufferPointer { zAll in
         us.withUnsafeMutableBufferPointer { uAll in
@@ -127,6 +129,7 @@ public enum FISTAInference {
                     var hp = hpb.baseAddress!, hc = hcb.baseAddress!
                     let e = ep.baseAddress!
                     for t in 0..<n {
+                        if let cancellation, cancellation.isCancelled { break }
                         let beta = momentum[t]
                         let z = zRegion + (keepTape ? t : t % 2) * kb
                         let zNext = zRegion + (keepTape ? t + 1 : (t + 1) % 2) * kb

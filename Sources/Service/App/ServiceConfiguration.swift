@@ -23,6 +23,15 @@ public struct ServiceLimits: Sendable {
     public var maxStreamedDatasetBytes = 1 << 30
     /// Largest JSON request other than datasets. Default 16 MiB (predict inputs).
     public var maxRequestBytes = 16 << 20
+    /// Most multiply-adds one prediction (or forget evaluation) may cost: rows × (d·K + N·K² + C·K)
+    /// per PFC block, plus the Gram matrix. Default 5·10¹¹ (10 000 MNIST rows at K 300, N 100 fit;
+    /// about 10–30 s on 2 cores). Beyond it: 422 naming `max_predict_work`.
+    public var maxPredictWork = 500_000_000_000
+    /// Open job event streams per tenant. Default 4; one more is answered 429.
+    public var maxEventStreamsPerTenant = 4
+    /// Open job event streams in all, across tenants: each holds a handler thread until the
+    /// service-core redesign. Default 8 (half the handler threads); one more is answered 503.
+    public var maxEventStreams = 8
 
     /// The defaults.
     public init() {}
@@ -42,6 +51,8 @@ public struct ServiceConfiguration: Sendable {
     public var pollSeconds: Double = 0.5
     /// Loaded model versions kept in memory for predictions. Default 16.
     public var modelCacheSize = 16
+    /// `/healthz` answers 503 "saturated" once a request has waited this long for a handler thread. Default 5 s.
+    public var saturationSeconds: Double = 5
     /// Log one line per request. Default true.
     public var accessLog = true
     /// Request limits.

@@ -64,7 +64,8 @@ extension PFCService {
             guard let datasetID = analysis.datasetID else { throw APIError.invalid("the analysis has no dataset") }
             let dataset = try storeCall { try store.dataset(id: datasetID, tenantID: tenant) }
             guard let shape = dataset.imageShape.flatMap({ try? JSONDecoder().decode([Int].self, from: Data($0.utf8)) }),
-                  shape.count >= 2, shape.allSatisfy({ $0 >= 1 }), dataset.features % (shape[0] * shape[1]) == 0 else {
+                  shape.count >= 2, shape.allSatisfy({ $0 >= 1 }), let pixels = CheckedSize.product(shape[0], shape[1]),
+                  dataset.features % pixels == 0 else {
                 throw APIError.invalid("dataset \(datasetID) has no image_shape; example grids need image-shaped data")
             }
             let top = ((try? JSONDecoder().decode([TopExampleDTO].self, from: Data(component.topExamples.utf8))) ?? []).prefix(count)

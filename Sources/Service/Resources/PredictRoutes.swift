@@ -41,18 +41,38 @@ extension PFCService {
                     x[i, j] = v
                 }
             }
-            let (outputs, explanations, stepOutputs) = Self.explain(network, x: x, top: top, everyStep: everyStep)
-            let predictions = outputs.columnArgmax()
-            var stepPredictions: [[Int]]? = nil
-            if everyStep, let stepOutputs {
-                let perStep = stepOutputs.map { $0.columnArgmax() }
-                stepPredictions = (0..<x.cols).map { b in perStep.map { $0[b] } }
+            try limits.checkInference(rows: inputs.count, of: arch, what: "a prediction")
+            // Chunks bound the FISTA buffers (K × rows floats each) and let a cancelled request
+            // (client gone, deadline passed, shutdown) stop between and within chunks.
+            let token = ctx.computeToken
+            var predictions: [Int] = [], outputs: [[Float]] = [], explanations: [[ExplanationDTO]] = []
+            var stepPredictions: [[Int]]? = everyStep ? [] : nil
+            for start in stride(from: 0, to: x.cols, by: Self.predictChunkRows) {
+                let chunk = x.columns(start..<min(x.cols, start + Self.predictChunkRows))
+                let (out, expl, stepOutputs) = ComputeCancellation.run(token) { Self.explain(network, x: chunk, top: top, everyStep: everyStep) }
+                if token.isCancelled { throw requestAbandoned() }
+                if let bad = (0..<out.cols).first(where: { j in
+                    out.column(j).contains { !$0.isFinite } || expl[j].contains { !$0.activation.isFinite || !$0.contribution.isFinite }
+                }) {
+                    throw APIError.invalid("the model's outputs for inputs[\(start + bad)] are not finite numbers "
+                        + "(inputs too large for this model, or version \(version) diverged in training)")
+                }
+                predictions += out.columnArgmax()
+                outputs += (0..<out.cols).map { out.column($0) }
+                explanations += expl
+                if everyStep, let stepOutputs {
+                    let perStep = stepOutputs.map { $0.columnArgmax() }
+                    stepPredictions! += (0..<chunk.cols).map { b in perStep.map { $0[b] } }
+                }
             }
             return try JSONCoding.response(PredictResponse(
                 modelVersion: version, predictions: predictions,
-                outputs: (0..<x.cols).map { outputs.column($0) }, explanations: explanations, stepPredictions: stepPredictions))
+                outputs: outputs, explanations: explanations, stepPredictions: stepPredictions))
         }
     }
+
+    /// Rows per forward pass of a prediction.
+    static let predictChunkRows = 512
 
     /// The network of a model version (latest when nil), through the cache.
     func loadNetwork(modelID: String, tenantID: String, version: Int?) throws -> (Int, any Network) {
