@@ -57,6 +57,10 @@ paths:
       operationId: healthz
       tags: [ops]
       summary: Liveness. Answers as long as the process serves requests.
+      description: |
+        Answered on the connection's own queue, so it answers even when every handler thread is
+        busy; then it says so: 503 with status `saturated` once a request has waited longer than
+        the saturation threshold (5 s by default) for a handler thread.
       security: []
       responses:
         "200":
@@ -67,7 +71,17 @@ paths:
             application/json:
               schema: { $ref: "#/components/schemas/Health" }
         "500": { $ref: "#/components/responses/InternalError" }
-        "503": { $ref: "#/components/responses/Unavailable" }
+        "503":
+          description: The process is up but its handler pool is saturated (status `saturated`), or over the connection limit (an Error).
+          headers:
+            X-Request-Id: { $ref: "#/components/headers/X-Request-Id" }
+            Retry-After: { schema: { type: integer } }
+          content:
+            application/json:
+              schema:
+                oneOf:
+                  - { $ref: "#/components/schemas/Health" }
+                  - { $ref: "#/components/schemas/Error" }
 
   /readyz:
     get:
@@ -412,6 +426,12 @@ paths:
       operationId: predict
       tags: [predict]
       summary: Predict classes, with the basis vectors that explain each prediction.
+      description: |
+        At most 10 000 rows, and at most `max_predict_work` multiply-adds (5·10¹¹ by default:
+        rows × (d·K + N·K² + C·K) per PFC block, plus the Gram matrix once): a 422 names the limit and
+        the most rows this model allows. Rows run in chunks of 512; a client that disconnects (or a
+        request past the handler deadline) stops its prediction within one FISTA iteration. Outputs
+        are always finite: inputs that overflow the model's arithmetic get a 422 naming the row.
       requestBody:
         required: true
         content:
@@ -555,6 +575,11 @@ paths:
         Events named `progress` (data: the Job as JSON) while it runs, then one event named `end`
         (data: the Job in a terminal state), then the stream closes. A job that has already
         finished gets the `end` event only. Comment lines may be sent as heartbeats.
+
+        Each open stream holds a handler thread, so streams are capped: 4 per tenant
+        (`max_event_streams_per_tenant`, 429 beyond) and 8 in all on one process
+        (`max_event_streams`, 503 beyond). Both carry `Retry-After`; polling `GET /v1/jobs/{id}`
+        always works.
       responses:
         "200":
           description: An event stream.
@@ -567,6 +592,7 @@ paths:
                 example: "event: progress\ndata: {\"id\": \"…\", \"state\": \"running\", …}\n\nevent: end\ndata: {\"id\": \"…\", \"state\": \"succeeded\", …}\n\n"
         "401": { $ref: "#/components/responses/Unauthorized" }
         "404": { $ref: "#/components/responses/NotFound" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
 
@@ -609,6 +635,9 @@ paths:
       operationId: listTasks
       tags: [continual]
       summary: The model's tasks with the column ranges they trained.
+      parameters:
+        - $ref: "#/components/parameters/Limit"
+        - $ref: "#/components/parameters/Offset"
       responses:
         "200":
           description: The tasks, oldest first.
@@ -617,6 +646,7 @@ paths:
           content:
             application/json:
               schema: { $ref: "#/components/schemas/TaskList" }
+        "400": { $ref: "#/components/responses/BadRequest" }
         "401": { $ref: "#/components/responses/Unauthorized" }
         "404": { $ref: "#/components/responses/NotFound" }
         "500": { $ref: "#/components/responses/InternalError" }
@@ -673,6 +703,8 @@ paths:
       summary: The batch ledger, one row per optimizer step of every task.
       parameters:
         - { name: task, in: query, required: false, schema: { type: integer, minimum: 1 } }
+        - $ref: "#/components/parameters/Limit"
+        - $ref: "#/components/parameters/Offset"
       responses:
         "200":
           description: Ledger rows.
@@ -1147,6 +1179,15 @@ components:
       content:
         application/json:
           schema: { $ref: "#/components/schemas/Error" }
+    TooManyRequests:
+      description: 'A per-tenant limit is reached for now (the message names it); retry after `Retry-After` seconds.'
+      headers:
+        X-Request-Id: { $ref: "#/components/headers/X-Request-Id" }
+        Retry-After: { schema: { type: integer } }
+      content:
+        application/json:
+          schema: { $ref: "#/components/schemas/Error" }
+
     Unavailable:
       description: 'Not ready (database unreachable, migrations not current) or over the connection limit (code `unavailable`).'
       headers:
@@ -1180,7 +1221,8 @@ components:
       additionalProperties: false
       required: [status]
       properties:
-        status: { type: string, enum: [ok] }
+        status: { type: string, enum: [ok, saturated] }
+        handler_queue_delay_seconds: { type: number, description: 'With `saturated`: how long the oldest request has waited for a handler thread.' }
 
     Readiness:
       type: object

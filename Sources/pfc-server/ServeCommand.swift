@@ -112,19 +112,27 @@ struct ServeCommand: ParsableCommand {
             let source = DispatchSource.makeSignalSource(signal: signo, queue: .global())
             source.setEventHandler {
                 logger.info("signal received, shutting down", metadata: ["signal": "\(signo)"])
-                service.stopWorkers(deadline: .seconds(2))
+                // Both at once: the server's deadline starts now, and the workers' running job stops
+                // at its next FISTA iteration (it runs again from its lease elsewhere).
                 server.shutdown(deadline: config.shutdownDeadline)
+                service.stopWorkers(deadline: .seconds(2))
             }
             source.activate()
             return source
         }
         server.waitUntilStopped()
-        // A handler abandoned at its deadline may still be inside a transaction: let it finish first.
-        if !server.waitForHandlers(timeout: config.shutdownDeadline) {
-            logger.warning("handlers still running at the shutdown deadline; closing the database under them")
+        // Connections closed at the deadline at the latest, and that cancelled their handlers' compute:
+        // give a handler still inside a transaction a moment to finish it (an interrupted one rolls back).
+        if !server.waitForHandlers(timeout: .seconds(1)) {
+            logger.warning("handlers still running after the shutdown deadline; closing the database under them")
         }
         signals.forEach { $0.cancel() }
         store.close()
+        logger.info("database closed; exiting")
+        // Exit now: a job's compute cut short may still be unwinding on its threads, and the libraries'
+        // exit handlers (OpenBLAS's among them) would wait for it. Everything durable is written.
+        fflush(nil)
+        _exit(0)
     }
 
     private func addEcho(_ router: inout Router) {

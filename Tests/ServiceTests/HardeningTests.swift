@@ -313,7 +313,9 @@ import Glibc
             close(fd)
             #expect(h.server.waitForHandlers(timeout: .seconds(10)))
             let stoppedAfter = Date().timeIntervalSince(closedAt)
-            #expect(stoppedAfter < 3, "the abandoned prediction ran on for \(stoppedAfter) s")
+            // Run to its end it takes tens of seconds on two idle cores; stopped, it ends within an iteration or
+            // two (seconds only on a machine loaded many times over).
+            #expect(stoppedAfter < 10, "the abandoned prediction ran on for \(stoppedAfter) s")
             try alive(h)
         }
     }

@@ -206,6 +206,7 @@ public enum FISTAInference {
         precondition(gradHT.rows == b && gradHT.cols == k, "gradient shape mismatch")
         let eta = tape.step, floor = settings.floor
         let chunks = tape.chunks, beta = tape.momentum
+        let cancellation = ComputeCancellation.current  // a cancelled caller discards the gradient
         let parts = chunks.count
         var partialA = [Float](repeating: 0, count: parts * k * k)
         var partialW = [Float](repeating: 0, count: parts * d * k)
@@ -239,6 +240,7 @@ public enum FISTAInference {
                     let bb = bbb.baseAddress!
                     let g = gBase + c0 * k
                     for t in stride(from: n - 1, through: 0, by: -1) {
+                        if let cancellation, cancellation.isCancelled { break }
                         let c1 = t + 1 < n ? 1 + beta[t] : 0
                         let c2 = t + 2 < n ? -beta[t + 1] : 0
                         let ub = uRegion + t * kb

@@ -141,6 +141,8 @@ struct TrainingJobRunner {
         let metricsJSON = String(decoding: try JSONCoding.encoder.encode(JSONValue.object(metrics)), as: UTF8.self)
         let usage = Self.meanActivations(network, data: data)
         let weights = Data(ModelFile.encode(network))
+        // Compute cut short by shutdown (ComputeCancellation) must never be stored: the job runs again.
+        if workers.isStopping { return }
         try store.transaction { s in
             let v = try s.appendModelVersion(modelID: modelID, tenantID: tenant, parentVersion: base.version,
                                              reason: isTask ? .task : .train, metrics: metricsJSON, weights: weights)

@@ -241,7 +241,10 @@ extension PFCService {
         let top = Array(ranked.prefix(body.top ?? min(32, max(1, ranked.count / 4))))
         guard !top.isEmpty else { throw APIError.invalid("the component has no top examples on dataset \(datasetID)") }
         let baseline = GuidedPerturbation.randomExamples(data.count, count: min(body.random ?? 512, data.count), seed: body.seed)
-        // One evaluation set: the random rows, then the top rows.
+        // One evaluation set: the random rows, then the top rows. Its per-example gradients (about 3
+        // passes) and up to 24 KL evaluations of the perturbed model run on this request's thread.
+        try configuration.limits.checkInference(rows: CheckedSize.product(baseline.count + top.count, 3 + 2 * 24) ?? Int.max,
+                                                of: network.architecture, what: "a perturbation (gradients and evaluations)")
         let sub = AnalysisCompute.subset(data, rows: baseline + top)
         let baseIndices = Array(0..<baseline.count), topIndices = Array(baseline.count..<(baseline.count + top.count))
         let method = AnalysisMethod(rawValue: analysis.kind) ?? .diagonal

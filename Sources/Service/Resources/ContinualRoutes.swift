@@ -141,6 +141,9 @@ extension PFCService {
         var before: Float? = nil, after: Float? = nil
         if let evalID = body.evaluateOn {
             let ds = try storeCall { try store.dataset(id: evalID, tenantID: tenantID) }
+            // Two forward passes over the whole dataset run on this request's thread.
+            try configuration.limits.checkInference(rows: CheckedSize.product(2, ds.examples) ?? Int.max, of: network.architecture,
+                                                    what: "evaluate_on (two passes)")
             let data = try storeCall { try DatasetBlobReader.load(from: store, dataset: ds, tenantID: tenantID, classes: network.architecture.outputDim) }
             guard data.featureCount == network.architecture.featureCount, data.classes <= network.architecture.outputDim,
                   data.labelsPerExample == 1 else {

@@ -102,13 +102,30 @@ extension PFCService {
         let final = outputs.columnArgmax()
         let perStep = everyStep ? trace.outputs.map { $0.columnArgmax() } : Array(repeating: final, count: trace.outputs.count)
         let k = trace.wy.cols
+        if ComputeCancellation.current?.isCancelled == true { return (outputs, Array(repeating: [], count: x.cols), trace.outputs) }
         let explanations = (0..<x.cols).map { b -> [ExplanationDTO] in
             trace.codes.enumerated().flatMap { t, hT in
-                (0..<k).map { j in ExplanationDTO(block: t, component: j, activation: hT[b, j], contribution: hT[b, j] * trace.wy[perStep[t][b], j]) }
-                    .sorted { $0.contribution > $1.contribution }.prefix(top)
+                topContributions(count: top, of: k) { j in
+                    ExplanationDTO(block: t, component: j, activation: hT[b, j], contribution: hT[b, j] * trace.wy[perStep[t][b], j])
+                }
             }
         }
         return (outputs, explanations, trace.outputs)
+    }
+
+    /// The `count` explanations of largest contribution among `item(0..<k)`, largest first (ties:
+    /// lower component first), kept in a small sorted buffer instead of sorting all K.
+    static func topContributions(count: Int, of k: Int, _ item: (Int) -> ExplanationDTO) -> [ExplanationDTO] {
+        var best: [ExplanationDTO] = []
+        best.reserveCapacity(count + 1)
+        for j in 0..<k {
+            let e = item(j)
+            if best.count == count, let last = best.last, !(e.contribution > last.contribution) { continue }
+            let at = best.firstIndex { e.contribution > $0.contribution } ?? best.count
+            best.insert(e, at: at)
+            if best.count > count { best.removeLast() }
+        }
+        return best
     }
 
     /// Outputs and, for PFC kinds, each example's top basis vectors by contribution h_k·W_y[ŷ, k]
@@ -126,12 +143,15 @@ extension PFCService {
         default:
             return (network.predict(x), Array(repeating: [], count: x.cols), nil)
         }
+        // A cancelled forward pass is discarded by the caller: skip explaining it.
+        if ComputeCancellation.current?.isCancelled == true { return (act.y, Array(repeating: [], count: x.cols), nil) }
         let predictions = act.y.columnArgmax()
         let k = wy.cols
         let explanations = (0..<x.cols).map { b -> [ExplanationDTO] in
             let c = predictions[b]
-            let items = (0..<k).map { j in ExplanationDTO(block: block, component: j, activation: act.hT[b, j], contribution: act.hT[b, j] * wy[c, j]) }
-            return Array(items.sorted { $0.contribution > $1.contribution }.prefix(top))
+            return topContributions(count: top, of: k) { j in
+                ExplanationDTO(block: block, component: j, activation: act.hT[b, j], contribution: act.hT[b, j] * wy[c, j])
+            }
         }
         return (act.y, explanations, nil)
     }
