@@ -664,6 +664,11 @@ paths:
         line. Every `batch_size` lines train one Sliding Learnable Window step; memory stays
         bounded by one batch. The answer is the task's summary. Nothing is stored unless the whole
         body was read and trained; then the new version and its ledger are written in one transaction.
+        The stream trains on the request's thread, so its work is bounded: one batch by
+        `max_predict_work` (checked before the body is read) and the whole stream by
+        `max_streamed_task_work` (5·10¹² multiply-adds by default, checked as examples arrive); past
+        either, 422 naming the limit. A task that grows past the creation limits (K ≤ 5000, 20 M
+        weights) is refused the same way.
       parameters:
         - { name: name, in: query, required: true, schema: { type: string, minLength: 1, maxLength: 200 } }
         - { name: batch_size, in: query, required: false, schema: { type: integer, minimum: 1, maximum: 10000, default: 50 } }

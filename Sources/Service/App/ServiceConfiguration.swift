@@ -27,6 +27,10 @@ public struct ServiceLimits: Sendable {
     /// per PFC block, plus the Gram matrix. Default 5·10¹¹ (10 000 MNIST rows at K 300, N 100 fit;
     /// about 10–30 s on 2 cores). Beyond it: 422 naming `max_predict_work`.
     public var maxPredictWork = 500_000_000_000
+    /// Most multiply-adds of forward passes one streamed task (`POST /v1/models/{id}/tasks/stream`)
+    /// may train before it is refused, as the stream arrives: it trains on the request's thread.
+    /// Default 5·10¹² (10 × `maxPredictWork`; 100 000 MNIST rows at K 300, N 100).
+    public var maxStreamedTaskWork = 5_000_000_000_000
     /// Open job event streams per tenant. Default 4; one more is answered 429.
     public var maxEventStreamsPerTenant = 4
     /// Open job event streams in all, across tenants: each holds a handler thread until the

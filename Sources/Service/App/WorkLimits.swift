@@ -41,16 +41,11 @@ enum CheckedSize {
 }
 
 extension Architecture {
-    /// Weights in all matrices with basis `k` (the same count the creation limit uses), nil on overflow.
+    /// Weights in all matrices with basis `k` (the count the creation limit uses), nil on overflow.
     func weightCount(basis k: Int) -> Int? {
-        let d = inputDim, c = outputDim
-        switch kind {
-        case .pfc2: return CheckedSize.product(CheckedSize.sum(d, d, c) ?? -1, k)
-        case .factorizedRNN, .rnn:
-            return CheckedSize.sum(CheckedSize.product(CheckedSize.sum(d, k, c) ?? -1, k), CheckedSize.product(2, k), c)
-        case .pfc: return CheckedSize.product(CheckedSize.sum(d, c) ?? -1, k)
-        case .mlp: return CheckedSize.sum(CheckedSize.product(CheckedSize.sum(d, c) ?? -1, k), k, c)
-        }
+        var grown = self
+        grown.basis = k
+        return grown.parameterCount
     }
 
     /// Multiply-adds of one forward pass over `rows` examples (FISTA: ηXᵀW once and Z·A per

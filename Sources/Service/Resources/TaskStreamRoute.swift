@@ -131,6 +131,12 @@ extension PFCService {
             guard label < arch.outputDim else { throw APIError.invalid("NDJSON line \(line): label \(label) ≥ output_dim \(arch.outputDim)") }
             rows.append(values); labels.append(label); rowNumbers.append(examples)
             examples += 1
+            // The whole stream trains on this request's thread: bound its total work too.
+            if examples % o.batchSize == 0, let work = network.architecture.inferenceWork(rows: examples),
+               work > configuration.limits.maxStreamedTaskWork {
+                throw APIError.invalid("the stream passed max_streamed_task_work (\(configuration.limits.maxStreamedTaskWork) multiply-adds) "
+                    + "after \(examples) examples; nothing was stored: split it into several tasks or queue it as a job (POST /v1/models/{id}/tasks)")
+            }
             if rows.count == o.batchSize { try trainBatch() }
         }
         try trainBatch()
