@@ -14,6 +14,10 @@ public final class PFCService: Sendable {
     public let metrics: MetricsRegistry
     let modelCache: ModelCache
     let workers: JobWorkers
+    /// The per-API-key request rate limit; nil when `tenantLimits.requestsPerSecond` is 0.
+    let rateLimiter: RateLimiter?
+    /// Per-tenant quotas, checked where datasets, models and jobs are created.
+    let quotas: TenantQuotas
     let logger: Logger
 
     /// A service over `store`.
@@ -25,6 +29,10 @@ public final class PFCService: Sendable {
         self.logger = logger
         self.modelCache = ModelCache(capacity: configuration.modelCacheSize)
         self.workers = JobWorkers(store: store, configuration: configuration, logger: logger)
+        let limits = configuration.tenantLimits
+        self.rateLimiter = limits.requestsPerSecond > 0
+            ? RateLimiter(rate: limits.requestsPerSecond, burst: max(1, limits.requestBurst), capacity: max(1, limits.maxTrackedKeys)) : nil
+        self.quotas = TenantQuotas(store: store, limits: limits)
     }
 
     /// Starts the training workers (threads of their own, not the handler pool).
@@ -41,6 +49,7 @@ public final class PFCService: Sendable {
         if configuration.accessLog { r.use(AccessLogMiddleware(level: .info)) }
         r.use(MetricsMiddleware(registry: metrics))
         r.use(TenantAuthMiddleware(store: store))
+        if let rateLimiter { r.use(RateLimitMiddleware(limiter: rateLimiter)) }
         registerOps(&r)
         registerDatasets(&r)
         registerModels(&r)
@@ -71,6 +80,8 @@ public final class PFCService: Sendable {
         r.get("/metrics") { [self] _, _ in
             var text = metrics.prometheusText()
             text += (try? jobStateMetrics()) ?? ""
+            text += rateLimiter?.prometheusText() ?? ""
+            text += quotas.prometheusText()
             var resp = Response.text(text)
             resp.headers.replaceOrAdd(name: "Content-Type", value: "text/plain; version=0.0.4; charset=utf-8")
             return resp
