@@ -13,17 +13,26 @@ info:
 
     - All JSON uses snake_case. Timestamps are RFC 3339 strings in UTC
       (e.g. `2026-11-23T12:00:00Z`, fractional seconds allowed). Ids are opaque strings (UUIDs).
-    - Every `/v1/*` request needs `Authorization: Bearer <api key>`. A missing or unknown key
-      answers 401; another tenant's resource answers 404 (never 403).
+    - Every `/v1/*` request needs `Authorization: Bearer <api key>`. A missing, unknown or revoked
+      key answers 401; another tenant's resource answers 404 (403 means only a quota, below).
+    - Per-client limits (`pfc-server serve` flags; defaults in brackets; 0 turns one off; each
+      replica counts on its own):
+      each API key may send `--rate-limit` requests per second [100] in bursts of `--rate-burst`
+      [200], beyond which any `/v1/*` operation answers 429 `rate_limited` with `Retry-After`.
+      Each tenant may keep `--quota-dataset-bytes` of stored datasets [10 GiB] and
+      `--quota-models` models [1000]: creating more answers 403 `dataset_bytes_quota_exceeded` or
+      `model_quota_exceeded`; and may have `--quota-jobs` queued plus running jobs [100]: queueing
+      more answers 429 `job_quota_exceeded` with `Retry-After`. Messages name the quota and its value.
     - `/healthz`, `/readyz`, `/metrics` and `/openapi.yaml` need no key.
     - List endpoints take `limit` (1–1000, default 50) and `offset` (≥ 0, default 0) and answer
       `{"items": [...], "next_offset": integer|null}`; a non-integer or out-of-range value answers 400.
     - Every error (4xx and 5xx) is `{"error": {"code": string, "message": string}}`. Codes by status:
       400 `bad_request` (or `invalid_json`, `invalid_csv`, `invalid_ndjson` for malformed bodies),
-      401 `unauthorized`, 404 `not_found`, 405 `method_not_allowed` (with `Allow`),
+      401 `unauthorized`, 403 `dataset_bytes_quota_exceeded` or `model_quota_exceeded`, 404 `not_found`,
+      405 `method_not_allowed` (with `Allow`),
       408 `request_timeout`, 409 `conflict`, 413 `payload_too_large`, 415 `unsupported_media_type`,
       422 `unprocessable_entity` (the message names the field, row and column),
-      429 `too_many_requests`, 431 `header_fields_too_large`, 500 `internal_error`, 503 `unavailable`.
+      429 `rate_limited`, `job_quota_exceeded` or `too_many_requests`, 431 `header_fields_too_large`, 500 `internal_error`, 503 `unavailable`.
     - Every response carries `X-Request-Id` (the client's, when it sent a sane one).
 
     The HTTP layer can also answer any request with 405 (known path, other method, with `Allow`),
@@ -198,9 +207,11 @@ paths:
             DeleteDataset: { operationId: deleteDataset, parameters: { id: "$response.body#/id" } }
         "400": { $ref: "#/components/responses/BadRequest" }
         "401": { $ref: "#/components/responses/Unauthorized" }
+        "403": { $ref: "#/components/responses/QuotaExceeded" }
         "413": { $ref: "#/components/responses/PayloadTooLarge" }
         "415": { $ref: "#/components/responses/UnsupportedMediaType" }
         "422": { $ref: "#/components/responses/UnprocessableEntity" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
     get:
@@ -220,6 +231,7 @@ paths:
               schema: { $ref: "#/components/schemas/DatasetList" }
         "400": { $ref: "#/components/responses/BadRequest" }
         "401": { $ref: "#/components/responses/Unauthorized" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
 
@@ -240,6 +252,7 @@ paths:
               schema: { $ref: "#/components/schemas/Dataset" }
         "401": { $ref: "#/components/responses/Unauthorized" }
         "404": { $ref: "#/components/responses/NotFound" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
     delete:
@@ -254,6 +267,7 @@ paths:
         "401": { $ref: "#/components/responses/Unauthorized" }
         "404": { $ref: "#/components/responses/NotFound" }
         "409": { $ref: "#/components/responses/Conflict" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
 
@@ -285,9 +299,11 @@ paths:
             DeleteModel: { operationId: deleteModel, parameters: { id: "$response.body#/id" } }
         "400": { $ref: "#/components/responses/BadRequest" }
         "401": { $ref: "#/components/responses/Unauthorized" }
+        "403": { $ref: "#/components/responses/QuotaExceeded" }
         "413": { $ref: "#/components/responses/PayloadTooLarge" }
         "415": { $ref: "#/components/responses/UnsupportedMediaType" }
         "422": { $ref: "#/components/responses/UnprocessableEntity" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
     get:
@@ -307,6 +323,7 @@ paths:
               schema: { $ref: "#/components/schemas/ModelList" }
         "400": { $ref: "#/components/responses/BadRequest" }
         "401": { $ref: "#/components/responses/Unauthorized" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
 
@@ -327,6 +344,7 @@ paths:
               schema: { $ref: "#/components/schemas/Model" }
         "401": { $ref: "#/components/responses/Unauthorized" }
         "404": { $ref: "#/components/responses/NotFound" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
     delete:
@@ -341,6 +359,7 @@ paths:
         "401": { $ref: "#/components/responses/Unauthorized" }
         "404": { $ref: "#/components/responses/NotFound" }
         "409": { $ref: "#/components/responses/Conflict" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
 
@@ -365,6 +384,7 @@ paths:
         "400": { $ref: "#/components/responses/BadRequest" }
         "401": { $ref: "#/components/responses/Unauthorized" }
         "404": { $ref: "#/components/responses/NotFound" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
 
@@ -402,6 +422,7 @@ paths:
         "413": { $ref: "#/components/responses/PayloadTooLarge" }
         "415": { $ref: "#/components/responses/UnsupportedMediaType" }
         "422": { $ref: "#/components/responses/UnprocessableEntity" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
 
@@ -431,6 +452,7 @@ paths:
         "413": { $ref: "#/components/responses/PayloadTooLarge" }
         "415": { $ref: "#/components/responses/UnsupportedMediaType" }
         "422": { $ref: "#/components/responses/UnprocessableEntity" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
 
@@ -464,6 +486,7 @@ paths:
         "401": { $ref: "#/components/responses/Unauthorized" }
         "404": { $ref: "#/components/responses/NotFound" }
         "422": { $ref: "#/components/responses/UnprocessableEntity" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
 
@@ -502,6 +525,7 @@ paths:
         "401": { $ref: "#/components/responses/Unauthorized" }
         "404": { $ref: "#/components/responses/NotFound" }
         "422": { $ref: "#/components/responses/UnprocessableEntity" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
 
@@ -522,6 +546,7 @@ paths:
               schema: { $ref: "#/components/schemas/Job" }
         "401": { $ref: "#/components/responses/Unauthorized" }
         "404": { $ref: "#/components/responses/NotFound" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
     delete:
@@ -541,6 +566,7 @@ paths:
               schema: { $ref: "#/components/schemas/Job" }
         "401": { $ref: "#/components/responses/Unauthorized" }
         "404": { $ref: "#/components/responses/NotFound" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
 
@@ -567,6 +593,7 @@ paths:
                 example: "event: progress\ndata: {\"id\": \"…\", \"state\": \"running\", …}\n\nevent: end\ndata: {\"id\": \"…\", \"state\": \"succeeded\", …}\n\n"
         "401": { $ref: "#/components/responses/Unauthorized" }
         "404": { $ref: "#/components/responses/NotFound" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
 
@@ -603,6 +630,7 @@ paths:
         "413": { $ref: "#/components/responses/PayloadTooLarge" }
         "415": { $ref: "#/components/responses/UnsupportedMediaType" }
         "422": { $ref: "#/components/responses/UnprocessableEntity" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
     get:
@@ -619,6 +647,7 @@ paths:
               schema: { $ref: "#/components/schemas/TaskList" }
         "401": { $ref: "#/components/responses/Unauthorized" }
         "404": { $ref: "#/components/responses/NotFound" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
 
@@ -661,6 +690,7 @@ paths:
         "413": { $ref: "#/components/responses/PayloadTooLarge" }
         "415": { $ref: "#/components/responses/UnsupportedMediaType" }
         "422": { $ref: "#/components/responses/UnprocessableEntity" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
 
@@ -684,6 +714,7 @@ paths:
         "400": { $ref: "#/components/responses/BadRequest" }
         "401": { $ref: "#/components/responses/Unauthorized" }
         "404": { $ref: "#/components/responses/NotFound" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
 
@@ -712,6 +743,7 @@ paths:
         "400": { $ref: "#/components/responses/BadRequest" }
         "401": { $ref: "#/components/responses/Unauthorized" }
         "404": { $ref: "#/components/responses/NotFound" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
 
@@ -747,6 +779,7 @@ paths:
         "413": { $ref: "#/components/responses/PayloadTooLarge" }
         "415": { $ref: "#/components/responses/UnsupportedMediaType" }
         "422": { $ref: "#/components/responses/UnprocessableEntity" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
 
@@ -795,6 +828,7 @@ paths:
         "413": { $ref: "#/components/responses/PayloadTooLarge" }
         "415": { $ref: "#/components/responses/UnsupportedMediaType" }
         "422": { $ref: "#/components/responses/UnprocessableEntity" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
     get:
@@ -815,6 +849,7 @@ paths:
         "400": { $ref: "#/components/responses/BadRequest" }
         "401": { $ref: "#/components/responses/Unauthorized" }
         "404": { $ref: "#/components/responses/NotFound" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
 
@@ -835,6 +870,7 @@ paths:
               schema: { $ref: "#/components/schemas/Analysis" }
         "401": { $ref: "#/components/responses/Unauthorized" }
         "404": { $ref: "#/components/responses/NotFound" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
 
@@ -856,6 +892,7 @@ paths:
         "401": { $ref: "#/components/responses/Unauthorized" }
         "404": { $ref: "#/components/responses/NotFound" }
         "409": { $ref: "#/components/responses/NotReady" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
 
@@ -878,6 +915,7 @@ paths:
         "401": { $ref: "#/components/responses/Unauthorized" }
         "404": { $ref: "#/components/responses/NotFound" }
         "409": { $ref: "#/components/responses/NotReady" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
 
@@ -911,6 +949,7 @@ paths:
         "404": { $ref: "#/components/responses/NotFound" }
         "409": { $ref: "#/components/responses/NotReady" }
         "422": { $ref: "#/components/responses/UnprocessableEntity" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
 
@@ -949,6 +988,7 @@ paths:
         "413": { $ref: "#/components/responses/PayloadTooLarge" }
         "415": { $ref: "#/components/responses/UnsupportedMediaType" }
         "422": { $ref: "#/components/responses/UnprocessableEntity" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
 
@@ -990,6 +1030,7 @@ paths:
         "413": { $ref: "#/components/responses/PayloadTooLarge" }
         "415": { $ref: "#/components/responses/UnsupportedMediaType" }
         "422": { $ref: "#/components/responses/UnprocessableEntity" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
 
@@ -1029,6 +1070,10 @@ components:
       description: The methods the path accepts, e.g. `GET, DELETE`.
       required: true
       schema: { type: string }
+    Retry-After:
+      description: Whole seconds to wait before retrying (at least 1).
+      required: true
+      schema: { type: integer, minimum: 1, example: 1 }
 
   parameters:
     Limit:
@@ -1137,6 +1182,21 @@ components:
       description: 'Well-formed but invalid (code `unprocessable_entity`); the message names the field, and the row and column for data.'
       headers:
         X-Request-Id: { $ref: "#/components/headers/X-Request-Id" }
+      content:
+        application/json:
+          schema: { $ref: "#/components/schemas/Error" }
+    QuotaExceeded:
+      description: 'The tenant is at a quota that only a delete frees: code `dataset_bytes_quota_exceeded` (stored dataset bytes, `--quota-dataset-bytes`) or `model_quota_exceeded` (models, `--quota-models`); the message names the quota, the tenant''s usage and the limit. Nothing is stored.'
+      headers:
+        X-Request-Id: { $ref: "#/components/headers/X-Request-Id" }
+      content:
+        application/json:
+          schema: { $ref: "#/components/schemas/Error" }
+    TooManyRequests:
+      description: 'Code `rate_limited`: this API key is over its request rate (`--rate-limit`, `--rate-burst`); or, on operations that queue a job, `job_quota_exceeded`: the tenant has its quota of queued plus running jobs (`--quota-jobs`). Either clears by itself: retry after `Retry-After` seconds.'
+      headers:
+        X-Request-Id: { $ref: "#/components/headers/X-Request-Id" }
+        Retry-After: { $ref: "#/components/headers/Retry-After" }
       content:
         application/json:
           schema: { $ref: "#/components/schemas/Error" }
@@ -1437,7 +1497,7 @@ components:
             - $ref: "#/components/schemas/AnalysisJobResult"
             - type: "null"
         error: { type: [string, "null"] }
-        attempts: { type: integer, minimum: 0 }
+        attempts: { type: integer, minimum: 0, description: 'Times a worker started the job: 1 after one run, 2 for a job whose lease expired and that ran again.' }
         cancel_requested: { type: boolean }
         created_at: { $ref: "#/components/schemas/Timestamp" }
         started_at: { type: [string, "null"], format: date-time }
