@@ -70,6 +70,9 @@ import Testing
         let slow = RateLimiter(rate: 0.1, burst: 1, capacity: 10)
         #expect(slow.take(key: "x", now: t0) == .allowed)
         #expect(slow.take(key: "x", now: t0) == .limited(retryAfterSeconds: 10))
+        let glacial = RateLimiter(rate: 1e-300, burst: 1, capacity: 1)
+        #expect(glacial.take(key: "x", now: t0) == .allowed)
+        #expect(glacial.take(key: "x", now: t0) == .limited(retryAfterSeconds: 86_400), "a tiny rate must not trap converting to Int")
     }
 
     @Test(arguments: Backend.all)

@@ -53,7 +53,8 @@ final class RateLimiter: Sendable {
                 bucket.tokens -= 1
                 decision = .allowed
             } else {
-                decision = .limited(retryAfterSeconds: max(1, Int(((1 - bucket.tokens) / rate).rounded(.up))))
+                // Capped at a day, so that a tiny configured rate cannot overflow the conversion.
+                decision = .limited(retryAfterSeconds: Int(min(86_400, max(1, ((1 - bucket.tokens) / rate).rounded(.up)))))
             }
             let isNew = s.buckets.updateValue(bucket, forKey: key) == nil
             if isNew && s.buckets.count > min(s.sweepAtCount, capacity) { evict(&s, now: now) }
