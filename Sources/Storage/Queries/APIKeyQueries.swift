@@ -7,14 +7,19 @@ private let keyColumns: SQL = "id, tenant_id, key_sha256, label, created_at, rev
 
 /// A presented secret that authenticated: the key's tenant and the key's id.
 public struct AuthenticatedKey: Sendable, Equatable {
+    /// The tenant the key belongs to.
     public var tenant: Tenant
+    /// The key's record id (not the secret).
     public var keyID: String
 }
 
 /// What `rotateAPIKey` made: the new secret (shown once, never stored) and both records.
 public struct RotatedAPIKey: Sendable {
+    /// The new key's secret, to hand to the user once.
     public var secret: String
+    /// The new key's record.
     public var newKey: APIKey
+    /// The old key's record, with `revokedAt` set to when it stops working.
     public var oldKey: APIKey
 }
 

@@ -12,6 +12,7 @@ public struct TenantUsage: Sendable, Equatable {
     /// The tenant's jobs in state queued or running.
     public var activeJobs: Int
 
+    /// Usage with these counts.
     public init(datasetBytes: Int, models: Int, activeJobs: Int) {
         self.datasetBytes = datasetBytes
         self.models = models
