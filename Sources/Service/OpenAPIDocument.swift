@@ -13,17 +13,26 @@ info:
 
     - All JSON uses snake_case. Timestamps are RFC 3339 strings in UTC
       (e.g. `2026-11-23T12:00:00Z`, fractional seconds allowed). Ids are opaque strings (UUIDs).
-    - Every `/v1/*` request needs `Authorization: Bearer <api key>`. A missing or unknown key
-      answers 401; another tenant's resource answers 404 (never 403).
+    - Every `/v1/*` request needs `Authorization: Bearer <api key>`. A missing, unknown or revoked
+      key answers 401; another tenant's resource answers 404 (403 means only a quota, below).
+    - Per-client limits (`pfc-server serve` flags; defaults in brackets; 0 turns one off; each
+      replica counts on its own):
+      each API key may send `--rate-limit` requests per second [1000] in bursts of `--rate-burst`
+      [2000], beyond which any `/v1/*` operation answers 429 `rate_limited` with `Retry-After`.
+      Each tenant may keep `--quota-dataset-bytes` of stored datasets [10 GiB] and
+      `--quota-models` models [1000]: creating more answers 403 `dataset_bytes_quota_exceeded` or
+      `model_quota_exceeded`; and may have `--quota-jobs` queued plus running jobs [100]: queueing
+      more answers 429 `job_quota_exceeded` with `Retry-After`. Messages name the quota and its value.
     - `/healthz`, `/readyz`, `/metrics` and `/openapi.yaml` need no key.
     - List endpoints take `limit` (1–1000, default 50) and `offset` (≥ 0, default 0) and answer
       `{"items": [...], "next_offset": integer|null}`; a non-integer or out-of-range value answers 400.
     - Every error (4xx and 5xx) is `{"error": {"code": string, "message": string}}`. Codes by status:
       400 `bad_request` (or `invalid_json`, `invalid_csv`, `invalid_ndjson` for malformed bodies),
-      401 `unauthorized`, 404 `not_found`, 405 `method_not_allowed` (with `Allow`),
+      401 `unauthorized`, 403 `dataset_bytes_quota_exceeded` or `model_quota_exceeded`, 404 `not_found`,
+      405 `method_not_allowed` (with `Allow`),
       408 `request_timeout`, 409 `conflict`, 413 `payload_too_large`, 415 `unsupported_media_type`,
       422 `unprocessable_entity` (the message names the field, row and column),
-      429 `too_many_requests`, 431 `header_fields_too_large`, 500 `internal_error`, 503 `unavailable`.
+      429 `rate_limited`, `job_quota_exceeded` or `too_many_requests`, 431 `header_fields_too_large`, 500 `internal_error`, 503 `unavailable`.
     - Every response carries `X-Request-Id` (the client's, when it sent a sane one).
 
     The HTTP layer can also answer any request with 405 (known path, other method, with `Allow`),
@@ -212,9 +221,11 @@ paths:
             DeleteDataset: { operationId: deleteDataset, parameters: { id: "$response.body#/id" } }
         "400": { $ref: "#/components/responses/BadRequest" }
         "401": { $ref: "#/components/responses/Unauthorized" }
+        "403": { $ref: "#/components/responses/QuotaExceeded" }
         "413": { $ref: "#/components/responses/PayloadTooLarge" }
         "415": { $ref: "#/components/responses/UnsupportedMediaType" }
         "422": { $ref: "#/components/responses/UnprocessableEntity" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
     get:
@@ -234,6 +245,7 @@ paths:
               schema: { $ref: "#/components/schemas/DatasetList" }
         "400": { $ref: "#/components/responses/BadRequest" }
         "401": { $ref: "#/components/responses/Unauthorized" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
 
@@ -254,6 +266,7 @@ paths:
               schema: { $ref: "#/components/schemas/Dataset" }
         "401": { $ref: "#/components/responses/Unauthorized" }
         "404": { $ref: "#/components/responses/NotFound" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
     delete:
@@ -268,6 +281,7 @@ paths:
         "401": { $ref: "#/components/responses/Unauthorized" }
         "404": { $ref: "#/components/responses/NotFound" }
         "409": { $ref: "#/components/responses/Conflict" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
 
@@ -299,9 +313,11 @@ paths:
             DeleteModel: { operationId: deleteModel, parameters: { id: "$response.body#/id" } }
         "400": { $ref: "#/components/responses/BadRequest" }
         "401": { $ref: "#/components/responses/Unauthorized" }
+        "403": { $ref: "#/components/responses/QuotaExceeded" }
         "413": { $ref: "#/components/responses/PayloadTooLarge" }
         "415": { $ref: "#/components/responses/UnsupportedMediaType" }
         "422": { $ref: "#/components/responses/UnprocessableEntity" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
     get:
@@ -321,6 +337,7 @@ paths:
               schema: { $ref: "#/components/schemas/ModelList" }
         "400": { $ref: "#/components/responses/BadRequest" }
         "401": { $ref: "#/components/responses/Unauthorized" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
 
@@ -341,6 +358,7 @@ paths:
               schema: { $ref: "#/components/schemas/Model" }
         "401": { $ref: "#/components/responses/Unauthorized" }
         "404": { $ref: "#/components/responses/NotFound" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
     delete:
@@ -355,6 +373,7 @@ paths:
         "401": { $ref: "#/components/responses/Unauthorized" }
         "404": { $ref: "#/components/responses/NotFound" }
         "409": { $ref: "#/components/responses/Conflict" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
 
@@ -379,6 +398,7 @@ paths:
         "400": { $ref: "#/components/responses/BadRequest" }
         "401": { $ref: "#/components/responses/Unauthorized" }
         "404": { $ref: "#/components/responses/NotFound" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
 
@@ -416,6 +436,7 @@ paths:
         "413": { $ref: "#/components/responses/PayloadTooLarge" }
         "415": { $ref: "#/components/responses/UnsupportedMediaType" }
         "422": { $ref: "#/components/responses/UnprocessableEntity" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
 
@@ -451,6 +472,7 @@ paths:
         "413": { $ref: "#/components/responses/PayloadTooLarge" }
         "415": { $ref: "#/components/responses/UnsupportedMediaType" }
         "422": { $ref: "#/components/responses/UnprocessableEntity" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
 
@@ -484,6 +506,7 @@ paths:
         "401": { $ref: "#/components/responses/Unauthorized" }
         "404": { $ref: "#/components/responses/NotFound" }
         "422": { $ref: "#/components/responses/UnprocessableEntity" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
 
@@ -522,6 +545,7 @@ paths:
         "401": { $ref: "#/components/responses/Unauthorized" }
         "404": { $ref: "#/components/responses/NotFound" }
         "422": { $ref: "#/components/responses/UnprocessableEntity" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
 
@@ -542,6 +566,7 @@ paths:
               schema: { $ref: "#/components/schemas/Job" }
         "401": { $ref: "#/components/responses/Unauthorized" }
         "404": { $ref: "#/components/responses/NotFound" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
     delete:
@@ -561,6 +586,7 @@ paths:
               schema: { $ref: "#/components/schemas/Job" }
         "401": { $ref: "#/components/responses/Unauthorized" }
         "404": { $ref: "#/components/responses/NotFound" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
 
@@ -629,6 +655,7 @@ paths:
         "413": { $ref: "#/components/responses/PayloadTooLarge" }
         "415": { $ref: "#/components/responses/UnsupportedMediaType" }
         "422": { $ref: "#/components/responses/UnprocessableEntity" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
     get:
@@ -649,6 +676,7 @@ paths:
         "400": { $ref: "#/components/responses/BadRequest" }
         "401": { $ref: "#/components/responses/Unauthorized" }
         "404": { $ref: "#/components/responses/NotFound" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
 
@@ -696,6 +724,7 @@ paths:
         "413": { $ref: "#/components/responses/PayloadTooLarge" }
         "415": { $ref: "#/components/responses/UnsupportedMediaType" }
         "422": { $ref: "#/components/responses/UnprocessableEntity" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
 
@@ -721,6 +750,7 @@ paths:
         "400": { $ref: "#/components/responses/BadRequest" }
         "401": { $ref: "#/components/responses/Unauthorized" }
         "404": { $ref: "#/components/responses/NotFound" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
 
@@ -749,6 +779,7 @@ paths:
         "400": { $ref: "#/components/responses/BadRequest" }
         "401": { $ref: "#/components/responses/Unauthorized" }
         "404": { $ref: "#/components/responses/NotFound" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
 
@@ -784,6 +815,7 @@ paths:
         "413": { $ref: "#/components/responses/PayloadTooLarge" }
         "415": { $ref: "#/components/responses/UnsupportedMediaType" }
         "422": { $ref: "#/components/responses/UnprocessableEntity" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
 
@@ -832,6 +864,7 @@ paths:
         "413": { $ref: "#/components/responses/PayloadTooLarge" }
         "415": { $ref: "#/components/responses/UnsupportedMediaType" }
         "422": { $ref: "#/components/responses/UnprocessableEntity" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
     get:
@@ -852,6 +885,7 @@ paths:
         "400": { $ref: "#/components/responses/BadRequest" }
         "401": { $ref: "#/components/responses/Unauthorized" }
         "404": { $ref: "#/components/responses/NotFound" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
 
@@ -872,6 +906,7 @@ paths:
               schema: { $ref: "#/components/schemas/Analysis" }
         "401": { $ref: "#/components/responses/Unauthorized" }
         "404": { $ref: "#/components/responses/NotFound" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
 
@@ -893,6 +928,7 @@ paths:
         "401": { $ref: "#/components/responses/Unauthorized" }
         "404": { $ref: "#/components/responses/NotFound" }
         "409": { $ref: "#/components/responses/NotReady" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
 
@@ -915,6 +951,7 @@ paths:
         "401": { $ref: "#/components/responses/Unauthorized" }
         "404": { $ref: "#/components/responses/NotFound" }
         "409": { $ref: "#/components/responses/NotReady" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
 
@@ -948,6 +985,7 @@ paths:
         "404": { $ref: "#/components/responses/NotFound" }
         "409": { $ref: "#/components/responses/NotReady" }
         "422": { $ref: "#/components/responses/UnprocessableEntity" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
 
@@ -986,6 +1024,7 @@ paths:
         "413": { $ref: "#/components/responses/PayloadTooLarge" }
         "415": { $ref: "#/components/responses/UnsupportedMediaType" }
         "422": { $ref: "#/components/responses/UnprocessableEntity" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
 
@@ -1027,6 +1066,7 @@ paths:
         "413": { $ref: "#/components/responses/PayloadTooLarge" }
         "415": { $ref: "#/components/responses/UnsupportedMediaType" }
         "422": { $ref: "#/components/responses/UnprocessableEntity" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
 
@@ -1066,6 +1106,10 @@ components:
       description: The methods the path accepts, e.g. `GET, DELETE`.
       required: true
       schema: { type: string }
+    Retry-After:
+      description: Whole seconds to wait before retrying (at least 1).
+      required: true
+      schema: { type: integer, minimum: 1, example: 1 }
 
   parameters:
     Limit:
@@ -1174,6 +1218,21 @@ components:
       description: 'Well-formed but invalid (code `unprocessable_entity`); the message names the field, and the row and column for data.'
       headers:
         X-Request-Id: { $ref: "#/components/headers/X-Request-Id" }
+      content:
+        application/json:
+          schema: { $ref: "#/components/schemas/Error" }
+    QuotaExceeded:
+      description: 'The tenant is at a quota that only a delete frees: code `dataset_bytes_quota_exceeded` (stored dataset bytes, `--quota-dataset-bytes`) or `model_quota_exceeded` (models, `--quota-models`); the message names the quota, the tenant''s usage and the limit. Nothing is stored.'
+      headers:
+        X-Request-Id: { $ref: "#/components/headers/X-Request-Id" }
+      content:
+        application/json:
+          schema: { $ref: "#/components/schemas/Error" }
+    TooManyRequests:
+      description: 'Code `rate_limited`: this API key is over its request rate (`--rate-limit`, `--rate-burst`); or, on operations that queue a job, `job_quota_exceeded`: the tenant has its quota of queued plus running jobs (`--quota-jobs`). Either clears by itself: retry after `Retry-After` seconds.'
+      headers:
+        X-Request-Id: { $ref: "#/components/headers/X-Request-Id" }
+        Retry-After: { $ref: "#/components/headers/Retry-After" }
       content:
         application/json:
           schema: { $ref: "#/components/schemas/Error" }
@@ -1484,7 +1543,7 @@ components:
             - $ref: "#/components/schemas/AnalysisJobResult"
             - type: "null"
         error: { type: [string, "null"] }
-        attempts: { type: integer, minimum: 0 }
+        attempts: { type: integer, minimum: 0, description: 'Times a worker started the job: 1 after one run, 2 for a job whose lease expired and that ran again.' }
         cancel_requested: { type: boolean }
         created_at: { $ref: "#/components/schemas/Timestamp" }
         started_at: { type: [string, "null"], format: date-time }

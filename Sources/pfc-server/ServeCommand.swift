@@ -64,6 +64,21 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "This process's name in job leases; default host-pid.")
     var instanceID: String?
 
+    @Option(name: .customLong("rate-limit"), help: "Requests per second per API key, sustained (beyond: 429 with Retry-After; 0: no limit).")
+    var rateLimit: Double = TenantLimits().requestsPerSecond
+
+    @Option(name: .customLong("rate-burst"), help: "Requests an API key may send at once after being idle.")
+    var rateBurst: Int = TenantLimits().requestBurst
+
+    @Option(name: .customLong("quota-dataset-bytes"), help: "Stored dataset bytes per tenant (beyond: 403; 0: unlimited).")
+    var quotaDatasetBytes: Int = TenantLimits().maxDatasetBytes
+
+    @Option(name: .customLong("quota-models"), help: "Models per tenant (beyond: 403; 0: unlimited).")
+    var quotaModels: Int = TenantLimits().maxModels
+
+    @Option(name: .customLong("quota-jobs"), help: "Queued plus running jobs per tenant (beyond: 429; 0: unlimited).")
+    var quotaJobs: Int = TenantLimits().maxActiveJobs
+
     func run() throws {
         let level = Logger.Level(rawValue: logLevel) ?? .info
         LoggingSystem.bootstrap { label in
@@ -94,6 +109,7 @@ struct ServeCommand: ParsableCommand {
         serviceConfig.leaseSeconds = leaseSeconds
         serviceConfig.accessLog = accessLog
         if let instanceID { serviceConfig.instanceID = instanceID }
+        serviceConfig.tenantLimits = try tenantLimits()
         if let key = try APIKeys.bootstrapDefaultTenant(store: store, dataDirectory: serviceConfig.dataDirectory) {
             FileHandle.standardOutput.write(Data(
                 "Created tenant 'default'. Its API key (shown once; also in \(serviceConfig.dataDirectory)/default-api-key):\n\(key)\n".utf8))
@@ -133,6 +149,22 @@ struct ServeCommand: ParsableCommand {
         // exit handlers (OpenBLAS's among them) would wait for it. Everything durable is written.
         fflush(nil)
         _exit(0)
+    }
+
+    /// The rate and quota flags, range-checked.
+    private func tenantLimits() throws -> TenantLimits {
+        guard rateLimit.isFinite, (0...1_000_000).contains(rateLimit) else { throw ValidationError("--rate-limit must be in 0…1000000") }
+        guard (1...10_000_000).contains(rateBurst) else { throw ValidationError("--rate-burst must be in 1…10000000") }
+        guard quotaDatasetBytes >= 0, quotaModels >= 0, quotaJobs >= 0 else {
+            throw ValidationError("--quota-dataset-bytes, --quota-models and --quota-jobs must be ≥ 0 (0: unlimited)")
+        }
+        var limits = TenantLimits()
+        limits.requestsPerSecond = rateLimit
+        limits.requestBurst = rateBurst
+        limits.maxDatasetBytes = quotaDatasetBytes
+        limits.maxModels = quotaModels
+        limits.maxActiveJobs = quotaJobs
+        return limits
     }
 
     private func addEcho(_ router: inout Router) {

@@ -15,6 +15,10 @@ public final class PFCService: Sendable {
     let modelCache: ModelCache
     let workers: JobWorkers
     let eventStreams: EventStreamSlots
+    /// The per-API-key request rate limit; nil when `tenantLimits.requestsPerSecond` is 0.
+    let rateLimiter: RateLimiter?
+    /// Per-tenant quotas, checked where datasets, models and jobs are created.
+    let quotas: TenantQuotas
     let logger: Logger
 
     /// A service over `store`.
@@ -28,6 +32,10 @@ public final class PFCService: Sendable {
         self.workers = JobWorkers(store: store, configuration: configuration, logger: logger)
         self.eventStreams = EventStreamSlots(perTenant: configuration.limits.maxEventStreamsPerTenant,
                                              total: configuration.limits.maxEventStreams)
+        let limits = configuration.tenantLimits
+        self.rateLimiter = limits.requestsPerSecond > 0
+            ? RateLimiter(rate: limits.requestsPerSecond, burst: max(1, limits.requestBurst), capacity: max(1, limits.maxTrackedKeys)) : nil
+        self.quotas = TenantQuotas(store: store, limits: limits)
     }
 
     /// Starts the training workers (threads of their own, not the handler pool).
@@ -44,6 +52,7 @@ public final class PFCService: Sendable {
         if configuration.accessLog { r.use(AccessLogMiddleware(level: .info)) }
         r.use(MetricsMiddleware(registry: metrics))
         r.use(TenantAuthMiddleware(store: store))
+        if let rateLimiter { r.use(RateLimitMiddleware(limiter: rateLimiter)) }
         registerOps(&r)
         registerDatasets(&r)
         registerModels(&r)
@@ -92,6 +101,8 @@ public final class PFCService: Sendable {
                 text += "# HELP pfc_handler_queue_delay_seconds How long the oldest request has waited for a handler thread.\n"
                 text += "# TYPE pfc_handler_queue_delay_seconds gauge\npfc_handler_queue_delay_seconds \(Double(d.seconds) + Double(d.attoseconds) / 1e18)\n"
             }
+            text += rateLimiter?.prometheusText() ?? ""
+            text += quotas.prometheusText()
             var resp = Response.text(text)
             resp.headers.replaceOrAdd(name: "Content-Type", value: "text/plain; version=0.0.4; charset=utf-8")
             return resp

@@ -41,6 +41,33 @@ public struct ServiceLimits: Sendable {
     public init() {}
 }
 
+/// Per-client limits: the request rate of each API key, and quotas on what each tenant holds.
+/// Zero turns a limit off. Limits are per process: N replicas let a key send N × the rate.
+public struct TenantLimits: Sendable {
+    /// Sustained requests per second per API key (token-bucket refill rate); beyond it 429 with
+    /// `Retry-After`. Default 1000 (a client of a model server may well predict at hundreds a
+    /// second); 0: no rate limit.
+    public var requestsPerSecond: Double = 1000
+    /// Requests a key may send at once after being idle (bucket size). Default 2000.
+    public var requestBurst = 2000
+    /// Most API keys whose buckets are kept at once; idle keys (whose bucket refilled) go first.
+    /// Default 100 000 (a few MB).
+    public var maxTrackedKeys = 100_000
+    /// Total stored dataset bytes per tenant; beyond it 403 `dataset_bytes_quota_exceeded`.
+    /// Default 10 GiB; 0: unlimited.
+    public var maxDatasetBytes = 10 << 30
+    /// Models per tenant; beyond it 403 `model_quota_exceeded`. Default 1000; 0: unlimited.
+    public var maxModels = 1000
+    /// Queued plus running jobs per tenant (train, task, analysis); beyond it 429
+    /// `job_quota_exceeded` with `Retry-After` (it clears as jobs finish). Default 100; 0: unlimited.
+    public var maxActiveJobs = 100
+    /// `Retry-After` seconds sent with `job_quota_exceeded`. Default 5.
+    public var jobQuotaRetrySeconds = 5
+
+    /// The defaults.
+    public init() {}
+}
+
 /// How the service runs.
 public struct ServiceConfiguration: Sendable {
     /// Where the SQLite file and the bootstrap key file live. Default `./data`.
@@ -61,6 +88,8 @@ public struct ServiceConfiguration: Sendable {
     public var accessLog = true
     /// Request limits.
     public var limits = ServiceLimits()
+    /// Request rate per API key and per-tenant quotas.
+    public var tenantLimits = TenantLimits()
     /// An identifier of this process for job leases. Default host name and pid.
     public var instanceID = "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)"
 

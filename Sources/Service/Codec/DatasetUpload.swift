@@ -29,6 +29,7 @@ struct DatasetUpload {
             throw APIError.invalid("name is required (for CSV and NDJSON uploads, as the query parameter ?name=)")
         }
         guard name.count <= 200 else { throw APIError.invalid("name must be at most 200 characters") }
+        try APIError.refuseNUL(name, field: "name")
         return name
     }
 

@@ -72,7 +72,7 @@ final class JobWorkers: Sendable {
                     logger.warning("reclaimed expired job leases", metadata: ["requeued": "\(reclaimed.requeued)", "failed": "\(reclaimed.failed)"])
                 }
                 if let job = try store.claimJob(owner: owner, leaseDuration: configuration.leaseSeconds, kinds: ["train", "task", "analysis"]) {
-                    logger.info("job claimed", metadata: ["job": "\(job.id)", "kind": "\(job.kind)", "attempt": "\(job.attempts + 1)"])
+                    logger.info("job claimed", metadata: ["job": "\(job.id)", "kind": "\(job.kind)", "attempt": "\(job.attempts)"])
                     if job.kind == "analysis" { AnalysisJobRunner(workers: self, job: job, owner: owner).run() } else { TrainingJobRunner(workers: self, job: job, owner: owner).run() }
                     continue
                 }

@@ -79,6 +79,7 @@ extension PFCService {
         r.post("/v1/analyses/{id}/fit") { [self] request, ctx in
             let tenant = try ctx.tenantID(), id = request.parameter("id")!
             let body = try JSONCoding.decode(FitRequest.self, from: request, maxBytes: limits.maxRequestBytes)
+            try quotas.admitJob(tenantID: tenant)
             if let e = body.examples, !(1...AnalysisRequest.maxExamples).contains(e) {
                 throw APIError.invalid("examples must be in 1…\(AnalysisRequest.maxExamples)")
             }
@@ -94,7 +95,7 @@ extension PFCService {
             let params = AnalysisJobParams(analysisID: id, operation: .fit, datasetID: dataset.id, examples: body.examples, steps: body.steps)
             let job = Job(tenantID: tenant, kind: "analysis", params: String(decoding: try JSONCoding.encoder.encode(params), as: UTF8.self),
                           datasetID: dataset.id, modelID: analysis.modelID)
-            try storeCall { try store.enqueue(job) }
+            try storeCall { try store.transaction { s in try quotas.admitJob(tenantID: tenant, in: s); try s.enqueue(job) } }
             workers.wake()
             return try JSONCoding.response(JobDTO(job: job), status: .accepted, headers: [("Location", "/v1/jobs/\(job.id)")])
         }
@@ -108,6 +109,7 @@ extension PFCService {
     /// Validates an analysis request against the model and dataset, then stores the analysis and its job together.
     func enqueueAnalysis(_ body: AnalysisRequest, modelID: String, tenantID: String) throws -> (Analysis, Job) {
         try body.validate()
+        try quotas.admitJob(tenantID: tenantID)
         let dataset = try storeCall {
             try store.read { s in
                 _ = try s.model(id: modelID, tenantID: tenantID)
@@ -129,6 +131,7 @@ extension PFCService {
                                 state: "pending", jobID: job.id)
         try storeCall {
             try store.transaction { s in
+                try quotas.admitJob(tenantID: tenantID, in: s)
                 try s.enqueue(job)
                 try s.insert(analysis)
             }

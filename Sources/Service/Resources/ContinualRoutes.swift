@@ -65,6 +65,7 @@ extension PFCService {
     /// Validates a task against the model, its window position and capacity, and queues it.
     func enqueueTask(_ body: TaskRequest, modelID: String, tenantID: String) throws -> Job {
         _ = try DatasetUpload.validName(body.name)
+        try quotas.admitJob(tenantID: tenantID)
         let (model, dataset, latest) = try storeCall {
             try store.read { s in
                 (try s.model(id: modelID, tenantID: tenantID), try s.dataset(id: body.datasetID, tenantID: tenantID),
@@ -87,7 +88,7 @@ extension PFCService {
         }
         let params = String(decoding: try JSONCoding.encoder.encode(body), as: UTF8.self)
         let job = Job(tenantID: tenantID, kind: "task", params: params, datasetID: dataset.id, modelID: modelID)
-        try storeCall { try store.enqueue(job) }
+        try storeCall { try store.transaction { s in try quotas.admitJob(tenantID: tenantID, in: s); try s.enqueue(job) } }
         workers.wake()
         return job
     }

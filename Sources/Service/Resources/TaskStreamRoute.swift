@@ -58,6 +58,7 @@ extension PFCService {
                 throw APIError.unsupportedMediaType(JSONCoding.mediaType(request), accepted: ["application/x-ndjson"])
             }
             let options = try StreamTaskOptions(request)
+            try quotas.admitJob(tenantID: tenant)
             let summary = try streamTask(request, options: options, modelID: id, tenantID: tenant)
             return try JSONCoding.response(summary, status: .created)
         }
