@@ -145,6 +145,10 @@ final class Connection: @unchecked Sendable {
                 if readiness == .writable { readWaitsForWrite = true; armWrite() }
                 break reading
             case .failed:
+                if let reason = transport.failureReason {
+                    core.logger.debug(transport.canWrite ? "TLS error" : "TLS handshake failed",
+                                      metadata: ["peer": .string(peer), "error": .string(reason)])
+                }
                 abort()
                 return
             }

@@ -94,6 +94,12 @@ enum Transport {
         }
     }
 
+    /// Why the TLS layer failed, when it did.
+    var failureReason: String? {
+        if case .tls(_, let session) = self { return session.lastError }
+        return nil
+    }
+
     /// Frees transport state; the caller closes the socket.
     func release() {
         if case .tls(_, let session) = self { session.free() }

@@ -16,6 +16,8 @@ import Darwin
 final class TLSSession: @unchecked Sendable {
     private let ssl: OpaquePointer
     private var freed = false
+    /// OpenSSL's reason for the last protocol failure (a refused version, a bad record, …).
+    private(set) var lastError: String?
 
     init(ssl: OpaquePointer) { self.ssl = ssl }
 
@@ -81,7 +83,7 @@ final class TLSSession: @unchecked Sendable {
             if e == EINTR { return .wouldBlock(waitingFor: reading ? .readable : .writable) }
             return reading && result == 0 ? .eof : .failed
         default:  // SSL_ERROR_SSL: a protocol failure (bad handshake, refused version, …)
-            ERR_clear_error()
+            lastError = drainOpenSSLErrors().joined(separator: "; ")
             return .failed
         }
     }
