@@ -35,10 +35,16 @@ info:
       429 `rate_limited`, `job_quota_exceeded` or `too_many_requests`, 431 `header_fields_too_large`, 500 `internal_error`, 503 `unavailable`.
     - Every response carries `X-Request-Id` (the client's, when it sent a sane one).
 
-    The HTTP layer can also answer any request with 405 (known path, other method, with `Allow`),
-    408, 413, 429 or 431 before it reaches an operation, and 503 (closing the connection) when an
-    operation with a buffered body misses the handler deadline (`--handler-timeout-seconds`, 120 s);
-    those share the `Error` body and are not repeated on every operation below.
+    The HTTP layer can also answer any request with 400 (a malformed request, or more than one
+    `Host`, `Authorization` or `Proxy-Authorization` field; the message names it), 405 (known path,
+    other method, with `Allow`), 408, 413, 429 or 431 before it reaches an operation, and 503
+    (closing the connection) when an operation with a buffered body misses the handler deadline
+    (`--handler-timeout-seconds`, 120 s), when the server has `--max-connections` (1024)
+    connections open, or when the client's IP address has `--max-connections-per-address` (128)
+    open (`Retry-After: 1`, message `too many connections from this address`); those share the
+    `Error` body, carry `X-Request-Id` like every response, and are not repeated on every
+    operation below. With `--tls-cert`/`--tls-key` the API is served over HTTPS only (TLS 1.2 or
+    1.3); a connection refused by a connection limit is then closed without an answer.
   license:
     name: Proprietary
 servers:

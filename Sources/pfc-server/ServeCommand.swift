@@ -1,6 +1,7 @@
 // `pfc-server serve`: the REST service (datasets, models, training jobs, predictions) on our HTTP
 // server, over PostgreSQL or the embedded SQLite file; behind --echo also POST /echo (benchmarks).
-// SIGTERM and SIGINT shut it down gracefully and the process exits 0.
+// SIGTERM and SIGINT shut it down gracefully and the process exits 0; with --tls-cert/--tls-key,
+// SIGHUP re-reads the certificate and key for new connections.
 
 import ArgumentParser
 import Dispatch
@@ -34,6 +35,15 @@ struct ServeCommand: ParsableCommand {
 
     @Option(help: "Maximum open connections (beyond: 503).")
     var maxConnections: Int = 1024
+
+    @Option(help: "Maximum open connections from one client IP address (beyond: 503 for that address only).")
+    var maxConnectionsPerAddress: Int = 128
+
+    @Option(help: "Serve HTTPS (TLS 1.2 and 1.3) with this PEM certificate chain; needs --tls-key. SIGHUP reloads it.")
+    var tlsCert: String?
+
+    @Option(help: "The PEM private key of --tls-cert.")
+    var tlsKey: String?
 
     @Option(help: "Seconds a handler may take to answer a buffered request before the client gets 503 (0: no limit).")
     var handlerTimeoutSeconds: Double = 120
@@ -91,6 +101,13 @@ struct ServeCommand: ParsableCommand {
         var config = HTTPServer.Configuration(host: host, port: port)
         config.handlerThreads = handlerThreads
         config.maxConnections = maxConnections
+        guard maxConnectionsPerAddress >= 1 else { throw ValidationError("--max-connections-per-address must be at least 1") }
+        config.maxConnectionsPerAddress = maxConnectionsPerAddress
+        switch (tlsCert, tlsKey) {
+        case let (cert?, key?): config.tls = TLSConfiguration(certificatePath: cert, privateKeyPath: key)
+        case (nil, nil): break
+        default: throw ValidationError("--tls-cert and --tls-key go together")
+        }
         config.shutdownDeadline = .seconds(shutdownSeconds)
         guard handlerTimeoutSeconds.isFinite, (0...86_400).contains(handlerTimeoutSeconds),
               handlerTimeoutSeconds == 0 || handlerTimeoutSeconds >= 0.001 else {
@@ -118,10 +135,13 @@ struct ServeCommand: ParsableCommand {
         var router = service.makeRouter()
         if echo { addEcho(&router) }
 
+        config.metrics = service.metrics
         let server = HTTPServer(configuration: config, router: router, logger: Logger(label: "pfc.http"))
-        try server.start()
+        do { try server.start() } catch let error as TLSError { throw ValidationError("TLS: \(error)") }
         service.startWorkers()
-        logger.info("serving", metadata: ["url": "http://\(host):\(server.port)", "database": "\(store.backend.rawValue)", "echo": "\(echo)"])
+        let scheme = config.tls == nil ? "http" : "https"
+        logger.info("serving", metadata: ["url": "\(scheme)://\(host):\(server.port)", "database": "\(store.backend.rawValue)", "echo": "\(echo)"])
+        let reloadSignal = config.tls == nil ? nil : server.reloadTLSOnSignal(SIGHUP)
 
         let signals = [SIGTERM, SIGINT].map { signo -> any DispatchSourceSignal in
             signal(signo, SIG_IGN)
@@ -143,6 +163,7 @@ struct ServeCommand: ParsableCommand {
             logger.warning("handlers still running after the shutdown deadline; closing the database under them")
         }
         signals.forEach { $0.cancel() }
+        reloadSignal?.cancel()
         store.close()
         logger.info("database closed; exiting")
         // Exit now: a job's compute cut short may still be unwinding on its threads, and the libraries'
