@@ -51,8 +51,14 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Graceful-shutdown deadline in seconds.")
     var shutdownSeconds: Int = 10
 
-    @Flag(inversion: .prefixedNo, help: "Log one line per request.")
+    @Flag(inversion: .prefixedNo, help: "Log one line per request (buffered and written by a thread of its own: a slow destination never slows a request; lines that do not fit are dropped and counted in http_access_log_dropped_total).")
     var accessLog = true
+
+    @Option(help: "Access-log line format: text, or json (one object per line: time, request_id, method, route, path, status, bytes_out, latency_ms, peer).")
+    var logFormat: String = "text"
+
+    @Option(help: "Append access-log lines to this file (created 0640) instead of standard error.")
+    var accessLogFile: String?
 
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
@@ -125,13 +131,20 @@ struct ServeCommand: ParsableCommand {
         serviceConfig.workers = workers
         serviceConfig.leaseSeconds = leaseSeconds
         serviceConfig.accessLog = accessLog
+        guard let format = AccessLogFormat(rawValue: logFormat) else { throw ValidationError("--log-format must be text or json") }
+        serviceConfig.accessLogFormat = format
+        let accessLogWriter: AccessLogWriter?
+        do { accessLogWriter = accessLog ? try accessLogFile.map { try AccessLogWriter(path: $0) } ?? .standardError() : nil } catch {
+            throw ValidationError("\(error)")
+        }
         if let instanceID { serviceConfig.instanceID = instanceID }
         serviceConfig.tenantLimits = try tenantLimits()
         if let key = try APIKeys.bootstrapDefaultTenant(store: store, dataDirectory: serviceConfig.dataDirectory) {
             FileHandle.standardOutput.write(Data(
                 "Created tenant 'default'. Its API key (shown once; also in \(serviceConfig.dataDirectory)/default-api-key):\n\(key)\n".utf8))
         }
-        let service = PFCService(store: store, configuration: serviceConfig, logger: Logger(label: "pfc.service"))
+        let service = PFCService(store: store, configuration: serviceConfig, logger: Logger(label: "pfc.service"),
+                                 accessLog: accessLogWriter)
         var router = service.makeRouter()
         if echo { addEcho(&router) }
 
@@ -166,6 +179,10 @@ struct ServeCommand: ParsableCommand {
         reloadSignal?.cancel()
         store.close()
         logger.info("database closed; exiting")
+        // The access log's last lines, bounded: a destination that takes nothing must not hold the exit.
+        if let accessLogWriter, !accessLogWriter.flush(timeout: .seconds(2)) {
+            logger.warning("access log not written out within 2 s; its last lines are lost")
+        }
         // Exit now: a job's compute cut short may still be unwinding on its threads, and the libraries'
         // exit handlers (OpenBLAS's among them) would wait for it. Everything durable is written.
         fflush(nil)

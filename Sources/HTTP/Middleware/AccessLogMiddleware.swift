@@ -1,31 +1,41 @@
-// AccessLogMiddleware: one swift-log line per request with method, path, status and latency.
+// AccessLogMiddleware: one line per request (method, path, route, status, bytes, latency, peer,
+// request id) into an AccessLogWriter's buffer: formatting and a copy, never a write(2).
 
 import Logging
 
-/// Logs each request at `level` through the context's logger.
+/// Logs each request to `writer`, in `format`, when the context's logger lets `level` through
+/// (so `--log-level warning` silences access lines, as it did when they went through swift-log).
 public struct AccessLogMiddleware: Middleware {
+    /// Where lines go.
+    public let writer: AccessLogWriter
+    /// Text (swift-log's layout) or JSON lines.
+    public let format: AccessLogFormat
     /// The level of access lines.
     public let level: Logger.Level
 
     /// Makes the middleware.
-    public init(level: Logger.Level = .info) { self.level = level }
+    public init(writer: AccessLogWriter, format: AccessLogFormat = .text, level: Logger.Level = .info) {
+        self.writer = writer
+        self.format = format
+        self.level = level
+    }
 
     /// Calls `next` and logs the outcome.
     public func handle(_ request: Request, context: RequestContext,
                        next: (Request, RequestContext) throws -> Response) throws -> Response {
         let response = try next(request, context)
-        let elapsed = ContinuousClock.now - context.receivedAt
-        let ms = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
-        context.logger.log(level: level, "\(request.method) \(request.path) \(response.status.code)", metadata: [
-            "route": .string(context.route ?? "-"),
-            "remote": .string(context.remoteAddress),
-            "ms": .string(String(format3(ms))),
-        ])
+        guard context.logger.logLevel <= level else { return response }
+        let elapsed = (ContinuousClock.now - context.receivedAt).components
+        let bytesOut: Int? = switch response.body {
+        case .bytes(let b): b.count
+        case .stream: nil
+        }
+        let line = AccessLogLine(
+            requestID: context.requestID, method: request.method.rawValue, route: context.route, path: request.path,
+            status: response.status.code, bytesOut: bytesOut,
+            latencyMicroseconds: elapsed.seconds * 1_000_000 + elapsed.attoseconds / 1_000_000_000_000,
+            peer: context.remoteAddress, time: AccessLogLine.now())
+        writer.append(line.formatted(format, label: context.logger.label, level: level.rawValue))
         return response
-    }
-
-    private func format3(_ v: Double) -> String {
-        let scaled = (v * 1000).rounded() / 1000
-        return "\(scaled)"
     }
 }

@@ -20,10 +20,14 @@ public final class PFCService: Sendable {
     /// Per-tenant quotas, checked where datasets, models and jobs are created.
     let quotas: TenantQuotas
     let logger: Logger
+    /// Where access-log lines go; nil when `configuration.accessLog` is off. Flush it before exiting.
+    public let accessLog: AccessLogWriter?
 
-    /// A service over `store`.
+    /// A service over `store`; access-log lines go to `accessLog` (default: standard error).
     public init(store: any Store, configuration: ServiceConfiguration = ServiceConfiguration(),
-                metrics: MetricsRegistry = MetricsRegistry(), logger: Logger = Logger(label: "pfc.service")) {
+                metrics: MetricsRegistry = MetricsRegistry(), logger: Logger = Logger(label: "pfc.service"),
+                accessLog: AccessLogWriter? = nil) {
+        self.accessLog = configuration.accessLog ? (accessLog ?? .standardError()) : nil
         self.store = store
         self.configuration = configuration
         self.metrics = metrics
@@ -49,7 +53,7 @@ public final class PFCService: Sendable {
     public func makeRouter() -> Router {
         var r = Router()
         r.use(RequestIDMiddleware())
-        if configuration.accessLog { r.use(AccessLogMiddleware(level: .info)) }
+        if let accessLog { r.use(AccessLogMiddleware(writer: accessLog, format: configuration.accessLogFormat)) }
         r.use(MetricsMiddleware(registry: metrics))
         r.use(TenantAuthMiddleware(store: store))
         if let rateLimiter { r.use(RateLimitMiddleware(limiter: rateLimiter)) }
@@ -102,6 +106,7 @@ public final class PFCService: Sendable {
                 text += "# TYPE pfc_handler_queue_delay_seconds gauge\npfc_handler_queue_delay_seconds \(Double(d.seconds) + Double(d.attoseconds) / 1e18)\n"
             }
             text += rateLimiter?.prometheusText() ?? ""
+            text += accessLog?.prometheusText() ?? ""
             text += quotas.prometheusText()
             var resp = Response.text(text)
             resp.headers.replaceOrAdd(name: "Content-Type", value: "text/plain; version=0.0.4; charset=utf-8")

@@ -1,5 +1,6 @@
 // ServiceConfiguration: limits and knobs of the REST service, all with documented defaults.
 import Foundation
+import HTTP
 
 /// Limits on what one request may ask for (422 beyond them).
 public struct ServiceLimits: Sendable {
@@ -84,8 +85,11 @@ public struct ServiceConfiguration: Sendable {
     public var modelCacheSize = 16
     /// `/healthz` answers 503 "saturated" once a request has waited this long for a handler thread. Default 5 s.
     public var saturationSeconds: Double = 5
-    /// Log one line per request. Default true.
+    /// Log one line per request (into a bounded buffer written by a thread of its own; lines that
+    /// do not fit are dropped and counted in `http_access_log_dropped_total`). Default true.
     public var accessLog = true
+    /// Access-log lines as text (swift-log's layout) or JSON objects. Default text.
+    public var accessLogFormat = AccessLogFormat.text
     /// Request limits.
     public var limits = ServiceLimits()
     /// Request rate per API key and per-tenant quotas.
