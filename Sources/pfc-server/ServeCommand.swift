@@ -60,6 +60,9 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Append access-log lines to this file (created 0640) instead of standard error.")
     var accessLogFile: String?
 
+    @Option(help: "Seconds an API key's check is reused without the database (a key revoked or created by another process takes effect within it; 0: check on every request).")
+    var authCacheSeconds: Double = ServiceConfiguration().authCacheSeconds
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
@@ -133,6 +136,10 @@ struct ServeCommand: ParsableCommand {
         serviceConfig.accessLog = accessLog
         guard let format = AccessLogFormat(rawValue: logFormat) else { throw ValidationError("--log-format must be text or json") }
         serviceConfig.accessLogFormat = format
+        guard authCacheSeconds.isFinite, (0...3600).contains(authCacheSeconds) else {
+            throw ValidationError("--auth-cache-seconds must be in 0…3600 (0: no cache)")
+        }
+        serviceConfig.authCacheSeconds = authCacheSeconds
         let accessLogWriter: AccessLogWriter?
         do { accessLogWriter = accessLog ? try accessLogFile.map { try AccessLogWriter(path: $0) } ?? .standardError() : nil } catch {
             throw ValidationError("\(error)")

@@ -55,7 +55,7 @@ public final class PFCService: Sendable {
         r.use(RequestIDMiddleware())
         if let accessLog { r.use(AccessLogMiddleware(writer: accessLog, format: configuration.accessLogFormat)) }
         r.use(MetricsMiddleware(registry: metrics))
-        r.use(TenantAuthMiddleware(store: store))
+        r.use(TenantAuthMiddleware(store: store, cache: makeAuthCache()))
         if let rateLimiter { r.use(RateLimitMiddleware(limiter: rateLimiter)) }
         registerOps(&r)
         registerDatasets(&r)
@@ -67,6 +67,13 @@ public final class PFCService: Sendable {
         registerTaskStream(&r)
         registerAnalyses(&r)
         return r
+    }
+
+    private func makeAuthCache() -> AuthCache? {
+        let seconds = configuration.authCacheSeconds
+        guard seconds > 0 else { return nil }
+        return AuthCache(lifetime: .milliseconds(Int64((min(seconds, 3600) * 1000).rounded(.up))),
+                         capacity: max(1, configuration.authCacheCapacity), refusedCapacity: max(1, configuration.authRefusedCacheCapacity))
     }
 
     // MARK: - Operations endpoints

@@ -90,6 +90,15 @@ public struct ServiceConfiguration: Sendable {
     public var accessLog = true
     /// Access-log lines as text (swift-log's layout) or JSON objects. Default text.
     public var accessLogFormat = AccessLogFormat.text
+    /// How long an API key's answer (valid, or unknown/revoked) is reused without asking the
+    /// database: a key revoked by another process (`pfc-server keys revoke`, another replica)
+    /// stops working within this bound, and a key created there works within it. A rotated key's
+    /// grace period ends on time regardless. Default 2 s; 0 turns the cache off.
+    public var authCacheSeconds: Double = 2
+    /// Most valid API keys the auth cache holds. Default 10 000 (a few MB).
+    public var authCacheCapacity = 10_000
+    /// Most unknown or revoked secrets the auth cache holds. Default 10 000.
+    public var authRefusedCacheCapacity = 10_000
     /// Request limits.
     public var limits = ServiceLimits()
     /// Request rate per API key and per-tenant quotas.

@@ -6,12 +6,14 @@ import Storage
 
 /// Authenticates `/v1/…` requests by `Authorization: Bearer <key>`; the tenant id becomes the
 /// request's principal and the key's id the attribute `keyIDAttribute`. Other paths (health,
-/// metrics, the OpenAPI document) need no key. Every request reads the key's row, so a revoked
-/// key is refused from the next request on.
+/// metrics, the OpenAPI document) need no key. With a `cache`, a key's answer (valid or refused)
+/// is reused for up to the cache's lifetime, so a key revoked by another process stops within it
+/// (see `AuthCache`); without one every request reads the key's row.
 struct TenantAuthMiddleware: Middleware {
     /// The `RequestContext.attributes` entry holding the authenticated key's id.
     static let keyIDAttribute = "api_key_id"
     let store: any Store
+    var cache: AuthCache?
 
     func handle(_ request: Request, context: RequestContext,
                 next: (Request, RequestContext) throws -> Response) throws -> Response {
@@ -20,13 +22,25 @@ struct TenantAuthMiddleware: Middleware {
                                      headers: ["WWW-Authenticate": "Bearer"])
         guard let header = request.headers["Authorization"], header.lowercased().hasPrefix("bearer ") else { throw unauthorized }
         let secret = header.dropFirst(7).trimmingCharacters(in: .whitespaces)
-        guard !secret.isEmpty, secret.count <= 200, let key = try storeCall({ try store.authenticate(apiKey: secret) }) else {
+        guard !secret.isEmpty, secret.count <= 200, let key = try storeCall({ try authenticate(secret) }) else {
             throw unauthorized
         }
         var ctx = context
         ctx.principal = key.tenant.id
         ctx.attributes[Self.keyIDAttribute] = key.keyID
         return try next(request, ctx)
+    }
+
+    private func authenticate(_ secret: String) throws -> AuthenticatedKey? {
+        guard let cache else { return try store.authenticate(apiKey: secret) }
+        return try cache.authenticate(secret: secret) { [store] in try Self.lookUp($0, in: store) }
+    }
+
+    /// The key `secret` belongs to and when it stops working: a key in a rotation's grace period
+    /// has its end in `revoked_at`, and a cached answer must not outlive it.
+    static func lookUp(_ secret: String, in store: any Store) throws -> (key: AuthenticatedKey, validUntil: Date?)? {
+        guard let key = try store.authenticate(apiKey: secret) else { return nil }
+        return (key, try store.apiKey(id: key.keyID).revokedAt)
     }
 }
 
@@ -55,14 +69,17 @@ public enum APIKeys {
             }()
             try s.insert(APIKey(tenantID: tenant.id, secret: key, label: label))
         }
+        KeyChangeCounter.process.record()
         return key
     }
 
-    /// Revokes the key with id `keyID` (of any tenant) at once: its next request answers 401.
+    /// Revokes the key with id `keyID` (of any tenant) at once: its next request to a server in
+    /// this process answers 401, and within the auth cache's lifetime (2 s) on other processes.
     /// Returns the key as it now stands.
     @discardableResult
     public static func revoke(in store: any Store, keyID: String) throws -> APIKey {
-        try store.transaction { s in
+        defer { KeyChangeCounter.process.record() }
+        return try store.transaction { s in
             try s.revokeAPIKey(id: keyID)
             return try s.apiKey(id: keyID)
         }
@@ -71,7 +88,8 @@ public enum APIKeys {
     /// Issues a new key for the tenant of `keyID` and revokes `keyID` after `graceSeconds` (0:
     /// at once), in one transaction. The new secret is in the result, the only place it appears.
     public static func rotate(in store: any Store, keyID: String, graceSeconds: Double = 0) throws -> RotatedAPIKey {
-        try store.rotateAPIKey(id: keyID, graceSeconds: graceSeconds)
+        defer { KeyChangeCounter.process.record() }
+        return try store.rotateAPIKey(id: keyID, graceSeconds: graceSeconds)
     }
 
     /// On an empty database: creates the `default` tenant and a key, writes the key to
