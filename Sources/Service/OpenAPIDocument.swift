@@ -15,6 +15,8 @@ info:
       (e.g. `2026-11-23T12:00:00Z`, fractional seconds allowed). Ids are opaque strings (UUIDs).
     - Every `/v1/*` request needs `Authorization: Bearer <api key>`. A missing, unknown or revoked
       key answers 401; another tenant's resource answers 404 (403 means only a quota, below).
+      A server reuses a key's check for `--auth-cache-seconds` [2]: a key revoked or created by
+      `pfc-server keys` takes effect within that bound; a rotated key's grace period ends on time.
     - Per-client limits (`pfc-server serve` flags; defaults in brackets; 0 turns one off; each
       replica counts on its own):
       each API key may send `--rate-limit` requests per second [1000] in bursts of `--rate-burst`
@@ -122,7 +124,8 @@ paths:
       summary: Prometheus metrics (text exposition format 0.0.4).
       description: |
         Requests by route and status, latency histograms, jobs by state, training examples per
-        second. The content type is `text/plain; version=0.0.4`.
+        second, access-log lines dropped (`http_access_log_dropped_total{reason}`). The content
+        type is `text/plain; version=0.0.4`.
       security: []
       responses:
         "200":
