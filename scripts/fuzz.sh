@@ -10,14 +10,16 @@
 #   scripts/fuzz.sh targets                     the target names
 # Each target's working corpus is .build-fuzz/corpus/<target>, seeded from Fuzz/corpus/<target>;
 # crashes land in .build-fuzz/crashes/<target>-crash-<sha1> (replay: .build-fuzz/debug/pfc-fuzz
-# --target=<target> <file>). PFC_FUZZ_KNOWN=1 turns off the guards around known, filed crashes.
+# --target=<target> <file>). PFC_FUZZ_KNOWN=1 turns off the guards around known, filed crashes;
+# FUZZ_BINARY=<path> runs that binary instead of building.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 scratch=.build-fuzz
-binary=$scratch/debug/pfc-fuzz
-targets=(csv ndjson dataset-json request query model-file)
+binary=${FUZZ_BINARY:-$scratch/debug/pfc-fuzz}
+targets=(csv ndjson dataset-json request query model-file routes)
 
 build() {
+    [ -n "${FUZZ_BINARY:-}" ] && return 0  # a binary given (e.g. a copy for a long run while rebuilding): use it as is
     # A scratch path of its own: the instrumented build never disturbs .build (the suite's).
     swift build --scratch-path "$scratch" --sanitize=fuzzer -Xswiftc -DPFC_FUZZING --product pfc-fuzz 2>&1 | grep -Ev '^\[[0-9]+/[0-9]+\]' | tail -20
     [ "${PIPESTATUS[0]}" -eq 0 ] && [ -x "$binary" ]

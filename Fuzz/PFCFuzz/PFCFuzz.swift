@@ -37,6 +37,7 @@ enum PFCFuzz {
             guard let first = data.first else { return }
             FuzzSurface.modelFile(Array(data.dropFirst()), fixChecksum: first & 1 == 0, guardKnown: guardKnown)
         },
+        "routes": { data in RoutesTarget.shared.run(data, guardKnown: guardKnown) },
     ]
 
     static func usage() -> Never {

@@ -247,6 +247,38 @@ public enum FuzzSurface {
         return PFCService(store: store, configuration: config)
     }()
 
+    // MARK: - Guards for the end-to-end routes target (Fuzz/PFCFuzz/RoutesTarget.swift)
+
+    /// True when a request would reach a crash already filed (issue 12 findings 1–4): the routes
+    /// target skips it unless PFC_FUZZ_KNOWN=1. `path` is the route template.
+    public static func reachesKnownCrash(path: String, query: [UInt8], contentType: String?, body: [UInt8]) -> Bool {
+        guard let request = request(path: path, query: query, contentType: contentType, body: body) else { return false }
+        switch path {
+        case "/v1/datasets":
+            if let s = try? DatasetUpload.queryShape(request), overflows(s) { return true }
+            if contentType == "application/json", let s = try? JSONDecoder().decode(ShapeOnly.self, from: Data(body)).imageShape,
+               overflows(s) { return true }
+            return contentType == "text/csv" && csvHasHugeLabel(body)
+        case "/v1/models/{id}/components/{block}/{file}":
+            guard let q = request.queryValue("shape") else { return false }
+            return overflows(q.split(whereSeparator: { $0 == "," || $0 == "x" }).compactMap { Int($0) })
+        case "/v1/models/{id}/tasks/stream":
+            // Finding 4: `grow` is not held to the creation limits (the streamed route grows inline).
+            return (try? StreamTaskOptions(request))?.grow ?? false
+        default:
+            return false
+        }
+    }
+
+    /// The weight count of the model a `POST /v1/models` body would create once validated, nil when
+    /// it is refused (the routes target keeps real creations small so the fuzzer stays fast).
+    public static func createdModelWeights(_ body: [UInt8]) -> Int? {
+        guard let b = try? JSONCoding.decode(CreateModelRequest.self, from: Data(body)),
+              let spec = try? PFCService.validate(b, limits: limits) else { return nil }
+        let a = spec.architecture, d = a.inputDim, c = a.outputDim, k = a.basis
+        return a.kind == .pfc2 ? (2 * d + c) * k : a.kind.isSequence ? (d + k + c) * k + 2 * k + c : (d + c) * k + k + c
+    }
+
     // MARK: - Model files
 
     /// `ModelFile.decode` of `data`, then what the service does with a loaded version: predictions
