@@ -6,7 +6,7 @@
 #   scripts/fuzz.sh all [seconds=60] [libFuzzer flags…]
 #                                               every target in turn; a table of runs and coverage
 #   scripts/fuzz.sh ci                          the test suite's bounded run: every target for
-#                                               FUZZ_CI_SECONDS (default 15) s; ends "fuzz: N targets passed, M failed"
+#                                               FUZZ_CI_SECONDS (default 12) s; ends "fuzz: N targets passed, M failed"
 #   scripts/fuzz.sh targets                     the target names
 # Each target's working corpus is .build-fuzz/corpus/<target>, seeded from Fuzz/corpus/<target>;
 # crashes land in .build-fuzz/crashes/<target>-crash-<sha1> (replay: .build-fuzz/debug/pfc-fuzz
@@ -44,6 +44,8 @@ run() {
     cov=$(grep -Eo 'cov: [0-9]+' "$log" | tail -1 | grep -Eo '[0-9]+'); ft=$(grep -Eo 'ft: [0-9]+' "$log" | tail -1 | grep -Eo '[0-9]+')
     printf '%-13s rc=%-3s runs=%-9s cov=%-6s ft=%-6s corpus=%s\n' "$target" "$rc" "${runs:-0}" "${cov:-?}" "${ft:-?}" \
         "$(find "$scratch/corpus/$target" -type f | wc -l)"
+    local five=$(grep -ac '^FUZZ-500' "$log")
+    [ "$five" -gt 0 ] && { echo "  $five distinct 500 answer(s) (not crashes; inputs in $scratch/500s/):"; grep -a '^FUZZ-500' "$log" | head -5 | cut -c1-240; }
     if [ "$rc" -ne 0 ]; then
         grep -E 'Fatal error|ERROR: libFuzzer|SUMMARY|deadly signal|Test unit written|precondition|out-of-memory|timeout' "$log" | head -8
     fi
@@ -70,7 +72,7 @@ case "$command" in
         echo "fuzz build: $((SECONDS - start)) s"
         passed=0; failed=0
         for t in "${targets[@]}"; do
-            if run "$t" "${FUZZ_CI_SECONDS:-15}"; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+            if run "$t" "${FUZZ_CI_SECONDS:-12}"; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
         done
         echo "fuzz: $passed targets passed, $failed failed ($((SECONDS - start)) s)"
         [ "$failed" -eq 0 ] ;;
