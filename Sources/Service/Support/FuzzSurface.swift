@@ -162,7 +162,6 @@ public enum FuzzSurface {
             guard let b = try? JSONCoding.decode(ForgetRequest.self, from: data) else { return }
             // Stored in the audit record.
             precondition((try? JSONCoding.encoder.encode(b.auditJSON)) != nil, "a forget request's audit JSON cannot be encoded")
-            if let examples = b.examples { _ = examples.map { LedgerRows.encode($0.rows.filter { $0 >= 0 && $0 <= Int(UInt32.max) }) } }
         case "analysis":
             guard let b = try? JSONCoding.decode(AnalysisRequest.self, from: data), (try? b.validate()) != nil else { return }
             _ = b.pefOptions
