@@ -47,6 +47,7 @@ final class RoutesTarget: @unchecked Sendable {
     var streamModel = ""               // the pfc model streamed tasks train (kept apart from forgetting's)
     var substitutions: [(String, String)] = []
     var seen500 = Set<String>()
+    var lastFailure = ""
 
     nonisolated(unsafe) static let routes: [Route] = [
         Route(method: "POST", template: "/v1/models") { _, _ in "/v1/models" },
@@ -111,8 +112,11 @@ final class RoutesTarget: @unchecked Sendable {
         if let contentType { headers.append(("Content-Type", contentType)) }
         if let r = client.send(method: method, target: target, headers: headers, body: body) { return r }
         // The server closed the connection (or it broke): once more on a new one.
+        let first = client.failure
         client = Loopback(port: server.port)
-        return client.send(method: method, target: target, headers: headers, body: body) ?? (0, [])
+        if let r = client.send(method: method, target: target, headers: headers, body: body) { return r }
+        lastFailure = "first connection: \(first); a new one: \(client.failure)"
+        return (0, [])
     }
 
     func id(_ r: (Int, [UInt8]), _ what: String) -> String {
@@ -186,7 +190,7 @@ final class RoutesTarget: @unchecked Sendable {
             }.joined()
         }
         let (status, answer) = call(route.method, target, contentType: contentType, route.method == "GET" ? [] : body)
-        precondition(status != 0, "no answer from the server to \(route.method) \(route.template)")
+        precondition(status != 0, "no answer from the server to \(route.method) \(target): \(lastFailure)")
         if Self.verbose {
             FileHandle.standardError.write(Data("\(status) \(route.method) \(target) \(String(decoding: answer.prefix(160), as: UTF8.self))\n".utf8))
         }
@@ -211,6 +215,14 @@ final class Loopback {
     let fd: Int32
     var buffer: [UInt8] = []
     var open = true
+    /// Why the last exchange failed.
+    var failure = ""
+
+    private func fail(_ what: String) -> (Int, [UInt8])? {
+        failure = "\(what) (errno \(errno): \(String(cString: strerror(errno))))"
+        open = false
+        return nil
+    }
 
     init(port: Int) {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -225,14 +237,14 @@ final class Loopback {
         let rc = withUnsafePointer(to: &addr) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
-        if rc != 0 { open = false }
+        if rc != 0 { open = false; failure = "connect failed (errno \(errno))" }
     }
 
     deinit { close(fd) }
 
     /// One request and its answer (status, body); nil when the connection failed or was closed.
     func send(method: String, target: String, headers: [(String, String)], body: [UInt8]) -> (Int, [UInt8])? {
-        guard open else { return nil }
+        guard open else { if failure.isEmpty { failure = "the server closed the connection after the last answer" }; return nil }
         var head = "\(method) \(target) HTTP/1.1\r\nHost: fuzz\r\n"
         for (n, v) in headers { head += "\(n): \(v)\r\n" }
         if method != "GET" || !body.isEmpty { head += "Content-Length: \(body.count)\r\n" }
@@ -241,20 +253,20 @@ final class Loopback {
         var sent = 0
         while sent < bytes.count {
             let n = bytes[sent...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            if n <= 0 { open = false; return nil }
+            if n <= 0 { return fail("send") }
             sent += n
         }
         // The head.
         var end: Int?
         while end == nil {
             if let e = find([13, 10, 13, 10]) { end = e; break }
-            guard fill() else { open = false; return nil }
+            guard fill() else { return fail("reading the head, \(buffer.count) bytes in") }
         }
         let headText = String(decoding: buffer[..<end!], as: UTF8.self)
         buffer.removeFirst(end! + 4)
         let lines = headText.components(separatedBy: "\r\n")
         let parts = lines[0].split(separator: " ")
-        guard parts.count >= 2, let status = Int(parts[1]) else { open = false; return nil }
+        guard parts.count >= 2, let status = Int(parts[1]) else { return fail("bad status line \(lines[0])") }
         var length = 0, chunked = false, closeAfter = false
         for line in lines.dropFirst() {
             let kv = line.split(separator: ":", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
@@ -274,7 +286,7 @@ final class Loopback {
                 buffer.removeFirst(size + 2)
             }
         } else {
-            while buffer.count < length { guard fill() else { open = false; return nil } }
+            while buffer.count < length { guard fill() else { return fail("reading \(length) body bytes") } }
             answer = Array(buffer[..<length])
             buffer.removeFirst(length)
         }

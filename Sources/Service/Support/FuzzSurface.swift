@@ -290,9 +290,9 @@ public enum FuzzSurface {
             withUnsafeBytes(of: crc.littleEndian) { bytes.replaceSubrange((bytes.count - 4)..., with: $0) }
         }
         if guardKnown {
-            // NetworkFactory.make(arch, parameters:) first builds a fresh network of the file's
-            // architecture, before comparing shapes: an architecture of huge size allocates (or traps)
-            // before any check. Found by this target; see Fuzz/README.md. Skip such files here.
+            // ModelFile.decode never validates the architecture it reads: NetworkFactory.make(arch,
+            // parameters:) first builds a fresh network of it (a huge one allocates without bound), and a
+            // sequence_length of 0 decodes and then traps in explainSteps. Fuzz/README.md; skipped here.
             guard let parts = try? ModelFile.decodeParts(bytes) else { return }
             if !architectureFits(parts.0) { return }
         }
