@@ -53,7 +53,7 @@ enum PFCFuzz {
             var arch = Architecture(kind: kind, inputDim: 4, outputDim: 3, basis: 5, iterations: 3, nonnegative: kind != .mlp)
             if kind.isSequence { arch.sequenceLength = 2 }
             let bytes = [0] + ModelFile.encode(NetworkFactory.make(arch, seed: 1))
-            FileManager.default.createFile(atPath: (directory as NSString).appendingPathComponent(kind.rawValue), contents: Data(bytes))
+            _ = FileManager.default.createFile(atPath: (directory as NSString).appendingPathComponent(kind.rawValue), contents: Data(bytes))
         }
     }
 

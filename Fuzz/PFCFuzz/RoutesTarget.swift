@@ -204,7 +204,7 @@ final class RoutesTarget: @unchecked Sendable {
                 FileHandle.standardError.write(Data("FUZZ-500: \(signature)\n".utf8))
                 let dir = ".build-fuzz/500s"
                 try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-                FileManager.default.createFile(atPath: "\(dir)/routes-\(seen500.count)-\(getpid())", contents: Data(data))
+                _ = FileManager.default.createFile(atPath: "\(dir)/routes-\(seen500.count)-\(getpid())", contents: Data(data))
             }
         }
     }
