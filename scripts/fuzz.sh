@@ -47,7 +47,7 @@ run() {
     local five=$(grep -ac '^FUZZ-500' "$log")
     [ "$five" -gt 0 ] && { echo "  $five distinct 500 answer(s) (not crashes; inputs in $scratch/500s/):"; grep -a '^FUZZ-500' "$log" | head -5 | cut -c1-240; }
     if [ "$rc" -ne 0 ]; then
-        grep -E 'Fatal error|ERROR: libFuzzer|SUMMARY|deadly signal|Test unit written|precondition|out-of-memory|timeout' "$log" | head -8
+        grep -aE 'Fatal error|Precondition failed|ERROR: libFuzzer|Test unit written|^Base64|out-of-memory|timeout after' "$log" | head -8 | cut -c1-400
     fi
     return "$rc"
 }
