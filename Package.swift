@@ -22,6 +22,7 @@ let package = Package(
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),  // HTTP's TLS transport
 
         // Pure compute.
         .target(name: "Linalg", dependencies: ["CBLAS"]),
@@ -29,7 +30,7 @@ let package = Package(
         .target(name: "NPEFF", dependencies: ["PFC", "Linalg"]),
 
         // Transport and persistence.
-        .target(name: "HTTP", dependencies: [.product(name: "Logging", package: "swift-log")]),
+        .target(name: "HTTP", dependencies: ["CSSL", .product(name: "Logging", package: "swift-log")]),
         .target(name: "Storage", dependencies: [
             "CLibPQ", "CSQLite", "COpenSSL",
             .product(name: "Logging", package: "swift-log"),
@@ -59,7 +60,7 @@ let package = Package(
         .testTarget(name: "LinalgTests", dependencies: ["Linalg"]),
         .testTarget(name: "PFCTests", dependencies: ["PFC", "Linalg"], resources: [.copy("Fixtures")]),
         .testTarget(name: "NPEFFTests", dependencies: ["NPEFF", "PFC", "Linalg"]),
-        .testTarget(name: "HTTPTests", dependencies: ["HTTP"]),
+        .testTarget(name: "HTTPTests", dependencies: ["HTTP", "CSSL"]),
         .testTarget(name: "StorageTests", dependencies: ["Storage"]),
         .testTarget(name: "ServiceTests", dependencies: [
             "Service", "HTTP", "Storage", "PFC", "Linalg", .product(name: "Yams", package: "Yams"),

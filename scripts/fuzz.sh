@@ -10,7 +10,7 @@
 #   scripts/fuzz.sh targets                     the target names
 # Each target's working corpus is .build-fuzz/corpus/<target>, seeded from Fuzz/corpus/<target>;
 # crashes land in .build-fuzz/crashes/<target>-crash-<sha1> (replay: .build-fuzz/debug/pfc-fuzz
-# --target=<target> <file>). PFC_FUZZ_KNOWN=1 turns off the guards around known, filed crashes;
+# --target=<target> <file>).
 # FUZZ_BINARY=<path> runs that binary instead of building.
 set -uo pipefail
 cd "$(dirname "$0")/.."

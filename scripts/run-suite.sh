@@ -31,6 +31,9 @@ echo "== two replicas on one PostgreSQL"
 swift build --product pfc-server 2>&1 | tail -1
 python3 Tests/Integration/replicas.py .build/debug/pfc-server; stage $? 2 2
 
+echo "== SIGTERM during compute"
+python3 Tests/Integration/shutdown.py .build/debug/pfc-server; stage $? 1
+
 echo "== the offline CLI (train, evaluate)"
 scripts/check-cli.sh .build/debug/pfc-server; stage $? 1
 

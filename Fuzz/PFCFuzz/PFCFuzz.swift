@@ -8,36 +8,32 @@
 //
 // Built by a plain `swift build` (the test suite builds every target) it replays the files and
 // directories it is given through the same target, so a saved input can be checked without the
-// fuzzer runtime:  .build/debug/pfc-fuzz csv Fuzz/corpus/csv Fuzz/crashes
-//
-// PFC_FUZZ_KNOWN=1 turns off the guards that skip inputs reaching crashes already filed (issue 12,
-// findings 1–3, and the model-file allocation in Fuzz/README.md), to check their fixes.
+// fuzzer runtime:  .build/debug/pfc-fuzz csv Fuzz/corpus/csv
 import Foundation
 import PFC
 import Service
 
 enum PFCFuzz {
-    static let guardKnown = ProcessInfo.processInfo.environment["PFC_FUZZ_KNOWN"] != "1"
     nonisolated(unsafe) static var selected: @Sendable ([UInt8]) -> Void = { _ in }
 
     /// Every target: what each covers is in Fuzz/README.md.
     static let targets: [String: @Sendable ([UInt8]) -> Void] = [
         "csv": { data in
-            FuzzSurface.datasetUpload(contentType: "text/csv", data, guardKnown: guardKnown)
-            FuzzSurface.csvReader(data, guardKnown: guardKnown)
+            FuzzSurface.datasetUpload(contentType: "text/csv", data)
+            FuzzSurface.csvReader(data)
         },
-        "ndjson": { data in FuzzSurface.datasetUpload(contentType: "application/x-ndjson", data, guardKnown: guardKnown) },
-        "dataset-json": { data in FuzzSurface.datasetUpload(contentType: "application/json", data, guardKnown: guardKnown) },
+        "ndjson": { data in FuzzSurface.datasetUpload(contentType: "application/x-ndjson", data) },
+        "dataset-json": { data in FuzzSurface.datasetUpload(contentType: "application/json", data) },
         "request": { data in
             guard let kind = data.first else { return }
             FuzzSurface.jsonRequest(kind: Int(kind), Array(data.dropFirst()), examples: Int(kind >> 3) * 997 + 1)
         },
-        "query": { data in FuzzSurface.queryParameters(data, guardKnown: guardKnown) },
+        "query": { data in FuzzSurface.queryParameters(data) },
         "model-file": { data in
             guard let first = data.first else { return }
-            FuzzSurface.modelFile(Array(data.dropFirst()), fixChecksum: first & 1 == 0, guardKnown: guardKnown)
+            FuzzSurface.modelFile(Array(data.dropFirst()), fixChecksum: first & 1 == 0)
         },
-        "routes": { data in RoutesTarget.shared.run(data, guardKnown: guardKnown) },
+        "routes": { data in RoutesTarget.shared.run(data) },
     ]
 
     static func usage() -> Never {

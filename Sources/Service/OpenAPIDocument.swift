@@ -13,23 +13,38 @@ info:
 
     - All JSON uses snake_case. Timestamps are RFC 3339 strings in UTC
       (e.g. `2026-11-23T12:00:00Z`, fractional seconds allowed). Ids are opaque strings (UUIDs).
-    - Every `/v1/*` request needs `Authorization: Bearer <api key>`. A missing or unknown key
-      answers 401; another tenant's resource answers 404 (never 403).
+    - Every `/v1/*` request needs `Authorization: Bearer <api key>`. A missing, unknown or revoked
+      key answers 401; another tenant's resource answers 404 (403 means only a quota, below).
+    - Per-client limits (`pfc-server serve` flags; defaults in brackets; 0 turns one off; each
+      replica counts on its own):
+      each API key may send `--rate-limit` requests per second [1000] in bursts of `--rate-burst`
+      [2000], beyond which any `/v1/*` operation answers 429 `rate_limited` with `Retry-After`.
+      Each tenant may keep `--quota-dataset-bytes` of stored datasets [10 GiB] and
+      `--quota-models` models [1000]: creating more answers 403 `dataset_bytes_quota_exceeded` or
+      `model_quota_exceeded`; and may have `--quota-jobs` queued plus running jobs [100]: queueing
+      more answers 429 `job_quota_exceeded` with `Retry-After`. Messages name the quota and its value.
     - `/healthz`, `/readyz`, `/metrics` and `/openapi.yaml` need no key.
     - List endpoints take `limit` (1–1000, default 50) and `offset` (≥ 0, default 0) and answer
       `{"items": [...], "next_offset": integer|null}`; a non-integer or out-of-range value answers 400.
     - Every error (4xx and 5xx) is `{"error": {"code": string, "message": string}}`. Codes by status:
       400 `bad_request` (or `invalid_json`, `invalid_csv`, `invalid_ndjson` for malformed bodies),
-      401 `unauthorized`, 404 `not_found`, 405 `method_not_allowed` (with `Allow`),
+      401 `unauthorized`, 403 `dataset_bytes_quota_exceeded` or `model_quota_exceeded`, 404 `not_found`,
+      405 `method_not_allowed` (with `Allow`),
       408 `request_timeout`, 409 `conflict`, 413 `payload_too_large`, 415 `unsupported_media_type`,
       422 `unprocessable_entity` (the message names the field, row and column),
-      429 `too_many_requests`, 431 `header_fields_too_large`, 500 `internal_error`, 503 `unavailable`.
+      429 `rate_limited`, `job_quota_exceeded` or `too_many_requests`, 431 `header_fields_too_large`, 500 `internal_error`, 503 `unavailable`.
     - Every response carries `X-Request-Id` (the client's, when it sent a sane one).
 
-    The HTTP layer can also answer any request with 405 (known path, other method, with `Allow`),
-    408, 413, 429 or 431 before it reaches an operation, and 503 (closing the connection) when an
-    operation with a buffered body misses the handler deadline (`--handler-timeout-seconds`, 120 s);
-    those share the `Error` body and are not repeated on every operation below.
+    The HTTP layer can also answer any request with 400 (a malformed request, or more than one
+    `Host`, `Authorization` or `Proxy-Authorization` field; the message names it), 405 (known path,
+    other method, with `Allow`), 408, 413, 429 or 431 before it reaches an operation, and 503
+    (closing the connection) when an operation with a buffered body misses the handler deadline
+    (`--handler-timeout-seconds`, 120 s), when the server has `--max-connections` (1024)
+    connections open, or when the client's IP address has `--max-connections-per-address` (128)
+    open (`Retry-After: 1`, message `too many connections from this address`); those share the
+    `Error` body, carry `X-Request-Id` like every response, and are not repeated on every
+    operation below. With `--tls-cert`/`--tls-key` the API is served over HTTPS only (TLS 1.2 or
+    1.3); a connection refused by a connection limit is then closed without an answer.
   license:
     name: Proprietary
 servers:
@@ -57,6 +72,10 @@ paths:
       operationId: healthz
       tags: [ops]
       summary: Liveness. Answers as long as the process serves requests.
+      description: |
+        Answered on the connection's own queue, so it answers even when every handler thread is
+        busy; then it says so: 503 with status `saturated` once a request has waited longer than
+        the saturation threshold (5 s by default) for a handler thread.
       security: []
       responses:
         "200":
@@ -67,7 +86,17 @@ paths:
             application/json:
               schema: { $ref: "#/components/schemas/Health" }
         "500": { $ref: "#/components/responses/InternalError" }
-        "503": { $ref: "#/components/responses/Unavailable" }
+        "503":
+          description: The process is up but its handler pool is saturated (status `saturated`), or over the connection limit (an Error).
+          headers:
+            X-Request-Id: { $ref: "#/components/headers/X-Request-Id" }
+            Retry-After: { schema: { type: integer } }
+          content:
+            application/json:
+              schema:
+                oneOf:
+                  - { $ref: "#/components/schemas/Health" }
+                  - { $ref: "#/components/schemas/Error" }
 
   /readyz:
     get:
@@ -198,9 +227,11 @@ paths:
             DeleteDataset: { operationId: deleteDataset, parameters: { id: "$response.body#/id" } }
         "400": { $ref: "#/components/responses/BadRequest" }
         "401": { $ref: "#/components/responses/Unauthorized" }
+        "403": { $ref: "#/components/responses/QuotaExceeded" }
         "413": { $ref: "#/components/responses/PayloadTooLarge" }
         "415": { $ref: "#/components/responses/UnsupportedMediaType" }
         "422": { $ref: "#/components/responses/UnprocessableEntity" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
     get:
@@ -220,6 +251,7 @@ paths:
               schema: { $ref: "#/components/schemas/DatasetList" }
         "400": { $ref: "#/components/responses/BadRequest" }
         "401": { $ref: "#/components/responses/Unauthorized" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
 
@@ -240,6 +272,7 @@ paths:
               schema: { $ref: "#/components/schemas/Dataset" }
         "401": { $ref: "#/components/responses/Unauthorized" }
         "404": { $ref: "#/components/responses/NotFound" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
     delete:
@@ -254,6 +287,7 @@ paths:
         "401": { $ref: "#/components/responses/Unauthorized" }
         "404": { $ref: "#/components/responses/NotFound" }
         "409": { $ref: "#/components/responses/Conflict" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
 
@@ -285,9 +319,11 @@ paths:
             DeleteModel: { operationId: deleteModel, parameters: { id: "$response.body#/id" } }
         "400": { $ref: "#/components/responses/BadRequest" }
         "401": { $ref: "#/components/responses/Unauthorized" }
+        "403": { $ref: "#/components/responses/QuotaExceeded" }
         "413": { $ref: "#/components/responses/PayloadTooLarge" }
         "415": { $ref: "#/components/responses/UnsupportedMediaType" }
         "422": { $ref: "#/components/responses/UnprocessableEntity" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
     get:
@@ -307,6 +343,7 @@ paths:
               schema: { $ref: "#/components/schemas/ModelList" }
         "400": { $ref: "#/components/responses/BadRequest" }
         "401": { $ref: "#/components/responses/Unauthorized" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
 
@@ -327,6 +364,7 @@ paths:
               schema: { $ref: "#/components/schemas/Model" }
         "401": { $ref: "#/components/responses/Unauthorized" }
         "404": { $ref: "#/components/responses/NotFound" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
     delete:
@@ -341,6 +379,7 @@ paths:
         "401": { $ref: "#/components/responses/Unauthorized" }
         "404": { $ref: "#/components/responses/NotFound" }
         "409": { $ref: "#/components/responses/Conflict" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
 
@@ -365,6 +404,7 @@ paths:
         "400": { $ref: "#/components/responses/BadRequest" }
         "401": { $ref: "#/components/responses/Unauthorized" }
         "404": { $ref: "#/components/responses/NotFound" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
 
@@ -402,6 +442,7 @@ paths:
         "413": { $ref: "#/components/responses/PayloadTooLarge" }
         "415": { $ref: "#/components/responses/UnsupportedMediaType" }
         "422": { $ref: "#/components/responses/UnprocessableEntity" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
 
@@ -412,6 +453,12 @@ paths:
       operationId: predict
       tags: [predict]
       summary: Predict classes, with the basis vectors that explain each prediction.
+      description: |
+        At most 10 000 rows, and at most `max_predict_work` multiply-adds (5·10¹¹ by default:
+        rows × (d·K + N·K² + C·K) per PFC block, plus the Gram matrix once): a 422 names the limit and
+        the most rows this model allows. Rows run in chunks of 512; a client that disconnects (or a
+        request past the handler deadline) stops its prediction within one FISTA iteration. Outputs
+        are always finite: inputs that overflow the model's arithmetic get a 422 naming the row.
       requestBody:
         required: true
         content:
@@ -431,6 +478,7 @@ paths:
         "413": { $ref: "#/components/responses/PayloadTooLarge" }
         "415": { $ref: "#/components/responses/UnsupportedMediaType" }
         "422": { $ref: "#/components/responses/UnprocessableEntity" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
 
@@ -464,6 +512,7 @@ paths:
         "401": { $ref: "#/components/responses/Unauthorized" }
         "404": { $ref: "#/components/responses/NotFound" }
         "422": { $ref: "#/components/responses/UnprocessableEntity" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
 
@@ -502,6 +551,7 @@ paths:
         "401": { $ref: "#/components/responses/Unauthorized" }
         "404": { $ref: "#/components/responses/NotFound" }
         "422": { $ref: "#/components/responses/UnprocessableEntity" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
 
@@ -522,6 +572,7 @@ paths:
               schema: { $ref: "#/components/schemas/Job" }
         "401": { $ref: "#/components/responses/Unauthorized" }
         "404": { $ref: "#/components/responses/NotFound" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
     delete:
@@ -541,6 +592,7 @@ paths:
               schema: { $ref: "#/components/schemas/Job" }
         "401": { $ref: "#/components/responses/Unauthorized" }
         "404": { $ref: "#/components/responses/NotFound" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
 
@@ -555,6 +607,11 @@ paths:
         Events named `progress` (data: the Job as JSON) while it runs, then one event named `end`
         (data: the Job in a terminal state), then the stream closes. A job that has already
         finished gets the `end` event only. Comment lines may be sent as heartbeats.
+
+        Each open stream holds a handler thread, so streams are capped: 4 per tenant
+        (`max_event_streams_per_tenant`, 429 beyond) and 8 in all on one process
+        (`max_event_streams`, 503 beyond). Both carry `Retry-After`; polling `GET /v1/jobs/{id}`
+        always works.
       responses:
         "200":
           description: An event stream.
@@ -567,6 +624,7 @@ paths:
                 example: "event: progress\ndata: {\"id\": \"…\", \"state\": \"running\", …}\n\nevent: end\ndata: {\"id\": \"…\", \"state\": \"succeeded\", …}\n\n"
         "401": { $ref: "#/components/responses/Unauthorized" }
         "404": { $ref: "#/components/responses/NotFound" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
 
@@ -603,12 +661,16 @@ paths:
         "413": { $ref: "#/components/responses/PayloadTooLarge" }
         "415": { $ref: "#/components/responses/UnsupportedMediaType" }
         "422": { $ref: "#/components/responses/UnprocessableEntity" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
     get:
       operationId: listTasks
       tags: [continual]
       summary: The model's tasks with the column ranges they trained.
+      parameters:
+        - $ref: "#/components/parameters/Limit"
+        - $ref: "#/components/parameters/Offset"
       responses:
         "200":
           description: The tasks, oldest first.
@@ -617,8 +679,10 @@ paths:
           content:
             application/json:
               schema: { $ref: "#/components/schemas/TaskList" }
+        "400": { $ref: "#/components/responses/BadRequest" }
         "401": { $ref: "#/components/responses/Unauthorized" }
         "404": { $ref: "#/components/responses/NotFound" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
 
@@ -634,6 +698,11 @@ paths:
         line. Every `batch_size` lines train one Sliding Learnable Window step; memory stays
         bounded by one batch. The answer is the task's summary. Nothing is stored unless the whole
         body was read and trained; then the new version and its ledger are written in one transaction.
+        The stream trains on the request's thread, so its work is bounded: one batch by
+        `max_predict_work` (checked before the body is read) and the whole stream by
+        `max_streamed_task_work` (5·10¹² multiply-adds by default, checked as examples arrive); past
+        either, 422 naming the limit. A task that grows past the creation limits (K ≤ 5000, 20 M
+        weights) is refused the same way.
       parameters:
         - { name: name, in: query, required: true, schema: { type: string, minLength: 1, maxLength: 200 } }
         - { name: batch_size, in: query, required: false, schema: { type: integer, minimum: 1, maximum: 10000, default: 50 } }
@@ -661,6 +730,7 @@ paths:
         "413": { $ref: "#/components/responses/PayloadTooLarge" }
         "415": { $ref: "#/components/responses/UnsupportedMediaType" }
         "422": { $ref: "#/components/responses/UnprocessableEntity" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
 
@@ -673,6 +743,8 @@ paths:
       summary: The batch ledger, one row per optimizer step of every task.
       parameters:
         - { name: task, in: query, required: false, schema: { type: integer, minimum: 1 } }
+        - $ref: "#/components/parameters/Limit"
+        - $ref: "#/components/parameters/Offset"
       responses:
         "200":
           description: Ledger rows.
@@ -684,6 +756,7 @@ paths:
         "400": { $ref: "#/components/responses/BadRequest" }
         "401": { $ref: "#/components/responses/Unauthorized" }
         "404": { $ref: "#/components/responses/NotFound" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
 
@@ -712,6 +785,7 @@ paths:
         "400": { $ref: "#/components/responses/BadRequest" }
         "401": { $ref: "#/components/responses/Unauthorized" }
         "404": { $ref: "#/components/responses/NotFound" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
 
@@ -747,6 +821,7 @@ paths:
         "413": { $ref: "#/components/responses/PayloadTooLarge" }
         "415": { $ref: "#/components/responses/UnsupportedMediaType" }
         "422": { $ref: "#/components/responses/UnprocessableEntity" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
 
@@ -795,6 +870,7 @@ paths:
         "413": { $ref: "#/components/responses/PayloadTooLarge" }
         "415": { $ref: "#/components/responses/UnsupportedMediaType" }
         "422": { $ref: "#/components/responses/UnprocessableEntity" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
     get:
@@ -815,6 +891,7 @@ paths:
         "400": { $ref: "#/components/responses/BadRequest" }
         "401": { $ref: "#/components/responses/Unauthorized" }
         "404": { $ref: "#/components/responses/NotFound" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
 
@@ -835,6 +912,7 @@ paths:
               schema: { $ref: "#/components/schemas/Analysis" }
         "401": { $ref: "#/components/responses/Unauthorized" }
         "404": { $ref: "#/components/responses/NotFound" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
 
@@ -856,6 +934,7 @@ paths:
         "401": { $ref: "#/components/responses/Unauthorized" }
         "404": { $ref: "#/components/responses/NotFound" }
         "409": { $ref: "#/components/responses/NotReady" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
 
@@ -878,6 +957,7 @@ paths:
         "401": { $ref: "#/components/responses/Unauthorized" }
         "404": { $ref: "#/components/responses/NotFound" }
         "409": { $ref: "#/components/responses/NotReady" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
 
@@ -911,6 +991,7 @@ paths:
         "404": { $ref: "#/components/responses/NotFound" }
         "409": { $ref: "#/components/responses/NotReady" }
         "422": { $ref: "#/components/responses/UnprocessableEntity" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
 
@@ -949,6 +1030,7 @@ paths:
         "413": { $ref: "#/components/responses/PayloadTooLarge" }
         "415": { $ref: "#/components/responses/UnsupportedMediaType" }
         "422": { $ref: "#/components/responses/UnprocessableEntity" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
 
@@ -990,6 +1072,7 @@ paths:
         "413": { $ref: "#/components/responses/PayloadTooLarge" }
         "415": { $ref: "#/components/responses/UnsupportedMediaType" }
         "422": { $ref: "#/components/responses/UnprocessableEntity" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
         "500": { $ref: "#/components/responses/InternalError" }
         "503": { $ref: "#/components/responses/Unavailable" }
 
@@ -1029,6 +1112,10 @@ components:
       description: The methods the path accepts, e.g. `GET, DELETE`.
       required: true
       schema: { type: string }
+    Retry-After:
+      description: Whole seconds to wait before retrying (at least 1).
+      required: true
+      schema: { type: integer, minimum: 1, example: 1 }
 
   parameters:
     Limit:
@@ -1140,6 +1227,21 @@ components:
       content:
         application/json:
           schema: { $ref: "#/components/schemas/Error" }
+    QuotaExceeded:
+      description: 'The tenant is at a quota that only a delete frees: code `dataset_bytes_quota_exceeded` (stored dataset bytes, `--quota-dataset-bytes`) or `model_quota_exceeded` (models, `--quota-models`); the message names the quota, the tenant''s usage and the limit. Nothing is stored.'
+      headers:
+        X-Request-Id: { $ref: "#/components/headers/X-Request-Id" }
+      content:
+        application/json:
+          schema: { $ref: "#/components/schemas/Error" }
+    TooManyRequests:
+      description: 'Code `rate_limited`: this API key is over its request rate (`--rate-limit`, `--rate-burst`); or, on operations that queue a job, `job_quota_exceeded`: the tenant has its quota of queued plus running jobs (`--quota-jobs`); or, on job event streams, `too_many_streams`: the tenant has 4 open. Each clears by itself: retry after `Retry-After` seconds.'
+      headers:
+        X-Request-Id: { $ref: "#/components/headers/X-Request-Id" }
+        Retry-After: { $ref: "#/components/headers/Retry-After" }
+      content:
+        application/json:
+          schema: { $ref: "#/components/schemas/Error" }
     InternalError:
       description: 'A bug (code `internal_error`). Nothing half-written is left behind.'
       headers:
@@ -1180,7 +1282,8 @@ components:
       additionalProperties: false
       required: [status]
       properties:
-        status: { type: string, enum: [ok] }
+        status: { type: string, enum: [ok, saturated] }
+        handler_queue_delay_seconds: { type: number, description: 'With `saturated`: how long the oldest request has waited for a handler thread.' }
 
     Readiness:
       type: object
@@ -1437,7 +1540,7 @@ components:
             - $ref: "#/components/schemas/AnalysisJobResult"
             - type: "null"
         error: { type: [string, "null"] }
-        attempts: { type: integer, minimum: 0 }
+        attempts: { type: integer, minimum: 0, description: 'Times a worker started the job: 1 after one run, 2 for a job whose lease expired and that ran again.' }
         cancel_requested: { type: boolean }
         created_at: { $ref: "#/components/schemas/Timestamp" }
         started_at: { type: [string, "null"], format: date-time }

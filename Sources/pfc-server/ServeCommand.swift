@@ -1,6 +1,7 @@
 // `pfc-server serve`: the REST service (datasets, models, training jobs, predictions) on our HTTP
 // server, over PostgreSQL or the embedded SQLite file; behind --echo also POST /echo (benchmarks).
-// SIGTERM and SIGINT shut it down gracefully and the process exits 0.
+// SIGTERM and SIGINT shut it down gracefully and the process exits 0; with --tls-cert/--tls-key,
+// SIGHUP re-reads the certificate and key for new connections.
 
 import ArgumentParser
 import Dispatch
@@ -35,6 +36,15 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Maximum open connections (beyond: 503).")
     var maxConnections: Int = 1024
 
+    @Option(help: "Maximum open connections from one client IP address (beyond: 503 for that address only).")
+    var maxConnectionsPerAddress: Int = 128
+
+    @Option(help: "Serve HTTPS (TLS 1.2 and 1.3) with this PEM certificate chain; needs --tls-key. SIGHUP reloads it.")
+    var tlsCert: String?
+
+    @Option(help: "The PEM private key of --tls-cert.")
+    var tlsKey: String?
+
     @Option(help: "Seconds a handler may take to answer a buffered request before the client gets 503 (0: no limit).")
     var handlerTimeoutSeconds: Double = 120
 
@@ -64,6 +74,21 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "This process's name in job leases; default host-pid.")
     var instanceID: String?
 
+    @Option(name: .customLong("rate-limit"), help: "Requests per second per API key, sustained (beyond: 429 with Retry-After; 0: no limit).")
+    var rateLimit: Double = TenantLimits().requestsPerSecond
+
+    @Option(name: .customLong("rate-burst"), help: "Requests an API key may send at once after being idle.")
+    var rateBurst: Int = TenantLimits().requestBurst
+
+    @Option(name: .customLong("quota-dataset-bytes"), help: "Stored dataset bytes per tenant (beyond: 403; 0: unlimited).")
+    var quotaDatasetBytes: Int = TenantLimits().maxDatasetBytes
+
+    @Option(name: .customLong("quota-models"), help: "Models per tenant (beyond: 403; 0: unlimited).")
+    var quotaModels: Int = TenantLimits().maxModels
+
+    @Option(name: .customLong("quota-jobs"), help: "Queued plus running jobs per tenant (beyond: 429; 0: unlimited).")
+    var quotaJobs: Int = TenantLimits().maxActiveJobs
+
     func run() throws {
         let level = Logger.Level(rawValue: logLevel) ?? .info
         LoggingSystem.bootstrap { label in
@@ -76,6 +101,13 @@ struct ServeCommand: ParsableCommand {
         var config = HTTPServer.Configuration(host: host, port: port)
         config.handlerThreads = handlerThreads
         config.maxConnections = maxConnections
+        guard maxConnectionsPerAddress >= 1 else { throw ValidationError("--max-connections-per-address must be at least 1") }
+        config.maxConnectionsPerAddress = maxConnectionsPerAddress
+        switch (tlsCert, tlsKey) {
+        case let (cert?, key?): config.tls = TLSConfiguration(certificatePath: cert, privateKeyPath: key)
+        case (nil, nil): break
+        default: throw ValidationError("--tls-cert and --tls-key go together")
+        }
         config.shutdownDeadline = .seconds(shutdownSeconds)
         guard handlerTimeoutSeconds.isFinite, (0...86_400).contains(handlerTimeoutSeconds),
               handlerTimeoutSeconds == 0 || handlerTimeoutSeconds >= 0.001 else {
@@ -94,6 +126,7 @@ struct ServeCommand: ParsableCommand {
         serviceConfig.leaseSeconds = leaseSeconds
         serviceConfig.accessLog = accessLog
         if let instanceID { serviceConfig.instanceID = instanceID }
+        serviceConfig.tenantLimits = try tenantLimits()
         if let key = try APIKeys.bootstrapDefaultTenant(store: store, dataDirectory: serviceConfig.dataDirectory) {
             FileHandle.standardOutput.write(Data(
                 "Created tenant 'default'. Its API key (shown once; also in \(serviceConfig.dataDirectory)/default-api-key):\n\(key)\n".utf8))
@@ -102,29 +135,57 @@ struct ServeCommand: ParsableCommand {
         var router = service.makeRouter()
         if echo { addEcho(&router) }
 
+        config.metrics = service.metrics
         let server = HTTPServer(configuration: config, router: router, logger: Logger(label: "pfc.http"))
-        try server.start()
+        do { try server.start() } catch let error as TLSError { throw ValidationError("TLS: \(error)") }
         service.startWorkers()
-        logger.info("serving", metadata: ["url": "http://\(host):\(server.port)", "database": "\(store.backend.rawValue)", "echo": "\(echo)"])
+        let scheme = config.tls == nil ? "http" : "https"
+        logger.info("serving", metadata: ["url": "\(scheme)://\(host):\(server.port)", "database": "\(store.backend.rawValue)", "echo": "\(echo)"])
+        let reloadSignal = config.tls == nil ? nil : server.reloadTLSOnSignal(SIGHUP)
 
         let signals = [SIGTERM, SIGINT].map { signo -> any DispatchSourceSignal in
             signal(signo, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: signo, queue: .global())
             source.setEventHandler {
                 logger.info("signal received, shutting down", metadata: ["signal": "\(signo)"])
-                service.stopWorkers(deadline: .seconds(2))
+                // Both at once: the server's deadline starts now, and the workers' running job stops
+                // at its next FISTA iteration (it runs again from its lease elsewhere).
                 server.shutdown(deadline: config.shutdownDeadline)
+                service.stopWorkers(deadline: .seconds(2))
             }
             source.activate()
             return source
         }
         server.waitUntilStopped()
-        // A handler abandoned at its deadline may still be inside a transaction: let it finish first.
-        if !server.waitForHandlers(timeout: config.shutdownDeadline) {
-            logger.warning("handlers still running at the shutdown deadline; closing the database under them")
+        // Connections closed at the deadline at the latest, and that cancelled their handlers' compute:
+        // give a handler still inside a transaction a moment to finish it (an interrupted one rolls back).
+        if !server.waitForHandlers(timeout: .seconds(1)) {
+            logger.warning("handlers still running after the shutdown deadline; closing the database under them")
         }
         signals.forEach { $0.cancel() }
+        reloadSignal?.cancel()
         store.close()
+        logger.info("database closed; exiting")
+        // Exit now: a job's compute cut short may still be unwinding on its threads, and the libraries'
+        // exit handlers (OpenBLAS's among them) would wait for it. Everything durable is written.
+        fflush(nil)
+        _exit(0)
+    }
+
+    /// The rate and quota flags, range-checked.
+    private func tenantLimits() throws -> TenantLimits {
+        guard rateLimit.isFinite, (0...1_000_000).contains(rateLimit) else { throw ValidationError("--rate-limit must be in 0…1000000") }
+        guard (1...10_000_000).contains(rateBurst) else { throw ValidationError("--rate-burst must be in 1…10000000") }
+        guard quotaDatasetBytes >= 0, quotaModels >= 0, quotaJobs >= 0 else {
+            throw ValidationError("--quota-dataset-bytes, --quota-models and --quota-jobs must be ≥ 0 (0: unlimited)")
+        }
+        var limits = TenantLimits()
+        limits.requestsPerSecond = rateLimit
+        limits.requestBurst = rateBurst
+        limits.maxDatasetBytes = quotaDatasetBytes
+        limits.maxModels = quotaModels
+        limits.maxActiveJobs = quotaJobs
+        return limits
     }
 
     private func addEcho(_ router: inout Router) {

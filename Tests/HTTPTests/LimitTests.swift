@@ -11,7 +11,7 @@ import Glibc
 @Suite(.serialized) struct LimitTests {
     @Test func slowlorisDoesNotDelayNormalClientsAndIsClosedByHeaderTimeout() throws {
         let tricklers = 500
-        try TestServer.with({ $0.headerReadTimeout = .seconds(2); $0.maxConnections = 2000 }, router: TestServer.basicRouter()) { server in
+        try TestServer.with({ $0.headerReadTimeout = .seconds(2); $0.maxConnections = 2000; $0.maxConnectionsPerAddress = 2000 }, router: TestServer.basicRouter()) { server in
             var clients: [TestClient] = []
             for _ in 0..<tricklers {
                 let c = try TestClient(port: server.port, timeout: 20)

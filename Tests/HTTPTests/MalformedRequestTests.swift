@@ -25,6 +25,8 @@ import Testing
         ("unsupported version", "GET /hello HTTP/3.0\r\nHost: t\r\n\r\n", 505),
         ("unsupported expectation", "POST /echo HTTP/1.1\r\nHost: t\r\nExpect: 200-ok\r\nContent-Length: 1\r\n\r\na", 417),
         ("bad percent-encoding", "GET /hel%zzlo HTTP/1.1\r\nHost: t\r\n\r\n", 400),
+        ("two Authorization headers", "GET /hello HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer good\r\nAuthorization: Bearer bad\r\n\r\n", 400),
+        ("two Host headers", "GET /hello HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
     ]
 
     @Test(arguments: 0..<cases.count)
@@ -41,6 +43,7 @@ import Testing
             #expect(r.status == c.status, "\(c.name)")
             #expect(r.header("Connection") == "close", "\(c.name)")
             #expect(r.text.contains(#"{"error":{"code":"#), "\(c.name)")
+            #expect(r.header("X-Request-Id") != nil, "\(c.name): no X-Request-Id")
             #expect(bad.waitForClose(), "\(c.name): connection left open")
 
             try bystander.send(TestClient.request("GET", "/hello"))
@@ -48,6 +51,24 @@ import Testing
             let fresh = try TestClient(port: server.port)
             try fresh.send(TestClient.request("GET", "/hello"))
             #expect(try fresh.readResponse().status == 200)
+        }
+    }
+
+    @Test func duplicateAuthorizationIsRefusedNamingTheHeader() throws {
+        var router = Router()
+        router.get("/whoami") { req, _ in .text(req.headers["Authorization"] ?? "-") }
+        try TestServer.with(router: router) { server in
+            for pair in [("Authorization", "Authorization"), ("authorization", "AUTHORIZATION"), ("Proxy-Authorization", "Proxy-Authorization")] {
+                let c = try TestClient(port: server.port)
+                try c.send("GET /whoami HTTP/1.1\r\nHost: t\r\n\(pair.0): Bearer good\r\n\(pair.1): Bearer bad\r\n\r\n")
+                let r = try c.readResponse()
+                #expect(r.status == 400)
+                let name = pair.0.lowercased() == "authorization" ? "Authorization" : "Proxy-Authorization"
+                #expect(r.text == #"{"error":{"code":"bad_request","message":"more than one \#(name) header"}}"#, "\(r.text)")
+            }
+            let one = try TestClient(port: server.port)
+            try one.send(TestClient.request("GET", "/whoami", headers: ["Authorization: Bearer good"]))
+            #expect(try one.readResponse().text == "Bearer good")
         }
     }
 

@@ -101,6 +101,9 @@ func parseAll(_ input: [UInt8], step: Int = .max, limits: HTTPParserLimits = HTT
         ("GET / HTTP/3.0\r\nHost: h\r\n\r\n", 505),
         ("GET / HTTP/1.1\r\nHost: h\r\nExpect: tea\r\n\r\n", 417),
         ("GET / HTTP/1.1\r\nHost: h\r\nX: " + String(repeating: "a", count: 17_000) + "\r\n\r\n", 431),
+        ("GET / HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer a\r\nauthorization: Bearer b\r\n\r\n", 400),
+        ("GET / HTTP/1.1\r\nHost: h\r\nProxy-Authorization: Basic a\r\nProxy-Authorization: Basic b\r\n\r\n", 400),
+        ("GET / HTTP/1.1\r\nHost: h\r\nHost: i\r\n\r\n", 400),
     ]
 
     @Test(arguments: 0..<rejections.count)
@@ -110,6 +113,14 @@ func parseAll(_ input: [UInt8], step: Int = .max, limits: HTTPParserLimits = HTT
             let r = parseAll(Array(raw.utf8), step: step)
             #expect(r.error?.status.code == status, "\(raw.prefix(60).debugDescription) step \(step): \(String(describing: r.error))")
         }
+    }
+
+    @Test func duplicateAuthorizationNamesTheHeader() {
+        let r = parseAll(Array("GET / HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer a\r\nAuthorization: Bearer b\r\n\r\n".utf8))
+        #expect(r.heads.isEmpty)
+        #expect(r.error == HTTPParseError(.badRequest, "more than one Authorization header"))
+        let one = parseAll(Array("GET / HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer a\r\n\r\n".utf8))
+        #expect(one.heads.first?.headers["Authorization"] == "Bearer a")
     }
 
     @Test func bodyLimits() {

@@ -54,4 +54,36 @@ import Testing
         future[8] = 9 // format version 9
         #expect(throws: ModelFileError.self) { try ModelFile.decode(future) }
     }
+
+    /// The weight count the limits use is the count a network of that architecture really has.
+    @Test(arguments: ModelKind.allCases)
+    func parameterCountMatchesTheNetwork(kind: ModelKind) {
+        var arch = Architecture(kind: kind, inputDim: 12, outputDim: 3, basis: 7, iterations: 5)
+        if kind.isSequence { arch.sequenceLength = 4 }
+        let net = NetworkFactory.make(arch, seed: 1)
+        #expect(arch.parameterCount == net.parameters.reduce(0) { $0 + $1.value.count })
+        arch.basis = Int.max / 2
+        #expect(arch.parameterCount == nil)
+    }
+
+    /// A well-formed file whose architecture names far more weights than it holds (K = 10⁹, or a
+    /// sequence length of 0) is refused before anything that large is allocated (found by fuzzing).
+    @Test(arguments: [#""basis":1000000000"#, #""input_dim":2000000000"#])
+    func architectureIsCheckedAgainstTheWeightsItHolds(change: String) throws {
+        let net = sample(.pfc)
+        let bytes = ModelFile.encode(net)
+        let start = ModelFile.magic.count + 8
+        let length = Int(UInt32(bytes[start - 4]) | UInt32(bytes[start - 3]) << 8 | UInt32(bytes[start - 2]) << 16 | UInt32(bytes[start - 1]) << 24)
+        var json = String(decoding: bytes[start..<(start + length)], as: UTF8.self)
+        let key = String(change.split(separator: ":")[0])
+        json = json.replacingOccurrences(of: key + #":\d+"#, with: change, options: .regularExpression)
+        #expect(json.contains(change))
+        var out = Array(bytes[0..<(start - 4)])
+        let n = UInt32(json.utf8.count)
+        out += [UInt8(n & 0xFF), UInt8(n >> 8 & 0xFF), UInt8(n >> 16 & 0xFF), UInt8(n >> 24)]
+        out += Array(json.utf8) + bytes[(start + length)..<(bytes.count - 4)]
+        let crc = CRC32.checksum(out[...])
+        out += [UInt8(crc & 0xFF), UInt8(crc >> 8 & 0xFF), UInt8(crc >> 16 & 0xFF), UInt8(crc >> 24)]
+        #expect(throws: ModelFileError.self) { try ModelFile.decode(out) }
+    }
 }

@@ -56,10 +56,35 @@ extension ConformanceTests {
             expectStoreError(\.isLeaseLost) { _ = try store.heartbeat(jobID: job.id, owner: "dead-replica", leaseDuration: 30) }
 
             let again = try #require(try store.claimJob(owner: "replica-2", leaseDuration: 30, now: start.addingTimeInterval(40)))
-            #expect(again.id == job.id && again.leaseOwner == "replica-2")
+            #expect(again.id == job.id && again.leaseOwner == "replica-2" && again.attempts == 2)
             #expect(try store.reclaimExpiredJobs(now: start.addingTimeInterval(100)) == ReclaimReport(requeued: [], failed: [job.id]))
             let failed = try store.job(id: job.id, tenantID: tenant.id)
             #expect(failed.state == .failed && failed.attempts == 2 && failed.error?.contains("lease expired") == true)
+        }
+    }
+
+    /// Issue 12 finding 14: `attempts` counts runs, so a job reclaimed and run again reads 2 (it read 1).
+    @Test(arguments: TestDatabase.backends)
+    func attemptsCountEveryRunOfAJob(backend: Backend) throws {
+        try TestDatabase.withStore(backend) { store in
+            let tenant = try TestDatabase.tenant(store)
+            let once = Job(tenantID: tenant.id, kind: "train")
+            try store.enqueue(once)
+            #expect(try store.job(id: once.id, tenantID: tenant.id).attempts == 0)
+            #expect(try #require(try store.claimJob(owner: "w", leaseDuration: 30)).attempts == 1)
+            try store.completeJob(id: once.id, owner: "w", result: "{}")
+            #expect(try store.job(id: once.id, tenantID: tenant.id).attempts == 1)
+
+            let twice = Job(tenantID: tenant.id, kind: "train")
+            try store.enqueue(twice)
+            let start = StoreClock.now()
+            _ = try #require(try store.claimJob(owner: "dies", leaseDuration: 1, now: start))
+            #expect(try store.reclaimExpiredJobs(now: start.addingTimeInterval(2)).requeued == [twice.id])
+            let second = try #require(try store.claimJob(owner: "lives", leaseDuration: 30, now: start.addingTimeInterval(3)))
+            #expect(second.id == twice.id && second.attempts == 2)
+            try store.completeJob(id: twice.id, owner: "lives", result: "{}")
+            let done = try store.job(id: twice.id, tenantID: tenant.id)
+            #expect(done.state == .succeeded && done.attempts == 2)
         }
     }
 

@@ -1,6 +1,7 @@
 // RequestContext: per-request values set by the server and middleware (request id, route, logger, principal).
 
 import Logging
+import Synchronization
 
 /// Per-request values handed along the middleware chain to the handler.
 public struct RequestContext: Sendable {
@@ -18,10 +19,17 @@ public struct RequestContext: Sendable {
     public var attributes: [String: String]
     /// When the request head was parsed.
     public let receivedAt: ContinuousClock.Instant
+    /// Raised by the server when nobody will read the answer any more: the client closed the
+    /// connection, the handler missed its deadline, or shutdown force-closed the connection. Long
+    /// handlers poll it and stop early.
+    public let cancellation: RequestCancellation
+    /// The server's load, set by the server (nil in contexts made by hand).
+    public var server: ServerStatus?
 
     /// Makes a context.
     public init(requestID: String = "", route: String? = nil, remoteAddress: String = "", logger: Logger,
-                principal: String? = nil, attributes: [String: String] = [:], receivedAt: ContinuousClock.Instant = .now) {
+                principal: String? = nil, attributes: [String: String] = [:], receivedAt: ContinuousClock.Instant = .now,
+                cancellation: RequestCancellation = RequestCancellation(), server: ServerStatus? = nil) {
         self.requestID = requestID
         self.route = route
         self.remoteAddress = remoteAddress
@@ -29,5 +37,21 @@ public struct RequestContext: Sendable {
         self.principal = principal
         self.attributes = attributes
         self.receivedAt = receivedAt
+        self.cancellation = cancellation
+        self.server = server
     }
+}
+
+/// Whether a request's answer is still wanted (see `RequestContext.cancellation`).
+public final class RequestCancellation: Sendable {
+    private let flag = Atomic<Bool>(false)
+
+    /// A request not cancelled (yet).
+    public init() {}
+
+    /// True once the answer can no longer reach the client.
+    public var isCancelled: Bool { flag.load(ordering: .relaxed) }
+
+    /// Marks the request as abandoned.
+    public func cancel() { flag.store(true, ordering: .relaxed) }
 }

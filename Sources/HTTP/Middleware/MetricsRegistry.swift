@@ -12,6 +12,8 @@ public final class MetricsRegistry: Sendable {
     struct Histogram { var counts = [Int](repeating: 0, count: MetricsRegistry.buckets.count); var sum = 0.0; var count = 0 }
 
     private let state = Mutex<(counters: [CounterKey: Int], histograms: [HistogramKey: Histogram])>(([:], [:]))
+    /// Connections the server refused, by reason ("max_connections", "max_connections_per_address", …).
+    private let rejections = Mutex<[String: Int]>(["max_connections": 0, "max_connections_per_address": 0])
 
     /// An empty registry.
     public init() {}
@@ -28,6 +30,14 @@ public final class MetricsRegistry: Sendable {
             s.histograms[key] = h
         }
     }
+
+    /// Records one connection the server refused, and why.
+    public func countRejectedConnection(reason: String) {
+        rejections.withLock { $0[reason, default: 0] += 1 }
+    }
+
+    /// Connections refused for `reason` so far.
+    public func rejectedConnections(reason: String) -> Int { rejections.withLock { $0[reason] ?? 0 } }
 
     /// The request count for one (method, route, status).
     public func requestCount(method: String, route: String, status: Int) -> Int {
@@ -54,6 +64,11 @@ public final class MetricsRegistry: Sendable {
             out += "http_request_duration_seconds_bucket{\(labels),le=\"+Inf\"} \(h.count)\n"
             out += "http_request_duration_seconds_sum{\(labels)} \(h.sum)\n"
             out += "http_request_duration_seconds_count{\(labels)} \(h.count)\n"
+        }
+        out += "# HELP http_connections_rejected_total Connections refused by a server limit, by reason.\n"
+        out += "# TYPE http_connections_rejected_total counter\n"
+        for (reason, n) in rejections.withLock({ $0 }).sorted(by: { $0.key < $1.key }) {
+            out += "http_connections_rejected_total{reason=\(Self.label(reason))} \(n)\n"
         }
         return out
     }

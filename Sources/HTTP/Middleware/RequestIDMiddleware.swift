@@ -1,9 +1,11 @@
 // RequestIDMiddleware: echoes a sane `X-Request-Id` or generates one, and puts it in the context,
-// the logger's metadata and the response.
+// the logger's metadata and the response. The server already picks the id the same way for every
+// request (so its own answers, parse errors included, carry one); the middleware keeps that id.
 
 import Synchronization
 
-/// Sets `context.requestID` from `X-Request-Id` (when sane) or a fresh random id, and echoes it.
+/// Keeps `context.requestID` when the server set it, else takes `X-Request-Id` (when sane) or a
+/// fresh random id; puts it in the logger's metadata and echoes it.
 public struct RequestIDMiddleware: Middleware {
     /// Makes the middleware.
     public init() {}
@@ -12,15 +14,17 @@ public struct RequestIDMiddleware: Middleware {
     public func handle(_ request: Request, context: RequestContext,
                        next: (Request, RequestContext) throws -> Response) throws -> Response {
         var ctx = context
-        if let given = request.headers["X-Request-Id"], Self.isAcceptable(given) {
-            ctx.requestID = given
-        } else {
-            ctx.requestID = Self.generate()
-        }
+        if ctx.requestID.isEmpty { ctx.requestID = Self.requestID(for: request.headers) }
         ctx.logger[metadataKey: "request-id"] = .string(ctx.requestID)
         var response = try next(request, ctx)
         response.headers.replaceOrAdd(name: "X-Request-Id", value: ctx.requestID)
         return response
+    }
+
+    /// The client's `X-Request-Id` when sane, else a fresh one.
+    static func requestID(for headers: HTTPHeaders) -> String {
+        if let given = headers["X-Request-Id"], isAcceptable(given) { return given }
+        return generate()
     }
 
     /// Up to 128 visible ASCII characters.

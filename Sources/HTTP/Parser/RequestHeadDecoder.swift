@@ -106,12 +106,16 @@ enum RequestHeadDecoder {
         return (String(decoding: rawPathBytes, as: UTF8.self), path, query)
     }
 
-    /// Host, Content-Length, Transfer-Encoding, Connection and Expect rules.
+    /// Host, Authorization, Content-Length, Transfer-Encoding, Connection and Expect rules.
     static func applySemantics(_ headIn: RequestHead) throws(HTTPParseError) -> RequestHead {
         var head = headIn
         let hosts = head.headers.values("Host")
         if hosts.count > 1 || (head.version == .http1_1 && hosts.isEmpty) {
             throw HTTPParseError(.badRequest, "HTTP/1.1 requires exactly one Host header")
+        }
+        // Credentials must be unambiguous: which of two Authorization fields would auth check?
+        for name in singletonFields where head.headers.values(name).count > 1 {
+            throw HTTPParseError(.badRequest, "more than one \(name) header")
         }
         let lengths = head.headers.values("Content-Length")
         let codings = head.headers.tokens("Transfer-Encoding")
@@ -135,6 +139,9 @@ enum RequestHeadDecoder {
         }
         return head
     }
+
+    /// Fields a request may carry at most once (besides Host and Content-Length, checked above).
+    static let singletonFields = ["Authorization", "Proxy-Authorization"]
 
     /// One Content-Length value from every field and list element; different values are smuggling.
     static func contentLength(_ values: [String]) throws(HTTPParseError) -> Int {

@@ -60,12 +60,12 @@ struct ByteBuffer {
         storage = grown
     }
 
-    /// One recv(2) into free space; returns its result (errno untouched on failure).
-    mutating func receive(from fd: Int32, upTo n: Int) -> Int {
+    /// One transport read into free space (at most `n` bytes).
+    mutating func receive(upTo n: Int, via transport: Transport) -> TransportIO {
         reserve(n)
-        let got = storage.withUnsafeMutableBytes { raw in recv(fd, raw.baseAddress! + end, n, 0) }
-        if got > 0 { end += got }
-        return got
+        let result = storage.withUnsafeMutableBytes { raw in transport.read(into: raw.baseAddress! + end, count: n) }
+        if case .bytes(let got) = result { end += got }
+        return result
     }
 
     /// Releases a large empty buffer (idle keep-alive connections stay small).

@@ -48,10 +48,11 @@ extension Connection {
         let limit = resolution.options.maxBodyBytes ?? core.configuration.maxBodyBytes
         parser.setBodyLimit(limit)
         if case .length(let n) = head.framing, n > limit {
-            failRequest(HTTPParseError(.contentTooLarge, "body of \(n) bytes exceeds \(limit)"))
+            failRequest(HTTPParseError(.contentTooLarge, "body of \(n) bytes exceeds \(limit)"), head: head)
             return
         }
-        let context = RequestContext(route: resolution.template, remoteAddress: peer, logger: core.logger)
+        let context = RequestContext(requestID: RequestIDMiddleware.requestID(for: head.headers), route: resolution.template,
+                                     remoteAddress: peer, logger: core.logger, server: core.status)
         current = Current(head: head, resolution: resolution, context: context)
         let hasBody: Bool
         switch head.framing {
@@ -103,8 +104,9 @@ extension Connection {
     }
 
     /// Answers a parse error or timeout with its status and closes; a running streaming handler
-    /// sees the error from `next()` and its response is the last one.
-    func failRequest(_ error: HTTPParseError) {
+    /// sees the error from `next()` and its response is the last one. The answer carries the
+    /// request's id: the current request's, the client's from `head` when sane, else a new one.
+    func failRequest(_ error: HTTPParseError, head: RequestHead? = nil) {
         guard !closed else { return }
         if inFlight {
             bodyStream?.fail(HTTPError(error.status, message: error.reason))
@@ -112,9 +114,13 @@ extension Connection {
             closeAfterResponse = true
             return
         }
+        // A TLS handshake that stalled or failed has no channel to answer on.
+        guard transport.canWrite else { abort(); return }
         core.logger.debug("rejected request", metadata: ["peer": .string(peer), "error": .string(error.description)])
         var bytes: [UInt8] = []
-        let response = HTTPError(error.status, message: error.reason).response
+        var response = HTTPError(error.status, message: error.reason).response
+        let requestID = current?.context.requestID ?? RequestIDMiddleware.requestID(for: head?.headers ?? HTTPHeaders())
+        response.headers.replaceOrAdd(name: "X-Request-Id", value: requestID)
         if case .bytes(let body) = response.body {
             ResponseHeadEncoder.encode(status: response.status, headers: response.headers, framing: .length(body.count),
                                        keepAlive: false, version: .http1_1, into: &bytes)
@@ -161,6 +167,7 @@ extension Connection {
         guard !closed, inFlight, let current, let limit = core.configuration.handlerTimeout else { return }
         handlerDeadline = nil
         abandonedSerial = handlerSerial
+        current.context.cancellation.cancel()
         core.logger.warning("handler missed its deadline", metadata: ["peer": .string(peer), "path": .string(current.head.path)])
         let ms = limit.components.seconds * 1000 + limit.components.attoseconds / 1_000_000_000_000_000
         let within = ms % 1000 == 0 ? "\(ms / 1000) s" : "\(Double(ms) / 1000) s"
@@ -229,7 +236,7 @@ extension Connection {
         let noBody = status.forbidsBody
         var bytes: [UInt8] = []
         bytes.reserveCapacity(256 + (head.method == .head ? 0 : body.count))
-        ResponseHeadEncoder.encode(status: status, headers: headers, framing: noBody ? .none : .length(body.count),
+        ResponseHeadEncoder.encode(status: status, headers: withRequestID(headers), framing: noBody ? .none : .length(body.count),
                                    keepAlive: keepAlive, version: head.version, into: &bytes)
         if !noBody && head.method != .head { bytes += body }
         if !keepAlive { closeAfterResponse = true }
@@ -242,13 +249,21 @@ extension Connection {
         let keepAlive = chunked && keepAliveAfterResponse(head)
         var bytes: [UInt8] = []
         let framing: ResponseHeadEncoder.Framing = status.forbidsBody ? .none : chunked ? .chunked : .untilClose
-        ResponseHeadEncoder.encode(status: status, headers: headers, framing: framing, keepAlive: keepAlive,
+        ResponseHeadEncoder.encode(status: status, headers: withRequestID(headers), framing: framing, keepAlive: keepAlive,
                                    version: head.version, into: &bytes)
         if !keepAlive { closeAfterResponse = true }
         self.gate = gate
         enqueueOutput(bytes)
         unrelatedPending = output.readable
         if closing || closed { gate.close() }
+    }
+
+    /// `headers` with the current request's `X-Request-Id` unless a handler or middleware set one.
+    private func withRequestID(_ headers: HTTPHeaders) -> HTTPHeaders {
+        guard !headers.contains("X-Request-Id"), let id = current?.context.requestID, !id.isEmpty else { return headers }
+        var h = headers
+        h.add(name: "X-Request-Id", value: id)
+        return h
     }
 
     /// The response is fully queued: close, or go on with the next request.

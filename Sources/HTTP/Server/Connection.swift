@@ -26,6 +26,10 @@ final class Connection: @unchecked Sendable {
 
     let fd: Int32
     let peer: String
+    /// The peer's IP address (no port): the key of the per-address connection count.
+    let address: String
+    /// The socket, or TLS over it.
+    let transport: Transport
     let queue: DispatchQueue
     let core: ServerCore
     private let readSource: any DispatchSourceRead
@@ -38,6 +42,10 @@ final class Connection: @unchecked Sendable {
     var parser: HTTPRequestParser
     private var readSuspended = false
     private var writeSuspended = true  // created inactive
+    /// A TLS read waits for the socket to be writable (handshake or post-handshake messages).
+    private var readWaitsForWrite = false
+    /// A TLS write waits for the socket to be readable.
+    private var writeWaitsForRead = false
     private var cancelledSources = 0
     var closed = false
     var closing = false
@@ -69,9 +77,11 @@ final class Connection: @unchecked Sendable {
     private var lingerUntil: UInt64 = 0
     private var armedDeadline = UInt64.max
 
-    init(fd: Int32, peer: String, core: ServerCore) {
+    init(fd: Int32, peer: String, address: String, transport: Transport, core: ServerCore) {
         self.fd = fd
         self.peer = peer
+        self.address = address
+        self.transport = transport
         self.core = core
         self.queue = DispatchQueue(label: "pfc.http.connection", target: core.connectionTarget)
         self.parser = HTTPRequestParser(limits: core.configuration.parserLimits)
@@ -82,6 +92,9 @@ final class Connection: @unchecked Sendable {
         idleSince = now
         lastReadAt = now
         lastWriteAt = now
+        // The TLS handshake counts as part of the first request head: a stalled handshake is
+        // answered by the header read timeout, like a stalled head.
+        if transport.isTLS { headStartedAt = now }
     }
 
     static func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
@@ -108,24 +121,39 @@ final class Connection: @unchecked Sendable {
     private func handleReadable() {
         guard !closed else { return }
         if lingering { drainWhileLingering(); return }
+        if writeWaitsForRead {
+            writeWaitsForRead = false
+            flush()
+            if closed { return }
+        }
         var total = 0
         // Size reads by what the kernel says is waiting, so idle and trickling connections keep
         // small buffers (4 KiB) while bulk uploads read 64 KiB at a time.
         let want = min(max(Int(readSource.data), 4096), 64 * 1024)
-        while total < 256 * 1024 {
-            let n = input.receive(from: fd, upTo: want)
-            if n > 0 {
+        // TLS returns at most one record per read: read on until it would block.
+        let readUntilBlocked = transport.isTLS
+        let cap = 256 * 1024
+        reading: while total < cap {
+            switch input.receive(upTo: want, via: transport) {
+            case .bytes(let n):
                 total += n
-                if n < want { break }
-                continue
+                if n < want && !readUntilBlocked { break reading }
+            case .eof:
+                peerEOF = true
+                break reading
+            case .wouldBlock(let readiness):
+                if readiness == .writable { readWaitsForWrite = true; armWrite() }
+                break reading
+            case .failed:
+                if let reason = transport.failureReason {
+                    core.logger.debug(transport.canWrite ? "TLS error" : "TLS handshake failed",
+                                      metadata: ["peer": .string(peer), "error": .string(reason)])
+                }
+                abort()
+                return
             }
-            if n == 0 { peerEOF = true; break }
-            let e = errno
-            if e == EINTR { continue }
-            if e == EAGAIN || e == EWOULDBLOCK { break }
-            abort()
-            return
         }
+        if total >= cap { kickBufferedInput() }
         if total > 0 {
             let now = Self.now()
             lastReadAt = now
@@ -139,6 +167,9 @@ final class Connection: @unchecked Sendable {
 
     private func handlePeerEOF() {
         gate?.close()  // a streamed response has nobody left to read it
+        // A client that closes while its request runs has gone away (a half-close while waiting for
+        // the answer is treated the same): its handler may stop early.
+        if inFlight { current?.context.cancellation.cancel() }
         if phase == .bufferingBody || phase == .streamingBody {
             bodyStream?.fail(HTTPError(.badRequest, code: "client_disconnected", message: "client closed before the body ended"))
             closeAfterResponse = true
@@ -159,11 +190,20 @@ final class Connection: @unchecked Sendable {
         if eof { destroy() }
     }
 
+    /// Reads again soon when input waits inside the transport (TLS), where the read source,
+    /// which only watches the socket, would not fire for it.
+    private func kickBufferedInput() {
+        guard transport.hasBufferedInput else { return }
+        queue.async { [self] in
+            if !closed && !readSuspended && transport.hasBufferedInput { handleReadable() }
+        }
+    }
+
     /// Pauses or resumes the read source to match what the connection can accept now.
     func updateReadInterest() {
         guard !closed else { return }
         let want: Bool
-        if lingering {
+        if lingering || writeWaitsForRead {
             want = true
         } else if closing || peerEOF {
             want = false
@@ -174,7 +214,7 @@ final class Connection: @unchecked Sendable {
         } else {
             want = true
         }
-        if want && readSuspended { readSuspended = false; readSource.resume() }
+        if want && readSuspended { readSuspended = false; readSource.resume(); kickBufferedInput() }
         if !want && !readSuspended { readSuspended = true; readSource.suspend() }
     }
 
@@ -183,14 +223,27 @@ final class Connection: @unchecked Sendable {
     /// Queues bytes for the socket, sending at once what it takes.
     func enqueueOutput(_ bytes: [UInt8]) {
         guard !closed, !bytes.isEmpty else { return }
-        if output.isEmpty {
-            let n = bytes.withUnsafeBytes { send(fd, $0.baseAddress!, $0.count, Socket.sendFlags) }
-            if n == bytes.count { sent(n); return }
-            if n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR { abort(); return }
-            let done = max(n, 0)
+        if output.isEmpty && !writeWaitsForRead {
+            var done = 0
+            writing: while done < bytes.count {
+                switch bytes.withUnsafeBytes({ transport.write(UnsafeRawBufferPointer(rebasing: $0[done...])) }) {
+                case .bytes(let n) where n > 0:
+                    done += n
+                case .wouldBlock(.readable):
+                    writeWaitsForRead = true
+                    break writing
+                case .wouldBlock(.writable):
+                    break writing
+                default:
+                    abort()
+                    return
+                }
+            }
             if done > 0 { sent(done) }
+            if done == bytes.count { return }
+            // Unsent bytes stay in order in `output`; a TLS retry starts with the same bytes.
             bytes.withUnsafeBytes { output.append(UnsafeRawBufferPointer(rebasing: $0[done...])) }
-            armWrite()
+            if writeWaitsForRead { updateReadInterest() } else { armWrite() }
             armTimer()  // write-stall timeout
         } else {
             bytes.withUnsafeBytes { output.append($0) }
@@ -209,16 +262,32 @@ final class Connection: @unchecked Sendable {
     /// Sends pending output until the socket would block.
     func flush() {
         guard !closed else { return }
-        while !output.isEmpty {
-            let n = output.withReadable { send(fd, $0.baseAddress!, $0.count, Socket.sendFlags) }
-            if n > 0 { output.consume(n); sent(n); continue }
-            let e = errno
-            if n < 0 && e == EINTR { continue }
-            if n < 0 && (e == EAGAIN || e == EWOULDBLOCK) { armWrite(); armTimer(); return }
-            abort()
-            return
+        if readWaitsForWrite {
+            readWaitsForWrite = false
+            handleReadable()
+            if closed { return }
         }
-        disarmWrite()
+        while !output.isEmpty {
+            switch output.withReadable({ transport.write($0) }) {
+            case .bytes(let n) where n > 0:
+                output.consume(n)
+                sent(n)
+            case .wouldBlock(.readable):
+                writeWaitsForRead = true
+                if !readWaitsForWrite { disarmWrite() }
+                updateReadInterest()
+                armTimer()
+                return
+            case .wouldBlock(.writable):
+                armWrite()
+                armTimer()
+                return
+            default:
+                abort()
+                return
+            }
+        }
+        if !readWaitsForWrite { disarmWrite() }
         output.shrinkIfIdle(keep: 256 * 1024)
         if closing && !lingering {
             startLinger()
@@ -250,7 +319,7 @@ final class Connection: @unchecked Sendable {
 
     private func startLinger() {
         if peerEOF { destroy(); return }
-        shutdown(fd, Int32(SHUT_WR))
+        transport.closeWrite()
         lingering = true
         lingerUntil = Self.now() &+ core.configuration.lingerTimeout.nanoseconds
         updateReadInterest()
@@ -263,6 +332,7 @@ final class Connection: @unchecked Sendable {
     private func destroy() {
         guard !closed else { return }
         closed = true
+        current?.context.cancellation.cancel()
         gate?.close()
         bodyStream?.fail(ResponseBodyWriter.ClientDisconnected())
         if readSuspended { readSuspended = false; readSource.resume() }
@@ -275,6 +345,7 @@ final class Connection: @unchecked Sendable {
     private func sourceCancelled() {
         cancelledSources += 1
         if cancelledSources == 3 {
+            transport.release()
             close(fd)
             core.connectionClosed(self)
         }

@@ -35,9 +35,11 @@ public final class HTTPServer: Sendable {
         self.core = ServerCore(configuration: configuration, router: router, logger: logger)
     }
 
-    /// Binds, listens and starts accepting; throws `SocketError` when the address is unusable.
+    /// Binds, listens and starts accepting; throws `SocketError` when the address is unusable and
+    /// `TLSError` when `configuration.tls` names files OpenSSL cannot use.
     public func start() throws {
-        signal(SIGPIPE, SIG_IGN)
+        signal(SIGPIPE, SIG_IGN)  // OpenSSL writes with write(2), which would raise it
+        if let tls = configuration.tls { core.installTLS(try TLSContext(tls)) }
         let (fd, port) = try Socket.listen(host: configuration.host, port: configuration.port, backlog: configuration.backlog)
         let source = DispatchSource.makeReadSource(fileDescriptor: fd, queue: acceptQueue)
         source.setEventHandler { [self] in acceptPending(fd) }
@@ -85,6 +87,12 @@ public final class HTTPServer: Sendable {
     @discardableResult
     public func waitForHandlers(timeout: Duration) -> Bool { core.pool.waitUntilIdle(timeout: timeout) }
 
+    /// Connections refused because `maxConnections` were open (answered 503, or closed on TLS).
+    public var rejectedConnections: Int { core.rejected.load(ordering: .relaxed) }
+
+    /// Connections refused because their address had `maxConnectionsPerAddress` open.
+    public var rejectedConnectionsPerAddress: Int { core.rejectedPerAddress.load(ordering: .relaxed) }
+
     /// Answers of buffered-body handlers dropped instead of sent: their deadline had passed (or
     /// their connection had closed) by the time they returned.
     public var lateAnswersDropped: Int { core.lateAnswersDropped.load(ordering: .relaxed) }
@@ -92,9 +100,12 @@ public final class HTTPServer: Sendable {
     private func acceptPending(_ listenFD: Int32) {
         for _ in 0..<256 {
             switch Socket.accept(listenFD) {
-            case .connection(let fd, let peer):
+            case .connection(let fd, let peer, let address):
                 Socket.configureAccepted(fd)
-                if !core.admit(fd: fd, peer: peer) { rejectOverLimit(fd) }
+                switch core.admit(fd: fd, peer: peer, address: address) {
+                case .admitted: break
+                case .refused(let reason): reject(fd, reason: reason)
+                }
             case .wouldBlock:
                 return
             case .failed:
@@ -120,16 +131,24 @@ public final class HTTPServer: Sendable {
         }
     }
 
-    /// Beyond `maxConnections`: a static 503, then close once the client had time to read it.
-    private func rejectOverLimit(_ fd: Int32) {
-        let body = JSONText.errorBody(code: "unavailable", message: "too many connections")
+    /// Beyond a connection limit: a static 503 (plain HTTP), then close once the client had time
+    /// to read it. A TLS listener closes at once: an answer would need a handshake first.
+    private func reject(_ fd: Int32, reason: ServerCore.Refusal) {
+        core.countRejection(reason)
+        if configuration.tls != nil || reason == .tlsSession {
+            close(fd)
+            return
+        }
+        let message = reason == .perAddress ? "too many connections from this address" : "too many connections"
+        let body = JSONText.errorBody(code: "unavailable", message: message)
         var bytes: [UInt8] = []
-        ResponseHeadEncoder.encode(status: .serviceUnavailable, headers: ["Content-Type": "application/json", "Retry-After": "1"],
+        let headers: HTTPHeaders = ["Content-Type": "application/json", "Retry-After": "1",
+                                    "X-Request-Id": RequestIDMiddleware.generate()]
+        ResponseHeadEncoder.encode(status: .serviceUnavailable, headers: headers,
                                    framing: .length(body.count), keepAlive: false, version: .http1_1, into: &bytes)
         bytes += body
         _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress!, $0.count, Socket.sendFlags) }
         _ = Glibc.shutdown(fd, Int32(SHUT_WR))
-        core.rejected.add(1, ordering: .relaxed)
         acceptQueue.asyncAfter(deadline: .now() + .milliseconds(500)) {
             var scratch = [UInt8](repeating: 0, count: 4096)
             while scratch.withUnsafeMutableBytes({ recv(fd, $0.baseAddress!, $0.count, 0) }) > 0 {}
@@ -148,9 +167,25 @@ final class ServerCore: Sendable {
     /// threads instead of waking a new one for every event.
     let connectionTargets: [DispatchQueue]
     private let nextTarget = Atomic<Int>(0)
+    /// Connections refused over `maxConnections` (or for want of a TLS session).
     let rejected = Atomic<Int>(0)
+    /// Connections refused over `maxConnectionsPerAddress`.
+    let rejectedPerAddress = Atomic<Int>(0)
     let lateAnswersDropped = Atomic<Int>(0)
-    private let state = Mutex<(connections: [ObjectIdentifier: Connection], shuttingDown: Bool)>(([:], false))
+    /// The TLS context new connections get (nil: plain HTTP); swapped whole by a reload.
+    let tlsContext = Mutex<TLSContext?>(nil)
+    private let state = Mutex<State>(State())
+
+    struct State {
+        var connections: [ObjectIdentifier: Connection] = [:]
+        /// Open connections per peer IP address; addresses with none are absent.
+        var perAddress: [String: Int] = [:]
+        var shuttingDown = false
+    }
+
+    /// Why a connection was not admitted.
+    enum Refusal { case total, perAddress, shuttingDown, tlsSession }
+    enum Admission { case admitted, refused(Refusal) }
     private let stopLock = ConditionLock()
     private nonisolated(unsafe) var stopped = false  // guarded by stopLock
 
@@ -170,24 +205,68 @@ final class ServerCore: Sendable {
 
     var connectionCount: Int { state.withLock { $0.connections.count } }
 
-    /// Registers and starts a connection; false when over the limit or shutting down.
-    func admit(fd: Int32, peer: String) -> Bool {
-        let connection = state.withLock { s -> Connection? in
-            guard !s.shuttingDown, s.connections.count < configuration.maxConnections else { return nil }
-            let c = Connection(fd: fd, peer: peer, core: self)
-            s.connections[ObjectIdentifier(c)] = c
-            return c
+    /// The handler pool's load, handed to every request's context.
+    var status: ServerStatus { ServerStatus(pool: pool, handlerThreads: configuration.handlerThreads) }
+
+    /// Registers and starts a connection, or says which limit refused it.
+    func admit(fd: Int32, peer: String, address: String) -> Admission {
+        let refusal = state.withLock { s -> Refusal? in
+            if s.shuttingDown { return .shuttingDown }
+            if s.connections.count >= configuration.maxConnections { return .total }
+            if s.perAddress[address, default: 0] >= configuration.maxConnectionsPerAddress { return .perAddress }
+            return nil
         }
-        connection?.start()
-        return connection != nil
+        if let refusal { return .refused(refusal) }
+        let transport: Transport
+        if let context = tlsContext.withLock({ $0 }) {
+            guard let session = context.makeSession(fd: fd) else { return .refused(.tlsSession) }
+            transport = .tls(fd: fd, session: session)
+        } else {
+            transport = .plain(fd: fd)
+        }
+        let c = Connection(fd: fd, peer: peer, address: address, transport: transport, core: self)
+        // Only the accept queue admits, so the limits checked above still hold here.
+        let registered = state.withLock { s -> Bool in
+            guard !s.shuttingDown else { return false }
+            s.connections[ObjectIdentifier(c)] = c
+            s.perAddress[address, default: 0] += 1
+            return true
+        }
+        guard registered else { transport.release(); return .refused(.shuttingDown) }
+        c.start()
+        return .admitted
     }
 
     func connectionClosed(_ connection: Connection) {
         let done = state.withLock { s -> Bool in
-            s.connections[ObjectIdentifier(connection)] = nil
+            guard s.connections.removeValue(forKey: ObjectIdentifier(connection)) != nil else { return false }
+            let left = s.perAddress[connection.address, default: 1] - 1
+            s.perAddress[connection.address] = left > 0 ? left : nil
             return s.shuttingDown && s.connections.isEmpty
         }
         if done { markStopped() }
+    }
+
+    /// Open connections from one peer address.
+    func connectionCount(from address: String) -> Int { state.withLock { $0.perAddress[address] ?? 0 } }
+
+    func countRejection(_ reason: Refusal) {
+        switch reason {
+        case .perAddress:
+            rejectedPerAddress.add(1, ordering: .relaxed)
+            configuration.metrics?.countRejectedConnection(reason: "max_connections_per_address")
+        case .total, .shuttingDown:
+            rejected.add(1, ordering: .relaxed)
+            configuration.metrics?.countRejectedConnection(reason: "max_connections")
+        case .tlsSession:
+            rejected.add(1, ordering: .relaxed)
+            configuration.metrics?.countRejectedConnection(reason: "tls_session")
+        }
+    }
+
+    /// Makes `context` the one new connections get; open connections keep theirs.
+    func installTLS(_ context: TLSContext) {
+        tlsContext.withLock { $0 = context }
     }
 
     func beginShutdown() {

@@ -30,6 +30,11 @@ extension HTTPServer {
 
         /// Open connections at most; one more is answered 503 and closed. Default 1024.
         public var maxConnections: Int = 1024
+        /// Open connections from one client IP address at most; one more from that address is
+        /// answered 503 (`Retry-After: 1`, JSON error) and closed, while other addresses are served.
+        /// Keeps one client (slowloris, a leaking pool) from taking every slot of `maxConnections`.
+        /// Behind a load balancer every client shares its address: raise it there. Default 128.
+        public var maxConnectionsPerAddress: Int = 128
         /// Largest request line plus header section (431 beyond). Default 16 KiB.
         public var maxHeaderBytes: Int = 16 * 1024
         /// Most header fields per request (431 beyond). Default 100.
@@ -45,6 +50,14 @@ extension HTTPServer {
         public var responseStreamBuffer: Int = 1024 * 1024
         /// Bytes of pipelined input read ahead while a request is being handled. Default 64 KiB.
         public var maxPipelinedBytes: Int = 64 * 1024
+
+        /// Serve HTTPS with this certificate and key (TLS 1.2 and 1.3 only); nil: plain HTTP.
+        /// Every limit and timeout above applies unchanged; the handshake counts against
+        /// `headerReadTimeout`. Connections refused by a limit are closed without an answer.
+        public var tls: TLSConfiguration?
+
+        /// Where the server counts connections it refuses (`http_connections_rejected_total`); nil: nowhere.
+        public var metrics: MetricsRegistry?
 
         /// Default graceful-shutdown deadline used on SIGTERM/SIGINT by `pfc-server serve`. Default 10 s.
         public var shutdownDeadline: Duration = .seconds(10)

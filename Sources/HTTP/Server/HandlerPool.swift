@@ -8,7 +8,7 @@ import Synchronization
 final class HandlerPool: @unchecked Sendable {
     // Guarded by `lock`.
     private let lock = ConditionLock()
-    private var queue: [@Sendable () -> Void] = []
+    private var queue: [(work: @Sendable () -> Void, queuedAt: UInt64)] = []
     private var head = 0
     private var stopping = false
     private var idle = 0
@@ -32,7 +32,7 @@ final class HandlerPool: @unchecked Sendable {
     func submit(_ work: @escaping @Sendable () -> Void) {
         lock.lock()
         outstanding.add(1, ordering: .relaxed)
-        queue.append(work)
+        queue.append((work, DispatchTime.now().uptimeNanoseconds))
         pending.add(1, ordering: .releasing)
         // A spinning thread will pick it up without a wake-up (a futex call and a context switch).
         if idle > 0 && spinning.load(ordering: .acquiring) == 0 { lock.signal() }
@@ -68,7 +68,7 @@ final class HandlerPool: @unchecked Sendable {
                 lock.unlock()
                 return
             }
-            let work = queue[head]
+            let work = queue[head].work
             head += 1
             pending.subtract(1, ordering: .relaxed)
             if head == queue.count { queue.removeAll(keepingCapacity: true); head = 0 }
@@ -77,6 +77,18 @@ final class HandlerPool: @unchecked Sendable {
             outstanding.subtract(1, ordering: .releasing)
         }
     }
+
+    /// How long the oldest queued item has waited for a thread (zero when none waits): the pool is
+    /// saturated when this grows.
+    var queueDelay: Duration {
+        let since = lock.withLock { head < queue.count ? queue[head].queuedAt : nil }
+        guard let since else { return .zero }
+        let now = DispatchTime.now().uptimeNanoseconds
+        return .nanoseconds(Int64(clamping: now &- since))
+    }
+
+    /// Work items queued or running.
+    var outstandingCount: Int { outstanding.load(ordering: .relaxed) }
 
     /// Waits until no work is queued or running, or `timeout` passes; true when idle.
     func waitUntilIdle(timeout: Duration) -> Bool {

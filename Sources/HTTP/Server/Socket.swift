@@ -79,9 +79,9 @@ enum Socket {
     }
 
     /// What one accept(2) gave.
-    enum Accepted { case connection(fd: Int32, peer: String), wouldBlock, outOfDescriptors, failed }
+    enum Accepted { case connection(fd: Int32, peer: String, address: String), wouldBlock, outOfDescriptors, failed }
 
-    /// accept(2) with the peer as "ip:port".
+    /// accept(2) with the peer as "ip:port" and its address alone.
     static func accept(_ listener: Int32) -> Accepted {
         var storage = sockaddr_storage()
         var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
@@ -96,7 +96,7 @@ enum Socket {
             }
         }
         let (ip, port) = describe(storage)
-        return .connection(fd: fd, peer: ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)")
+        return .connection(fd: fd, peer: ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)", address: ip)
     }
 
     static func describe(_ storage: sockaddr_storage) -> (ip: String, port: Int) {

@@ -98,6 +98,8 @@ public enum FISTAInference {
         var hT = Matrix(rows: b, cols: k)
         let frozenScales = settings.frozen?.scales
         let floor = settings.floor, normalize = settings.normalizeColumns
+        // A cancelled caller (ComputeCancellation) ends the iterations early and discards the result.
+        let cancellation = ComputeCancellation.current
 
         zs.withUnsafeMutableBufferPointer { zAll in
         us.withUnsafeMutableBufferPointer { uAll in
@@ -127,6 +129,7 @@ public enum FISTAInference {
                     var hp = hpb.baseAddress!, hc = hcb.baseAddress!
                     let e = ep.baseAddress!
                     for t in 0..<n {
+                        if let cancellation, cancellation.isCancelled { break }
                         let beta = momentum[t]
                         let z = zRegion + (keepTape ? t : t % 2) * kb
                         let zNext = zRegion + (keepTape ? t + 1 : (t + 1) % 2) * kb
@@ -203,6 +206,7 @@ public enum FISTAInference {
         precondition(gradHT.rows == b && gradHT.cols == k, "gradient shape mismatch")
         let eta = tape.step, floor = settings.floor
         let chunks = tape.chunks, beta = tape.momentum
+        let cancellation = ComputeCancellation.current  // a cancelled caller discards the gradient
         let parts = chunks.count
         var partialA = [Float](repeating: 0, count: parts * k * k)
         var partialW = [Float](repeating: 0, count: parts * d * k)
@@ -236,6 +240,7 @@ public enum FISTAInference {
                     let bb = bbb.baseAddress!
                     let g = gBase + c0 * k
                     for t in stride(from: n - 1, through: 0, by: -1) {
+                        if let cancellation, cancellation.isCancelled { break }
                         let c1 = t + 1 < n ? 1 + beta[t] : 0
                         let c2 = t + 2 < n ? -beta[t + 1] : 0
                         let ub = uRegion + t * kb

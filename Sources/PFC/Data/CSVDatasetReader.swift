@@ -69,10 +69,14 @@ public enum CSVDatasetReader {
             }
             sawData = true
             guard let labelValue = Double(labelField) else { throw fail(lineNumber, 1, "label '\(labelField)' is not a number") }
-            guard labelValue.isFinite, labelValue == labelValue.rounded(), labelValue >= 0 else {
+            // Int(exactly:) never traps (a label ≥ 2⁶³ used to abort the process); the bound is shared
+            // with the JSON and NDJSON readers.
+            guard let label = Int(exactly: labelValue), label >= 0 else {
                 throw fail(lineNumber, 1, "label '\(labelField)' is not a non-negative integer")
             }
-            let label = Int(labelValue)
+            guard label < LabeledDataset.labelLimit else {
+                throw fail(lineNumber, 1, "label \(labelField) is too large: labels must be below \(LabeledDataset.labelLimit)")
+            }
             if let c = rules.classes, label >= c {
                 throw fail(lineNumber, 1, "label \(label) is out of range: the model has \(c) classes (0…\(c - 1))")
             }

@@ -24,6 +24,10 @@ public struct LabeledDataset: Sendable, Equatable {
         self.labelsPerExample = labelsPerExample
     }
 
+    /// Labels are below this in every reader (CSV, JSON, NDJSON): 10⁹, far past any class count
+    /// a model may have, and small enough that `classes` = max + 1 never overflows.
+    public static let labelLimit = 1_000_000_000
+
     /// Number of examples.
     public var count: Int { features.rows }
     /// Features per example.

@@ -77,6 +77,28 @@ public struct Architecture: Sendable, Codable, Equatable {
     }
 
     /// Checks the dimensions are usable; returns a message naming the problem, or nil.
+    /// Weights in all matrices of a network of this architecture (overflow-checked; nil when it
+    /// does not fit in `Int`).
+    public var parameterCount: Int? {
+        func mul(_ a: Int?, _ b: Int?) -> Int? {
+            guard let a, let b, a >= 0, b >= 0 else { return nil }
+            let (r, o) = a.multipliedReportingOverflow(by: b); return o ? nil : r
+        }
+        func add(_ terms: Int?...) -> Int? {
+            var s = 0
+            for t in terms { guard let t else { return nil }; let (r, o) = s.addingReportingOverflow(t); if o { return nil }; s = r }
+            return s
+        }
+        let d = inputDim, c = outputDim, k = basis
+        switch kind {
+        case .pfc: return mul(add(d, c), k)
+        case .pfc2: return mul(add(d, d, d, c), k)                  // W_x1, W_y1 (d×K), W_x2 (d×K), W_y2 (C×K)
+        case .mlp: return add(mul(add(d, c), k), k, c)               // w1, b1, w2, b2
+        case .factorizedRNN: return mul(add(d, k, c), k)             // W_x, W_h, W_y
+        case .rnn: return add(mul(add(d, k, c), k), k, c)            // W_xh, W_hh, b_h, W_hy, b_y
+        }
+    }
+
     public func validationProblem() -> String? {
         if inputDim < 1 { return "input_dim must be at least 1" }
         if outputDim < 2 { return "output_dim must be at least 2 classes" }
@@ -173,6 +195,13 @@ public enum NetworkFactory {
 
     /// A network with the given parameter values; throws when names or shapes do not match.
     public static func make(_ arch: Architecture, parameters: [Parameter]) throws -> any Network {
+        // Check the architecture against the weights actually present before allocating anything it
+        // names: a file (or an import) claiming K = 10⁹ must not make the process allocate it.
+        if let problem = arch.validationProblem() { throw ModelFileError.incompatible(problem) }
+        let present = parameters.reduce(0) { $0 + $1.value.count }
+        guard let needed = arch.parameterCount, needed == present else {
+            throw ModelFileError.incompatible("the architecture needs \(arch.parameterCount.map { "\($0)" } ?? "too many") weights; the file holds \(present)")
+        }
         var net = make(arch, seed: 0)
         let expected = net.parameters
         guard expected.count == parameters.count else {

@@ -82,7 +82,10 @@ public struct SlidingWindowOptimizer: Optimizer {
     /// The window [⌊p⌋, ⌊p + w⌋) of step `step` (0-based) of a schedule starting at `start`.
     public static func window(start: Double, width: Int, slide: Double, step: Int) -> Range<Int> {
         let p = position(start: start, slide: slide, step: step)
-        let c0 = Int(p.rounded(.down)), c1 = Int((p + Double(width)).rounded(.down))
+        // Saturating: a position past any basis the limits allow still never traps converting to Int
+        // (a caller then refuses the window as too large for the model).
+        func column(_ v: Double) -> Int { v.isFinite && v < 4e18 ? Int(Swift.max(0, v).rounded(.down)) : Int(4e18) }
+        let c0 = column(p), c1 = column(p + Double(width))
         return c0..<max(c0, c1)
     }
 

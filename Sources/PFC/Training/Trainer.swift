@@ -32,7 +32,7 @@ public struct TrainingOptions: Sendable, Codable, Equatable {
     public func validationProblem() -> String? {
         if epochs < 1 { return "epochs must be at least 1" }
         if batchSize < 1 { return "batch_size must be at least 1" }
-        if !(learningRate > 0) || !learningRate.isFinite { return "learning_rate must be a positive number" }
+        if !(learningRate > 0) || !(learningRate <= 10) { return "learning_rate must be a positive number at most 10" }
         if !(weightDecay >= 0) || weightDecay >= 1 { return "weight_decay must be in [0, 1)" }
         if !(validationFraction >= 0 && validationFraction < 1) { return "validation_fraction must be in [0, 1)" }
         if let p = earlyStoppingPatience, p < 1 { return "early_stopping patience must be at least 1" }

@@ -43,8 +43,23 @@ enum JSONCoding {
     /// Decodes `data` into `T` with the same error mapping.
     static func decode<T: Decodable>(_ type: T.Type, from data: Data) throws -> T {
         if data.isEmpty { throw APIError.badRequest("the request body is empty; send a JSON object", code: "invalid_json") }
+        do { try StrictJSON.check(data) } catch { throw APIError.badRequest("malformed JSON: \(error.message)", code: "invalid_json") }
         do {
             return try JSONDecoder().decode(T.self, from: data)
+        } catch DecodingError.dataCorrupted(let c) where c.codingPath.isEmpty
+                    && (try? JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])) != nil {
+            // Valid JSON the decoder still calls invalid: a number that does not fit its field.
+            let misfit = StrictJSON.numberMisfit(data) { candidate in
+                do { _ = try JSONDecoder().decode(T.self, from: candidate); return false } catch DecodingError.dataCorrupted(let c) {
+                    return c.codingPath.isEmpty
+                } catch { return false }
+            }
+            guard let misfit else {
+                throw APIError.invalid("a number does not fit its field (an integer field needs a whole number in range, a "
+                    + "32-bit float field a magnitude below 3.4e38)")
+            }
+            throw APIError.invalid("field '\(misfit.path)': \(misfit.text) does not fit (an integer field needs a whole number "
+                + "in range, a 32-bit float field a magnitude below 3.4e38)")
         } catch let error as DecodingError {
             throw describe(error)
         }

@@ -14,6 +14,11 @@ public final class PFCService: Sendable {
     public let metrics: MetricsRegistry
     let modelCache: ModelCache
     let workers: JobWorkers
+    let eventStreams: EventStreamSlots
+    /// The per-API-key request rate limit; nil when `tenantLimits.requestsPerSecond` is 0.
+    let rateLimiter: RateLimiter?
+    /// Per-tenant quotas, checked where datasets, models and jobs are created.
+    let quotas: TenantQuotas
     let logger: Logger
 
     /// A service over `store`.
@@ -25,6 +30,12 @@ public final class PFCService: Sendable {
         self.logger = logger
         self.modelCache = ModelCache(capacity: configuration.modelCacheSize)
         self.workers = JobWorkers(store: store, configuration: configuration, logger: logger)
+        self.eventStreams = EventStreamSlots(perTenant: configuration.limits.maxEventStreamsPerTenant,
+                                             total: configuration.limits.maxEventStreams)
+        let limits = configuration.tenantLimits
+        self.rateLimiter = limits.requestsPerSecond > 0
+            ? RateLimiter(rate: limits.requestsPerSecond, burst: max(1, limits.requestBurst), capacity: max(1, limits.maxTrackedKeys)) : nil
+        self.quotas = TenantQuotas(store: store, limits: limits)
     }
 
     /// Starts the training workers (threads of their own, not the handler pool).
@@ -41,6 +52,7 @@ public final class PFCService: Sendable {
         if configuration.accessLog { r.use(AccessLogMiddleware(level: .info)) }
         r.use(MetricsMiddleware(registry: metrics))
         r.use(TenantAuthMiddleware(store: store))
+        if let rateLimiter { r.use(RateLimitMiddleware(limiter: rateLimiter)) }
         registerOps(&r)
         registerDatasets(&r)
         registerModels(&r)
@@ -57,7 +69,19 @@ public final class PFCService: Sendable {
 
     func registerOps(_ r: inout Router) {
         // On the connection queue: never blocks, and answers even when every handler thread is busy.
-        r.get("/healthz", options: RouteOptions(execution: .connectionQueue)) { _, _ in Response.json(#"{"status":"ok"}"#) }
+        // 503 "saturated" once a request has waited longer than `saturationSeconds` for a handler
+        // thread: the process is up but cannot serve (a load balancer should look elsewhere).
+        let saturation = Duration.milliseconds(Int64((configuration.saturationSeconds * 1000).rounded()))
+        r.get("/healthz", options: RouteOptions(execution: .connectionQueue)) { _, ctx in
+            if let server = ctx.server, server.handlerQueueDelay > saturation {
+                let waited = Double(server.handlerQueueDelay.components.seconds) + Double(server.handlerQueueDelay.components.attoseconds) / 1e18
+                var r = Response.json(#"{"status":"saturated","handler_queue_delay_seconds":\#(String(format: "%.3f", waited))}"#,
+                                      status: .serviceUnavailable)
+                r.headers.replaceOrAdd(name: "Retry-After", value: "1")
+                return r
+            }
+            return Response.json(#"{"status":"ok"}"#)
+        }
         r.get("/readyz") { [store] _, _ in
             let report: MigrationReport
             do { report = try store.migrationStatus() } catch {
@@ -68,9 +92,17 @@ public final class PFCService: Sendable {
             }
             return try JSONCoding.response(ReadyDTO(database: store.backend.rawValue, migrations: report.previouslyApplied.count))
         }
-        r.get("/metrics") { [self] _, _ in
+        r.get("/metrics") { [self] _, ctx in
             var text = metrics.prometheusText()
             text += (try? jobStateMetrics()) ?? ""
+            text += eventStreamMetrics()
+            if let server = ctx.server {
+                let d = server.handlerQueueDelay.components
+                text += "# HELP pfc_handler_queue_delay_seconds How long the oldest request has waited for a handler thread.\n"
+                text += "# TYPE pfc_handler_queue_delay_seconds gauge\npfc_handler_queue_delay_seconds \(Double(d.seconds) + Double(d.attoseconds) / 1e18)\n"
+            }
+            text += rateLimiter?.prometheusText() ?? ""
+            text += quotas.prometheusText()
             var resp = Response.text(text)
             resp.headers.replaceOrAdd(name: "Content-Type", value: "text/plain; version=0.0.4; charset=utf-8")
             return resp
@@ -80,6 +112,16 @@ public final class PFCService: Sendable {
             resp.headers.replaceOrAdd(name: "Content-Type", value: "application/yaml")
             return resp
         }
+    }
+
+    func eventStreamMetrics() -> String {
+        var text = "# HELP pfc_event_streams_open Job event streams open on this process.\n# TYPE pfc_event_streams_open gauge\n"
+        text += "pfc_event_streams_open \(eventStreams.openCount)\n"
+        text += "# HELP pfc_event_streams_refused_total Event streams refused by limit (tenant: per-tenant cap, server: total cap).\n"
+        text += "# TYPE pfc_event_streams_refused_total counter\n"
+        let refused = eventStreams.refused.withLock { $0 }
+        for reason in ["tenant", "server"] { text += "pfc_event_streams_refused_total{reason=\"\(reason)\"} \(refused[reason] ?? 0)\n" }
+        return text
     }
 
     func jobStateMetrics() throws -> String {

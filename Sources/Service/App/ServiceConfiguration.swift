@@ -23,6 +23,46 @@ public struct ServiceLimits: Sendable {
     public var maxStreamedDatasetBytes = 1 << 30
     /// Largest JSON request other than datasets. Default 16 MiB (predict inputs).
     public var maxRequestBytes = 16 << 20
+    /// Most multiply-adds one prediction (or forget evaluation) may cost: rows × (d·K + N·K² + C·K)
+    /// per PFC block, plus the Gram matrix. Default 5·10¹¹ (10 000 MNIST rows at K 300, N 100 fit;
+    /// about 10–30 s on 2 cores). Beyond it: 422 naming `max_predict_work`.
+    public var maxPredictWork = 500_000_000_000
+    /// Most multiply-adds of forward passes one streamed task (`POST /v1/models/{id}/tasks/stream`)
+    /// may train before it is refused, as the stream arrives: it trains on the request's thread.
+    /// Default 5·10¹² (10 × `maxPredictWork`; 100 000 MNIST rows at K 300, N 100).
+    public var maxStreamedTaskWork = 5_000_000_000_000
+    /// Open job event streams per tenant. Default 4; one more is answered 429.
+    public var maxEventStreamsPerTenant = 4
+    /// Open job event streams in all, across tenants: each holds a handler thread until the
+    /// service-core redesign. Default 8 (half the handler threads); one more is answered 503.
+    public var maxEventStreams = 8
+
+    /// The defaults.
+    public init() {}
+}
+
+/// Per-client limits: the request rate of each API key, and quotas on what each tenant holds.
+/// Zero turns a limit off. Limits are per process: N replicas let a key send N × the rate.
+public struct TenantLimits: Sendable {
+    /// Sustained requests per second per API key (token-bucket refill rate); beyond it 429 with
+    /// `Retry-After`. Default 1000 (a client of a model server may well predict at hundreds a
+    /// second); 0: no rate limit.
+    public var requestsPerSecond: Double = 1000
+    /// Requests a key may send at once after being idle (bucket size). Default 2000.
+    public var requestBurst = 2000
+    /// Most API keys whose buckets are kept at once; idle keys (whose bucket refilled) go first.
+    /// Default 100 000 (a few MB).
+    public var maxTrackedKeys = 100_000
+    /// Total stored dataset bytes per tenant; beyond it 403 `dataset_bytes_quota_exceeded`.
+    /// Default 10 GiB; 0: unlimited.
+    public var maxDatasetBytes = 10 << 30
+    /// Models per tenant; beyond it 403 `model_quota_exceeded`. Default 1000; 0: unlimited.
+    public var maxModels = 1000
+    /// Queued plus running jobs per tenant (train, task, analysis); beyond it 429
+    /// `job_quota_exceeded` with `Retry-After` (it clears as jobs finish). Default 100; 0: unlimited.
+    public var maxActiveJobs = 100
+    /// `Retry-After` seconds sent with `job_quota_exceeded`. Default 5.
+    public var jobQuotaRetrySeconds = 5
 
     /// The defaults.
     public init() {}
@@ -42,10 +82,14 @@ public struct ServiceConfiguration: Sendable {
     public var pollSeconds: Double = 0.5
     /// Loaded model versions kept in memory for predictions. Default 16.
     public var modelCacheSize = 16
+    /// `/healthz` answers 503 "saturated" once a request has waited this long for a handler thread. Default 5 s.
+    public var saturationSeconds: Double = 5
     /// Log one line per request. Default true.
     public var accessLog = true
     /// Request limits.
     public var limits = ServiceLimits()
+    /// Request rate per API key and per-tenant quotas.
+    public var tenantLimits = TenantLimits()
     /// An identifier of this process for job leases. Default host name and pid.
     public var instanceID = "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)"
 

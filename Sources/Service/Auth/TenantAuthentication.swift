@@ -5,8 +5,12 @@ import Logging
 import Storage
 
 /// Authenticates `/v1/…` requests by `Authorization: Bearer <key>`; the tenant id becomes the
-/// request's principal. Other paths (health, metrics, the OpenAPI document) need no key.
+/// request's principal and the key's id the attribute `keyIDAttribute`. Other paths (health,
+/// metrics, the OpenAPI document) need no key. Every request reads the key's row, so a revoked
+/// key is refused from the next request on.
 struct TenantAuthMiddleware: Middleware {
+    /// The `RequestContext.attributes` entry holding the authenticated key's id.
+    static let keyIDAttribute = "api_key_id"
     let store: any Store
 
     func handle(_ request: Request, context: RequestContext,
@@ -16,11 +20,12 @@ struct TenantAuthMiddleware: Middleware {
                                      headers: ["WWW-Authenticate": "Bearer"])
         guard let header = request.headers["Authorization"], header.lowercased().hasPrefix("bearer ") else { throw unauthorized }
         let secret = header.dropFirst(7).trimmingCharacters(in: .whitespaces)
-        guard !secret.isEmpty, secret.count <= 200, let tenant = try storeCall({ try store.tenant(forAPIKey: secret) }) else {
+        guard !secret.isEmpty, secret.count <= 200, let key = try storeCall({ try store.authenticate(apiKey: secret) }) else {
             throw unauthorized
         }
         var ctx = context
-        ctx.principal = tenant.id
+        ctx.principal = key.tenant.id
+        ctx.attributes[Self.keyIDAttribute] = key.keyID
         return try next(request, ctx)
     }
 }
@@ -33,13 +38,10 @@ extension RequestContext {
     }
 }
 
-/// Creating tenants and keys.
+/// Creating, revoking and rotating tenants' keys (the `pfc-server keys` commands).
 public enum APIKeys {
-    /// A new random key: "pfc_" and 64 hex digits (256 bits from the system generator).
-    public static func generate() -> String {
-        var g = SystemRandomNumberGenerator()
-        return "pfc_" + (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &g)) }.joined()
-    }
+    /// A new random key: "pfc_" and 64 hex digits (256 bits from OpenSSL's generator).
+    public static func generate() -> String { APIKey.generateSecret() }
 
     /// Creates a key for the tenant named `tenantName` (creating the tenant when needed) and
     /// returns the key; only its SHA-256 is stored.
@@ -54,6 +56,22 @@ public enum APIKeys {
             try s.insert(APIKey(tenantID: tenant.id, secret: key, label: label))
         }
         return key
+    }
+
+    /// Revokes the key with id `keyID` (of any tenant) at once: its next request answers 401.
+    /// Returns the key as it now stands.
+    @discardableResult
+    public static func revoke(in store: any Store, keyID: String) throws -> APIKey {
+        try store.transaction { s in
+            try s.revokeAPIKey(id: keyID)
+            return try s.apiKey(id: keyID)
+        }
+    }
+
+    /// Issues a new key for the tenant of `keyID` and revokes `keyID` after `graceSeconds` (0:
+    /// at once), in one transaction. The new secret is in the result, the only place it appears.
+    public static func rotate(in store: any Store, keyID: String, graceSeconds: Double = 0) throws -> RotatedAPIKey {
+        try store.rotateAPIKey(id: keyID, graceSeconds: graceSeconds)
     }
 
     /// On an empty database: creates the `default` tenant and a key, writes the key to

@@ -29,23 +29,17 @@ struct DatasetUpload {
             throw APIError.invalid("name is required (for CSV and NDJSON uploads, as the query parameter ?name=)")
         }
         guard name.count <= 200 else { throw APIError.invalid("name must be at most 200 characters") }
+        try APIError.refuseNUL(name, field: "name")
         return name
     }
 
     static func validShape(_ shape: [Int]?, features: Int?) throws -> [Int]? {
-        guard let shape else { return nil }
-        guard shape.count == 2, shape.allSatisfy({ $0 >= 1 }) else { throw APIError.invalid("image_shape must be [height, width] of positive integers") }
-        if let d = features, shape[0] * shape[1] != d {
-            throw APIError.invalid("image_shape \(shape[0])×\(shape[1]) does not match \(d) features")
-        }
-        return shape
+        guard let shape, let features else { return nil }  // no rows: the builder refuses the upload
+        return try ImageShape.validate(shape, features: features, name: "image_shape")
     }
 
     static func queryShape(_ request: Request) throws -> [Int]? {
-        guard let text = request.queryValue("image_shape") else { return nil }
-        let parts = text.split(whereSeparator: { $0 == "," || $0 == "x" }).map { Int($0.trimmingCharacters(in: .whitespaces)) }
-        guard parts.count == 2, let h = parts[0], let w = parts[1] else { throw APIError.invalid("image_shape must look like 8,8") }
-        return [h, w]
+        try request.queryValue("image_shape").map { try ImageShape.parse(query: $0, name: "image_shape") }
     }
 
     struct JSONBody: Decodable {
@@ -95,10 +89,10 @@ struct DatasetUpload {
     }
 
     static func integerLabel(_ v: Double, row: Int, step: Int? = nil) throws -> Int {
-        guard v.isFinite, v == v.rounded(), v >= 0, v < 1e9 else {
-            throw APIError.invalid("row \(row)\(step.map { ", step \($0)" } ?? ""): label \(v) is not a non-negative integer")
+        guard let n = CheckedSize.integer(v, in: 0...(LabeledDataset.labelLimit - 1)) else {
+            throw APIError.invalid("row \(row)\(step.map { ", step \($0)" } ?? ""): label \(v) is not an integer in 0…\(LabeledDataset.labelLimit - 1)")
         }
-        return Int(v)
+        return n
     }
 
     static func csv(_ request: Request, limits: ServiceLimits) throws -> DatasetUpload {

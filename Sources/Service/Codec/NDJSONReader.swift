@@ -41,8 +41,8 @@ enum NDJSONReader {
             line += 1
             if bytes.allSatisfy({ $0 == 32 || $0 == 9 || $0 == 13 }) { return }
             let parsed: NDJSONExample
-            do { parsed = try JSONDecoder().decode(NDJSONExample.self, from: Data(bytes)) } catch let e as DecodingError {
-                throw APIError.invalid("NDJSON line \(line): \(JSONCoding.describe(e).message)")
+            do { parsed = try JSONCoding.decode(NDJSONExample.self, from: Data(bytes)) } catch let e as HTTPError {
+                throw APIError.invalid("NDJSON line \(line): \(e.message)")
             }
             try body(parsed, line)
         }

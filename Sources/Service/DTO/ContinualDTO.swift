@@ -42,6 +42,25 @@ struct TaskRequest: Codable, Equatable {
         seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? seed
     }
 
+    /// Encodes every field, `early_stopping` as null when off (omitting it would bring the default back
+    /// when the worker decodes the job's params).
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(name, forKey: .name)
+        try c.encode(datasetID, forKey: .datasetID)
+        try c.encode(epochs, forKey: .epochs)
+        try c.encode(batchSize, forKey: .batchSize)
+        try c.encode(learningRate, forKey: .learningRate)
+        try c.encode(weightDecay, forKey: .weightDecay)
+        try c.encode(window, forKey: .window)
+        try c.encode(slide, forKey: .slide)
+        try c.encode(grow, forKey: .grow)
+        try c.encode(deterministic, forKey: .deterministic)
+        try c.encode(validationFraction, forKey: .validationFraction)
+        try c.encode(earlyStopping, forKey: .earlyStopping)
+        try c.encode(seed, forKey: .seed)
+    }
+
     /// The trainer options of this task, the window starting at `start` (where the last task left it).
     func trainingOptions(limits: ServiceLimits, start: Double) throws -> TrainingOptions {
         var t = TrainRequest(datasetID: datasetID)
@@ -64,18 +83,24 @@ struct ContinualState {
     var nextWindowStart: Double = 0
     var tasks: Int = 0
     var resetColumns: [Int] = []
+    /// The image shape of the data that trained the version, kept by versions that train on no
+    /// dataset (forgets, streamed tasks) so their component PNGs still render.
+    var imageShape: [Int]?
 
     init(metrics: String) {
         guard case .object(let o)? = JSONValue.parse(metrics) else { return }
+        imageShape = ImageShape.stored(o["image_shape"])
         if case .number(let n)? = o["next_window_start"] { nextWindowStart = n }
-        if case .number(let n)? = o["tasks"] { tasks = Int(n) }
-        if case .array(let a)? = o["reset_columns"] { resetColumns = a.compactMap { if case .number(let n) = $0 { Int(n) } else { nil } } }
+        if let n = o["tasks"]?.int { tasks = n }
+        if case .array(let a)? = o["reset_columns"] { resetColumns = a.compactMap(\.int) }
     }
 
     /// The fields every new version carries forward.
     var metrics: [String: JSONValue] {
-        ["next_window_start": .number(nextWindowStart), "tasks": .number(Double(tasks)),
-         "reset_columns": .array(resetColumns.map { .number(Double($0)) })]
+        var m: [String: JSONValue] = ["next_window_start": .number(nextWindowStart), "tasks": .number(Double(tasks)),
+                                      "reset_columns": .array(resetColumns.map { .number(Double($0)) })]
+        if let imageShape { m["image_shape"] = .array(imageShape.map { .number(Double($0)) }) }
+        return m
     }
 }
 

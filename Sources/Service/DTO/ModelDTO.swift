@@ -106,6 +106,12 @@ enum JSONValue: Codable, Equatable, Sendable {
         return try? JSONDecoder().decode(JSONValue.self, from: data)
     }
 
+    /// The number as an `Int` when it is a whole number that fits (never traps).
+    var int: Int? {
+        guard case .number(let n) = self else { return nil }
+        return CheckedSize.integer(n, in: Int(Int32.min)...Int(Int32.max) * 1024)
+    }
+
     init(from decoder: any Decoder) throws {
         let c = try decoder.singleValueContainer()
         if c.decodeNil() { self = .null }

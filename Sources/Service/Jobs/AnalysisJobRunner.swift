@@ -180,6 +180,8 @@ struct AnalysisJobRunner {
         let result = AnalysisJobResult(analysisID: inputs.analysis.id, operation: "compute", datasetID: params.datasetID, examples: n,
                                        components: request.components, finalLoss: finalLoss, seconds: seconds)
         let resultJSON = String(decoding: try JSONCoding.encoder.encode(result), as: UTF8.self)
+        // Compute cut short by shutdown (ComputeCancellation) must never be stored.
+        if workers.isStopping { throw Stop.shutdown }
         try store.transaction { s in
             try s.insert(records, tenantID: tenant)
             try s.updateAnalysis(id: inputs.analysis.id, tenantID: tenant, state: "ready", summary: summaryJSON)
@@ -243,6 +245,8 @@ struct AnalysisJobRunner {
         let result = AnalysisJobResult(analysisID: analysis.id, operation: "fit", datasetID: params.datasetID, examples: n,
                                        components: r, finalLoss: nil, seconds: seconds)
         let resultJSON = String(decoding: try JSONCoding.encoder.encode(result), as: UTF8.self)
+        // Compute cut short by shutdown (ComputeCancellation) must never be stored.
+        if workers.isStopping { throw Stop.shutdown }
         try store.transaction { s in
             // Re-read inside the transaction so concurrent fits never drop each other's entries.
             let current = try s.analysis(id: analysis.id, tenantID: tenant)

@@ -1,6 +1,7 @@
 // JobWorkers: threads that claim jobs from the database queue and run them, plus lease reclaim.
 import Dispatch
 import Foundation
+import Linalg
 import Logging
 import Storage
 import Synchronization
@@ -57,6 +58,13 @@ final class JobWorkers: Sendable {
     }
 
     private func loop(owner: String) {
+        // Shutdown cuts the running job's compute short at its next FISTA iteration; runners check
+        // `isStopping` before they store anything, and the job runs again from its lease.
+        let token = CancellationToken { [self] in isStopping }
+        ComputeCancellation.run(token) { claimAndRun(owner: owner) }
+    }
+
+    private func claimAndRun(owner: String) {
         while !isStopping {
             do {
                 let reclaimed = try store.reclaimExpiredJobs()
@@ -64,7 +72,7 @@ final class JobWorkers: Sendable {
                     logger.warning("reclaimed expired job leases", metadata: ["requeued": "\(reclaimed.requeued)", "failed": "\(reclaimed.failed)"])
                 }
                 if let job = try store.claimJob(owner: owner, leaseDuration: configuration.leaseSeconds, kinds: ["train", "task", "analysis"]) {
-                    logger.info("job claimed", metadata: ["job": "\(job.id)", "kind": "\(job.kind)", "attempt": "\(job.attempts + 1)"])
+                    logger.info("job claimed", metadata: ["job": "\(job.id)", "kind": "\(job.kind)", "attempt": "\(job.attempts)"])
                     if job.kind == "analysis" { AnalysisJobRunner(workers: self, job: job, owner: owner).run() } else { TrainingJobRunner(workers: self, job: job, owner: owner).run() }
                     continue
                 }

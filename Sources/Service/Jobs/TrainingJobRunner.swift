@@ -1,6 +1,7 @@
 // TrainingJobRunner: runs one `train` job: load, train with heartbeats, then write the new model
 // version, its component statistics and the job's completion in one transaction.
 import Foundation
+import HTTP
 import Linalg
 import Logging
 import PFC
@@ -14,7 +15,7 @@ struct TrainingJobRunner {
     var store: any Store { workers.store }
     var configuration: ServiceConfiguration { workers.configuration }
 
-    enum Stop { case cancelled, leaseLost, shutdown }
+    enum Stop { case cancelled, leaseLost, shutdown, diverged(String) }
 
     func run() {
         do {
@@ -54,6 +55,10 @@ struct TrainingJobRunner {
                 guard task.grow else {
                     throw JobError("the task's window needs K = \(need) basis columns but the model has \(network.architecture.basis); send \"grow\": true")
                 }
+                // Held to the creation limits here too: the limits may have changed since the job was queued.
+                do { try configuration.limits.checkBasis(need, of: network.architecture, action: "growing for this task") } catch let e as HTTPError {
+                    throw JobError(e.message)
+                }
                 grewBy = need - network.architecture.basis
                 network = try BasisGrowth.appendColumns(to: network, count: grewBy, seed: task.seed &+ 0x6772)
             }
@@ -65,6 +70,11 @@ struct TrainingJobRunner {
         let report = try Trainer(options: options).train(&network, on: data, onStep: isTask ? { records.append($0) } : nil) { p in
             workers.recordThroughput(p.examplesPerSecond)
             if workers.isStopping { stop = .shutdown; return .stop }
+            if !p.loss.isFinite {
+                stop = .diverged("training diverged: the loss became \(p.loss) in epoch \(p.epoch), batch \(p.batch) "
+                    + "(try a smaller learning_rate); no model version was written")
+                return .stop
+            }
             let now = ContinuousClock.now
             guard now - lastBeat >= interval || p.batch == p.batches else { return .proceed }
             lastBeat = now
@@ -88,8 +98,13 @@ struct TrainingJobRunner {
             return
         case .leaseLost, .shutdown:
             return // the lease expires and a replica runs the job again from the start
+        case .diverged(let why):
+            throw JobError(why)
         case nil:
             break
+        }
+        if let problem = nonFiniteProblem(network) {
+            throw JobError("training diverged: \(problem) (try a smaller learning_rate); no model version was written")
         }
 
         var metrics: [String: JSONValue] = [
@@ -101,7 +116,7 @@ struct TrainingJobRunner {
             "validation_loss": report.validationLoss.map { .number(Double($0)) } ?? .null,
         ]
         if let shape = dataset.imageShape.flatMap({ try? JSONDecoder().decode([Int].self, from: Data($0.utf8)) }) {
-            metrics["image_shape"] = .array(shape.map { .number(Double($0)) })
+            continual.imageShape = shape  // carried into the metrics below, and by later forgets
         }
         var ledger: [LedgerEntry] = []
         if let task = taskRequest {
@@ -126,6 +141,8 @@ struct TrainingJobRunner {
         let metricsJSON = String(decoding: try JSONCoding.encoder.encode(JSONValue.object(metrics)), as: UTF8.self)
         let usage = Self.meanActivations(network, data: data)
         let weights = Data(ModelFile.encode(network))
+        // Compute cut short by shutdown (ComputeCancellation) must never be stored: the job runs again.
+        if workers.isStopping { return }
         try store.transaction { s in
             let v = try s.appendModelVersion(modelID: modelID, tenantID: tenant, parentVersion: base.version,
                                              reason: isTask ? .task : .train, metrics: metricsJSON, weights: weights)

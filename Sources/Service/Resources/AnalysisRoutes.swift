@@ -64,7 +64,8 @@ extension PFCService {
             guard let datasetID = analysis.datasetID else { throw APIError.invalid("the analysis has no dataset") }
             let dataset = try storeCall { try store.dataset(id: datasetID, tenantID: tenant) }
             guard let shape = dataset.imageShape.flatMap({ try? JSONDecoder().decode([Int].self, from: Data($0.utf8)) }),
-                  shape.count >= 2, shape.allSatisfy({ $0 >= 1 }), dataset.features % (shape[0] * shape[1]) == 0 else {
+                  shape.count >= 2, shape.allSatisfy({ $0 >= 1 }), let pixels = CheckedSize.product(shape[0], shape[1]),
+                  dataset.features % pixels == 0 else {
                 throw APIError.invalid("dataset \(datasetID) has no image_shape; example grids need image-shaped data")
             }
             let top = ((try? JSONDecoder().decode([TopExampleDTO].self, from: Data(component.topExamples.utf8))) ?? []).prefix(count)
@@ -78,6 +79,7 @@ extension PFCService {
         r.post("/v1/analyses/{id}/fit") { [self] request, ctx in
             let tenant = try ctx.tenantID(), id = request.parameter("id")!
             let body = try JSONCoding.decode(FitRequest.self, from: request, maxBytes: limits.maxRequestBytes)
+            try quotas.admitJob(tenantID: tenant)
             if let e = body.examples, !(1...AnalysisRequest.maxExamples).contains(e) {
                 throw APIError.invalid("examples must be in 1…\(AnalysisRequest.maxExamples)")
             }
@@ -93,7 +95,7 @@ extension PFCService {
             let params = AnalysisJobParams(analysisID: id, operation: .fit, datasetID: dataset.id, examples: body.examples, steps: body.steps)
             let job = Job(tenantID: tenant, kind: "analysis", params: String(decoding: try JSONCoding.encoder.encode(params), as: UTF8.self),
                           datasetID: dataset.id, modelID: analysis.modelID)
-            try storeCall { try store.enqueue(job) }
+            try storeCall { try store.transaction { s in try quotas.admitJob(tenantID: tenant, in: s); try s.enqueue(job) } }
             workers.wake()
             return try JSONCoding.response(JobDTO(job: job), status: .accepted, headers: [("Location", "/v1/jobs/\(job.id)")])
         }
@@ -107,6 +109,7 @@ extension PFCService {
     /// Validates an analysis request against the model and dataset, then stores the analysis and its job together.
     func enqueueAnalysis(_ body: AnalysisRequest, modelID: String, tenantID: String) throws -> (Analysis, Job) {
         try body.validate()
+        try quotas.admitJob(tenantID: tenantID)
         let dataset = try storeCall {
             try store.read { s in
                 _ = try s.model(id: modelID, tenantID: tenantID)
@@ -128,6 +131,7 @@ extension PFCService {
                                 state: "pending", jobID: job.id)
         try storeCall {
             try store.transaction { s in
+                try quotas.admitJob(tenantID: tenantID, in: s)
                 try s.enqueue(job)
                 try s.insert(analysis)
             }
@@ -240,7 +244,10 @@ extension PFCService {
         let top = Array(ranked.prefix(body.top ?? min(32, max(1, ranked.count / 4))))
         guard !top.isEmpty else { throw APIError.invalid("the component has no top examples on dataset \(datasetID)") }
         let baseline = GuidedPerturbation.randomExamples(data.count, count: min(body.random ?? 512, data.count), seed: body.seed)
-        // One evaluation set: the random rows, then the top rows.
+        // One evaluation set: the random rows, then the top rows. Its per-example gradients (about 3
+        // passes) and up to 24 KL evaluations of the perturbed model run on this request's thread.
+        try configuration.limits.checkInference(rows: CheckedSize.product(baseline.count + top.count, 3 + 2 * 24) ?? Int.max,
+                                                of: network.architecture, what: "a perturbation (gradients and evaluations)")
         let sub = AnalysisCompute.subset(data, rows: baseline + top)
         let baseIndices = Array(0..<baseline.count), topIndices = Array(baseline.count..<(baseline.count + top.count))
         let method = AnalysisMethod(rawValue: analysis.kind) ?? .diagonal

@@ -9,11 +9,7 @@ extension PFCService {
     func registerComponents(_ r: inout Router) {
         r.get("/v1/models/{id}/components") { [self] request, ctx in
             let tenant = try ctx.tenantID(), id = request.parameter("id")!
-            let version = try request.queryValue("version").map { v -> Int in
-                guard let n = Int(v), n >= 0 else { throw APIError.badRequest("version must be a non-negative integer") }
-                return n
-            }
-            let (v, network) = try loadNetwork(modelID: id, tenantID: tenant, version: version)
+            let (v, network) = try loadNetwork(modelID: id, tenantID: tenant, version: try Self.versionQuery(request))
             let block = try Self.blockIndex(request.queryValue("block"), network: network)
             let (wx, wy) = Self.factors(of: network, block: block)!
             let stored = try storeCall { try store.components(modelID: id, version: v, tenantID: tenant, block: block) }
@@ -33,8 +29,7 @@ extension PFCService {
             guard file.hasSuffix(".png"), let k = Int(file.dropLast(4)), k >= 0 else {
                 throw APIError.notFound("component image \(file) (ask for {component}.png)")
             }
-            let version = request.queryValue("version").flatMap(Int.init)
-            let (v, network) = try loadNetwork(modelID: id, tenantID: tenant, version: version)
+            let (v, network) = try loadNetwork(modelID: id, tenantID: tenant, version: try Self.versionQuery(request))
             let block = try Self.blockIndex(request.parameter("block"), network: network)
             let (wx, _) = Self.factors(of: network, block: block)!
             guard k < wx.cols else { throw APIError.notFound("component \(k) of block \(block)") }
@@ -42,6 +37,14 @@ extension PFCService {
             var resp = Response(status: .ok, body: .bytes(PNGEncoder.grayscale(width: shape[1], height: shape[0], values: wx.column(k))))
             resp.headers.replaceOrAdd(name: "Content-Type", value: "image/png")
             return resp
+        }
+    }
+
+    /// `?version=`: nil when absent, 400 unless a non-negative integer.
+    static func versionQuery(_ request: Request) throws -> Int? {
+        try request.queryValue("version").map { v -> Int in
+            guard let n = Int(v), n >= 0 else { throw APIError.badRequest("version must be a non-negative integer") }
+            return n
         }
     }
 
@@ -69,23 +72,17 @@ extension PFCService {
 
     /// The image shape to render with: `?shape=h,w`, else the shape of the dataset that trained the version.
     func imageShape(modelID: String, version: Int, tenantID: String, features: Int, query: String?) throws -> [Int] {
-        var shape: [Int]? = nil
+        let shape: [Int]?
         if let query {
-            let p = query.split(whereSeparator: { $0 == "," || $0 == "x" }).compactMap { Int($0) }
-            guard p.count == 2 else { throw APIError.invalid("shape must look like 28,28") }
-            shape = p
+            shape = try ImageShape.parse(query: query, name: "shape")
         } else {
             let v = try storeCall { try store.modelVersion(modelID: modelID, version: version, tenantID: tenantID) }
-            if case .object(let o)? = JSONValue.parse(v.metrics), case .array(let a)? = o["image_shape"] {
-                shape = a.compactMap { if case .number(let n) = $0 { return Int(n) } else { return nil } }
-            }
+            if case .object(let o)? = JSONValue.parse(v.metrics) { shape = ImageShape.stored(o["image_shape"]) } else { shape = nil }
         }
-        guard let s = shape, s.count == 2 else {
+        guard let shape else {
             throw APIError.invalid("no image shape is known for this model version; pass ?shape=height,width")
         }
-        guard s[0] >= 1, s[1] >= 1, s[0] * s[1] == features else {
-            throw APIError.invalid("shape \(s[0])×\(s[1]) does not match the block's \(features) inputs")
-        }
+        let s = try ImageShape.validate(shape, features: features, name: "shape")
         return s
     }
 }

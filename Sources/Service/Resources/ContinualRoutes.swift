@@ -16,39 +16,32 @@ extension PFCService {
             return try JSONCoding.response(JobDTO(job: job), status: .accepted, headers: [("Location", "/v1/jobs/\(job.id)")])
         }
         r.get("/v1/models/{id}/tasks") { [store] request, ctx in
-            let tenant = try ctx.tenantID(), id = request.parameter("id")!
+            let tenant = try ctx.tenantID(), id = request.parameter("id")!, page = try Pagination(request)
             let versions = try storeCall {
-                try store.read { s in
-                    _ = try s.model(id: id, tenantID: tenant)
-                    return try s.modelVersions(modelID: id, tenantID: tenant, page: PageRequest(limit: 1000)).items
-                }
+                try store.modelVersions(modelID: id, tenantID: tenant, reason: .task, page: PageRequest(limit: page.limit, offset: page.offset))
             }
-            let tasks = versions.filter { $0.reason == .task }.compactMap { v -> TaskDTO? in
-                guard case .object(let m)? = JSONValue.parse(v.metrics), case .number(let n)? = m["task"] else { return nil }
+            let tasks = versions.items.compactMap { v -> TaskDTO? in
+                guard case .object(let m)? = JSONValue.parse(v.metrics), let n = m["task"]?.int else { return nil }
                 var columns: [Int]? = nil
-                if case .array(let a)? = m["window_columns"] { columns = a.compactMap { if case .number(let x) = $0 { Int(x) } else { nil } } }
-                var name = "", dataset: String? = nil, grew = 0
+                if case .array(let a)? = m["window_columns"] { columns = a.compactMap(\.int) }
+                var name = "", dataset: String? = nil
                 if case .string(let s)? = m["task_name"] { name = s }
                 if case .string(let s)? = m["dataset_id"] { dataset = s }
-                if case .number(let g)? = m["grew_by"] { grew = Int(g) }
-                return TaskDTO(task: Int(n), name: name, modelVersion: v.version, datasetID: dataset, columns: columns,
-                               grewBy: grew, metrics: .object(m))
+                return TaskDTO(task: n, name: name, modelVersion: v.version, datasetID: dataset, columns: columns,
+                               grewBy: m["grew_by"]?.int ?? 0, metrics: .object(m))
             }
-            return try JSONCoding.response(ListPage(items: tasks, nextOffset: nil))
+            return try JSONCoding.response(ListPage(items: tasks, nextOffset: versions.nextOffset))
         }
         r.get("/v1/models/{id}/ledger") { [store] request, ctx in
-            let tenant = try ctx.tenantID(), id = request.parameter("id")!
+            let tenant = try ctx.tenantID(), id = request.parameter("id")!, page = try Pagination(request)
             let task = try request.queryValue("task").map { t -> Int in
                 guard let n = Int(t), n >= 1 else { throw APIError.badRequest("task must be a positive integer") }
                 return n
             }
             let entries = try storeCall {
-                try store.read { s in
-                    _ = try s.model(id: id, tenantID: tenant)
-                    return try s.ledgerEntries(modelID: id, tenantID: tenant, task: task)
-                }
+                try store.ledgerPage(modelID: id, tenantID: tenant, task: task, page: PageRequest(limit: page.limit, offset: page.offset))
             }
-            return try JSONCoding.response(ListPage(items: entries.map(LedgerEntryDTO.init), nextOffset: nil))
+            return try JSONCoding.response(ListPage(items: entries.items.map(LedgerEntryDTO.init), nextOffset: entries.nextOffset))
         }
         r.get("/v1/models/{id}/forgets") { [store] request, ctx in
             let tenant = try ctx.tenantID(), id = request.parameter("id")!, page = try Pagination(request)
@@ -72,6 +65,7 @@ extension PFCService {
     /// Validates a task against the model, its window position and capacity, and queues it.
     func enqueueTask(_ body: TaskRequest, modelID: String, tenantID: String) throws -> Job {
         _ = try DatasetUpload.validName(body.name)
+        try quotas.admitJob(tenantID: tenantID)
         let (model, dataset, latest) = try storeCall {
             try store.read { s in
                 (try s.model(id: modelID, tenantID: tenantID), try s.dataset(id: body.datasetID, tenantID: tenantID),
@@ -85,13 +79,16 @@ extension PFCService {
         let (_, network) = try loadNetwork(modelID: modelID, tenantID: tenantID, version: latest.version)
         let trainer = Trainer(options: options)
         if let need = trainer.requiredBasis(trainingExamples: trainer.trainingExamples(fromDataSetOf: dataset.examples)),
-           need > network.architecture.basis, !body.grow {
+           need > network.architecture.basis, body.grow {
+            try configuration.limits.checkBasis(need, of: network.architecture, action: "growing for this task")
+        } else if let need = trainer.requiredBasis(trainingExamples: trainer.trainingExamples(fromDataSetOf: dataset.examples)),
+           need > network.architecture.basis {
             throw APIError.invalid("this task's window would run to column \(need) but the model has K = \(network.architecture.basis) "
                 + "basis columns: it needs K = \(need); send \"grow\": true to append \(need - network.architecture.basis) fresh columns")
         }
         let params = String(decoding: try JSONCoding.encoder.encode(body), as: UTF8.self)
         let job = Job(tenantID: tenantID, kind: "task", params: params, datasetID: dataset.id, modelID: modelID)
-        try storeCall { try store.enqueue(job) }
+        try storeCall { try store.transaction { s in try quotas.admitJob(tenantID: tenantID, in: s); try s.enqueue(job) } }
         workers.wake()
         return job
     }
@@ -145,6 +142,9 @@ extension PFCService {
         var before: Float? = nil, after: Float? = nil
         if let evalID = body.evaluateOn {
             let ds = try storeCall { try store.dataset(id: evalID, tenantID: tenantID) }
+            // Two forward passes over the whole dataset run on this request's thread.
+            try configuration.limits.checkInference(rows: CheckedSize.product(2, ds.examples) ?? Int.max, of: network.architecture,
+                                                    what: "evaluate_on (two passes)")
             let data = try storeCall { try DatasetBlobReader.load(from: store, dataset: ds, tenantID: tenantID, classes: network.architecture.outputDim) }
             guard data.featureCount == network.architecture.featureCount, data.classes <= network.architecture.outputDim,
                   data.labelsPerExample == 1 else {

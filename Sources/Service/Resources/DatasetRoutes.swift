@@ -8,9 +8,11 @@ extension PFCService {
     func registerDatasets(_ r: inout Router) {
         let limits = configuration.limits
         // Streaming body: NDJSON is consumed as it arrives; JSON and CSV are collected up to their limit.
-        r.post("/v1/datasets", options: .streaming(maxBodyBytes: limits.maxStreamedDatasetBytes)) { [store] request, ctx in
+        r.post("/v1/datasets", options: .streaming(maxBodyBytes: limits.maxStreamedDatasetBytes)) { [store, quotas] request, ctx in
             let tenant = try ctx.tenantID()
+            try quotas.admitDatasetUpload(tenantID: tenant)
             let upload = try DatasetUpload.parse(request, limits: limits)
+            try APIError.refuseNUL(upload.name, field: "name")
             guard let features = upload.builder.features, upload.builder.examples > 0 else {
                 throw APIError.invalid("the dataset has no examples")
             }
@@ -22,9 +24,10 @@ extension PFCService {
             let stored = try storeCall {
                 try store.transaction { s in
                     try s.insert(dataset)
-                    _ = try upload.builder.withChunks { next in
+                    let blob = try upload.builder.withChunks { next in
                         try s.writeDatasetBlob(datasetID: dataset.id, tenantID: tenant, nextChunk: next)
                     }
+                    try quotas.admitDatasetBytes(tenantID: tenant, adding: blob.byteCount, in: s)
                     return try s.dataset(id: dataset.id, tenantID: tenant)
                 }
             }

@@ -16,27 +16,33 @@ extension PFCService {
             return try JSONCoding.response(JobDTO(job: job))
         }
         // Polls the job row, so progress from a worker on any replica reaches the client.
-        r.get("/v1/jobs/{id}/events") { [store] request, ctx in
+        r.get("/v1/jobs/{id}/events") { [store, eventStreams] request, ctx in
             let tenant = try ctx.tenantID(), id = request.parameter("id")!
             let first = try storeCall { try store.job(id: id, tenantID: tenant) }
+            let slot = try eventStreams.acquire(tenantID: tenant)  // freed with the stream's closure
             return SSEWriter.response(heartbeat: .seconds(15)) { sse in
-                var job = first
-                var lastSent = ""
-                while true {
-                    let data = String(decoding: try JSONCoding.encoder.encode(JobDTO(job: job)), as: UTF8.self)
-                    if job.state.isTerminal {
-                        try sse.send(event: "end", data: data, id: job.id)
-                        return
-                    }
-                    if data != lastSent {
-                        try sse.send(event: "progress", data: data)
-                        lastSent = data
-                    }
-                    Thread.sleep(forTimeInterval: 0.25)
-                    guard sse.isConnected else { return }
-                    job = try Self.pollJob(store: store, id: id, tenantID: tenant, sse: sse)
-                }
+                try withExtendedLifetime(slot) { try Self.follow(first, store: store, tenantID: tenant, sse: sse) }
             }
+        }
+    }
+
+    /// Sends the job's progress until it ends or the client goes away.
+    static func follow(_ first: Job, store: any Store, tenantID: String, sse: SSEWriter) throws {
+        var job = first
+        var lastSent = ""
+        while true {
+            let data = String(decoding: try JSONCoding.encoder.encode(JobDTO(job: job)), as: UTF8.self)
+            if job.state.isTerminal {
+                try sse.send(event: "end", data: data, id: job.id)
+                return
+            }
+            if data != lastSent {
+                try sse.send(event: "progress", data: data)
+                lastSent = data
+            }
+            Thread.sleep(forTimeInterval: 0.25)
+            guard sse.isConnected else { return }
+            job = try pollJob(store: store, id: first.id, tenantID: tenantID, sse: sse)
         }
     }
 

@@ -7,16 +7,18 @@ import Storage
 extension PFCService {
     func registerModels(_ r: inout Router) {
         let limits = configuration.limits
-        r.post("/v1/models") { [store] request, ctx in
+        r.post("/v1/models") { [store, quotas] request, ctx in
             let tenant = try ctx.tenantID()
             let body = try JSONCoding.decode(CreateModelRequest.self, from: request, maxBytes: limits.maxRequestBytes)
             let spec = try Self.validate(body, limits: limits)
+            try quotas.admitModel(tenantID: tenant)
             let network = NetworkFactory.make(spec.architecture, seed: spec.seed)
             let model = Model(tenantID: tenant, name: body.name, kind: spec.architecture.kind.rawValue,
                               architecture: String(decoding: try JSONCoding.encoder.encode(spec), as: UTF8.self))
             let weights = Data(ModelFile.encode(network))
             try storeCall {
                 try store.transaction { s in
+                    try quotas.admitModel(tenantID: tenant, in: s)
                     try s.insert(model)
                     try s.insert(ModelVersion(modelID: model.id, version: 0, parentVersion: nil, reason: .create), weights: weights, tenantID: tenant)
                 }
@@ -71,8 +73,7 @@ extension PFCService {
 
     /// Checks a creation request against the architecture rules and the service limits.
     static func validate(_ b: CreateModelRequest, limits: ServiceLimits) throws -> ModelSpec {
-        let name = try DatasetUpload.validName(b.name)
-        _ = name
+        try APIError.refuseNUL(try DatasetUpload.validName(b.name), field: "name")
         let sequence = b.kind.isSequence
         if !sequence && (b.sequenceLength != nil || b.bptt != nil) {
             throw APIError.invalid("sequence_length and bptt apply to the factorized_rnn and rnn kinds only")
@@ -92,12 +93,10 @@ extension PFCService {
         if arch.iterations > limits.maxIterations { throw APIError.invalid("iterations must be at most \(limits.maxIterations)") }
         if arch.inputDim > limits.maxInputDim { throw APIError.invalid("input_dim must be at most \(limits.maxInputDim)") }
         if arch.outputDim > limits.maxOutputDim { throw APIError.invalid("output_dim must be at most \(limits.maxOutputDim)") }
-        let d = arch.inputDim, c = arch.outputDim, k = arch.basis
-        let weights = arch.kind == .pfc2 ? (2 * d + c) * k
-            : sequence ? (d + k + c) * k + 2 * k + c
-            : (d + c) * k + (arch.kind == .mlp ? k + c : 0)
-        if weights > limits.maxParameters {
-            throw APIError.invalid("the model would have \(weights) weights; the limit is \(limits.maxParameters) (reduce basis or input_dim)")
+        // The exact count (the same one model files are checked against), computed without overflow.
+        guard let weights = arch.parameterCount, weights <= limits.maxParameters else {
+            throw APIError.invalid("the model would have \(arch.parameterCount.map { "\($0)" } ?? "too many") weights; "
+                + "the limit max_parameters is \(limits.maxParameters) (reduce basis or input_dim)")
         }
         if (b.kind == .mlp || b.kind == .rnn) && b.nonnegative == true {
             throw APIError.invalid("the \(b.kind.rawValue) model has signed weights; nonnegative must be false")
@@ -118,6 +117,7 @@ extension PFCService {
 
     /// Validates a training request against the model and dataset and queues the job.
     func enqueueTraining(_ body: TrainRequest, modelID: String, tenantID: String) throws -> Job {
+        try quotas.admitJob(tenantID: tenantID)
         let options = try body.trainingOptions(limits: configuration.limits)
         _ = options
         let (model, dataset) = try storeCall {
@@ -130,8 +130,21 @@ extension PFCService {
         try checkDataset(dataset, against: try spec(of: model).architecture, tenantID: tenantID, perStepLabels: true)
         let params = String(decoding: try JSONCoding.encoder.encode(body), as: UTF8.self)
         let job = Job(tenantID: tenantID, kind: "train", params: params, datasetID: dataset.id, modelID: modelID)
-        try storeCall { try store.enqueue(job) }
+        try storeCall {
+            try store.transaction { s in
+                try quotas.admitJob(tenantID: tenantID, in: s)
+                try s.enqueue(job)
+            }
+        }
         workers.wake()
         return job
+    }
+}
+
+extension APIError {
+    /// 422 naming `field` when `value` contains U+0000: PostgreSQL text cannot store it, and a
+    /// name must read back as it was sent (the store refuses it too, as a last guard).
+    static func refuseNUL(_ value: String, field: String) throws {
+        if value.utf8.contains(0) { throw invalid("\(field) must not contain the NUL character (U+0000)") }
     }
 }

@@ -41,18 +41,38 @@ extension PFCService {
                     x[i, j] = v
                 }
             }
-            let (outputs, explanations, stepOutputs) = Self.explain(network, x: x, top: top, everyStep: everyStep)
-            let predictions = outputs.columnArgmax()
-            var stepPredictions: [[Int]]? = nil
-            if everyStep, let stepOutputs {
-                let perStep = stepOutputs.map { $0.columnArgmax() }
-                stepPredictions = (0..<x.cols).map { b in perStep.map { $0[b] } }
+            try limits.checkInference(rows: inputs.count, of: arch, what: "a prediction")
+            // Chunks bound the FISTA buffers (K × rows floats each) and let a cancelled request
+            // (client gone, deadline passed, shutdown) stop between and within chunks.
+            let token = ctx.computeToken
+            var predictions: [Int] = [], outputs: [[Float]] = [], explanations: [[ExplanationDTO]] = []
+            var stepPredictions: [[Int]]? = everyStep ? [] : nil
+            for start in stride(from: 0, to: x.cols, by: Self.predictChunkRows) {
+                let chunk = x.columns(start..<min(x.cols, start + Self.predictChunkRows))
+                let (out, expl, stepOutputs) = ComputeCancellation.run(token) { Self.explain(network, x: chunk, top: top, everyStep: everyStep) }
+                if token.isCancelled { throw requestAbandoned() }
+                if let bad = (0..<out.cols).first(where: { j in
+                    out.column(j).contains { !$0.isFinite } || expl[j].contains { !$0.activation.isFinite || !$0.contribution.isFinite }
+                }) {
+                    throw APIError.invalid("the model's outputs for inputs[\(start + bad)] are not finite numbers "
+                        + "(inputs too large for this model, or version \(version) diverged in training)")
+                }
+                predictions += out.columnArgmax()
+                outputs += (0..<out.cols).map { out.column($0) }
+                explanations += expl
+                if everyStep, let stepOutputs {
+                    let perStep = stepOutputs.map { $0.columnArgmax() }
+                    stepPredictions! += (0..<chunk.cols).map { b in perStep.map { $0[b] } }
+                }
             }
             return try JSONCoding.response(PredictResponse(
                 modelVersion: version, predictions: predictions,
-                outputs: (0..<x.cols).map { outputs.column($0) }, explanations: explanations, stepPredictions: stepPredictions))
+                outputs: outputs, explanations: explanations, stepPredictions: stepPredictions))
         }
     }
+
+    /// Rows per forward pass of a prediction.
+    static let predictChunkRows = 512
 
     /// The network of a model version (latest when nil), through the cache.
     func loadNetwork(modelID: String, tenantID: String, version: Int?) throws -> (Int, any Network) {
@@ -82,13 +102,30 @@ extension PFCService {
         let final = outputs.columnArgmax()
         let perStep = everyStep ? trace.outputs.map { $0.columnArgmax() } : Array(repeating: final, count: trace.outputs.count)
         let k = trace.wy.cols
+        if ComputeCancellation.current?.isCancelled == true { return (outputs, Array(repeating: [], count: x.cols), trace.outputs) }
         let explanations = (0..<x.cols).map { b -> [ExplanationDTO] in
             trace.codes.enumerated().flatMap { t, hT in
-                (0..<k).map { j in ExplanationDTO(block: t, component: j, activation: hT[b, j], contribution: hT[b, j] * trace.wy[perStep[t][b], j]) }
-                    .sorted { $0.contribution > $1.contribution }.prefix(top)
+                topContributions(count: top, of: k) { j in
+                    ExplanationDTO(block: t, component: j, activation: hT[b, j], contribution: hT[b, j] * trace.wy[perStep[t][b], j])
+                }
             }
         }
         return (outputs, explanations, trace.outputs)
+    }
+
+    /// The `count` explanations of largest contribution among `item(0..<k)`, largest first (ties:
+    /// lower component first), kept in a small sorted buffer instead of sorting all K.
+    static func topContributions(count: Int, of k: Int, _ item: (Int) -> ExplanationDTO) -> [ExplanationDTO] {
+        var best: [ExplanationDTO] = []
+        best.reserveCapacity(count + 1)
+        for j in 0..<k {
+            let e = item(j)
+            if best.count == count, let last = best.last, !(e.contribution > last.contribution) { continue }
+            let at = best.firstIndex { e.contribution > $0.contribution } ?? best.count
+            best.insert(e, at: at)
+            if best.count > count { best.removeLast() }
+        }
+        return best
     }
 
     /// Outputs and, for PFC kinds, each example's top basis vectors by contribution h_k·W_y[ŷ, k]
@@ -106,12 +143,15 @@ extension PFCService {
         default:
             return (network.predict(x), Array(repeating: [], count: x.cols), nil)
         }
+        // A cancelled forward pass is discarded by the caller: skip explaining it.
+        if ComputeCancellation.current?.isCancelled == true { return (act.y, Array(repeating: [], count: x.cols), nil) }
         let predictions = act.y.columnArgmax()
         let k = wy.cols
         let explanations = (0..<x.cols).map { b -> [ExplanationDTO] in
             let c = predictions[b]
-            let items = (0..<k).map { j in ExplanationDTO(block: block, component: j, activation: act.hT[b, j], contribution: act.hT[b, j] * wy[c, j]) }
-            return Array(items.sorted { $0.contribution > $1.contribution }.prefix(top))
+            return topContributions(count: top, of: k) { j in
+                ExplanationDTO(block: block, component: j, activation: act.hT[b, j], contribution: act.hT[b, j] * wy[c, j])
+            }
         }
         return (act.y, explanations, nil)
     }

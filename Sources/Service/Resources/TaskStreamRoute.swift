@@ -24,7 +24,7 @@ struct StreamTaskOptions {
             return v
         }
         batchSize = try number("batch_size", batchSize) { (1...10_000).contains($0) }
-        learningRate = try number("learning_rate", learningRate) { $0 > 0 && $0.isFinite }
+        learningRate = try number("learning_rate", learningRate) { $0 > 0 && $0 <= 10 }
         weightDecay = try number("weight_decay", weightDecay) { $0 >= 0 && $0 < 1 }
         window = try number("window", window) { (1...5000).contains($0) }
         slide = try number("slide", slide) { $0 >= 0 && $0 <= 5000 }
@@ -58,6 +58,7 @@ extension PFCService {
                 throw APIError.unsupportedMediaType(JSONCoding.mediaType(request), accepted: ["application/x-ndjson"])
             }
             let options = try StreamTaskOptions(request)
+            try quotas.admitJob(tenantID: tenant)
             let summary = try streamTask(request, options: options, modelID: id, tenantID: tenant)
             return try JSONCoding.response(summary, status: .created)
         }
@@ -72,6 +73,8 @@ extension PFCService {
         let modelSpec = try spec(of: model), arch = modelSpec.architecture
         guard arch.kind.blockCount > 0 else { throw APIError.invalid("the sliding window trains PFC basis columns; a \(arch.kind.rawValue) model has none") }
         if let problem = SlidingWindowOptimizer.scheduleProblem(width: o.window, slide: o.slide, start: 0) { throw APIError.invalid(problem) }
+        // One batch's forward and backward pass runs on this request's thread: bound it like a prediction.
+        try configuration.limits.checkInference(rows: o.batchSize, of: arch, what: "a streamed task batch")
         var network = try ModelFile.decode(Array(try storeCall { try store.modelWeights(modelID: modelID, version: latest.version, tenantID: tenantID) }))
         var state = ContinualState(metrics: latest.metrics)
         var optimizer = SlidingWindowOptimizer(learningRate: o.learningRate, weightDecay: o.weightDecay, width: o.window,
@@ -88,6 +91,7 @@ extension PFCService {
                     throw APIError.invalid("after \(examples) examples the window reaches column \(needed) but the model has K = "
                         + "\(network.architecture.basis); nothing was stored. Resend with grow=true or a smaller slide")
                 }
+                try configuration.limits.checkBasis(needed, of: network.architecture, action: "growing the model after \(examples) streamed examples")
                 let extra = needed - network.architecture.basis
                 do { network = try BasisGrowth.appendColumns(to: network, count: extra, seed: UInt64(grewBy + 7)) } catch {
                     throw APIError.invalid("cannot grow the model: \(error)")
@@ -103,6 +107,10 @@ extension PFCService {
                 throw APIError.invalid("sliding window: \(error)")
             }
             network.parameters = params
+            guard result.loss.isFinite, nonFiniteProblem(network) == nil else {
+                throw APIError.invalid("training diverged after \(examples) streamed examples (the loss or weights became NaN or "
+                    + "infinite; try a smaller learning_rate); nothing was stored")
+            }
             lossSum += Double(result.loss) * Double(rows.count)
             correct += zip(result.outputs.columnArgmax(), labels).filter { $0 == $1 }.count
             records.append((rowNumbers, window))
@@ -124,6 +132,12 @@ extension PFCService {
             guard label < arch.outputDim else { throw APIError.invalid("NDJSON line \(line): label \(label) ≥ output_dim \(arch.outputDim)") }
             rows.append(values); labels.append(label); rowNumbers.append(examples)
             examples += 1
+            // The whole stream trains on this request's thread: bound its total work too.
+            if examples % o.batchSize == 0, let work = network.architecture.inferenceWork(rows: examples),
+               work > configuration.limits.maxStreamedTaskWork {
+                throw APIError.invalid("the stream passed max_streamed_task_work (\(configuration.limits.maxStreamedTaskWork) multiply-adds) "
+                    + "after \(examples) examples; nothing was stored: split it into several tasks or queue it as a job (POST /v1/models/{id}/tasks)")
+            }
             if rows.count == o.batchSize { try trainBatch() }
         }
         try trainBatch()

@@ -13,9 +13,8 @@ import Linalg
 import PFC
 import Storage
 
-/// Entry points for the fuzz targets (Fuzz/README.md). `guardKnown` skips inputs that reach crashes
-/// already filed and being fixed elsewhere (issue 12 findings 1–3), so fuzzing can go on past them;
-/// pass false to check those fixes.
+/// Entry points for the fuzz targets (Fuzz/README.md): each calls what the routes call, with the
+/// default limits, so any input that traps here would have stopped the server.
 public enum FuzzSurface {
     static let limits = ServiceLimits()
 
@@ -58,17 +57,9 @@ public enum FuzzSurface {
     /// The dataset upload of `contentType` ("text/csv", "application/x-ndjson", "application/json"):
     /// the first line of `data` is the query string, the rest the body; runs `DatasetUpload.parse`
     /// (reader, labels, sequence form, image shape, builder) as `POST /v1/datasets` does.
-    public static func datasetUpload(contentType: String, _ data: [UInt8], guardKnown: Bool = true) {
+    public static func datasetUpload(contentType: String, _ data: [UInt8]) {
         let (query, body) = split(data)
         guard let request = request(path: "/v1/datasets", query: query, contentType: contentType, body: body) else { return }
-        if guardKnown {
-            // Finding 2 (DatasetUpload.validShape: shape[0] * shape[1] overflows), JSON field and query.
-            if let s = try? DatasetUpload.queryShape(request), overflows(s) { return }
-            if contentType == "application/json", let s = try? JSONDecoder().decode(ShapeOnly.self, from: Data(body)).imageShape,
-               overflows(s) { return }
-            // Finding 1 (CSVDatasetReader: `Int(label)` traps for a label ≥ 2⁶³).
-            if contentType == "text/csv", csvHasHugeLabel(body) { return }
-        }
         guard let upload = try? DatasetUpload.parse(request, limits: limits) else { return }
         // The route's next steps: refuse an empty dataset, then store the builder's blob, which
         // training and evaluation read back with DatasetBlobReader; here the round trip is in memory.
@@ -87,36 +78,15 @@ public enum FuzzSurface {
 
     /// The CSV reader on its own, with the rules the CLI passes (`pfc-server train --data`): the first
     /// byte picks them.
-    public static func csvReader(_ data: [UInt8], guardKnown: Bool = true) {
+    public static func csvReader(_ data: [UInt8]) {
         guard let selector = data.first else { return }
         let body = Array(data.dropFirst())
-        if guardKnown, csvHasHugeLabel(body) { return }
         let rules = CSVDatasetReader.Rules(requireNonNegative: selector & 1 != 0,
                                            classes: selector & 2 != 0 ? Int(selector >> 4) + 1 : nil,
                                            featureCount: selector & 4 != 0 ? Int(selector >> 4) % 8 + 1 : nil)
         guard let set = try? CSVDatasetReader.parse(Data(body), source: "fuzz", rules: rules) else { return }
         precondition(set.labels.count == set.count && set.features.count == set.count * set.featureCount, "inconsistent dataset")
         if let c = rules.classes { precondition(set.labels.allSatisfy { $0 >= 0 && $0 < c }, "label out of range accepted") }
-    }
-
-    struct ShapeOnly: Decodable {
-        var imageShape: [Int]?
-        enum CodingKeys: String, CodingKey { case imageShape = "image_shape" }
-    }
-
-    static func overflows(_ shape: [Int]?) -> Bool {
-        guard let s = shape, s.count == 2 else { return false }
-        return s[0].multipliedReportingOverflow(by: s[1]).overflow
-    }
-
-    /// True when a line's label field (split as `CSVDatasetReader.parse` splits) is a number ≥ 2⁶³.
-    static func csvHasHugeLabel(_ body: [UInt8]) -> Bool {
-        guard let text = String(data: Data(body), encoding: .utf8) else { return false }
-        for line in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline) {
-            let field = line.split(separator: ",", omittingEmptySubsequences: false)[0].trimmingCharacters(in: .whitespaces)
-            if let v = Double(field), v.isFinite, v >= 9.223372036854775807e18 { return true }
-        }
-        return false
     }
 
     // MARK: - JSON request bodies
@@ -198,7 +168,7 @@ public enum FuzzSurface {
     /// Every query-parameter parser that does not need the store, on the query string `data`:
     /// pagination, the sequence form and image shape of uploads, the streamed task's options (and the
     /// schedule check that route runs next), `?block=` and the component image's `?shape=`.
-    public static func queryParameters(_ data: [UInt8], guardKnown: Bool = true) {
+    public static func queryParameters(_ data: [UInt8]) {
         guard let request = request(method: "GET", path: "/q", query: Array(data.prefix(4000)), contentType: nil, body: []) else { return }
         if let page = try? Pagination(request) {
             precondition((1...1000).contains(page.limit) && page.offset >= 0, "pagination out of range")
@@ -208,21 +178,15 @@ public enum FuzzSurface {
             _ = try? DatasetUpload.checkForm(form, features: Int(data.count))
         }
         if let shape = try? DatasetUpload.queryShape(request) {
-            if !(guardKnown && overflows(shape)) {
-                _ = try? DatasetUpload.validShape(shape, features: 64)
-                _ = try? DatasetUpload.validShape(shape, features: nil)
-            }
+            _ = try? DatasetUpload.validShape(shape, features: 64)
+            _ = try? DatasetUpload.validShape(shape, features: nil)
         }
         if let o = try? StreamTaskOptions(request) {
             _ = SlidingWindowOptimizer.scheduleProblem(width: o.window, slide: o.slide, start: 0)
         }
         for network in networks { _ = try? PFCService.blockIndex(request.queryValue("block"), network: network) }
-        if let q = request.queryValue("shape") {
-            // Finding 3 (ComponentRoutes.imageShape: s[0] * s[1] overflows).
-            let parts = q.split(whereSeparator: { $0 == "," || $0 == "x" }).compactMap { Int($0) }
-            if !(guardKnown && parts.count == 2 && overflows(parts)), let service {
-                _ = try? service.imageShape(modelID: "m", version: 0, tenantID: "t", features: 784, query: q)
-            }
+        if let q = request.queryValue("shape"), let service {
+            _ = try? service.imageShape(modelID: "m", version: 0, tenantID: "t", features: 784, query: q)
         }
     }
 
@@ -246,36 +210,12 @@ public enum FuzzSurface {
         return PFCService(store: store, configuration: config)
     }()
 
-    // MARK: - Guards for the end-to-end routes target (Fuzz/PFCFuzz/RoutesTarget.swift)
-
-    /// True when a request would reach a crash already filed (issue 12 findings 1–4): the routes
-    /// target skips it unless PFC_FUZZ_KNOWN=1. `path` is the route template.
-    public static func reachesKnownCrash(path: String, query: [UInt8], contentType: String?, body: [UInt8]) -> Bool {
-        guard let request = request(path: path, query: query, contentType: contentType, body: body) else { return false }
-        switch path {
-        case "/v1/datasets":
-            if let s = try? DatasetUpload.queryShape(request), overflows(s) { return true }
-            if contentType == "application/json", let s = try? JSONDecoder().decode(ShapeOnly.self, from: Data(body)).imageShape,
-               overflows(s) { return true }
-            return contentType == "text/csv" && csvHasHugeLabel(body)
-        case "/v1/models/{id}/components/{block}/{file}":
-            guard let q = request.queryValue("shape") else { return false }
-            return overflows(q.split(whereSeparator: { $0 == "," || $0 == "x" }).compactMap { Int($0) })
-        case "/v1/models/{id}/tasks/stream":
-            // Finding 4: `grow` is not held to the creation limits (the streamed route grows inline).
-            return (try? StreamTaskOptions(request))?.grow ?? false
-        default:
-            return false
-        }
-    }
-
     /// The weight count of the model a `POST /v1/models` body would create once validated, nil when
     /// it is refused (the routes target keeps real creations small so the fuzzer stays fast).
     public static func createdModelWeights(_ body: [UInt8]) -> Int? {
         guard let b = try? JSONCoding.decode(CreateModelRequest.self, from: Data(body)),
               let spec = try? PFCService.validate(b, limits: limits) else { return nil }
-        let a = spec.architecture, d = a.inputDim, c = a.outputDim, k = a.basis
-        return a.kind == .pfc2 ? (2 * d + c) * k : a.kind.isSequence ? (d + k + c) * k + 2 * k + c : (d + c) * k + k + c
+        return spec.architecture.parameterCount
     }
 
     // MARK: - Model files
@@ -283,18 +223,11 @@ public enum FuzzSurface {
     /// `ModelFile.decode` of `data`, then what the service does with a loaded version: predictions
     /// with explanations and the component list. `fixChecksum` rewrites the last four bytes to the
     /// CRC-32 of the rest so mutations get past the checksum into the parser and network factory.
-    public static func modelFile(_ data: [UInt8], fixChecksum: Bool, guardKnown: Bool = true) {
+    public static func modelFile(_ data: [UInt8], fixChecksum: Bool) {
         var bytes = data
         if fixChecksum, bytes.count >= 4 {
             let crc = CRC32.checksum(bytes[0..<(bytes.count - 4)])
             withUnsafeBytes(of: crc.littleEndian) { bytes.replaceSubrange((bytes.count - 4)..., with: $0) }
-        }
-        if guardKnown {
-            // ModelFile.decode never validates the architecture it reads: NetworkFactory.make(arch,
-            // parameters:) first builds a fresh network of it (a huge one allocates without bound), and a
-            // sequence_length of 0 decodes and then traps in explainSteps. Fuzz/README.md; skipped here.
-            guard let parts = try? ModelFile.decodeParts(bytes) else { return }
-            if !architectureFits(parts.0) { return }
         }
         guard let network = try? ModelFile.decode(bytes) else { return }
         let arch = network.architecture
@@ -307,14 +240,5 @@ public enum FuzzSurface {
         if let f = PFCService.factors(of: network, block: 0) {
             for k in 0..<f.0.cols { _ = PFCService.columnNorm(f.0, k); _ = PFCService.columnNorm(f.1, k) }
         }
-    }
-
-    /// The creation limits (`PFCService.validate`) applied to an architecture read from a file.
-    static func architectureFits(_ a: Architecture) -> Bool {
-        guard a.validationProblem() == nil, a.basis <= limits.maxBasis, a.iterations <= limits.maxIterations,
-              a.inputDim <= limits.maxInputDim, a.outputDim <= limits.maxOutputDim, a.sequenceLength <= 10_000 else { return false }
-        let d = a.inputDim, c = a.outputDim, k = a.basis
-        let weights = a.kind == .pfc2 ? (2 * d + c) * k : a.kind.isSequence ? (d + k + c) * k + 2 * k + c : (d + c) * k + k + c
-        return weights <= limits.maxParameters
     }
 }

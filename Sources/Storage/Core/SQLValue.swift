@@ -13,6 +13,18 @@ enum SQLValue: Sendable, Equatable {
     case timestamp(Date)
 }
 
+/// Refuses text parameters that contain U+0000. PostgreSQL `text` cannot hold NUL (libpq would
+/// send the string cut at the first NUL, so the row would keep `a` of `a\u{0}b` while the caller
+/// believed `a\u{0}b` stored); SQLite could keep it but its string functions would not see past it.
+/// Both backends refuse, so a value reads back exactly as written or is not written at all.
+func refuseNUL(in parameters: [SQLValue], sql: String) throws {
+    for (offset, value) in parameters.enumerated() {
+        guard case .text(let text) = value, text.utf8.contains(0) else { continue }
+        throw StoreError.invalidArgument("text parameter $\(offset + 1) contains U+0000 (NUL), which the database cannot store"
+            + " [SQL: \(sql.count > 200 ? String(sql.prefix(200)) + "…" : sql)]")
+    }
+}
+
 /// Values that can be bound as parameters.
 protocol SQLBindable { var sqlValue: SQLValue { get } }
 

@@ -39,7 +39,8 @@ extension StoreOperations {
     }
 
     /// Claims the oldest queued job (of `kinds`, if given) for `owner`: state running, lease
-    /// until `now + leaseDuration`. Nil when the queue is empty. Each job is claimed once.
+    /// until `now + leaseDuration`, `attempts` + 1 (a job reclaimed and run again reads 2).
+    /// Nil when the queue is empty. Each job is claimed once per time it is queued.
     public func claimJob(owner: String, leaseDuration: TimeInterval, kinds: [String]? = nil,
                          now: Date = StoreClock.now()) throws -> Job? {
         try withSession(writing: true) { session in
@@ -55,7 +56,7 @@ extension StoreOperations {
             let expires = now.addingTimeInterval(leaseDuration)
             return try session.connection.queryOne("""
                 UPDATE jobs SET state = 'running', lease_owner = \(owner), lease_expires_at = \(expires),
-                heartbeat_at = \(now), started_at = COALESCE(started_at, \(now))
+                heartbeat_at = \(now), started_at = COALESCE(started_at, \(now)), attempts = attempts + 1
                 WHERE state = 'queued' AND id = (\(sql: candidates))
                 RETURNING \(sql: jobColumns)
                 """).map(Job.init(row:))
@@ -118,20 +119,21 @@ extension StoreOperations {
         }
     }
 
-    /// Returns running jobs whose lease expired before `now` to the queue (attempts + 1), or
-    /// fails them once they reach `maxAttempts`; cancel-requested ones become cancelled.
+    /// Returns running jobs whose lease expired before `now` to the queue, or fails them once
+    /// they have run `maxAttempts` times; cancel-requested ones become cancelled. (`attempts`
+    /// counts claims, so it is not changed here.)
     public func reclaimExpiredJobs(now: Date = StoreClock.now()) throws -> ReclaimReport {
         try withSession(writing: true) { session in
             let expired: SQL = "state = 'running' AND lease_expires_at < \(now)"
-            let cleared: SQL = "lease_owner = NULL, lease_expires_at = NULL, attempts = attempts + 1"
+            let cleared: SQL = "lease_owner = NULL, lease_expires_at = NULL"
             _ = try session.connection.query("""
                 UPDATE jobs SET state = 'cancelled', finished_at = \(now), \(sql: cleared)
                 WHERE \(sql: expired) AND cancel_requested = \(true) RETURNING id
                 """)
             let failed = try session.connection.query("""
                 UPDATE jobs SET state = 'failed', finished_at = \(now), \(sql: cleared),
-                error = 'lease expired ' || CAST(attempts + 1 AS text) || ' time(s); giving up'
-                WHERE \(sql: expired) AND attempts + 1 >= max_attempts RETURNING id
+                error = 'lease expired ' || CAST(attempts AS text) || ' time(s); giving up'
+                WHERE \(sql: expired) AND attempts >= max_attempts RETURNING id
                 """).map { try $0.string("id") }
             let requeued = try session.connection.query("""
                 UPDATE jobs SET state = 'queued', \(sql: cleared) WHERE \(sql: expired) RETURNING id

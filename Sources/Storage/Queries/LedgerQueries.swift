@@ -32,6 +32,16 @@ extension StoreOperations {
         }
     }
 
+    /// One page of the model's ledger in training order, optionally one task only.
+    public func ledgerPage(modelID: String, tenantID: String, task: Int? = nil, page: PageRequest) throws -> Page<LedgerEntry> {
+        try withSession(writing: false) { session in
+            try session.requireModel(modelID, tenantID: tenantID)
+            var statement: SQL = "SELECT \(sql: ledgerColumns) FROM batch_ledger l WHERE l.model_id = \(modelID)"
+            if let task { statement = statement + " AND l.task = \(task)" }
+            return try session.page(statement + " ORDER BY l.version, l.task, l.epoch, l.batch_index, l.id", page, LedgerEntry.init(row:))
+        }
+    }
+
     /// Inserts or replaces component rows (key: model, version, block, column).
     public func upsertComponents(_ components: [Component], tenantID: String) throws {
         try withSession(writing: true) { session in

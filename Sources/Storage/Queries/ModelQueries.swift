@@ -86,12 +86,13 @@ extension StoreOperations {
     }
 
     /// The model's versions in order (without weights).
-    public func modelVersions(modelID: String, tenantID: String, page: PageRequest = PageRequest()) throws -> Page<ModelVersion> {
+    public func modelVersions(modelID: String, tenantID: String, reason: VersionReason? = nil,
+                              page: PageRequest = PageRequest()) throws -> Page<ModelVersion> {
         try withSession(writing: false) { session in
             try session.requireModel(modelID, tenantID: tenantID)
-            return try session.page("""
-                SELECT \(sql: versionColumns) FROM model_versions v WHERE v.model_id = \(modelID) ORDER BY v.version
-                """, page, ModelVersion.init(row:))
+            var statement: SQL = "SELECT \(sql: versionColumns) FROM model_versions v WHERE v.model_id = \(modelID)"
+            if let reason { statement = statement + " AND v.reason = \(reason)" }
+            return try session.page(statement + " ORDER BY v.version", page, ModelVersion.init(row:))
         }
     }
 

@@ -23,7 +23,8 @@ public struct Job: Codable, Sendable, Equatable {
     public var progress: String?
     public var result: String?
     public var error: String?
-    /// Leases that expired on this job so far.
+    /// Times a worker claimed (started) the job: 1 after a single run, 2 for a job whose lease
+    /// expired and that another worker then ran again.
     public var attempts: Int
     public var maxAttempts: Int
     /// Set by `cancelJob` on a running job; the worker sees it at its next heartbeat.

@@ -40,6 +40,10 @@ public struct APIKey: Codable, Sendable, Equatable {
         self.revokedAt = nil
     }
 
+    /// Whether the key authenticates at `date`: never revoked, or revoked only from a later
+    /// time (a rotated key's grace period).
+    public func isValid(at date: Date = StoreClock.now()) -> Bool { revokedAt.map { $0 > date } ?? true }
+
     /// Lowercase hex SHA-256 of a secret (OpenSSL).
     public static func hash(_ secret: String) -> String { SHA256Hex.digest(Data(secret.utf8)) }
 

@@ -17,14 +17,10 @@ public final class SQLiteStore: Store {
     private let readers: ConnectionPool<SQLiteConnection>
 
     /// Opens (creating the file and its parent directory if needed) the database at `path`.
+    /// The file, its `-wal` and `-shm` are mode 0600 (see `SQLiteFileMode`).
     public init(path: String = SQLiteStore.defaultPath, readers readerCount: Int = 4, busyTimeoutMilliseconds: Int = 10_000) throws {
         self.path = path
-        let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
-        do {
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        } catch {
-            throw StoreError.connectionFailed(message: "cannot create directory \(directory): \(error)")
-        }
+        try SQLiteFileMode.secure(databasePath: path)
         let first = try SQLiteConnection(path: path, readOnly: false, busyTimeoutMilliseconds: busyTimeoutMilliseconds)
         let pending = PendingConnection(first)
         writer = ConnectionPool(capacity: 1, acquireTimeout: 600) {

@@ -1,6 +1,7 @@
 // TestClient: a small blocking raw-socket HTTP/1.1 client for loopback tests (no HTTP library in
 // between, so malformed bytes reach the server exactly as written).
 
+import CSSL
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -22,10 +23,27 @@ struct TestResponse {
 final class TestClient {
     let fd: Int32
     private var buffer: [UInt8] = []
+    /// The TLS session after `startTLS`; nil for plain HTTP.
+    private var ssl: OpaquePointer?
+    private var sslContext: OpaquePointer?
 
-    /// Connects to 127.0.0.1:`port`; reads time out after `timeout` seconds.
-    init(port: Int, timeout: Double = 15) throws {
+    /// Connects to 127.0.0.1:`port` (from `source`, e.g. "127.0.0.2", when given); reads time out
+    /// after `timeout` seconds.
+    init(port: Int, timeout: Double = 15, source: String? = nil) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        if let source {
+            var local = sockaddr_in()
+            local.sin_family = sa_family_t(AF_INET)
+            local.sin_addr.s_addr = inet_addr(source)
+            let rc = withUnsafePointer(to: &local) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            guard rc == 0 else {
+                let e = errno
+                Glibc.close(fd)
+                throw TestClientError(description: "bind \(source): \(String(cString: strerror(e)))")
+            }
+        }
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
         addr.sin_port = in_port_t(UInt16(port).bigEndian)
@@ -43,7 +61,46 @@ final class TestClient {
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
     }
 
-    deinit { Glibc.close(fd) }
+    deinit {
+        if let ssl { SSL_free(ssl) }
+        if let sslContext { SSL_CTX_free(sslContext) }
+        Glibc.close(fd)
+    }
+
+    /// Handshakes TLS (blocking) trusting only `caFile`, with SNI and host check `serverName`;
+    /// `maxVersion` (e.g. TLS1_2_VERSION) caps what the client offers.
+    func startTLS(caFile: String, serverName: String = "localhost", maxVersion: Int32? = nil) throws {
+        guard let ctx = SSL_CTX_new(TLS_client_method()) else { throw TestClientError(description: "SSL_CTX_new") }
+        sslContext = ctx
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nil)
+        guard SSL_CTX_load_verify_locations(ctx, caFile, nil) == 1 else { throw TestClientError(description: "load CA \(caFile)") }
+        pfc_ssl_ctx_ignore_unexpected_eof(ctx)
+        if let maxVersion { _ = pfc_ssl_ctx_set_max_proto_version(ctx, maxVersion) }
+        guard let ssl = SSL_new(ctx) else { throw TestClientError(description: "SSL_new") }
+        self.ssl = ssl
+        SSL_set_fd(ssl, fd)
+        _ = pfc_ssl_set_host_name(ssl, serverName)
+        _ = SSL_set1_host(ssl, serverName)
+        ERR_clear_error()
+        guard SSL_connect(ssl) == 1 else {
+            var text = [CChar](repeating: 0, count: 256)
+            ERR_error_string_n(ERR_get_error(), &text, text.count)
+            throw TestClientError(description: "TLS handshake: \(String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))")
+        }
+    }
+
+    /// "TLSv1.3" after `startTLS`.
+    var tlsVersion: String? { ssl.map { String(cString: SSL_get_version($0)) } }
+
+    /// SHA-256 (hex) of the server's leaf certificate after `startTLS`.
+    var peerCertificateSHA256: String? {
+        guard let ssl, let cert = pfc_ssl_get1_peer_certificate(ssl) else { return nil }
+        defer { X509_free(cert) }
+        var md = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
+        var length: UInt32 = 0
+        guard X509_digest(cert, EVP_sha256(), &md, &length) == 1 else { return nil }
+        return md.prefix(Int(length)).map { String(format: "%02x", $0) }.joined()
+    }
 
     func setTimeout(_ seconds: Double) {
         var tv = timeval(tv_sec: Int(seconds), tv_usec: Int((seconds - Double(Int(seconds))) * 1e6))
@@ -55,6 +112,12 @@ final class TestClient {
     func send(_ bytes: [UInt8]) throws {
         var offset = 0
         while offset < bytes.count {
+            if let ssl {
+                let n = bytes[offset...].withUnsafeBytes { SSL_write(ssl, $0.baseAddress!, Int32($0.count)) }
+                guard n > 0 else { throw TestClientError(description: "SSL_write: error \(SSL_get_error(ssl, n))") }
+                offset += Int(n)
+                continue
+            }
             let n = bytes[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress!, $0.count, Int32(MSG_NOSIGNAL)) }
             if n <= 0 {
                 if n < 0 && errno == EINTR { continue }
@@ -69,6 +132,15 @@ final class TestClient {
     /// Reads more bytes into the buffer; false at EOF; throws on timeout or error.
     private func fill() throws -> Bool {
         var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+        if let ssl {
+            ERR_clear_error()
+            let n = chunk.withUnsafeMutableBytes { SSL_read(ssl, $0.baseAddress!, Int32($0.count)) }
+            if n > 0 { buffer += chunk[0..<Int(n)]; return true }
+            let code = SSL_get_error(ssl, n)
+            if code == SSL_ERROR_ZERO_RETURN { return false }
+            if code == SSL_ERROR_SYSCALL && (errno == 0 || errno == ECONNRESET || n == 0) { return false }
+            throw TestClientError(description: "SSL_read: error \(code), errno \(errno)")
+        }
         while true {
             let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress!, $0.count, 0) }
             if n > 0 { buffer += chunk[0..<n]; return true }

@@ -68,6 +68,7 @@ final class PGConnection: SQLConnection, @unchecked Sendable {
     // MARK: - Running a statement
 
     private func run(_ sql: String, _ parameters: [SQLValue]) throws -> OpaquePointer {
+        try refuseNUL(in: parameters, sql: sql)
         let encoded = parameters.map(PGParameter.init)
         defer { encoded.forEach { $0.deallocate() } }
         let types = encoded.map(\.oid)

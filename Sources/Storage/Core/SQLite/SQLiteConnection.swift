@@ -81,6 +81,7 @@ final class SQLiteConnection: SQLConnection, @unchecked Sendable {
     }
 
     private func bind(_ parameters: [SQLValue], to statement: OpaquePointer, sql: String) throws {
+        try refuseNUL(in: parameters, sql: sql)
         for (offset, value) in parameters.enumerated() {
             let index = Int32(offset + 1)
             let status: Int32

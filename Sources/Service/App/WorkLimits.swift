@@ -1,0 +1,116 @@
+// WorkLimits: what a request may cost, in sizes computed without overflow. Every figure that
+// comes from a client (basis after growth, rows × work per row, image shapes) goes through here,
+// so a limit holds whether the size came from creation, growth, forgetting or import.
+import HTTP
+import Linalg
+import PFC
+
+/// Overflow-checked size arithmetic: nil when a product or sum leaves `Int`.
+enum CheckedSize {
+    /// a·b·…, or nil on overflow (or a negative factor).
+    static func product(_ factors: Int...) -> Int? { product(factors) }
+
+    static func product(_ factors: [Int]) -> Int? {
+        var p = 1
+        for f in factors {
+            guard f >= 0 else { return nil }
+            let (r, o) = p.multipliedReportingOverflow(by: f)
+            if o { return nil }
+            p = r
+        }
+        return p
+    }
+
+    /// a + b + …, or nil on overflow.
+    static func sum(_ terms: Int?...) -> Int? {
+        var s = 0
+        for t in terms {
+            guard let t else { return nil }
+            let (r, o) = s.addingReportingOverflow(t)
+            if o { return nil }
+            s = r
+        }
+        return s
+    }
+
+    /// `Int(exactly:)` of a JSON number that must be a whole number in `range`.
+    static func integer(_ value: Double, in range: ClosedRange<Int>) -> Int? {
+        guard value.isFinite, let n = Int(exactly: value), range.contains(n) else { return nil }
+        return n
+    }
+}
+
+extension Architecture {
+    /// Weights in all matrices with basis `k` (the count the creation limit uses), nil on overflow.
+    func weightCount(basis k: Int) -> Int? {
+        var grown = self
+        grown.basis = k
+        return grown.parameterCount
+    }
+
+    /// Multiply-adds of one forward pass over `rows` examples (FISTA: ηXᵀW once and Z·A per
+    /// iteration, plus the Gram matrix once per call; research/pfc.md §1.2), nil on overflow.
+    func inferenceWork(rows: Int) -> Int? {
+        let d = inputDim, c = outputDim, k = basis, n = max(1, iterations), t = max(1, sequenceLength)
+        let fistaPerRow = CheckedSize.sum(CheckedSize.product(d, k), CheckedSize.product(n, k, k))
+        let perRow: Int?
+        switch kind {
+        case .pfc: perRow = CheckedSize.sum(fistaPerRow, CheckedSize.product(c, k))
+        case .pfc2: perRow = CheckedSize.sum(CheckedSize.product(2, fistaPerRow ?? -1), CheckedSize.product(c, k))
+        case .mlp: perRow = CheckedSize.product(CheckedSize.sum(d, c) ?? -1, k)
+        case .factorizedRNN:
+            let step = CheckedSize.sum(CheckedSize.product(CheckedSize.sum(d, k) ?? -1, k), CheckedSize.product(n, k, k), CheckedSize.product(c, k))
+            perRow = CheckedSize.product(t, step ?? -1)
+        case .rnn:
+            perRow = CheckedSize.product(t, CheckedSize.sum(CheckedSize.product(CheckedSize.sum(d, k, c) ?? -1, k)) ?? -1)
+        }
+        let gram = kind == .mlp || kind == .rnn ? 0 : CheckedSize.product(CheckedSize.sum(d, k) ?? -1, k, k)
+        return CheckedSize.sum(CheckedSize.product(rows, perRow ?? -1), gram)
+    }
+}
+
+extension ServiceLimits {
+    /// 422 unless a model of `arch` grown to basis `k` stays within the creation limits.
+    func checkBasis(_ k: Int, of arch: Architecture, action: String) throws {
+        guard k <= maxBasis else {
+            throw APIError.invalid("\(action) would make K = \(k) basis columns; the limit max_basis is \(maxBasis)")
+        }
+        guard let weights = arch.weightCount(basis: k), weights <= maxParameters else {
+            throw APIError.invalid("\(action) would make the model \(arch.weightCount(basis: k).map { "\($0)" } ?? "too many") weights; "
+                + "the limit max_parameters is \(maxParameters)")
+        }
+    }
+
+    /// 422 unless a forward pass of `rows` examples through `arch` is within `maxPredictWork`.
+    func checkInference(rows: Int, of arch: Architecture, what: String) throws {
+        guard let work = arch.inferenceWork(rows: rows), work <= maxPredictWork else {
+            let perRow = arch.inferenceWork(rows: 1)
+            let most = perRow.map { max(0, maxPredictWork / max(1, $0)) }
+            throw APIError.invalid("\(what) of \(rows) rows would take \(arch.inferenceWork(rows: rows).map { "\($0)" } ?? "too many") "
+                + "multiply-adds; the limit max_predict_work is \(maxPredictWork)"
+                + (most.map { " (at most \($0) rows for this model)" } ?? ""))
+        }
+    }
+}
+
+extension RequestContext {
+    /// A compute token that reads as cancelled once this request's client is gone.
+    var computeToken: CancellationToken {
+        let flag = cancellation
+        return CancellationToken { flag.isCancelled }
+    }
+}
+
+/// The client went away (or the deadline passed) while its compute ran: nobody reads this answer.
+func requestAbandoned() -> HTTPError {
+    HTTPError(.serviceUnavailable, code: "cancelled", message: "the request was cancelled before it finished (client gone or deadline passed)")
+}
+
+/// Names the first weight matrix holding NaN or ±inf, or nil when every weight is finite. No
+/// version with such weights is ever written: every later prediction on it would be meaningless.
+func nonFiniteProblem(_ network: any Network) -> String? {
+    for p in network.parameters where p.value.storage.contains(where: { !$0.isFinite }) {
+        return "the weights \(p.name) are not finite numbers"
+    }
+    return nil
+}
