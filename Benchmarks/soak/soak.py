@@ -69,11 +69,12 @@ class DB:
         self.url = url
 
     def rows(self, sql, timeout=120):
-        out = subprocess.run(["psql", self.url, "-X", "-q", "-At", "-F", "\t", "-v", "ON_ERROR_STOP=1", "-c", sql],
-                             capture_output=True, text=True, timeout=timeout)
+        # Unit and record separators: values (error messages) may hold tabs and newlines.
+        out = subprocess.run(["psql", self.url, "-X", "-q", "-At", "-F", "\x1f", "-R", "\x1e", "-v", "ON_ERROR_STOP=1",
+                              "-c", sql], capture_output=True, text=True, timeout=timeout)
         if out.returncode != 0:
             raise RuntimeError(f"psql failed: {out.stderr.strip()}")
-        return [line.split("\t") for line in out.stdout.split("\n") if line != ""]
+        return [rec.split("\x1f") for rec in out.stdout.rstrip("\n").split("\x1e") if rec != ""]
 
     def stream(self, sql, timeout=600):
         """Yields rows of a big result one line at a time (COPY ... TO STDOUT, tab-separated)."""
@@ -202,6 +203,7 @@ class Stats:
         self.samples = collections.defaultdict(list)        # (route, status) -> [message] (unexpected answers)
         self.unexpected = collections.Counter()              # (route, status) -> count of unexpected answers
         self.server_errors = []                              # 5xx: (t, replica, method, path, body, status, answer)
+        self.conn_samples = []                               # (wall, t, replica, method, path, error, seconds, kind)
         self.unknown_outcome = collections.Counter()         # route -> POSTs with no answer (connection lost after sending)
         self.client_exceptions = collections.Counter()
         self.client_exception_samples = {}
@@ -299,6 +301,10 @@ class Client:
                 if isinstance(e, ConnectionRefusedError):
                     kind, sent = "conn_refused", False
                 self.stats.add(route, kind, dt, rep.name)
+                with self.stats.lock:
+                    if len(self.stats.conn_samples) < 2000:
+                        self.stats.conn_samples.append((time.strftime("%H:%M:%S"), now(), rep.name, method, path, repr(e)[:200],
+                                                        dt, kind))
                 last_error = e
                 if sent and not retry:
                     with self.stats.lock:
@@ -331,12 +337,14 @@ class Client:
                 return None
             deadline = now() + read_seconds
             event, data = None, []
-            conn.sock.settimeout(2.0)
             while now() < deadline:
+                # The read window is the socket timeout: a socket file that timed out cannot be read again,
+                # so a timeout here ends the stream (the client disconnects).
+                conn.sock.settimeout(max(0.05, deadline - now()))
                 try:
                     line = resp.fp.readline()
                 except (socket.timeout, TimeoutError):
-                    continue
+                    break
                 if not line:
                     with self.stats.lock:
                         self.stats.sse["closed by server before end"] += 1
@@ -363,8 +371,11 @@ class Client:
         except (ConnectionRefusedError,) as e:
             self.stats.add(route, "conn_refused", now() - t0, rep.name)
         except (OSError, http.client.HTTPException) as e:
-            self.stats.add(route, "timeout" if isinstance(e, (socket.timeout, TimeoutError)) else "conn_error",
-                           now() - t0, rep.name)
+            kind = "timeout" if isinstance(e, (socket.timeout, TimeoutError)) else "conn_error"
+            self.stats.add(route, kind, now() - t0, rep.name)
+            with self.stats.lock:
+                self.stats.conn_samples.append((time.strftime("%H:%M:%S"), now(), rep.name, "GET",
+                                                f"/v1/jobs/{job_id}/events", repr(e)[:200], now() - t0, kind))
         finally:
             conn.close()
             with rep.inflight_lock:
@@ -549,21 +560,39 @@ class Load:
             if model is None:
                 return
         long_job = random.random() < 0.2
-        ds = random.choice(tenant.train_datasets)
+        ds, own_ds = random.choice(tenant.train_datasets), None
+        if long_job and random.random() < 0.3:
+            # A dataset of its own, deleted while the job uses it (must be 409), and after it (204).
+            rows, labels = self.subset(150)
+            s, b, _ = self.client.call(tenant.key, "POST", "POST /v1/datasets (json)", "/v1/datasets",
+                                       {"name": "own", "features": rows, "labels": labels, "image_shape": [8, 8]})
+            if self.expect(s, (201,), "POST /v1/datasets (json)", b):
+                ds = own_ds = b["id"]
         body = {"dataset_id": ds, "epochs": random.randint(2, 4), "batch_size": 50, "learning_rate": 0.002,
                 "seed": random.randrange(100)}
         if long_job:
-            body.update({"epochs": 60, "batch_size": 10, "early_stopping": None})
-        s, b, _ = self.client.call(tenant.key, "POST", "POST /v1/models/{id}/train", f"/v1/models/{model}/train", body)
-        if not self.expect(s, (202,), "POST /v1/models/{id}/train", b):
-            if s == 404:
-                setattr(self, f"_model_{tenant.name}", None)
-            self.sleep(0.5, 1)
-            return
-        self.record_job(b, "train", tenant, model, "train")
+            body.update({"epochs": 250, "batch_size": 10, "early_stopping": None})
+        # Sometimes two jobs on the same model at once (they may run on both replicas concurrently).
+        n_jobs = 2 if not long_job and random.random() < 0.1 else 1
+        ids = []
+        for _ in range(n_jobs):
+            s, b, _ = self.client.call(tenant.key, "POST", "POST /v1/models/{id}/train", f"/v1/models/{model}/train", body)
+            if not self.expect(s, (202,), "POST /v1/models/{id}/train", b):
+                if s == 404:
+                    setattr(self, f"_model_{tenant.name}", None)
+                self.sleep(0.5, 1)
+                break
+            self.record_job(b, "train", tenant, model, "train" if n_jobs == 1 else "train (2 at once)")
+            ids.append(b["id"])
+        if own_ds and ids:
+            s, b, _ = self.client.call(tenant.key, "DELETE", "DELETE /v1/datasets/{id} (in use)", f"/v1/datasets/{own_ds}")
+            self.count(f"delete of a dataset in use: {s}")
         cancel = random.uniform(1, 3) if long_job and random.random() < 0.15 else None
-        final = self.watch(tenant, b["id"], cancel_after=cancel)
-        if final and final["state"] == "succeeded":
+        finals = [self.watch(tenant, jid, cancel_after=cancel, sse_chance=0.5 if i == 0 else 0) for i, jid in enumerate(ids)]
+        if own_ds:
+            s, b, _ = self.client.call(tenant.key, "DELETE", "DELETE /v1/datasets/{id}", f"/v1/datasets/{own_ds}")
+            self.expect(s, (204, 404), "DELETE /v1/datasets/{id}", b)
+        if any(f and f["state"] == "succeeded" for f in finals):
             with tenant.lock:
                 tenant.models[model]["trained"] = True
                 if tenant.models[model]["kind"] in ("pfc", "pfc2") and model not in tenant.trained:
@@ -714,7 +743,7 @@ class Load:
 
     def uploader(self, tenant):
         fmt = random.choice(["json", "csv", "ndjson", "seq", "bad"])
-        rows, labels = self.subset(random.randint(50, 200))
+        rows, labels = self.subset(random.randint(50, 200) if random.random() < 0.9 else len(self.rows))
         route = f"POST /v1/datasets ({fmt})"
         if fmt == "json":
             s, b, _ = self.client.call(tenant.key, "POST", route, "/v1/datasets",
@@ -764,6 +793,7 @@ class Load:
             trained = list(tenant.trained)
             analyses = list(tenant.analyses)
             datasets = list(tenant.train_datasets)
+        with self.lock:
             jobs = [j for j, v in self.jobs.items() if v["tenant"] == tenant.name][-50:]
         choice = random.random()
         k = tenant.key
@@ -786,7 +816,7 @@ class Load:
             self.expect(s, (200,), "GET /v1/models", b)
         elif choice < 0.45 and trained:
             m = random.choice(trained)
-            rows, _ = self.subset(random.choice([1, 5, 20]))
+            rows, _ = self.subset(random.choice([1, 5, 20, 200]))
             s, b, _ = c.call(k, "POST", "POST /v1/models/{id}/predict", f"/v1/models/{m}/predict",
                              {"inputs": rows, "top": random.choice([1, 3, 5])}, retry=True)
             self.expect(s, (200,), "POST /v1/models/{id}/predict", b)
@@ -1171,8 +1201,15 @@ def main():
     monitor.stop.set()
     threads[0].join(timeout=5)
 
-    report = build_report(args, db, client, load, tenants, replicas, faults, stats, verifier, t_start, t_load_end,
-                          duration, pending, waited, stuck_threads, started_utc, git_rev, workdir)
+    try:
+        report = build_report(args, db, client, load, tenants, replicas, faults, stats, verifier, t_start, t_load_end,
+                              duration, pending, waited, stuck_threads, started_utc, git_rev, workdir)
+    except Exception as e:
+        tb = "".join(traceback.format_exception(e))
+        report = {"text": f"# Soak run {started_utc}\n\nThe report could not be built:\n\n```\n{tb}\n```\n\n"
+                          "## Faults\n\n" + "\n".join(f"- {t:7.1f} s  {x}" for t, x in faults.events) +
+                          "\n\n## Shutdown\n\n@@SHUTDOWN@@\n",
+                  "fail": True, "fail_reasons": ["the report could not be built"], "findings": []}
     # Shut down (SIGTERM), and see that both exit cleanly within the shutdown deadline.
     lines_shutdown = []
     for rep in replicas:
@@ -1257,6 +1294,14 @@ def build_report(args, db, client, load, tenants, replicas, faults, stats, verif
     W("Connection errors (no HTTP answer) by cause: " + (", ".join(f"{k}: {v}" for k, v in sorted(conn.items())) or "none"))
     W(" (conn_refused: nothing was sent, the client tried the other replica; conn_error/timeout: sent, then the "
       "connection died or 30–60 s passed; a GET is retried on the other replica, a POST counts as an unknown outcome)\n")
+    outside = [c for c in stats.conn_samples
+               if not in_windows(c[1], kill_windows[c[2]], before=c[6] + 1, after=3)
+               and not in_windows(c[1], pg_window, before=c[6] + 1, after=5)]
+    if outside:
+        W("Connection errors outside the fault windows (first 20):\n")
+        for c in outside[:20]:
+            W(f"- {c[0]} {c[2]} `{c[3]} {c[4]}` after {c[6]:.2f} s: {c[7]} `{c[5]}`")
+        W("")
     if any("outside any fault window" in k for k in conn):
         findings.append("connection errors outside any fault window: " +
                         ", ".join(f"{k}: {v}" for k, v in conn.items() if "outside" in k))
@@ -1278,8 +1323,11 @@ def build_report(args, db, client, load, tenants, replicas, faults, stats, verif
     if any(k.startswith("LEAK") for k in stats.cross_tenant):
         fail_reasons.append("a cross-tenant probe did not answer 404")
     if stats.samples:
-        W("Answers the load did not expect (route, status: up to 4 distinct messages):\n")
+        W("Answers the load did not expect, other than 503 (503s are counted against the fault windows below; "
+          "route → status (unexpected × of all answers with that status): up to 4 distinct messages):\n")
         for (route, status), msgs in sorted(stats.samples.items(), key=lambda kv: (kv[0][0], str(kv[0][1]))):
+            if status == 503:
+                continue
             W(f"- `{route}` → {status} ({stats.unexpected[(route, status)]}× of {by_route[route]['status'][status]}): "
               + " | ".join(f"`{m}`" for m in msgs if m))
         W("")
@@ -1313,7 +1361,7 @@ def build_report(args, db, client, load, tenants, replicas, faults, stats, verif
       f"jobs the load got a 202 for: {len(submitted)}.\n")
     W("| job | submitted (202) | succeeded | failed | cancelled | not terminal | missing from the DB |")
     W("|---|---:|---:|---:|---:|---:|---:|")
-    for op in ("train", "task", "analysis", "fit"):
+    for op in ("train", "train (2 at once)", "task", "analysis", "fit"):
         n = sum(v for (o, s), v in by_op.items() if o == op)
         W(f"| {op} | {n} | {by_op[(op, 'succeeded')]} | {by_op[(op, 'failed')]} | {by_op[(op, 'cancelled')]} | "
           f"{by_op[(op, 'queued')] + by_op[(op, 'running')]} | {by_op[(op, 'MISSING')]} |")
