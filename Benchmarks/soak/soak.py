@@ -573,7 +573,7 @@ class Load:
         if long_job:
             body.update({"epochs": 250, "batch_size": 10, "early_stopping": None})
         # Sometimes two jobs on the same model at once (they may run on both replicas concurrently).
-        n_jobs = 2 if not long_job and random.random() < 0.1 else 1
+        n_jobs = 2 if not long_job and random.random() < 0.15 else 1
         ids = []
         for _ in range(n_jobs):
             s, b, _ = self.client.call(tenant.key, "POST", "POST /v1/models/{id}/train", f"/v1/models/{model}/train", body)
@@ -1137,6 +1137,16 @@ def main():
     extra = []
     replicas = [Replica(n, binary, url, args.lease_seconds, args.server_threads, workdir, extra)
                 for n in ("replica-a", "replica-b")]
+
+    def cleanup():
+        # Never leave a replica behind, whatever happened (they are our own children).
+        for rep in replicas:
+            if rep.proc is not None and rep.proc.poll() is None:
+                rep.proc.kill()
+                rep.proc.wait()
+    import atexit
+    atexit.register(cleanup)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     for rep in replicas:
         rep.start("initial")
     git_rev = subprocess.run(["git", "-C", repo, "log", "-1", "--format=%h %s"], capture_output=True, text=True).stdout.strip()
