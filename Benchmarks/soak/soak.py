@@ -181,6 +181,26 @@ class Replica:
             return None
         return None
 
+    def crash_excerpt(self):
+        """The log of the process that just died: the lines around the first crash marker (Swift's fatal error
+        and backtrace header, the crashed thread's frames), the access-log lines before it, and the tail."""
+        try:
+            with open(self.logpath, "rb") as f:
+                text = f.read().decode("utf-8", "replace")
+        except OSError as e:
+            return f"(no log: {e})"
+        seg = text.rsplit("===== soak: start", 1)[-1].splitlines()
+        marks = [i for i, line in enumerate(seg) if "Fatal error" in line or "*** Program crashed" in line
+                 or "*** Signal" in line or " crashed:" in line or "fatal error" in line]
+        if not marks:
+            return "\n".join(seg[-80:])
+        i = marks[0]
+        out = seg[max(0, i - 12):i + 5]
+        crashed = [j for j, line in enumerate(seg) if " crashed:" in line]
+        if crashed:
+            out += ["[...]"] + seg[crashed[0]:crashed[0] + 30]
+        return "\n".join(out + ["[... last lines]"] + seg[-5:])
+
     def log_tail(self, lines=60):
         try:
             with open(self.logpath, "rb") as f:
@@ -1002,7 +1022,7 @@ class Monitor:
         seg = rep.segments[-1]
         seg["t1"], seg["end"] = t, f"CRASH (exit {rc})"
         entry = {"replica": rep.name, "t": t - self.t_start, "rc": rc, "inflight": inflight[:40],
-                 "log": rep.log_tail(80)}
+                 "log": rep.crash_excerpt()}
         self.faults.crashes.append(entry)
         rep.state = "crashed"
         self.faults.log(f"CRASH: {rep.name} exited with {rc} without being killed; {len(inflight)} requests in flight")
@@ -1286,7 +1306,7 @@ def build_report(args, db, client, load, tenants, replicas, faults, stats, verif
             r["lat"].append(secs)
         else:
             if in_windows(t, kill_windows[rep], before=secs + 1, after=3):
-                conn[f"{status} during kill of {rep}"] += 1
+                conn[f"{status} during kill/restart of {rep}"] += 1
             elif in_windows(t, pg_window, before=secs + 1, after=5):
                 conn[f"{status} during PostgreSQL restart"] += 1
             else:
@@ -1640,8 +1660,10 @@ def build_report(args, db, client, load, tenants, replicas, faults, stats, verif
       "the first 25 % of a segment; growth = (median of the last 3 samples before the load stopped) ÷ (median of the "
       "3 samples from the end of the warm-up) − 1. Only segments that lived ≥ 4 minutes under load get a verdict "
       "(shorter ones are listed). The limit is 10 %.\n")
-    W("| replica | pid | lifetime (s of the run) | ended by | samples | RSS at start / after warm-up / at the end / peak (MB) | growth after warm-up |")
-    W("|---|---:|---|---|---:|---|---:|")
+    W("The last column is the least-squares slope of RSS over the second half of the lifetime: near 0 for a plateau, "
+      "positive and steady for a leak.\n")
+    W("| replica | pid | lifetime (s of the run) | ended by | samples | RSS at start / after warm-up / at the end / peak (MB) | growth after warm-up | MB/min, 2nd half |")
+    W("|---|---:|---|---|---:|---|---:|---:|")
     load_end = t_load_end - t_start
     mem_fail = []
     for rep in replicas:
@@ -1652,7 +1674,7 @@ def build_report(args, db, client, load, tenants, replicas, faults, stats, verif
             t1 = min(t1, load_end)
             life = t1 - max(t0, 0)
             if len(s) < 4:
-                W(f"| {rep.name} | {seg['pid']} | {max(t0, 0):.0f}–{t1:.0f} | {seg['end'] or 'still running'} | {len(s)} | – | – |")
+                W(f"| {rep.name} | {seg['pid']} | {max(t0, 0):.0f}–{t1:.0f} | {seg['end'] or 'still running'} | {len(s)} | – | – | – |")
                 continue
             warm_t = max(t0, 0) + 0.25 * life
             after = [kb for t, kb in s if t >= warm_t][:3]
@@ -1666,8 +1688,16 @@ def build_report(args, db, client, load, tenants, replicas, faults, stats, verif
                     mem_fail.append(f"{rep.name} pid {seg['pid']}: {g * 100:+.1f} %")
             else:
                 verdict += " (short)"
+            half = [(t, kb) for t, kb in s if t >= max(t0, 0) + life / 2]
+            slope = "–"
+            if len(half) >= 3:
+                mt = statistics.mean(t for t, _ in half)
+                mk = statistics.mean(kb for _, kb in half)
+                den = sum((t - mt) ** 2 for t, _ in half)
+                if den > 0:
+                    slope = f"{sum((t - mt) * (kb - mk) for t, kb in half) / den * 60 / 1024:+.2f}"
             W(f"| {rep.name} | {seg['pid']} | {max(t0, 0):.0f}–{t1:.0f} | {seg['end'] or 'SIGTERM after the checks'} | {len(s)} | "
-              f"{s[0][1] / 1024:.0f} / {base / 1024:.0f} / {end / 1024:.0f} / {max(kb for _, kb in s) / 1024:.0f} | {verdict} |")
+              f"{s[0][1] / 1024:.0f} / {base / 1024:.0f} / {end / 1024:.0f} / {max(kb for _, kb in s) / 1024:.0f} | {verdict} | {slope} |")
     W("")
     W("RSS over time (MB; one column per replica, a new pid after each restart):\n")
     W("```")
