@@ -32,6 +32,7 @@ import http.client
 import json
 import os
 import random
+import re
 import signal
 import socket
 import statistics
@@ -93,8 +94,10 @@ class DB:
 # Replicas
 
 class Replica:
-    def __init__(self, name, binary, url, lease, threads, workdir, extra):
+    def __init__(self, name, binary, url, lease, threads, workdir, extra, env=None):
         self.name, self.binary, self.url = name, binary, url
+        self.env = dict(os.environ, **(env or {}))
+        self.extra_env = env or {}
         self.port = free_port()
         self.dir = os.path.join(workdir, name)
         os.makedirs(self.dir, exist_ok=True)
@@ -117,7 +120,7 @@ class Replica:
             log = open(self.logpath, "ab")
             log.write(f"\n===== soak: start ({reason}) at {time.strftime('%H:%M:%S')} =====\n".encode())
             log.flush()
-            self.proc = subprocess.Popen(self.args, stdout=log, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(self.args, stdout=log, stderr=subprocess.STDOUT, env=self.env)
             log.close()
             seg = {"pid": self.proc.pid, "t0": now(), "t1": None, "samples": [], "end": None, "reason": reason}
             self.segments.append(seg)
@@ -904,9 +907,9 @@ class Faults:
         print(f"[soak {t:7.1f}s] {text}", flush=True)
 
     def schedule(self):
-        every = self.args.kill_every or (240 if self.duration >= 720 else self.duration / 3)
+        every = self.args.kill_every if self.args.kill_every is not None else (240 if self.duration >= 720 else self.duration / 3)
         plan, t, i = [], every, 0
-        while t < self.duration - min(60, every / 2):
+        while every > 0 and t < self.duration - min(60, every / 2):
             plan.append((t, "kill", self.replicas[i % 2]))
             t += every
             i += 1
@@ -914,7 +917,7 @@ class Faults:
             pg_t = self.duration / 2
             kill_times = [p[0] for p in plan]
             # Half-way between two kills if a kill falls near the middle.
-            if any(abs(pg_t - k) < every / 4 for k in kill_times):
+            if every > 0 and any(abs(pg_t - k) < every / 4 for k in kill_times):
                 pg_t += every / 2
             plan.append((pg_t, "pg", None))
         return sorted(plan, key=lambda p: p[0])
@@ -1128,6 +1131,9 @@ def main():
     ap.add_argument("--out", default=None, help="the report file (default Benchmarks/soak/results-<date>.md)")
     ap.add_argument("--workdir", default=None, help="where replica logs go (default a new /tmp/pfc-soak-* dir, kept)")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--env-a", action="append", default=[], metavar="KEY=VALUE",
+                    help="an environment variable for replica-a only (e.g. MALLOC_ARENA_MAX=2); repeatable")
+    ap.add_argument("--env-b", action="append", default=[], metavar="KEY=VALUE", help="the same for replica-b")
     args = ap.parse_args()
 
     random.seed(args.seed)
@@ -1155,7 +1161,9 @@ def main():
         tenants.append(Tenant(name, key, tid))
 
     extra = []
-    replicas = [Replica(n, binary, url, args.lease_seconds, args.server_threads, workdir, extra)
+    envs = {"replica-a": dict(kv.split("=", 1) for kv in args.env_a),
+            "replica-b": dict(kv.split("=", 1) for kv in args.env_b)}
+    replicas = [Replica(n, binary, url, args.lease_seconds, args.server_threads, workdir, extra, envs[n])
                 for n in ("replica-a", "replica-b")]
 
     def cleanup():
@@ -1169,7 +1177,8 @@ def main():
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     for rep in replicas:
         rep.start("initial")
-    git_rev = subprocess.run(["git", "-C", repo, "log", "-1", "--format=%h %s"], capture_output=True, text=True).stdout.strip()
+    git_rev = subprocess.run(["git", "-C", repo, "log", "-1", "--format=%h %s", "--", "Sources", "Package.swift", "migrations"],
+                             capture_output=True, text=True).stdout.strip()
 
     stats = Stats()
     client = Client(replicas, stats)
@@ -1266,7 +1275,11 @@ def build_report(args, db, client, load, tenants, replicas, faults, stats, verif
     fail_reasons, findings = [], []
     W = L.append
     W(f"# Soak run {started_utc}\n")
-    W(f"- server: `{git_rev}`, release build `{args.bin}`")
+    W(f"- server: last commit touching Sources/, Package.swift or migrations/ in this checkout: `{git_rev}`; "
+      f"release build `{args.bin}`")
+    for rep in replicas:
+        if rep.extra_env:
+            W(f"- {rep.name} environment: " + ", ".join(f"`{k}={v}`" for k, v in rep.extra_env.items()))
     W(f"- two replicas (`--lease-seconds {args.lease_seconds} --threads {args.server_threads}`, default handler threads) "
       f"on one PostgreSQL (scripts/with-postgres.sh), 2 tenants, 13 closed-loop client threads, "
       f"{args.minutes:g} min of load (seed {args.seed})")
@@ -1399,7 +1412,9 @@ def build_report(args, db, client, load, tenants, replicas, faults, stats, verif
     errors = collections.Counter()
     for j in jobs.values():
         if j["state"] == "failed":
-            errors[(j["kind"], j["error"][:200])] += 1
+            norm = re.sub(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", "<id>", j["error"])
+            norm = re.sub(r"\b\d+\b", "<n>", norm).replace("\n", " ")
+            errors[(j["kind"], norm[:300])] += 1
     if errors:
         W("Failed jobs, by error:\n")
         for (kind, e), n in errors.most_common():
