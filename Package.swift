@@ -54,6 +54,9 @@ let package = Package(
         .executableTarget(name: "pfc-continual", dependencies: ["PFC", "Linalg"], path: "Benchmarks/ContinualBench"),
         .executableTarget(name: "pfc-sequence", dependencies: ["PFC", "Linalg"], path: "Benchmarks/SequenceBench"),
 
+        // libFuzzer targets (scripts/fuzz.sh builds them with --sanitize=fuzzer; a plain build replays inputs).
+        .executableTarget(name: "pfc-fuzz", dependencies: ["Service", "PFC", "Linalg", "HTTP", "Storage"], path: "Fuzz/PFCFuzz"),
+
         .testTarget(name: "LinalgTests", dependencies: ["Linalg"]),
         .testTarget(name: "PFCTests", dependencies: ["PFC", "Linalg"], resources: [.copy("Fixtures")]),
         .testTarget(name: "NPEFFTests", dependencies: ["NPEFF", "PFC", "Linalg"]),

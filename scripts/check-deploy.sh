@@ -223,7 +223,7 @@ if check(os.path.exists("Dockerfile"), "Dockerfile: missing"):
               f"Dockerfile: CMD is {cmd}, expected [\"serve\", \"--host\", \"0.0.0.0\", \"--port\", \"8080\"]")
 if check(os.path.exists(".dockerignore"), ".dockerignore: missing"):
     ignored = {l.strip().rstrip("/") for l in open(".dockerignore") if l.strip() and not l.startswith("#")}
-    needed = {"Package.swift", "Sources", "Tests", "Benchmarks", "migrations"}
+    needed = {"Package.swift", "Sources", "Tests", "Benchmarks", "Fuzz", "migrations"}  # the manifest names targets in each
     check(not (ignored & needed), f".dockerignore: excludes {sorted(ignored & needed)}, which the build needs")
 
 # ---- openapi.yaml ------------------------------------------------------------------------------

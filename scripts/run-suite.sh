@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The test suite proper; run it through scripts/test.sh (which installs what is missing and starts
 # PostgreSQL). Stages: `swift test` (unit, end-to-end over sockets, both stores), two server
-# processes sharing one PostgreSQL (Tests/Integration/replicas.py), the offline CLI, the deploy-file checks, and
-# schemathesis against a running server. Ends with one tally line: "tests: N passed, M failed".
+# processes sharing one PostgreSQL (Tests/Integration/replicas.py), the offline CLI, the deploy-file checks,
+# schemathesis against a running server, and a bounded run of every libFuzzer target (scripts/fuzz.sh ci).
+# Ends with one tally line: "tests: N passed, M failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 passed=0; failed=0
@@ -52,6 +53,14 @@ scripts/schemathesis.sh "http://127.0.0.1:$port" "$(cat "$dir/default-api-key")"
 kill -TERM "$server"; wait "$server"; stage $rc 1
 [ $rc -eq 0 ] || tail -50 "$dir/server.log"
 rm -rf "$dir"
+
+echo "== libFuzzer targets, CI-sized (scripts/fuzz.sh ci: every target for FUZZ_CI_SECONDS s; Fuzz/README.md)"
+scripts/fuzz.sh ci 2>&1 | tee .build/fuzz-ci.log
+rc=${PIPESTATUS[0]}
+line=$(grep -Eo 'fuzz: [0-9]+ targets passed, [0-9]+ failed' .build/fuzz-ci.log | tail -1)
+fuzz_passed=$(echo "$line" | grep -Eo '[0-9]+ targets' | grep -Eo '[0-9]+'); fuzz_failed=$(echo "$line" | grep -Eo '[0-9]+ failed' | grep -Eo '[0-9]+')
+stage 0 "${fuzz_passed:-0}"  # the targets that ran clean count even when another crashed
+[ "$rc" -eq 0 ] || stage 1 0 "$(( ${fuzz_failed:-0} > 0 ? fuzz_failed : 1 ))"
 
 echo "tests: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

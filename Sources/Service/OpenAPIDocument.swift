@@ -1238,7 +1238,7 @@ components:
         application/json:
           schema: { $ref: "#/components/schemas/Error" }
     TooManyRequests:
-      description: 'Code `rate_limited`: this API key is over its request rate (`--rate-limit`, `--rate-burst`); or, on operations that queue a job, `job_quota_exceeded`: the tenant has its quota of queued plus running jobs (`--quota-jobs`). Either clears by itself: retry after `Retry-After` seconds.'
+      description: 'Code `rate_limited`: this API key is over its request rate (`--rate-limit`, `--rate-burst`); or, on operations that queue a job, `job_quota_exceeded`: the tenant has its quota of queued plus running jobs (`--quota-jobs`); or, on job event streams, `too_many_streams`: the tenant has 4 open. Each clears by itself: retry after `Retry-After` seconds.'
       headers:
         X-Request-Id: { $ref: "#/components/headers/X-Request-Id" }
         Retry-After: { $ref: "#/components/headers/Retry-After" }
@@ -1252,15 +1252,6 @@ components:
       content:
         application/json:
           schema: { $ref: "#/components/schemas/Error" }
-    TooManyRequests:
-      description: 'A per-tenant limit is reached for now (the message names it); retry after `Retry-After` seconds.'
-      headers:
-        X-Request-Id: { $ref: "#/components/headers/X-Request-Id" }
-        Retry-After: { schema: { type: integer } }
-      content:
-        application/json:
-          schema: { $ref: "#/components/schemas/Error" }
-
     Unavailable:
       description: 'Not ready (database unreachable, migrations not current) or over the connection limit (code `unavailable`).'
       headers:

@@ -1,6 +1,7 @@
 // One conformance suite, run against SQLite and PostgreSQL. Serialized because one test
 // restarts the PostgreSQL server; every test uses its own database file or schema.
 import Foundation
+import Synchronization
 import Testing
 @testable import Storage
 
@@ -78,6 +79,35 @@ import Testing
             }
             // The failed statement left the store usable.
             #expect(try store.appendModelVersion(modelID: model.id, tenantID: tenant.id, parentVersion: 1, reason: .train, weights: Data()).version == 2)
+        }
+    }
+
+    /// Two jobs of one model finishing at once on two replicas (found by the soak): the second used to
+    /// take the same max + 1 and fail on model_versions' primary key.
+    @Test(arguments: TestDatabase.backends)
+    func concurrentVersionAppendsGetConsecutiveNumbers(backend: Backend) throws {
+        try TestDatabase.withStore(backend) { store in
+            let tenant = try TestDatabase.tenant(store)
+            let model = Model(tenantID: tenant.id, name: "m", kind: "pfc", architecture: "{}")
+            try store.insert(model)
+            let appended = DispatchSemaphore(value: 0)
+            let other = Mutex<Result<Int, any Error>?>(nil)
+            let first = try store.transaction { tx -> Int in
+                let v = try tx.appendModelVersion(modelID: model.id, tenantID: tenant.id, parentVersion: nil, reason: .train, weights: Data())
+                Thread.detachNewThread {
+                    appended.signal()
+                    let r = Result { try store.appendModelVersion(modelID: model.id, tenantID: tenant.id, parentVersion: nil, reason: .train, weights: Data()).version }
+                    other.withLock { $0 = r }
+                }
+                appended.wait()
+                Thread.sleep(forTimeInterval: 0.5)  // the other append runs (or waits) while this one is uncommitted
+                return v.version
+            }
+            let end = Date().addingTimeInterval(30)
+            while Date() < end, other.withLock({ $0 }) == nil { Thread.sleep(forTimeInterval: 0.05) }
+            let second = try #require(other.withLock { $0 })
+            #expect(try second.get() == first + 1)
+            #expect(try store.modelVersions(modelID: model.id, tenantID: tenant.id).items.map(\.version) == [first, first + 1])
         }
     }
 

@@ -71,10 +71,10 @@ public enum CSVDatasetReader {
             guard let labelValue = Double(labelField) else { throw fail(lineNumber, 1, "label '\(labelField)' is not a number") }
             // Int(exactly:) never traps (a label ≥ 2⁶³ used to abort the process); the bound is shared
             // with the JSON and NDJSON readers.
-            guard let label = Int(exactly: labelValue), label >= 0 else {
+            guard labelValue.isFinite, labelValue >= 0, labelValue == labelValue.rounded() else {
                 throw fail(lineNumber, 1, "label '\(labelField)' is not a non-negative integer")
             }
-            guard label < LabeledDataset.labelLimit else {
+            guard labelValue < Double(LabeledDataset.labelLimit), let label = Int(exactly: labelValue) else {
                 throw fail(lineNumber, 1, "label \(labelField) is too large: labels must be below \(LabeledDataset.labelLimit)")
             }
             if let c = rules.classes, label >= c {

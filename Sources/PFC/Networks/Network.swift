@@ -80,15 +80,8 @@ public struct Architecture: Sendable, Codable, Equatable {
     /// Weights in all matrices of a network of this architecture (overflow-checked; nil when it
     /// does not fit in `Int`).
     public var parameterCount: Int? {
-        func mul(_ a: Int?, _ b: Int?) -> Int? {
-            guard let a, let b, a >= 0, b >= 0 else { return nil }
-            let (r, o) = a.multipliedReportingOverflow(by: b); return o ? nil : r
-        }
-        func add(_ terms: Int?...) -> Int? {
-            var s = 0
-            for t in terms { guard let t else { return nil }; let (r, o) = s.addingReportingOverflow(t); if o { return nil }; s = r }
-            return s
-        }
+        func mul(_ a: Int?, _ b: Int?) -> Int? { a.flatMap { a in b.flatMap { CheckedSize.product(a, $0) } } }
+        func add(_ terms: Int?...) -> Int? { CheckedSize.sum(terms) }
         let d = inputDim, c = outputDim, k = basis
         switch kind {
         case .pfc: return mul(add(d, c), k)

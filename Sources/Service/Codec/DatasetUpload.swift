@@ -1,5 +1,6 @@
 // DatasetUpload: turns a POST /v1/datasets body (JSON, CSV or streamed NDJSON) into validated rows.
 import Foundation
+import Linalg
 import HTTP
 import PFC
 

@@ -1,6 +1,7 @@
 // ImageShape: the [height, width] of image data sets and component PNGs, parsed and checked in
 // one place (a product that overflowed Int used to abort the process).
 import Foundation
+import Linalg
 
 enum ImageShape {
     /// Parses "h,w" (or "hxw") from a query parameter named `name`; 422 naming it when malformed.

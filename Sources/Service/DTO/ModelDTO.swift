@@ -1,5 +1,6 @@
 // ModelDTO: models, their creation request and their versions.
 import Foundation
+import Linalg
 import PFC
 import Storage
 

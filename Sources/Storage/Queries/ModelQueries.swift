@@ -55,7 +55,16 @@ extension StoreOperations {
     public func appendModelVersion(modelID: String, tenantID: String, parentVersion: Int?, reason: VersionReason,
                                    metrics: String = "{}", weights: Data) throws -> ModelVersion {
         try withSession(writing: true) { session in
-            try session.requireModel(modelID, tenantID: tenantID)
+            // Two jobs of one model finishing at once (two replicas) must not both take max + 1: on
+            // PostgreSQL a row lock on the model serialises the numbering (SQLite writers are serial).
+            if session.dialect == .postgres {
+                guard try session.connection.queryOne(
+                    "SELECT id FROM models WHERE id = \(modelID) AND tenant_id = \(tenantID) FOR NO KEY UPDATE") != nil else {
+                    throw StoreError.notFound("model \(modelID)")
+                }
+            } else {
+                try session.requireModel(modelID, tenantID: tenantID)
+            }
             let highest = try session.connection.queryOne(
                 "SELECT max(version) AS highest FROM model_versions WHERE model_id = \(modelID)")?.optionalInt("highest") ?? 0
             let version = ModelVersion(modelID: modelID, version: highest + 1, parentVersion: parentVersion,
