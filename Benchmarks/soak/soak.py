@@ -1432,8 +1432,9 @@ def build_report(args, db, client, load, tenants, replicas, faults, stats, verif
         W(f"| {kind} | {len(run)} | {percentile(wait, 50):.2f} | {percentile(wait, 99):.2f} | {percentile(run, 50):.2f} | "
           f"{percentile(run, 99):.2f} | {max(run):.2f} |")
     W("")
-    retried = [(jid, j) for jid, j in jobs.items() if j["attempts"] > 0]
-    W(f"Jobs that ran more than once (reclaimed after a lease expired: attempts > 0): {len(retried)} "
+    # `attempts` counts runs (a claimed job has 1); a job reclaimed after its lease expired has 2 or more.
+    retried = [(jid, j) for jid, j in jobs.items() if j["attempts"] > 1]
+    W(f"Jobs that ran more than once (reclaimed after a lease expired: attempts > 1): {len(retried)} "
       "(" +
       ", ".join(f"{s} {n}" for s, n in collections.Counter(j["state"] for _, j in retried).items()) + ")\n")
     killed_jobs = [jid for k in faults.kills for jid in k["jobs"] if not jid.startswith("(")]
@@ -1455,7 +1456,7 @@ def build_report(args, db, client, load, tenants, replicas, faults, stats, verif
 
     # ---------------- run twice / consistency
     W("## Run twice (duplicated effects) and consistency\n")
-    W("A job may run more than once after a kill (attempts > 0); what must never happen is its *effect* twice. "
+    W("A job may run more than once after a kill (attempts > 1); what must never happen is its *effect* twice. "
       "Checked per model, from the database and the API:\n")
     W("1. versions with reason `train` = succeeded `train` jobs on the model (exactly), and every succeeded train job's "
       "`result.model_version` is a distinct `train` version;")
