@@ -18,14 +18,18 @@ tally() {
     if [ "$rc" -eq 0 ]; then passed=$((passed + count)); else failed=$((failed + ${issues:-1})); passed=$((passed + count - ${issues:-1})); fi
 }
 
-# The PostgreSQL restart test stops the server every other suite is using, so it runs alone afterwards.
-restart_test=postgresPoolRecoversAfterServerRestart
+# Two tests run alone afterwards: the PostgreSQL restart test stops the server every other suite is
+# using, and the bounded-memory blob test measures the whole process's resident memory, which the
+# suites running beside it (training, analyses, large predictions) would add to.
+alone='postgresPoolRecoversAfterServerRestart|hundredMebibyteBlobRoundTripsInBoundedMemory'
 echo "== swift test"
-swift test --skip "$restart_test" "$@" 2>&1 | tee .build/swift-test.log
+swift test --skip "$alone" "$@" 2>&1 | tee .build/swift-test.log
 tally "${PIPESTATUS[0]}" .build/swift-test.log
-echo "== swift test: PostgreSQL restart, alone"
-swift test --skip-build --filter "$restart_test" 2>&1 | tee .build/swift-test-restart.log
-tally "${PIPESTATUS[0]}" .build/swift-test-restart.log
+for t in ${alone//|/ }; do
+    echo "== swift test: $t, alone"
+    swift test --skip-build --filter "$t" 2>&1 | tee ".build/swift-test-$t.log"
+    tally "${PIPESTATUS[0]}" ".build/swift-test-$t.log"
+done
 
 echo "== two replicas on one PostgreSQL"
 swift build --product pfc-server 2>&1 | tail -1
