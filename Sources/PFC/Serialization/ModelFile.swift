@@ -120,7 +120,15 @@ public enum ModelFile {
             let (n, overflow) = rows.multipliedReportingOverflow(by: cols)
             guard !overflow, n <= (end - r.offset) / 4 else { throw ModelFileError.truncated }
             var values = [Float](repeating: 0, count: n)
+            #if _endian(little)
+            // One copy of the little-endian block (a per-value read took seconds for a 20 M-weight model).
+            let block = try r.take(4 * n)
+            values.withUnsafeMutableBytes { dst in
+                bytes.withUnsafeBytes { src in dst.copyMemory(from: UnsafeRawBufferPointer(rebasing: src[block.startIndex..<block.endIndex])) }
+            }
+            #else
             for i in 0..<n { values[i] = Float(bitPattern: try r.u32()) }
+            #endif
             params.append(Parameter(name: name, value: Matrix(rows: rows, cols: cols, storage: values), nonnegative: nonneg))
         }
         guard r.offset == end else { throw ModelFileError.incompatible("\(end - r.offset) unexpected trailing bytes") }

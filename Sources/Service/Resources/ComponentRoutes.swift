@@ -19,8 +19,9 @@ extension PFCService {
                     usage[c.column] = Float(m)
                 }
             }
+            let wxNorms = Self.columnNorms(wx), wyNorms = Self.columnNorms(wy)
             let components = (0..<wx.cols).map { k in
-                ComponentDTO(block: block, component: k, wxNorm: Self.columnNorm(wx, k), wyNorm: Self.columnNorm(wy, k), meanActivation: usage[k])
+                ComponentDTO(block: block, component: k, wxNorm: wxNorms[k], wyNorm: wyNorms[k], meanActivation: usage[k])
             }
             return try JSONCoding.response(ComponentListDTO(modelVersion: v, block: block, components: components))
         }
@@ -64,10 +65,18 @@ extension PFCService {
         }
     }
 
-    static func columnNorm(_ m: Matrix, _ k: Int) -> Float {
-        var s: Float = 0
-        for i in 0..<m.rows { s += m[i, k] * m[i, k] }
-        return s.squareRoot()
+    /// The Euclidean norm of every column, in one pass over the row-major storage.
+    static func columnNorms(_ m: Matrix) -> [Float] {
+        var sums = [Float](repeating: 0, count: m.cols)
+        m.storage.withUnsafeBufferPointer { v in
+            sums.withUnsafeMutableBufferPointer { acc in
+                for i in 0..<m.rows {
+                    let row = i * m.cols
+                    for k in 0..<m.cols { acc[k] += v[row + k] * v[row + k] }
+                }
+            }
+        }
+        return sums.map { $0.squareRoot() }
     }
 
     /// The image shape to render with: `?shape=h,w`, else the shape of the dataset that trained the version.

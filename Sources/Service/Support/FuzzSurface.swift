@@ -238,7 +238,7 @@ public enum FuzzSurface {
         let x = Matrix(rows: arch.featureCount, cols: 1)
         _ = PFCService.explain(network, x: x, top: 5, everyStep: arch.kind.isSequence)
         if let f = PFCService.factors(of: network, block: 0) {
-            for k in 0..<f.0.cols { _ = PFCService.columnNorm(f.0, k); _ = PFCService.columnNorm(f.1, k) }
+            _ = PFCService.columnNorms(f.0); _ = PFCService.columnNorms(f.1)
         }
     }
 }
