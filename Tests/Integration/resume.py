@@ -35,12 +35,13 @@ def main():
 
     try:
         rng = random.Random(1)
-        rows = [[rng.random() for _ in range(16)] for _ in range(300)]
-        labels = [i % 3 for i in range(300)]
+        rows = [[rng.random() for _ in range(16)] for _ in range(1000)]
+        labels = [i % 3 for i in range(1000)]
         status, ds = a.call("POST", "/v1/datasets", {"name": "resume", "features": rows, "labels": labels})
         assert status == 201, ds
+        # Epochs of a few seconds (debug build), so a heartbeat lands in each and the kill in the 7th.
         s, m = a.call("POST", "/v1/models", {"name": "resume", "kind": "pfc", "input_dim": 16, "output_dim": 3,
-                                             "basis": 48, "iterations": 60})
+                                             "basis": 128, "iterations": 100})
         assert s == 201, m
         s, j = a.call("POST", f"/v1/models/{m['id']}/train", {"dataset_id": ds["id"], "epochs": EPOCHS, "batch_size": 10,
                                                               "early_stopping": None})
@@ -53,11 +54,13 @@ def main():
         while time.time() < deadline:
             seen = a.call("GET", f"/v1/jobs/{job}")[1]
             p = seen.get("progress") or {}
-            if seen["state"] != "running" or p.get("epoch", 0) >= 7:
+            # A heartbeat from inside epoch 7 (not its last batch, after which epoch 7's checkpoint is written).
+            if seen["state"] in ("succeeded", "failed", "cancelled") or p.get("epoch", 0) > 7 \
+                    or (p.get("epoch") == 7 and p.get("batch", 0) < p.get("batches", 0)):
                 break
             time.sleep(0.05)
         p = seen.get("progress") or {}
-        check(seen["state"] == "running" and p.get("epoch") == 7, f"caught the job in its 7th epoch (progress {p})")
+        check(seen["state"] == "running" and p.get("epoch") == 7 and p.get("batch", 0) < p.get("batches", 0), f"caught the job in its 7th epoch (progress {p})")
         runner = a if job in a.logtext() else b
         survivor = b if runner is a else a
         runner.stop(signal.SIGKILL)
@@ -75,7 +78,7 @@ def main():
                 break
             time.sleep(0.05)
         resumed = (first or {}).get("resumed_from") or {}
-        check(first is not None and first["epoch"] >= 6 and resumed.get("epoch", 0) >= 6,
+        check(first is not None and first["epoch"] >= 6 and resumed.get("epoch", 0) >= 6 and resumed.get("epoch", 99) <= 7,
               f"{survivor.name} resumed at {resumed} (first progress: epoch {first and first['epoch']}, batch {first and first['batch']})")
 
         final = wait_jobs(survivor, [job])[job]
