@@ -58,6 +58,10 @@ import Testing
             #expect(resumed.report.finalLoss == full.report.finalLoss && resumed.report.keptSteps == full.report.keptSteps)
             #expect(resumed.report.nextWindowStart == full.report.nextWindowStart)
         }
+        // Sensitivity: the same boundary state without its optimizer statistics ends elsewhere.
+        var lost = try TrainerState.decode(try boundary.0.encoded())
+        lost.optimizer.buffers = []
+        #expect(try run(o, arch: arch, resume: lost, recordsSoFar: Array(full.records.prefix(boundary.1))).params != full.params)
     }
 
     @Test func rmspropResumesBitIdentical() throws {
@@ -89,5 +93,40 @@ import Testing
         }
         state.random = [0, 0, 0, 0]
         #expect(throws: CheckpointError.self) { _ = try Trainer(options: options()).train(&small, on: Self.digits, resumingFrom: state, checkpointing: nil, onStep: nil) }
+    }
+}
+
+@Suite struct SequenceResumeTests {
+    @Test func sequenceTrainerResumesBitIdentical() throws {
+        let data = SequenceTrainingTests.toy(120, seed: 1)
+        let (train, validation) = data.split(fraction: 0.25, seed: 0)
+        var opts = SequenceTrainingOptions()
+        opts.epochs = 6; opts.batchSize = 20; opts.learningRate = 1e-2; opts.earlyStoppingPatience = nil
+        let start = FactorizedRNN(inputDim: 2, hidden: 12, outputDim: 3, iterations: 5, bptt: true, seed: 3)
+        var full = start
+        var states: [TrainerState] = []
+        let report = try SequenceTrainer(options: opts).train(&full, train: train, validation: validation, resumingFrom: nil,
+                                                              checkpoint: { states.append($0) })
+        #expect(states.map(\.epoch) == [2, 3, 4, 5, 6])
+        for state in [states[1], states[3]] {
+            var resumed = start
+            let r = try SequenceTrainer(options: opts).train(&resumed, train: train, validation: validation,
+                                                             resumingFrom: try TrainerState.decode(try state.encoded()), checkpoint: nil)
+            #expect(resumed.parameters == full.parameters, "resumed at epoch \(state.epoch)")
+            #expect(r.bestEpoch == report.bestEpoch && r.validationAccuracy == report.validationAccuracy && r.epochsRun == 6)
+        }
+        // Without validation the last epoch's weights are kept: resumed equal, and a state whose optimizer
+        // statistics were lost ends elsewhere (the comparison can fail).
+        var last = start
+        var plain: [TrainerState] = []
+        _ = try SequenceTrainer(options: opts).train(&last, train: train, validation: nil, resumingFrom: nil, checkpoint: { plain.append($0) })
+        var again = start
+        _ = try SequenceTrainer(options: opts).train(&again, train: train, validation: nil, resumingFrom: plain[2], checkpoint: nil)
+        #expect(again.parameters == last.parameters)
+        var wrong = plain[2]
+        wrong.optimizer.buffers = []
+        var other = start
+        _ = try SequenceTrainer(options: opts).train(&other, train: train, validation: nil, resumingFrom: wrong, checkpoint: nil)
+        #expect(other.parameters != last.parameters)
     }
 }

@@ -148,6 +148,19 @@ import Testing
             let failed = try h.waitForJob(bad.id, timeout: 60)
             #expect(failed["state"] as? String == "failed")
             #expect((failed["error"] as? String ?? "").hasPrefix("the parameters of this train job are unreadable"), "\(failed)")
+            // A train job queued by a server from before the typed job model stored its request: validated once, run.
+            let ds = try h.client.json("POST", "/v1/datasets", try digits(limit: 100)).object["id"] as! String
+            let model = try newModel(h.client)
+            let legacy = Job(tenantID: tenant, kind: "train", params: try JSONColumn(["dataset_id": JSONValue.string(ds), "epochs": .number(1)]),
+                             datasetID: ds, modelID: model)
+            try h.store.enqueue(legacy)
+            let ran = try h.waitForJob(legacy.id, timeout: 120)
+            #expect(ran["state"] as? String == "succeeded", "\(ran)")
+            let invalid = Job(tenantID: tenant, kind: "train", params: try JSONColumn(["dataset_id": JSONValue.string(ds), "epochs": .number(0)]),
+                              datasetID: ds, modelID: model)
+            try h.store.enqueue(invalid)
+            let refused = try h.waitForJob(invalid.id, timeout: 60)
+            #expect(refused["error"] as? String == "the parameters of this train job are invalid: epochs must be in 1…1000", "\(refused)")
         }
     }
 

@@ -3,6 +3,7 @@
 // validated at submit time and decoded, not re-validated, by the worker; its progress and result are
 // typed too. Storage keeps them as `JSONColumn`s and never sees these types.
 import Foundation
+import HTTP
 import PFC
 import Storage
 
@@ -70,17 +71,30 @@ enum JobParams: Sendable {
     }
 
     /// The stored job's parameters; a clear `JobError` for a kind this server does not run or
-    /// parameters that are not that kind's.
-    static func decode(_ job: Job) throws(JobError) -> JobParams {
+    /// parameters that are not that kind's. Train and task jobs queued by a server from before the
+    /// typed job model stored the request itself; those are validated here, against `limits`, once.
+    static func decode(_ job: Job, limits: ServiceLimits) throws(JobError) -> JobParams {
         guard let kind = JobKind(rawValue: job.kind) else {
             throw JobError("unknown job kind \"\(job.kind)\": this server runs \(JobKind.allCases.map(\.rawValue).joined(separator: ", ")) jobs")
         }
         do {
             switch kind {
-            case .train: return .train(try job.params.decode(TrainJobParams.self))
-            case .task: return .task(try job.params.decode(TaskJobParams.self))
+            case .train:
+                if let p = try? job.params.decode(TrainJobParams.self) { return .train(p) }
+                guard let legacy = try? JSONCoding.decode(TrainRequest.self, from: job.params.bytes) else {
+                    return .train(try job.params.decode(TrainJobParams.self))  // throws the decoding error
+                }
+                return .train(try legacy.jobParams(limits: limits))
+            case .task:
+                if let p = try? job.params.decode(TaskJobParams.self) { return .task(p) }
+                guard let legacy = try? JSONCoding.decode(TaskRequest.self, from: job.params.bytes) else {
+                    return .task(try job.params.decode(TaskJobParams.self))
+                }
+                return .task(try legacy.jobParams(limits: limits, start: 0))  // the runner moves the window's start
             case .analysis: return .analysis(try job.params.decode(AnalysisJobParams.self))
             }
+        } catch let e as HTTPError {
+            throw JobError("the parameters of this \(kind.rawValue) job are invalid: \(e.message)")
         } catch {
             throw JobError("the parameters of this \(kind.rawValue) job are unreadable: \(error)")
         }

@@ -80,7 +80,7 @@ final class JobWorkers: Sendable {
     /// Runs a claimed job by its kind; fails it when its kind or parameters are not ones this server runs.
     private func run(_ job: Job, owner: String) {
         let params: JobParams
-        do { params = try JobParams.decode(job) } catch {
+        do { params = try JobParams.decode(job, limits: configuration.limits) } catch {
             logger.error("job failed", metadata: ["job": "\(job.id)", "error": "\(error)"])
             try? store.failJob(id: job.id, owner: owner, error: error.description)
             return
