@@ -21,6 +21,22 @@ enum TrainingJob: Sendable {
         case .task(let p): return p.datasetID
         }
     }
+
+    /// Why the version this job writes exists.
+    var reason: VersionReason {
+        switch self {
+        case .train: return .train
+        case .task: return .task
+        }
+    }
+
+    /// Tasks record every trained batch in the ledger (what forgetting reads, research/pfc.md §4).
+    var recordsBatches: Bool {
+        switch self {
+        case .train: return false
+        case .task: return true
+        }
+    }
 }
 
 /// What a train or task job keeps between attempts: the trainer's state, the version it trains
@@ -120,8 +136,6 @@ struct TrainingJobRunner {
         }
 
         let state = RunState()
-        let isTask: Bool
-        if case .task = params { isTask = true } else { isTask = false }
         if let c = checkpoint { state.records = c.records }
         let resumedFrom = checkpoint.map { ResumePoint(epoch: $0.trainer.epoch, batch: $0.trainer.batch) }
         if let r = resumedFrom {
@@ -140,7 +154,7 @@ struct TrainingJobRunner {
 
         let run = { (resume: TrainerState?, network: inout any Network) throws -> TrainingReport in
             try Trainer(options: options).train(&network, on: data, resumingFrom: resume, checkpointing: checkpointing,
-                                                onStep: isTask ? { state.records.append($0) } : nil) { p in
+                                                onStep: params.recordsBatches ? { state.records.append($0) } : nil) { p in
                 workers.recordThroughput(p.examplesPerSecond)
                 if state.stop != nil { return .stop }
                 if workers.isStopping { state.stop = .shutdown; return .stop }
@@ -221,7 +235,7 @@ struct TrainingJobRunner {
         // Compute cut short by shutdown (ComputeCancellation) must never be stored: the job runs again.
         if workers.isStopping { return }
         try VersionWriter(store: store).commit(VersionCommit(
-            modelID: modelID, tenantID: tenant, parentVersion: base.version, reason: isTask ? .task : .train,
+            modelID: modelID, tenantID: tenant, parentVersion: base.version, reason: params.reason,
             network: network, metrics: metrics, ledger: ledger,
             components: usage.isEmpty ? .none : .measured(meanActivations: usage, trained: trained, reset: Set(continual.resetColumns),
                                                           provenance: ComponentProvenance(jobID: job.id, datasetID: dataset.id, task: continual.tasks)),

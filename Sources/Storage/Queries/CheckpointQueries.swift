@@ -33,9 +33,11 @@ extension StoreOperations {
     /// Saves (replaces) the job's checkpoint; throws `leaseLost` unless `owner` holds the running job.
     public func saveCheckpoint(_ checkpoint: JobCheckpoint, owner: String) throws {
         try withSession(writing: true) { session in
-            guard try session.connection.queryOne("""
-                SELECT id FROM jobs WHERE id = \(checkpoint.jobID) AND lease_owner = \(owner) AND state = 'running'
-                """) != nil else { throw StoreError.leaseLost(jobID: checkpoint.jobID) }
+            // The job row stays locked until this commits (PostgreSQL; SQLite has one writer), so a
+            // worker ending the job meanwhile waits, then deletes this checkpoint with the job's end.
+            var lease: SQL = "SELECT id FROM jobs WHERE id = \(checkpoint.jobID) AND lease_owner = \(owner) AND state = 'running'"
+            if session.dialect == .postgres { lease = lease + " FOR UPDATE" }
+            guard try session.connection.queryOne(lease) != nil else { throw StoreError.leaseLost(jobID: checkpoint.jobID) }
             try session.connection.execute("""
                 INSERT INTO job_checkpoints (job_id, attempt, epoch, batch, state, created_at)
                 VALUES (\(checkpoint.jobID), \(checkpoint.attempt), \(checkpoint.epoch), \(checkpoint.batch), \(checkpoint.state),
