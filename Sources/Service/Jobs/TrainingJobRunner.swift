@@ -263,20 +263,40 @@ struct TrainingJobRunner {
 
     /// Mean activation of every basis vector of every block over `data` (empty for the MLP).
     static func meanActivations(_ network: any Network, data: LabeledDataset) -> [[Float]] {
-        guard network is PFCClassifier || network is ResidualPFCNetwork else { return [] }
-        var sums: [[Double]] = []
+        var means = ActivationMeans()
         var start = 0
         while start < data.count {
             let end = min(data.count, start + 500)
-            let (x, _) = data.batch(start..<end)
-            let acts: [PFCBlock.Activation]
-            if let n = network as? PFCClassifier { acts = [n.activation(x)] } else { acts = (network as! ResidualPFCNetwork).activations(x) }
-            if sums.isEmpty { sums = acts.map { [Double](repeating: 0, count: $0.hT.cols) } }
-            for (b, a) in acts.enumerated() {
-                for r in 0..<a.hT.rows { for k in 0..<a.hT.cols { sums[b][k] += Double(a.hT[r, k]) } }
-            }
+            means.add(network, inputs: data.batch(start..<end).0)
             start = end
         }
-        return sums.map { $0.map { Float($0 / Double(max(1, data.count))) } }
+        return means.means
     }
+}
+
+/// Running mean activation of every basis vector of every PFC block over the inputs it was shown,
+/// for the `.measured` component rows of `VersionCommit`. A streamed task, which keeps no dataset,
+/// adds each mini-batch as it trains.
+struct ActivationMeans {
+    private var sums: [[Double]] = []
+    private var count = 0
+
+    /// Adds the activations of `inputs` (d × B, one example per column); a network without PFC blocks adds nothing.
+    mutating func add(_ network: any Network, inputs x: Matrix) {
+        let acts: [PFCBlock.Activation]
+        if let n = network as? PFCClassifier { acts = [n.activation(x)] } else if let n = network as? ResidualPFCNetwork { acts = n.activations(x) } else { return }
+        if sums.isEmpty || sums.count != acts.count || zip(sums, acts).contains(where: { $0.count != $1.hT.cols }) {
+            // First batch, or K grew since the last one: columns added later start from zero.
+            sums = acts.enumerated().map { b, a in
+                (0..<a.hT.cols).map { k in b < sums.count && k < sums[b].count ? sums[b][k] : 0 }
+            }
+        }
+        for (b, a) in acts.enumerated() {
+            for r in 0..<a.hT.rows { for k in 0..<a.hT.cols { sums[b][k] += Double(a.hT[r, k]) } }
+        }
+        count += acts[0].hT.rows  // hᵀ is B × K: one row per example
+    }
+
+    /// The means per block and column (empty when nothing was added).
+    var means: [[Float]] { sums.map { $0.map { Float($0 / Double(max(1, count))) } } }
 }
