@@ -35,6 +35,9 @@ echo "== two replicas on one PostgreSQL"
 swift build --product pfc-server 2>&1 | tail -1
 python3 Tests/Integration/replicas.py .build/debug/pfc-server; stage $? 2 2
 
+echo "== resume from a checkpoint on another replica (SIGKILL in epoch 7 of 10)"
+python3 Tests/Integration/resume.py .build/debug/pfc-server; stage $? 5 5
+
 echo "== SIGTERM during compute"
 python3 Tests/Integration/shutdown.py .build/debug/pfc-server; stage $? 1
 

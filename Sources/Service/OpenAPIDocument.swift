@@ -1508,6 +1508,16 @@ components:
         examples_per_second: { type: number, minimum: 0 }
         validation_loss: { type: [number, "null"] }
         validation_accuracy: { type: [number, "null"] }
+        resumed_from:
+          type: object
+          additionalProperties: false
+          required: [epoch, batch]
+          description: >-
+            Present when this attempt continued from the job's last checkpoint (its previous worker
+            died or lost its lease): the epoch (1-based) and batch (0-based) it resumed at.
+          properties:
+            epoch: { type: integer, minimum: 1 }
+            batch: { type: integer, minimum: 0 }
 
     JobState:
       type: string

@@ -80,6 +80,12 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Seconds a job lease lasts without a heartbeat before another replica may take the job.")
     var leaseSeconds: Double = 30
 
+    @Option(help: "Train and task jobs store a checkpoint after every N-th epoch (a reclaimed job resumes from it; 0: no checkpoints).")
+    var checkpointEpochs: Int = 1
+
+    @Option(help: "Also within an epoch, once this many seconds passed since the last checkpoint (0: after every batch).")
+    var checkpointSeconds: Double = 60
+
     @Option(help: "This process's name in job leases; default host-pid.")
     var instanceID: String?
 
@@ -134,6 +140,11 @@ struct ServeCommand: ParsableCommand {
         serviceConfig.dataDirectory = database.resolvedDataDirectory
         serviceConfig.workers = workers
         serviceConfig.leaseSeconds = leaseSeconds
+        guard (0...1_000_000).contains(checkpointEpochs) else { throw ValidationError("--checkpoint-epochs must be in 0…1000000 (0: off)") }
+        guard checkpointSeconds.isFinite, (0...86_400).contains(checkpointSeconds) else {
+            throw ValidationError("--checkpoint-seconds must be in 0…86400")
+        }
+        serviceConfig.checkpoints = CheckpointInterval(epochs: checkpointEpochs, seconds: checkpointSeconds)
         serviceConfig.accessLog = accessLog
         guard let format = AccessLogFormat(rawValue: logFormat) else { throw ValidationError("--log-format must be text or json") }
         serviceConfig.accessLogFormat = format

@@ -138,7 +138,7 @@ import Testing
             let versions = try h.store.modelVersions(modelID: modelID, tenantID: tenant).items
             #expect(versions.map(\.version) == [0, 1])
             // The dead worker waking up cannot complete it a second time.
-            #expect(throws: StoreError.self) { try h.store.completeJob(id: jobID, owner: "dead-worker", result: "{}") }
+            #expect(throws: StoreError.self) { try h.store.completeJob(id: jobID, owner: "dead-worker", result: .emptyObject) }
         }
     }
 }

@@ -79,8 +79,7 @@ import Glibc
             let tenant = try h.tenantID()
             let params = try JSONDecoder().decode(TaskRequest.self, from: json(["name": "t", "dataset_id": datasetID, "epochs": 10,
                                                                                 "batch_size": 1, "window": 5000, "slide": 5000, "grow": true]))
-            let job = Job(tenantID: tenant, kind: "task", params: String(decoding: try JSONEncoder().encode(params), as: UTF8.self),
-                          datasetID: datasetID, modelID: modelID)
+            let job = try Job(tenantID: tenant, modelID: modelID, params: .task(try params.jobParams(limits: ServiceLimits(), start: 0)))
             try h.store.enqueue(job)
             h.service.workers.wake()
             let done = try h.waitForJob(job.id, timeout: 60)
@@ -199,24 +198,24 @@ import Glibc
     }
 
     /// Finding 14: `early_stopping: null` must reach the worker as "off" (the task's params dropped
-    /// the key, so the worker decoded the default patience 5).
+    /// the key, so the worker decoded the default patience 5). The job stores the validated
+    /// `TrainingOptions`; what the worker decodes from the stored column must be the same value.
     @Test func earlyStoppingNullSurvivesTheJobParams() throws {
-        for body in [#"{"name":"t","dataset_id":"d","early_stopping":null}"#, #"{"dataset_id":"d","early_stopping":null}"#] {
-            if body.contains("name") {
-                let task = try JSONDecoder().decode(TaskRequest.self, from: Data(body.utf8))
-                #expect(task.earlyStopping == nil)
-                let stored = try JSONDecoder().decode(TaskRequest.self, from: try JSONCoding.encoder.encode(task))
-                #expect(stored.earlyStopping == nil)
-                #expect(try stored.trainingOptions(limits: ServiceLimits(), start: 0).earlyStoppingPatience == nil)
-            } else {
-                let train = try JSONDecoder().decode(TrainRequest.self, from: Data(body.utf8))
-                let stored = try JSONDecoder().decode(TrainRequest.self, from: try JSONCoding.encoder.encode(train))
-                #expect(stored.earlyStopping == nil)
-            }
-        }
-        let defaulted = try JSONDecoder().decode(TaskRequest.self, from: try JSONCoding.encoder.encode(
-            try JSONDecoder().decode(TaskRequest.self, from: Data(#"{"name":"t","dataset_id":"d"}"#.utf8))))
-        #expect(defaulted.earlyStopping == 5)
+        let limits = ServiceLimits()
+        let task = try JSONDecoder().decode(TaskRequest.self, from: Data(#"{"name":"t","dataset_id":"d","early_stopping":null}"#.utf8))
+        #expect(task.earlyStopping == nil)
+        let taskParams = try task.jobParams(limits: limits, start: 0)
+        let storedTask = try JSONColumn(taskParams).decode(TaskJobParams.self)
+        #expect(storedTask == taskParams && storedTask.options.earlyStoppingPatience == nil)
+
+        let train = try JSONDecoder().decode(TrainRequest.self, from: Data(#"{"dataset_id":"d","early_stopping":null}"#.utf8))
+        let trainParams = try train.jobParams(limits: limits)
+        let storedTrain = try JSONColumn(trainParams).decode(TrainJobParams.self)
+        #expect(storedTrain == trainParams && storedTrain.options.earlyStoppingPatience == nil)
+
+        let defaulted = try JSONColumn(try JSONDecoder().decode(TaskRequest.self, from: Data(#"{"name":"t","dataset_id":"d"}"#.utf8))
+            .jobParams(limits: limits, start: 0)).decode(TaskJobParams.self)
+        #expect(defaulted.options.earlyStoppingPatience == 5)
     }
 
     /// Opens a raw connection that sends `head` and returns the fd and the response status.

@@ -196,15 +196,15 @@ import Testing
             let job = try #require(try store.claimJob(owner: "worker-1", leaseDuration: 60))
             let weights = Data((0..<4096).map { UInt8(truncatingIfNeeded: $0 &* 31) })
             let ledger = (0..<3).map { LedgerEntry(modelID: model.id, version: 2, task: 0, epoch: 0, batchIndex: $0,
-                                                   examples: Data([UInt8($0), 9]), windows: "[[0,16],[0,8]]") }
+                                                   examples: Data([UInt8($0), 9]), windows: [ColumnRange(0..<16), ColumnRange(0..<8)]) }
             let components = (0..<4).map { Component(modelID: model.id, version: 2, block: $0 / 2, column: $0 % 2,
-                                                     provenance: "{\"task\":0}", norms: "{\"l2\":1.5}") }
+                                                     provenance: try! JSONColumn(["task": 0]), norms: try! JSONColumn(["l2": 1.5])) }
             let v2 = try store.transaction { tx in
                 let version = try tx.appendModelVersion(modelID: model.id, tenantID: tenant.id, parentVersion: v1.version,
-                                                        reason: .train, metrics: "{\"accuracy\":0.97}", weights: weights)
+                                                        reason: .train, metrics: try JSONColumn(["accuracy": 0.97]), weights: weights)
                 try tx.appendLedger(ledger, tenantID: tenant.id)
                 try tx.upsertComponents(components, tenantID: tenant.id)
-                try tx.completeJob(id: job.id, owner: "worker-1", result: "{\"version\":2}")
+                try tx.completeJob(id: job.id, owner: "worker-1", result: try JSONColumn(["version": 2]))
                 return version
             }
             #expect(v2.version == 2 && v2.parentVersion == 1)
@@ -220,7 +220,7 @@ import Testing
             try store.upsertComponents([reset], tenantID: tenant.id)
             #expect(try store.components(modelID: model.id, version: 2, tenantID: tenant.id, block: 0)[1].state == .reset)
             let done = try store.job(id: job.id, tenantID: tenant.id)
-            #expect(done.state == .succeeded && done.result == "{\"version\":2}" && done.leaseOwner == nil && done.finishedAt != nil)
+            #expect(try done.state == .succeeded && done.result?.decode([String: Int].self) == ["version": 2] && done.leaseOwner == nil && done.finishedAt != nil)
 
             let analysis = Analysis(tenantID: tenant.id, modelID: model.id, modelVersion: 2, kind: "diagonal")
             try store.insert(analysis)

@@ -9,17 +9,17 @@ extension ConformanceTests {
     func jobLifecycleAndCancellation(backend: Backend) throws {
         try TestDatabase.withStore(backend) { store in
             let tenant = try TestDatabase.tenant(store)
-            let first = Job(tenantID: tenant.id, kind: "train", params: "{\"epochs\":3}")
+            let first = Job(tenantID: tenant.id, kind: "train", params: try JSONColumn(["epochs": 3]))
             let second = Job(tenantID: tenant.id, kind: "analysis", createdAt: first.createdAt.addingTimeInterval(1))
             try store.enqueue(first)
             try store.enqueue(second)
             #expect(try store.claimJob(owner: "w", leaseDuration: 30, kinds: ["forget"]) == nil)
             let claimed = try #require(try store.claimJob(owner: "w", leaseDuration: 30))
             #expect(claimed.id == first.id && claimed.state == .running && claimed.leaseOwner == "w" && claimed.startedAt != nil)
-            #expect(try store.heartbeat(jobID: first.id, owner: "w", progress: "{\"epoch\":1}", leaseDuration: 30) == .proceed)
-            #expect(try store.job(id: first.id, tenantID: tenant.id).progress == "{\"epoch\":1}")
+            #expect(try store.heartbeat(jobID: first.id, owner: "w", progress: try JSONColumn(["epoch": 1]), leaseDuration: 30) == .proceed)
+            #expect(try store.job(id: first.id, tenantID: tenant.id).progress?.decode([String: Int].self) == ["epoch": 1])
             expectStoreError(\.isLeaseLost) { _ = try store.heartbeat(jobID: first.id, owner: "intruder", leaseDuration: 30) }
-            expectStoreError(\.isLeaseLost) { try store.completeJob(id: first.id, owner: "intruder", result: "{}") }
+            expectStoreError(\.isLeaseLost) { try store.completeJob(id: first.id, owner: "intruder", result: .emptyObject) }
 
             // Running: flagged, seen at the next heartbeat, then finished as cancelled.
             #expect(try store.cancelJob(id: first.id, tenantID: tenant.id).cancelRequested)
@@ -72,7 +72,7 @@ extension ConformanceTests {
             try store.enqueue(once)
             #expect(try store.job(id: once.id, tenantID: tenant.id).attempts == 0)
             #expect(try #require(try store.claimJob(owner: "w", leaseDuration: 30)).attempts == 1)
-            try store.completeJob(id: once.id, owner: "w", result: "{}")
+            try store.completeJob(id: once.id, owner: "w", result: .emptyObject)
             #expect(try store.job(id: once.id, tenantID: tenant.id).attempts == 1)
 
             let twice = Job(tenantID: tenant.id, kind: "train")
@@ -82,7 +82,7 @@ extension ConformanceTests {
             #expect(try store.reclaimExpiredJobs(now: start.addingTimeInterval(2)).requeued == [twice.id])
             let second = try #require(try store.claimJob(owner: "lives", leaseDuration: 30, now: start.addingTimeInterval(3)))
             #expect(second.id == twice.id && second.attempts == 2)
-            try store.completeJob(id: twice.id, owner: "lives", result: "{}")
+            try store.completeJob(id: twice.id, owner: "lives", result: .emptyObject)
             let done = try store.job(id: twice.id, tenantID: tenant.id)
             #expect(done.state == .succeeded && done.attempts == 2)
         }
@@ -93,7 +93,7 @@ extension ConformanceTests {
         let (workers, jobCount) = backend == .postgres ? (8, 1000) : (4, 200)
         try TestDatabase.withStore(backend, poolSize: workers + 1) { store in
             let tenant = try TestDatabase.tenant(store)
-            let jobs = (0..<jobCount).map { Job(tenantID: tenant.id, kind: "train", params: "{\"n\":\($0)}") }
+            let jobs = (0..<jobCount).map { Job(tenantID: tenant.id, kind: "train", params: try! JSONColumn(["n": $0])) }
             try store.transaction { tx in for job in jobs { try tx.enqueue(job) } }
 
             let claims = Mutex<[String: [String]]>([:])

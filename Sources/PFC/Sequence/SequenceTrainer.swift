@@ -100,6 +100,27 @@ public struct SequenceTrainer: Sendable {
     /// Trains on `train`, keeping the parameters of the epoch with the best accuracy on `validation`.
     public func train<M: SequenceModel>(_ model: inout M, train: SequenceDataset, validation: SequenceDataset?,
                                         progress: ((TrainingProgress) -> TrainingControl)? = nil) -> SequenceTrainingReport {
+        // Without a state to resume from, nothing can be refused.
+        (try? run(&model, train: train, validation: validation, resume: nil, checkpoint: nil, access: nil, progress: progress))
+            ?? SequenceTrainingReport(epochsRun: 0, bestEpoch: 0, trainLoss: 0, trainAccuracy: 0, validationAccuracy: nil, seconds: 0, cancelled: true)
+    }
+
+    /// `train(_:train:validation:progress:)` for gradient-trained models that continues from `state`
+    /// (nil: from the start) and hands `checkpoint` the loop's state after every epoch (research/pfc.md
+    /// §6 loop: weights, RMSprop statistics, shuffle RNG, best-validation snapshot and counter). A run
+    /// resumed from any of those states ends with the weights of the run that never stopped, bit for
+    /// bit. Throws `CheckpointError` when `state` does not fit the model or data.
+    public func train<M: GradientSequenceModel>(_ model: inout M, train: SequenceDataset, validation: SequenceDataset?,
+                                                resumingFrom state: TrainerState?, checkpoint: ((TrainerState) -> Void)?,
+                                                progress: ((TrainingProgress) -> TrainingControl)? = nil) throws -> SequenceTrainingReport {
+        try run(&model, train: train, validation: validation, resume: state, checkpoint: checkpoint,
+                access: ({ $0.parameters }, { $0.parameters = $1 }), progress: progress)
+    }
+
+    func run<M: SequenceModel>(_ model: inout M, train: SequenceDataset, validation: SequenceDataset?,
+                               resume: TrainerState?, checkpoint: ((TrainerState) -> Void)?,
+                               access: ((M) -> [Parameter], (inout M, [Parameter]) -> Void)?,
+                               progress: ((TrainingProgress) -> TrainingControl)?) throws -> SequenceTrainingReport {
         let clock = ContinuousClock(), start = clock.now
         var optimizer: any Optimizer = RMSprop(learningRate: options.learningRate, weightDecay: options.weightDecay)
         var rng = SeededRandom(seed: options.seed &+ 1)
@@ -109,7 +130,30 @@ public struct SequenceTrainer: Sendable {
         var report = SequenceTrainingReport(epochsRun: 0, bestEpoch: 0, trainLoss: 0, trainAccuracy: 0,
                                             validationAccuracy: nil, seconds: 0, cancelled: false)
         var lastVal: (loss: Float, accuracy: Float)? = nil
-        epochs: for epoch in 1...max(1, options.epochs) {
+        var firstEpoch = 1
+        if let s = resume, let (get, set) = access {
+            guard s.examples == train.count, s.batches == batches, s.batch == 0, (1...max(1, options.epochs)).contains(s.epoch) else {
+                throw CheckpointError("the checkpoint (epoch \(s.epoch), \(s.examples) examples) does not fit this run")
+            }
+            guard let r = SeededRandom(state: s.random) else { throw CheckpointError("the checkpoint's random state is invalid") }
+            let params = try Trainer.parameters(get(model), with: s.parameters)
+            guard s.optimizer.buffers.isEmpty || zip(s.optimizer.buffers, params).allSatisfy({ $0.values.count == $1.value.count })
+                    && s.optimizer.buffers.count == params.count else {
+                throw CheckpointError("the checkpoint's optimizer state does not fit the model's parameters")
+            }
+            try optimizer.restore(s.optimizer)
+            set(&model, params)
+            rng = r
+            if let bp = s.bestParameters, let epoch = s.bestEpoch {
+                var m = model
+                set(&m, try Trainer.parameters(params, with: bp))
+                best = (m, s.bestAccuracy, epoch)
+            }
+            if let l = s.lastValidationLoss, let a = s.lastValidationAccuracy { lastVal = (l, a) }
+            report.epochsRun = s.epochsRun
+            firstEpoch = s.epoch
+        }
+        epochs: for epoch in firstEpoch...max(1, options.epochs) {
             let order = rng.permutation(train.count)
             var lossSum: Double = 0, right = 0, total = 0
             let epochStart = clock.now
@@ -132,11 +176,22 @@ public struct SequenceTrainer: Sendable {
             report.epochsRun = epoch
             report.trainLoss = Float(lossSum / Double(max(1, train.count)))
             report.trainAccuracy = Float(right) / Float(max(1, total))
-            guard let validation else { report.bestEpoch = epoch; continue }
-            let v = Self.evaluate(model, on: validation)
-            lastVal = v
-            if best == nil || v.accuracy > best!.accuracy { best = (model, v.accuracy, epoch) }
-            if let patience = options.earlyStoppingPatience, epoch - best!.epoch >= patience { break }
+            if let validation {
+                let v = Self.evaluate(model, on: validation)
+                lastVal = v
+                if best == nil || v.accuracy > best!.accuracy { best = (model, v.accuracy, epoch) }
+                if let patience = options.earlyStoppingPatience, epoch - best!.epoch >= patience { break }
+            } else { report.bestEpoch = epoch }
+            if epoch < options.epochs, let checkpoint, let (get, _) = access {
+                checkpoint(TrainerState(epoch: epoch + 1, batch: 0, steps: epoch * batches, examples: train.count, batches: batches,
+                                        parameters: get(model).map { FloatBuffer($0.value.storage) }, optimizer: optimizer.state,
+                                        random: rng.state, order: nil,
+                                        bestEpoch: best?.epoch,
+                                        bestParameters: best.map { get($0.model).map { FloatBuffer($0.value.storage) } },
+                                        bestAccuracy: best?.accuracy ?? -1,
+                                        lastValidationLoss: lastVal?.loss, lastValidationAccuracy: lastVal?.accuracy,
+                                        epochsRun: report.epochsRun))
+            }
         }
         if let best {
             model = best.model

@@ -15,6 +15,17 @@ public enum OptimizerKind: String, Sendable, Codable, CaseIterable {
 public protocol Optimizer: Sendable {
     /// Applies one update. `gradients` align with `parameters`.
     mutating func step(_ parameters: inout [Parameter], gradients: [Matrix])
+    /// The running statistics, to checkpoint a run.
+    var state: OptimizerState { get }
+    /// Continues from `state` (taken from an optimizer of the same kind and shape).
+    mutating func restore(_ state: OptimizerState) throws(CheckpointError)
+}
+
+/// Checks that checkpointed buffers fit `count` parameters of the given sizes (empty: not started yet).
+func checkedBuffers(_ state: OptimizerState, kind: String, sets: Int) throws(CheckpointError) -> [[Float]] {
+    guard state.kind == kind else { throw CheckpointError("the checkpoint holds \(state.kind) state, this run uses \(kind)") }
+    guard sets > 0, state.buffers.count % sets == 0 else { throw CheckpointError("the checkpoint's \(kind) state has \(state.buffers.count) buffers") }
+    return state.buffers.map(\.values)
 }
 
 /// Lower bound of non-negative parameters (`param[param < 1e-5] = 1e-5`).
@@ -40,6 +51,12 @@ public struct RMSprop: Optimizer {
         self.weightDecay = weightDecay
         self.alpha = alpha
         self.epsilon = epsilon
+    }
+
+    public var state: OptimizerState { OptimizerState(kind: "rmsprop", buffers: meanSquare.map(FloatBuffer.init), steps: 0) }
+
+    public mutating func restore(_ state: OptimizerState) throws(CheckpointError) {
+        meanSquare = try checkedBuffers(state, kind: "rmsprop", sets: 1)
     }
 
     public mutating func step(_ parameters: inout [Parameter], gradients: [Matrix]) {
@@ -84,6 +101,15 @@ public struct Adam: Optimizer {
     public init(learningRate: Float, weightDecay: Float) {
         self.learningRate = learningRate
         self.weightDecay = weightDecay
+    }
+
+    public var state: OptimizerState { OptimizerState(kind: "adam", buffers: (m + v).map(FloatBuffer.init), steps: t) }
+
+    public mutating func restore(_ state: OptimizerState) throws(CheckpointError) {
+        let b = try checkedBuffers(state, kind: "adam", sets: 2)
+        m = Array(b[..<(b.count / 2)])
+        v = Array(b[(b.count / 2)...])
+        t = state.steps
     }
 
     public mutating func step(_ parameters: inout [Parameter], gradients: [Matrix]) {

@@ -106,6 +106,18 @@ public struct SlidingWindowOptimizer: Optimizer {
         return nil
     }
 
+    /// The statistics and the steps since the last reset (the position is start + s·steps).
+    public var state: OptimizerState {
+        OptimizerState(kind: "sliding_window", buffers: meanSquare.map(FloatBuffer.init), steps: stepsSinceReset)
+    }
+
+    /// Continues from a checkpointed `state` of a window with the same width, slide and start.
+    public mutating func restore(_ state: OptimizerState) throws(CheckpointError) {
+        meanSquare = try checkedBuffers(state, kind: "sliding_window", sets: 1)
+        guard state.steps >= 0 else { throw CheckpointError("negative window steps") }
+        stepsSinceReset = state.steps
+    }
+
     /// Moves the window back to `start` (`reset_learnable_window`); the statistics are kept.
     public mutating func reset() { stepsSinceReset = 0 }
 

@@ -190,9 +190,60 @@ public struct Trainer: Sendable {
                        examplesPerSecond: 0, seconds: 0, stoppedEarly: false, cancelled: false, failure: error.description)
     }
 
-    /// The training loop. `rows[i]` is the caller's row of training example i (nil: the identity).
+    /// When the loop saves its state, and where to. `due(epoch, batch, endOfEpoch)` is asked after
+    /// every finished batch (`batch` 1-based) and after every epoch's validation; when it answers
+    /// true, `save` gets the state from which `train(…resumingFrom:…)` continues.
+    public struct Checkpointing {
+        public var due: (_ epoch: Int, _ batch: Int, _ endOfEpoch: Bool) -> Bool
+        public var save: (TrainerState) -> Void
+        public init(due: @escaping (_ epoch: Int, _ batch: Int, _ endOfEpoch: Bool) -> Bool, save: @escaping (TrainerState) -> Void) {
+            self.due = due
+            self.save = save
+        }
+    }
+
+    /// `train(_:on:onStep:progress:)` that continues from `state` (nil: from the start) and saves
+    /// checkpoints through `checkpointing`. With the same options and data, a run resumed from any
+    /// of its checkpoints ends with the same weights, bit for bit, as the run that never stopped
+    /// (on the same number of compute threads). Throws `CheckpointError` when the state does not
+    /// fit this network, data or options, and `SlidingWindowError` as the other entry points.
+    public func train(_ network: inout any Network, on data: LabeledDataset, resumingFrom state: TrainerState?,
+                      checkpointing: Checkpointing?, onStep: ((BatchRecord) -> Void)?,
+                      progress: (TrainingProgress) -> TrainingControl = { _ in .proceed }) throws -> TrainingReport {
+        if options.validationFraction > 0 && data.count >= 2 {
+            let (a, b) = data.splitIndices(fraction: options.validationFraction, seed: options.seed)
+            return try run(&network, train: data.subset(a), rows: a, validation: b.isEmpty ? nil : data.subset(b),
+                           resume: state, checkpointing: checkpointing, onStep: onStep, progress: progress)
+        }
+        return try run(&network, train: data, rows: nil, validation: nil, resume: state, checkpointing: checkpointing,
+                       onStep: onStep, progress: progress)
+    }
+
+    /// `parameters` with the values of `buffers` (same count and sizes), or why not.
+    static func parameters(_ parameters: [Parameter], with buffers: [FloatBuffer]) throws(CheckpointError) -> [Parameter] {
+        guard buffers.count == parameters.count else {
+            throw CheckpointError("the checkpoint holds \(buffers.count) parameters, the network has \(parameters.count)")
+        }
+        var out = parameters
+        for i in out.indices {
+            guard buffers[i].values.count == out[i].value.count else {
+                throw CheckpointError("checkpoint parameter \(out[i].name) has \(buffers[i].values.count) values, the network's \(out[i].value.count)")
+            }
+            out[i].value.storage = buffers[i].values
+        }
+        return out
+    }
+
     func run(_ network: inout any Network, train: LabeledDataset, rows: [Int]?, validation: LabeledDataset?,
              onStep: ((BatchRecord) -> Void)?, progress: (TrainingProgress) -> TrainingControl) throws(SlidingWindowError) -> TrainingReport {
+        do { return try run(&network, train: train, rows: rows, validation: validation, resume: nil, checkpointing: nil, onStep: onStep, progress: progress) }
+        catch let e as SlidingWindowError { throw e } catch { fatalError("unreachable: no checkpoint to refuse: \(error)") }
+    }
+
+    /// The training loop. `rows[i]` is the caller's row of training example i (nil: the identity).
+    func run(_ network: inout any Network, train: LabeledDataset, rows: [Int]?, validation: LabeledDataset?,
+             resume: TrainerState?, checkpointing: Checkpointing?,
+             onStep: ((BatchRecord) -> Void)?, progress: (TrainingProgress) -> TrainingControl) throws -> TrainingReport {
         try checkCapacity(network, trainingExamples: train.count)
         let clock = ContinuousClock(), start = clock.now
         let schedule = options.slidingWindow
@@ -212,13 +263,74 @@ public struct Trainer: Sendable {
         var stepSeconds = 0.0, stepExamples = 0, steps = 0
         var columns: Range<Int>? = nil
         var epochsRun = 0, finalLoss: Float = .nan, stoppedEarly = false, cancelled = false
+        var firstEpoch = 1, firstBatch = 0
+        var resumedOrder: [Int]? = nil
+        var resumedSums: (loss: Double, correct: Int, seen: Int, targets: Int)? = nil
 
-        epochLoop: for epoch in 1...options.epochs {
-            let order = shuffle ? rng.permutation(n) : Array(0..<n)
-            if schedule?.deterministic == true { window?.reset() }     // §3 deterministic mode
+        if let s = resume {
+            guard s.examples == n, s.batches == batches else {
+                throw CheckpointError("the checkpoint was taken with \(s.examples) training examples in \(s.batches) batches; this run has \(n) in \(batches)")
+            }
+            guard (1...options.epochs).contains(s.epoch), (0..<batches).contains(s.batch), s.steps >= 0 else {
+                throw CheckpointError("the checkpoint's position (epoch \(s.epoch), batch \(s.batch)) is outside this run")
+            }
+            guard let r = SeededRandom(state: s.random) else { throw CheckpointError("the checkpoint's random state is invalid") }
+            let restored = try Self.parameters(network.parameters, with: s.parameters)
+            let sizes = restored.map(\.value.count)
+            func fits(_ buffers: [FloatBuffer], sets: Int) -> Bool {
+                buffers.isEmpty || (buffers.count == sets * sizes.count
+                    && buffers.enumerated().allSatisfy { $0.element.values.count == sizes[$0.offset % sizes.count] })
+            }
+            guard fits(s.optimizer.buffers, sets: s.optimizer.kind == "adam" ? 2 : 1) else {
+                throw CheckpointError("the checkpoint's optimizer state does not fit the network's parameters")
+            }
+            network.parameters = restored
+            if window != nil { try window!.restore(s.optimizer) } else { try optimizer.restore(s.optimizer) }
+            rng = r
+            if let bp = s.bestParameters, let loss = s.bestLoss, let epoch = s.bestEpoch, let bsteps = s.bestSteps {
+                best = (loss, epoch, try Self.parameters(restored, with: bp), bsteps, s.bestPosition)
+            }
+            bestAccuracy = s.bestAccuracy; sinceLoss = s.sinceLoss; sinceAccuracy = s.sinceAccuracy
+            if let l = s.lastValidationLoss, let a = s.lastValidationAccuracy { lastValidation = (l, a) }
+            stepSeconds = s.stepSeconds; stepExamples = s.stepExamples; steps = s.steps
+            if let c = s.columns, c.count == 2, c[0] <= c[1] { columns = c[0]..<c[1] }
+            epochsRun = s.epochsRun; finalLoss = s.finalLoss ?? .nan
+            firstEpoch = s.epoch; firstBatch = s.batch
+            if s.batch > 0 {
+                guard let order = s.order, order.count == n, Set(order).count == n, order.allSatisfy({ (0..<n).contains($0) }) else {
+                    throw CheckpointError("a mid-epoch checkpoint needs the epoch's order of all \(n) examples")
+                }
+                resumedOrder = order
+                resumedSums = (s.lossSum, s.correct, s.seen, s.targetsSeen)
+            }
+        }
+
+        /// The loop's state with `epoch`/`batch` the next batch to run.
+        func snapshot(epoch: Int, batch: Int, order: [Int]?, sums: (Double, Int, Int, Int)) -> TrainerState {
+            TrainerState(epoch: epoch, batch: batch, steps: steps, examples: n, batches: batches,
+                         parameters: network.parameters.map { FloatBuffer($0.value.storage) },
+                         optimizer: window?.state ?? optimizer.state, random: rng.state, order: order,
+                         lossSum: sums.0, correct: sums.1, seen: sums.2, targetsSeen: sums.3,
+                         bestLoss: best?.loss, bestEpoch: best?.epoch, bestParameters: best?.params.map { FloatBuffer($0.value.storage) },
+                         bestSteps: best?.steps, bestPosition: best?.position ?? nil,
+                         bestAccuracy: bestAccuracy, sinceLoss: sinceLoss, sinceAccuracy: sinceAccuracy,
+                         lastValidationLoss: lastValidation?.loss, lastValidationAccuracy: lastValidation?.accuracy,
+                         stepSeconds: stepSeconds, stepExamples: stepExamples,
+                         columns: columns.map { [$0.lowerBound, $0.upperBound] }, epochsRun: epochsRun,
+                         finalLoss: finalLoss.isNaN ? nil : finalLoss)
+        }
+
+        epochLoop: for epoch in firstEpoch...options.epochs {
+            let resuming = epoch == firstEpoch && firstBatch > 0
+            let order: [Int]
+            if resuming, let o = resumedOrder { order = o } else {
+                order = shuffle ? rng.permutation(n) : Array(0..<n)
+                if schedule?.deterministic == true { window?.reset() }     // §3 deterministic mode
+            }
             var lossSum: Double = 0, correct = 0, seen = 0, targetsSeen = 0
+            if resuming, let r = resumedSums { (lossSum, correct, seen, targetsSeen) = r }
             let epochStart = clock.now
-            for bi in 0..<batches {
+            for bi in (resuming ? firstBatch : 0)..<batches {
                 let idx = order[(bi * bs)..<min(n, (bi + 1) * bs)]
                 let win = window?.window
                 if let win { columns = columns.map { min($0.lowerBound, win.lowerBound)..<max($0.upperBound, win.upperBound) } ?? win }
@@ -258,20 +370,27 @@ public struct Trainer: Sendable {
                     examplesPerSecond: Double(seen) / elapsed,
                     validationLoss: lastValidation?.loss, validationAccuracy: lastValidation?.accuracy)
                 if progress(report) == .stop { cancelled = true; epochsRun = epoch; finalLoss = report.loss; break epochLoop }
+                if bi + 1 < batches, let c = checkpointing, c.due(epoch, bi + 1, false) {
+                    c.save(snapshot(epoch: epoch, batch: bi + 1, order: order, sums: (lossSum, correct, seen, targetsSeen)))
+                }
             }
             epochsRun = epoch
             finalLoss = Float(lossSum / Double(max(1, seen)))
-            guard let validation else { continue }
-            let v = Self.evaluate(network, on: validation)
-            lastValidation = v
-            if best == nil || v.loss < best!.loss {
-                best = (v.loss, epoch, network.parameters, steps, window?.position)
-                sinceLoss = 0
-            } else { sinceLoss += 1 }
-            if v.accuracy > bestAccuracy { bestAccuracy = v.accuracy; sinceAccuracy = 0 } else { sinceAccuracy += 1 }
-            if let patience = options.earlyStoppingPatience, sinceLoss >= patience || sinceAccuracy >= patience {
-                stoppedEarly = true
-                break
+            if let validation {
+                let v = Self.evaluate(network, on: validation)
+                lastValidation = v
+                if best == nil || v.loss < best!.loss {
+                    best = (v.loss, epoch, network.parameters, steps, window?.position)
+                    sinceLoss = 0
+                } else { sinceLoss += 1 }
+                if v.accuracy > bestAccuracy { bestAccuracy = v.accuracy; sinceAccuracy = 0 } else { sinceAccuracy += 1 }
+                if let patience = options.earlyStoppingPatience, sinceLoss >= patience || sinceAccuracy >= patience {
+                    stoppedEarly = true
+                    break
+                }
+            }
+            if epoch < options.epochs, let c = checkpointing, c.due(epoch, batches, true) {
+                c.save(snapshot(epoch: epoch + 1, batch: 0, order: nil, sums: (0, 0, 0, 0)))
             }
         }
         if let best { network.parameters = best.params }

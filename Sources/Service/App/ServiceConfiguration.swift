@@ -69,6 +69,21 @@ public struct TenantLimits: Sendable {
     public init() {}
 }
 
+/// How often a running train or task job stores its checkpoint (research/pfc.md §6 loop state: the
+/// weights, optimizer statistics, RNG, position, best-validation snapshot and early-stopping counters).
+public struct CheckpointInterval: Sendable, Equatable {
+    /// A checkpoint after every `epochs`-th epoch; 0 turns checkpoints off. Default 1.
+    public var epochs = 1
+    /// Also one after the first batch that ends `seconds` after the last checkpoint (bounds the work
+    /// lost in long epochs; 0: after every batch). Default 60.
+    public var seconds: Double = 60
+
+    public init(epochs: Int = 1, seconds: Double = 60) {
+        self.epochs = epochs
+        self.seconds = seconds
+    }
+}
+
 /// How the service runs.
 public struct ServiceConfiguration: Sendable {
     /// Where the SQLite file and the bootstrap key file live. Default `./data`.
@@ -79,6 +94,9 @@ public struct ServiceConfiguration: Sendable {
     public var leaseSeconds: Double = 30
     /// How often running jobs heartbeat (and persist progress). Default 1 s (the API promises ≤ 2 s).
     public var heartbeatSeconds: Double = 1
+    /// When train and task jobs store a checkpoint to resume from if their process dies. Default:
+    /// after every epoch, and within an epoch once 60 s passed since the last one.
+    public var checkpoints = CheckpointInterval()
     /// How often idle workers poll the queue and reclaim expired leases. Default 0.5 s.
     public var pollSeconds: Double = 0.5
     /// Loaded model versions kept in memory for predictions. Default 16.

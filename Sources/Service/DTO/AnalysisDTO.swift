@@ -125,7 +125,7 @@ struct AnalysisJobParams: Codable {
 }
 
 /// Progress of an analysis job: PEF examples done, then decomposition (or fitting) step and loss.
-struct AnalysisProgressDTO: Encodable {
+struct AnalysisProgressDTO: Codable {
     var phase: String
     var examplesDone: Int
     var examples: Int

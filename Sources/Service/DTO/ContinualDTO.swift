@@ -3,8 +3,8 @@ import Foundation
 import PFC
 import Storage
 
-/// `POST /v1/models/{id}/tasks`; stored as the job's params.
-struct TaskRequest: Codable, Equatable {
+/// `POST /v1/models/{id}/tasks`. Validated once into `TaskJobParams` (`jobParams`), which the job stores.
+struct TaskRequest: Decodable, Equatable {
     var name: String
     var datasetID: String
     var epochs = 10
@@ -42,25 +42,6 @@ struct TaskRequest: Codable, Equatable {
         seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? seed
     }
 
-    /// Encodes every field, `early_stopping` as null when off (omitting it would bring the default back
-    /// when the worker decodes the job's params).
-    func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(name, forKey: .name)
-        try c.encode(datasetID, forKey: .datasetID)
-        try c.encode(epochs, forKey: .epochs)
-        try c.encode(batchSize, forKey: .batchSize)
-        try c.encode(learningRate, forKey: .learningRate)
-        try c.encode(weightDecay, forKey: .weightDecay)
-        try c.encode(window, forKey: .window)
-        try c.encode(slide, forKey: .slide)
-        try c.encode(grow, forKey: .grow)
-        try c.encode(deterministic, forKey: .deterministic)
-        try c.encode(validationFraction, forKey: .validationFraction)
-        try c.encode(earlyStopping, forKey: .earlyStopping)
-        try c.encode(seed, forKey: .seed)
-    }
-
     /// The trainer options of this task, the window starting at `start` (where the last task left it).
     func trainingOptions(limits: ServiceLimits, start: Double) throws -> TrainingOptions {
         var t = TrainRequest(datasetID: datasetID)
@@ -76,6 +57,118 @@ struct TaskRequest: Codable, Equatable {
         o.slidingWindow = schedule
         return o
     }
+
+    /// The job's parameters: this request validated, the window starting at `start`.
+    func jobParams(limits: ServiceLimits, start: Double) throws -> TaskJobParams {
+        TaskJobParams(name: try DatasetUpload.validName(name), datasetID: datasetID,
+                      options: try trainingOptions(limits: limits, start: start), grow: grow)
+    }
+}
+
+/// What a forget wrote into its version's metrics.
+struct ForgetRecord: Codable, Sendable, Equatable {
+    struct Selector: Codable, Sendable, Equatable {
+        var batches: [String]
+        var task: Int?
+        var datasetID: String?
+        enum CodingKeys: String, CodingKey { case batches, task, datasetID = "dataset_id" }
+        func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(batches, forKey: .batches)
+            try c.encode(task, forKey: .task)
+            try c.encode(datasetID, forKey: .datasetID)
+        }
+    }
+    var tenantID: String
+    var at: String
+    var request: Selector
+    var columns: [Int]
+    enum CodingKeys: String, CodingKey { case at, request, columns, tenantID = "tenant_id" }
+}
+
+/// A model version's metrics: what training measured, where the sliding window and the task count
+/// stand (carried from version to version), and what a forget did. Stored as the version's metrics
+/// column; every field is optional so each writer sets its own.
+struct VersionMetrics: Codable, Sendable, Equatable {
+    // Training (train and task jobs).
+    var trainAccuracy: Double?
+    var finalLoss: Double?
+    var epochsRun: Int?
+    var bestEpoch: Int?
+    var examplesPerSecond: Double?
+    var seconds: Double?
+    var stoppedEarly: Bool?
+    var datasetID: String?
+    var validationAccuracy: Double?
+    var validationLoss: Double?
+    // A task.
+    var task: Int?
+    var taskName: String?
+    var grewBy: Int?
+    var batches: Int?
+    var windowColumns: [Int]?
+    var streamedExamples: Int?
+    // Carried forward by every version (ContinualState).
+    var nextWindowStart: Double?
+    var tasks: Int?
+    var resetColumns: [Int]?
+    var imageShape: [Int]?
+    // A forget.
+    var forget: ForgetRecord?
+    var accuracyBefore: Double?
+    var accuracyAfter: Double?
+
+    init() {}
+
+    enum CodingKeys: String, CodingKey {
+        case seconds, task, batches, tasks, forget
+        case trainAccuracy = "train_accuracy", finalLoss = "final_loss", epochsRun = "epochs_run", bestEpoch = "best_epoch"
+        case examplesPerSecond = "examples_per_second", stoppedEarly = "stopped_early", datasetID = "dataset_id"
+        case validationAccuracy = "validation_accuracy", validationLoss = "validation_loss"
+        case taskName = "task_name", grewBy = "grew_by", windowColumns = "window_columns", streamedExamples = "streamed_examples"
+        case nextWindowStart = "next_window_start", resetColumns = "reset_columns", imageShape = "image_shape"
+        case accuracyBefore = "accuracy_before", accuracyAfter = "accuracy_after"
+    }
+
+    /// Lenient: a field of another type (older versions wrote whole numbers as doubles) reads as absent
+    /// rather than failing the whole version.
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        func int(_ k: CodingKeys) -> Int? {
+            (try? c.decodeIfPresent(Int.self, forKey: k)) ?? (try? c.decodeIfPresent(Double.self, forKey: k)).flatMap { $0.flatMap { Int(exactly: $0) } }
+        }
+        func ints(_ k: CodingKeys) -> [Int]? {
+            (try? c.decodeIfPresent([Int].self, forKey: k)) ?? (try? c.decodeIfPresent([Double].self, forKey: k)).flatMap { $0?.compactMap { Int(exactly: $0) } }
+        }
+        func double(_ k: CodingKeys) -> Double? { (try? c.decodeIfPresent(Double.self, forKey: k)) ?? nil }
+        trainAccuracy = double(.trainAccuracy); finalLoss = double(.finalLoss)
+        epochsRun = int(.epochsRun); bestEpoch = int(.bestEpoch)
+        examplesPerSecond = double(.examplesPerSecond); seconds = double(.seconds)
+        stoppedEarly = (try? c.decodeIfPresent(Bool.self, forKey: .stoppedEarly)) ?? nil
+        datasetID = (try? c.decodeIfPresent(String.self, forKey: .datasetID)) ?? nil
+        validationAccuracy = double(.validationAccuracy); validationLoss = double(.validationLoss)
+        task = int(.task); taskName = (try? c.decodeIfPresent(String.self, forKey: .taskName)) ?? nil
+        grewBy = int(.grewBy); batches = int(.batches); windowColumns = ints(.windowColumns); streamedExamples = int(.streamedExamples)
+        nextWindowStart = double(.nextWindowStart); tasks = int(.tasks); resetColumns = ints(.resetColumns)
+        imageShape = ints(.imageShape).flatMap { s in s.count == 2 && s.allSatisfy({ (1...Int(Int32.max)).contains($0) }) ? s : nil }
+        forget = (try? c.decodeIfPresent(ForgetRecord.self, forKey: .forget)) ?? nil
+        accuracyBefore = double(.accuracyBefore); accuracyAfter = double(.accuracyAfter)
+    }
+
+    /// The metrics of a training run (nil fields for what it did not measure).
+    init(report: TrainingReport, datasetID: String) {
+        func finite(_ v: Float?) -> Double? { v.flatMap { $0.isFinite ? Double($0) : nil } }
+        trainAccuracy = finite(report.trainAccuracy); finalLoss = finite(report.finalLoss)
+        epochsRun = report.epochsRun; bestEpoch = report.bestEpoch
+        examplesPerSecond = report.examplesPerSecond.isFinite ? report.examplesPerSecond : 0
+        seconds = report.seconds.isFinite ? report.seconds : 0
+        stoppedEarly = report.stoppedEarly
+        self.datasetID = datasetID
+        validationAccuracy = finite(report.validationAccuracy); validationLoss = finite(report.validationLoss)
+    }
+
+    /// The stored metrics of a version (empty when unreadable).
+    init(column: JSONColumn) { self = (try? column.decode(VersionMetrics.self)) ?? VersionMetrics() }
 }
 
 /// Where the sliding window and the task count stand after a model version (carried in its metrics).
@@ -87,19 +180,27 @@ struct ContinualState {
     /// dataset (forgets, streamed tasks) so their component PNGs still render.
     var imageShape: [Int]?
 
-    init(metrics: String) {
-        guard case .object(let o)? = JSONValue.parse(metrics) else { return }
-        imageShape = ImageShape.stored(o["image_shape"])
-        if case .number(let n)? = o["next_window_start"] { nextWindowStart = n }
-        if let n = o["tasks"]?.int { tasks = n }
-        if case .array(let a)? = o["reset_columns"] { resetColumns = a.compactMap(\.int) }
+    init(metrics: VersionMetrics) {
+        nextWindowStart = metrics.nextWindowStart.flatMap { $0.isFinite && $0 >= 0 ? $0 : nil } ?? 0
+        tasks = metrics.tasks ?? 0
+        resetColumns = metrics.resetColumns ?? []
+        imageShape = metrics.imageShape
     }
 
-    /// The fields every new version carries forward.
-    var metrics: [String: JSONValue] {
-        var m: [String: JSONValue] = ["next_window_start": .number(nextWindowStart), "tasks": .number(Double(tasks)),
-                                      "reset_columns": .array(resetColumns.map { .number(Double($0)) })]
-        if let imageShape { m["image_shape"] = .array(imageShape.map { .number(Double($0)) }) }
+    init(metrics: JSONColumn) { self.init(metrics: VersionMetrics(column: metrics)) }
+
+    /// Writes the fields every new version carries forward into `m`.
+    func carry(into m: inout VersionMetrics) {
+        m.nextWindowStart = nextWindowStart
+        m.tasks = tasks
+        m.resetColumns = resetColumns
+        m.imageShape = imageShape ?? m.imageShape
+    }
+
+    /// The carried fields alone.
+    var versionMetrics: VersionMetrics {
+        var m = VersionMetrics()
+        carry(into: &m)
         return m
     }
 }
@@ -125,9 +226,6 @@ enum LedgerRows {
         return out
     }
 
-    static func windows(_ text: String) -> [Range<Int>] {
-        ((try? JSONDecoder().decode([[Int]].self, from: Data(text.utf8))) ?? []).compactMap { $0.count == 2 && $0[0] <= $0[1] ? $0[0]..<$0[1] : nil }
-    }
 }
 
 /// One ledger row as the API shows it.
@@ -143,7 +241,7 @@ struct LedgerEntryDTO: Encodable {
         try c.encode(entry.batchIndex, forKey: .batchIndex)
         try c.encode(entry.datasetID, forKey: .datasetID)
         try c.encode(LedgerRows.decode(entry.examples), forKey: .rows)
-        try c.encode(LedgerRows.windows(entry.windows).map { [$0.lowerBound, $0.upperBound] }, forKey: .windows)
+        try c.encode(entry.windows, forKey: .windows)
     }
 }
 
@@ -243,7 +341,7 @@ struct TaskDTO: Encodable {
     var datasetID: String?
     var columns: [Int]?
     var grewBy: Int
-    var metrics: JSONValue
+    var metrics: VersionMetrics
     enum CodingKeys: String, CodingKey { case task, name, columns, metrics, modelVersion = "model_version", datasetID = "dataset_id", grewBy = "grew_by" }
     func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)

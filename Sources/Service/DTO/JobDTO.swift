@@ -3,8 +3,8 @@ import Foundation
 import PFC
 import Storage
 
-/// `POST /v1/models/{id}/train`; stored as the job's params.
-struct TrainRequest: Codable, Equatable {
+/// `POST /v1/models/{id}/train`. Validated once into `TrainJobParams` (`jobParams`), which the job stores.
+struct TrainRequest: Decodable, Equatable {
     var datasetID: String
     var epochs: Int = 10
     var batchSize: Int = 200
@@ -38,20 +38,6 @@ struct TrainRequest: Codable, Equatable {
         version = try c.decodeIfPresent(Int.self, forKey: .version)
     }
 
-    func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(datasetID, forKey: .datasetID)
-        try c.encode(epochs, forKey: .epochs)
-        try c.encode(batchSize, forKey: .batchSize)
-        try c.encode(learningRate, forKey: .learningRate)
-        try c.encode(weightDecay, forKey: .weightDecay)
-        try c.encode(optimizer, forKey: .optimizer)
-        try c.encode(validationFraction, forKey: .validationFraction)
-        try c.encode(earlyStopping, forKey: .earlyStopping)
-        try c.encode(seed, forKey: .seed)
-        try c.encode(version, forKey: .version)
-    }
-
     /// The trainer's options, or a message naming the bad field.
     func trainingOptions(limits: ServiceLimits) throws -> TrainingOptions {
         guard (1...limits.maxEpochs).contains(epochs) else { throw APIError.invalid("epochs must be in 1…\(limits.maxEpochs)") }
@@ -68,14 +54,13 @@ struct TrainRequest: Codable, Equatable {
         if let problem = o.validationProblem() { throw APIError.invalid(problem) }
         return o
     }
+
+    /// The job's parameters: this request validated.
+    func jobParams(limits: ServiceLimits) throws -> TrainJobParams {
+        TrainJobParams(datasetID: datasetID, baseVersion: version, options: try trainingOptions(limits: limits))
+    }
 }
 
-/// What a finished training job produced (the job's result JSON).
-struct TrainResult: Codable {
-    var modelVersion: Int
-    var metrics: JSONValue
-    enum CodingKeys: String, CodingKey { case modelVersion = "model_version", metrics }
-}
 
 /// A job as the API shows it.
 struct JobDTO: Encodable {
@@ -90,12 +75,12 @@ struct JobDTO: Encodable {
     func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(job.id, forKey: .id)
-        try c.encode(job.kind, forKey: .kind)
+        try c.encode(job.kind, forKey: .kind)  // the stored name, also for a kind this server does not run
         try c.encode(job.state.rawValue, forKey: .state)
         try c.encode(job.modelID, forKey: .modelID)
         try c.encode(job.datasetID, forKey: .datasetID)
-        try c.encode(JSONValue.parse(job.progress), forKey: .progress)
-        try c.encode(JSONValue.parse(job.result), forKey: .result)
+        try c.encode(JobProgress(kind: job.jobKind, column: job.progress), forKey: .progress)
+        try c.encode(JobResult(kind: job.jobKind, column: job.result), forKey: .result)
         try c.encode(job.error, forKey: .error)
         try c.encode(job.attempts, forKey: .attempts)
         try c.encode(job.cancelRequested, forKey: .cancelRequested)

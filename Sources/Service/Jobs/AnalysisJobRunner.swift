@@ -12,6 +12,7 @@ struct AnalysisJobRunner {
     let workers: JobWorkers
     let job: Job
     let owner: String
+    let params: AnalysisJobParams
 
     var store: any Store { workers.store }
     var configuration: ServiceConfiguration { workers.configuration }
@@ -20,17 +21,15 @@ struct AnalysisJobRunner {
     enum Stop: Error { case cancelled, leaseLost, shutdown }
 
     func run() {
-        let params = try? JSONDecoder().decode(AnalysisJobParams.self, from: Data(job.params.utf8))
         do {
-            guard let params else { throw JobError("unreadable analysis job params") }
             switch params.operation {
             case .compute: try compute(params)
             case .fit: try fit(params)
             }
         } catch Stop.cancelled {
             try? store.transaction { s in
-                if params?.operation == .compute, let id = params?.analysisID {
-                    try s.updateAnalysis(id: id, tenantID: job.tenantID, state: "cancelled")
+                if params.operation == .compute {
+                    try s.updateAnalysis(id: params.analysisID, tenantID: job.tenantID, state: "cancelled")
                 }
                 try s.finishCancelledJob(id: job.id, owner: owner)
             }
@@ -42,8 +41,8 @@ struct AnalysisJobRunner {
             let message = "\(error)"
             workers.logger.error("job failed", metadata: ["job": "\(job.id)", "error": "\(message)"])
             let failed = (try? store.transaction { s in
-                if params?.operation == .compute, let id = params?.analysisID {
-                    try s.updateAnalysis(id: id, tenantID: job.tenantID, state: "failed")
+                if params.operation == .compute {
+                    try s.updateAnalysis(id: params.analysisID, tenantID: job.tenantID, state: "failed")
                 }
                 try s.failJob(id: job.id, owner: owner, error: message)
                 return true
@@ -66,8 +65,7 @@ struct AnalysisJobRunner {
         guard force || now - b.last >= .milliseconds(Int(configuration.heartbeatSeconds * 1000)) else { return }
         b.last = now
         do {
-            let text = String(decoding: try JSONCoding.encoder.encode(progress), as: UTF8.self)
-            if try store.heartbeat(jobID: job.id, owner: owner, progress: text, leaseDuration: configuration.leaseSeconds) == .cancelRequested {
+            if try store.heartbeat(jobID: job.id, owner: owner, progress: try JSONColumn(progress), leaseDuration: configuration.leaseSeconds) == .cancelRequested {
                 b.stop = b.stop ?? .cancelled
             }
         } catch StoreError.leaseLost {
@@ -179,7 +177,7 @@ struct AnalysisJobRunner {
         let summaryJSON = String(decoding: try JSONCoding.encoder.encode(summary), as: UTF8.self)
         let result = AnalysisJobResult(analysisID: inputs.analysis.id, operation: "compute", datasetID: params.datasetID, examples: n,
                                        components: request.components, finalLoss: finalLoss, seconds: seconds)
-        let resultJSON = String(decoding: try JSONCoding.encoder.encode(result), as: UTF8.self)
+        let resultJSON = try JSONColumn(result)
         // Compute cut short by shutdown (ComputeCancellation) must never be stored.
         if workers.isStopping { throw Stop.shutdown }
         try store.transaction { s in
@@ -244,7 +242,7 @@ struct AnalysisJobRunner {
             + Double((ContinuousClock.now - started).components.attoseconds) * 1e-18
         let result = AnalysisJobResult(analysisID: analysis.id, operation: "fit", datasetID: params.datasetID, examples: n,
                                        components: r, finalLoss: nil, seconds: seconds)
-        let resultJSON = String(decoding: try JSONCoding.encoder.encode(result), as: UTF8.self)
+        let resultJSON = try JSONColumn(result)
         // Compute cut short by shutdown (ComputeCancellation) must never be stored.
         if workers.isStopping { throw Stop.shutdown }
         try store.transaction { s in

@@ -16,6 +16,7 @@ final class JobWorkers: Sendable {
     private let running = Atomic<Int>(0)
     private let wakeup = DispatchSemaphore(value: 0)
     private let lastThroughput = Atomic<UInt64>(0)
+    private let checkpointHook = Mutex<(@Sendable (_ jobID: String, _ epoch: Int, _ batch: Int) -> Bool)?>(nil)
 
     init(store: any Store, configuration: ServiceConfiguration, logger: Logger) {
         self.store = store
@@ -27,6 +28,18 @@ final class JobWorkers: Sendable {
     var lastExamplesPerSecond: Double { Double(bitPattern: lastThroughput.load(ordering: .relaxed)) }
 
     func recordThroughput(_ eps: Double) { lastThroughput.store(eps.bitPattern, ordering: .relaxed) }
+
+    /// Test hook: called after every stored checkpoint with its position (the next batch to run);
+    /// answering true makes the worker drop the job there as if its process died (no further write:
+    /// the lease expires and any worker resumes the job from that checkpoint).
+    func onCheckpoint(_ hook: (@Sendable (_ jobID: String, _ epoch: Int, _ batch: Int) -> Bool)?) {
+        checkpointHook.withLock { $0 = hook }
+    }
+
+    func dieAfterCheckpoint(jobID: String, epoch: Int, batch: Int) -> Bool {
+        guard let hook = checkpointHook.withLock({ $0 }) else { return false }
+        return hook(jobID, epoch, batch)
+    }
 
     /// True once `stop` was called; running jobs stop at their next step.
     var isStopping: Bool { stopping.load(ordering: .relaxed) }
@@ -64,6 +77,21 @@ final class JobWorkers: Sendable {
         ComputeCancellation.run(token) { claimAndRun(owner: owner) }
     }
 
+    /// Runs a claimed job by its kind; fails it when its kind or parameters are not ones this server runs.
+    private func run(_ job: Job, owner: String) {
+        let params: JobParams
+        do { params = try JobParams.decode(job, limits: configuration.limits) } catch {
+            logger.error("job failed", metadata: ["job": "\(job.id)", "error": "\(error)"])
+            try? store.failJob(id: job.id, owner: owner, error: error.description)
+            return
+        }
+        switch params {
+        case .train(let p): TrainingJobRunner(workers: self, job: job, owner: owner, params: .train(p)).run()
+        case .task(let p): TrainingJobRunner(workers: self, job: job, owner: owner, params: .task(p)).run()
+        case .analysis(let p): AnalysisJobRunner(workers: self, job: job, owner: owner, params: p).run()
+        }
+    }
+
     private func claimAndRun(owner: String) {
         while !isStopping {
             do {
@@ -71,9 +99,11 @@ final class JobWorkers: Sendable {
                 if !reclaimed.requeued.isEmpty || !reclaimed.failed.isEmpty {
                     logger.warning("reclaimed expired job leases", metadata: ["requeued": "\(reclaimed.requeued)", "failed": "\(reclaimed.failed)"])
                 }
-                if let job = try store.claimJob(owner: owner, leaseDuration: configuration.leaseSeconds, kinds: ["train", "task", "analysis"]) {
+                // Every kind is claimed, so a job of a kind this server does not run fails with a
+                // clear error instead of waiting in the queue for ever.
+                if let job = try store.claimJob(owner: owner, leaseDuration: configuration.leaseSeconds) {
                     logger.info("job claimed", metadata: ["job": "\(job.id)", "kind": "\(job.kind)", "attempt": "\(job.attempts)"])
-                    if job.kind == "analysis" { AnalysisJobRunner(workers: self, job: job, owner: owner).run() } else { TrainingJobRunner(workers: self, job: job, owner: owner).run() }
+                    run(job, owner: owner)
                     continue
                 }
             } catch {

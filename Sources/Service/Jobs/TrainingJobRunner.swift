@@ -1,5 +1,8 @@
-// TrainingJobRunner: runs one `train` job: load, train with heartbeats, then write the new model
-// version, its component statistics and the job's completion in one transaction.
+// TrainingJobRunner: runs one train or task job. Load the base version (or resume from the job's
+// checkpoint), train with heartbeats and checkpoints, then hand the new version to the
+// VersionWriter, which records it with its ledger, components and the job's completion in one
+// transaction. A train job and a task job differ only in their `TrainingPlan`: where the base
+// version comes from, whether the window moves and K grows, and whether batches go to the ledger.
 import Foundation
 import HTTP
 import Linalg
@@ -7,15 +10,61 @@ import Logging
 import PFC
 import Storage
 
+/// A train or task job's parameters.
+enum TrainingJob: Sendable {
+    case train(TrainJobParams)
+    case task(TaskJobParams)
+
+    var datasetID: String {
+        switch self {
+        case .train(let p): return p.datasetID
+        case .task(let p): return p.datasetID
+        }
+    }
+
+    /// Why the version this job writes exists.
+    var reason: VersionReason {
+        switch self {
+        case .train: return .train
+        case .task: return .task
+        }
+    }
+
+    /// Tasks record every trained batch in the ledger (what forgetting reads, research/pfc.md §4).
+    var recordsBatches: Bool {
+        switch self {
+        case .train: return false
+        case .task: return true
+        }
+    }
+}
+
+/// What a train or task job keeps between attempts: the trainer's state, the version it trains
+/// from and the ledger so far (the stored checkpoint document).
+struct TrainingCheckpoint: Codable {
+    var baseVersion: Int
+    var trainer: TrainerState
+    var records: [BatchRecord]
+}
+
 struct TrainingJobRunner {
     let workers: JobWorkers
     let job: Job
     let owner: String
+    let params: TrainingJob
 
     var store: any Store { workers.store }
     var configuration: ServiceConfiguration { workers.configuration }
 
-    enum Stop { case cancelled, leaseLost, shutdown, diverged(String) }
+    enum Stop { case cancelled, leaseLost, shutdown, died, diverged(String) }
+
+    /// What the callbacks of one run share.
+    final class RunState {
+        var records: [BatchRecord] = []
+        var stop: Stop? = nil
+        var lastBeat = ContinuousClock.now - .seconds(3600)
+        var lastCheckpoint = ContinuousClock.now
+    }
 
     func run() {
         do {
@@ -29,30 +78,52 @@ struct TrainingJobRunner {
         }
     }
 
+    /// The job's checkpoint, if it has a readable one.
+    private func storedCheckpoint() -> TrainingCheckpoint? {
+        do {
+            guard let stored = try store.checkpoint(jobID: job.id) else { return nil }
+            return try JSONDecoder().decode(TrainingCheckpoint.self, from: stored.state)
+        } catch {
+            workers.logger.warning("the job's checkpoint is unreadable; starting from the beginning",
+                                   metadata: ["job": "\(job.id)", "error": "\(error)"])
+            return nil
+        }
+    }
+
     private func train() throws {
         let tenant = job.tenantID
         guard let modelID = job.modelID else { throw JobError("job has no model") }
-        let isTask = job.kind == "task"
-        let taskRequest = isTask ? try JSONDecoder().decode(TaskRequest.self, from: Data(job.params.utf8)) : nil
-        let params = isTask ? nil : try JSONDecoder().decode(TrainRequest.self, from: Data(job.params.utf8))
-        let datasetID = taskRequest?.datasetID ?? params!.datasetID
+        var checkpoint = storedCheckpoint()
         let model = try store.model(id: modelID, tenantID: tenant)
         let spec = try JSONDecoder().decode(ModelSpec.self, from: Data(model.architecture.utf8))
-        let base = try params?.version.map { try store.modelVersion(modelID: modelID, version: $0, tenantID: tenant) }
-            ?? store.latestModelVersion(modelID: modelID, tenantID: tenant)
+        let base: ModelVersion
+        if let c = checkpoint {
+            base = try store.modelVersion(modelID: modelID, version: c.baseVersion, tenantID: tenant)
+        } else if case .train(let p) = params, let v = p.baseVersion {
+            base = try store.modelVersion(modelID: modelID, version: v, tenantID: tenant)
+        } else {
+            base = try store.latestModelVersion(modelID: modelID, tenantID: tenant)
+        }
         var network = try ModelFile.decode(Array(try store.modelWeights(modelID: modelID, version: base.version, tenantID: tenant)))
-        let dataset = try store.dataset(id: datasetID, tenantID: tenant)
+        let dataset = try store.dataset(id: params.datasetID, tenantID: tenant)
         let data = try DatasetBlobReader.load(from: store, dataset: dataset, tenantID: tenant, classes: spec.architecture.outputDim)
         var continual = ContinualState(metrics: base.metrics)
-        let options = try taskRequest.map { try $0.trainingOptions(limits: configuration.limits, start: continual.nextWindowStart) }
-            ?? params!.trainingOptions(limits: configuration.limits)
-        // A task whose window would run past K grows the model when asked (research/pfc.md §3 capacity rule).
+
+        var options: TrainingOptions
         var grewBy = 0
-        if let task = taskRequest {
+        switch params {
+        case .train(let p):
+            options = p.options
+        case .task(let p):
+            options = p.options
+            // The window continues where the base version left it (§3.1).
+            options.slidingWindow?.start = continual.nextWindowStart
+            // A task whose window would run past K grows the model when asked (research/pfc.md §3
+            // capacity rule). Growth is seeded, so a resumed attempt grows exactly as the first did.
             let trainer = Trainer(options: options)
             if let need = trainer.requiredBasis(trainingExamples: trainer.trainingExamples(fromDataSetOf: data.count)),
                need > network.architecture.basis {
-                guard task.grow else {
+                guard p.grow else {
                     throw JobError("the task's window needs K = \(need) basis columns but the model has \(network.architecture.basis); send \"grow\": true")
                 }
                 // Held to the creation limits here too: the limits may have changed since the job was queued.
@@ -60,44 +131,75 @@ struct TrainingJobRunner {
                     throw JobError(e.message)
                 }
                 grewBy = need - network.architecture.basis
-                network = try BasisGrowth.appendColumns(to: network, count: grewBy, seed: task.seed &+ 0x6772)
+                network = try BasisGrowth.appendColumns(to: network, count: grewBy, seed: options.seed &+ 0x6772)
             }
         }
-        var records: [BatchRecord] = []
-        var stop: Stop? = nil
-        var lastBeat = ContinuousClock.now - .seconds(3600)
+
+        let state = RunState()
+        if let c = checkpoint { state.records = c.records }
+        let resumedFrom = checkpoint.map { ResumePoint(epoch: $0.trainer.epoch, batch: $0.trainer.batch) }
+        if let r = resumedFrom {
+            workers.logger.info("job resumes from its checkpoint", metadata: ["job": "\(job.id)", "epoch": "\(r.epoch)", "batch": "\(r.batch)"])
+        }
         let interval = Duration.milliseconds(Int(configuration.heartbeatSeconds * 1000))
-        let report = try Trainer(options: options).train(&network, on: data, onStep: isTask ? { records.append($0) } : nil) { p in
-            workers.recordThroughput(p.examplesPerSecond)
-            if workers.isStopping { stop = .shutdown; return .stop }
-            if !p.loss.isFinite {
-                stop = .diverged("training diverged: the loss became \(p.loss) in epoch \(p.epoch), batch \(p.batch) "
-                    + "(try a smaller learning_rate); no model version was written")
-                return .stop
-            }
-            let now = ContinuousClock.now
-            guard now - lastBeat >= interval || p.batch == p.batches else { return .proceed }
-            lastBeat = now
-            do {
-                let progress = String(decoding: try JSONCoding.encoder.encode(ProgressDTO(p)), as: UTF8.self)
-                if try store.heartbeat(jobID: job.id, owner: owner, progress: progress, leaseDuration: configuration.leaseSeconds) == .cancelRequested {
-                    stop = .cancelled
+        let every = configuration.checkpoints
+        let checkpointing = every.epochs > 0 ? Trainer.Checkpointing(
+            due: { epoch, _, endOfEpoch in
+                if state.stop != nil { return false }
+                if endOfEpoch && epoch % every.epochs == 0 { return true }
+                return ContinuousClock.now - state.lastCheckpoint >= .milliseconds(Int(max(0, min(every.seconds, 1e9)) * 1000))
+            },
+            save: { trainer in saveCheckpoint(TrainingCheckpoint(baseVersion: base.version, trainer: trainer, records: state.records), state) }
+        ) : nil
+
+        let run = { (resume: TrainerState?, network: inout any Network) throws -> TrainingReport in
+            try Trainer(options: options).train(&network, on: data, resumingFrom: resume, checkpointing: checkpointing,
+                                                onStep: params.recordsBatches ? { state.records.append($0) } : nil) { p in
+                workers.recordThroughput(p.examplesPerSecond)
+                if state.stop != nil { return .stop }
+                if workers.isStopping { state.stop = .shutdown; return .stop }
+                if !p.loss.isFinite {
+                    state.stop = .diverged("training diverged: the loss became \(p.loss) in epoch \(p.epoch), batch \(p.batch) "
+                        + "(try a smaller learning_rate); no model version was written")
                     return .stop
                 }
-            } catch StoreError.leaseLost {
-                stop = .leaseLost
-                return .stop
-            } catch {
-                workers.logger.warning("heartbeat failed; continuing", metadata: ["job": "\(job.id)", "error": "\(error)"])
+                let now = ContinuousClock.now
+                guard now - state.lastBeat >= interval || p.batch == p.batches else { return .proceed }
+                state.lastBeat = now
+                do {
+                    let progress = try JSONColumn(TrainingProgressDTO(p, resumedFrom: resumedFrom))
+                    if try store.heartbeat(jobID: job.id, owner: owner, progress: progress, leaseDuration: configuration.leaseSeconds) == .cancelRequested {
+                        state.stop = .cancelled
+                        return .stop
+                    }
+                } catch StoreError.leaseLost {
+                    state.stop = .leaseLost
+                    return .stop
+                } catch {
+                    workers.logger.warning("heartbeat failed; continuing", metadata: ["job": "\(job.id)", "error": "\(error)"])
+                }
+                return .proceed
             }
-            return .proceed
         }
-        switch stop {
+        let report: TrainingReport
+        do {
+            let start = network
+            do { report = try run(checkpoint?.trainer, &network) } catch let e as CheckpointError {
+                // A checkpoint that does not fit this run (it cannot, unless the code changed): start over.
+                workers.logger.warning("the job's checkpoint does not fit; starting from the beginning",
+                                       metadata: ["job": "\(job.id)", "error": "\(e)"])
+                checkpoint = nil
+                state.records = []
+                network = start
+                report = try run(nil, &network)
+            }
+        }
+        switch state.stop {
         case .cancelled:
             try store.finishCancelledJob(id: job.id, owner: owner)
             return
-        case .leaseLost, .shutdown:
-            return // the lease expires and a replica runs the job again from the start
+        case .leaseLost, .shutdown, .died:
+            return // the lease expires and a replica resumes the job from its last checkpoint
         case .diverged(let why):
             throw JobError(why)
         case nil:
@@ -107,119 +209,94 @@ struct TrainingJobRunner {
             throw JobError("training diverged: \(problem) (try a smaller learning_rate); no model version was written")
         }
 
-        var metrics: [String: JSONValue] = [
-            "train_accuracy": .number(Double(report.trainAccuracy)), "final_loss": .number(Double(report.finalLoss)),
-            "epochs_run": .number(Double(report.epochsRun)), "best_epoch": .number(Double(report.bestEpoch)),
-            "examples_per_second": .number(report.examplesPerSecond), "seconds": .number(report.seconds),
-            "stopped_early": .bool(report.stoppedEarly), "dataset_id": .string(dataset.id),
-            "validation_accuracy": report.validationAccuracy.map { .number(Double($0)) } ?? .null,
-            "validation_loss": report.validationLoss.map { .number(Double($0)) } ?? .null,
-        ]
+        var metrics = VersionMetrics(report: report, datasetID: dataset.id)
         if let shape = dataset.imageShape.flatMap({ try? JSONDecoder().decode([Int].self, from: Data($0.utf8)) }) {
             continual.imageShape = shape  // carried into the metrics below, and by later forgets
         }
-        var ledger: [LedgerEntry] = []
-        if let task = taskRequest {
+        var ledger: [LedgerBatch] = []
+        if case .task(let task) = params {
             continual.tasks += 1
             continual.nextWindowStart = report.nextWindowStart ?? continual.nextWindowStart
-            let kept = records.filter { !$0.skipped && $0.step < (report.keptSteps ?? Int.max) }
+            let kept = state.records.filter { !$0.skipped && $0.step < (report.keptSteps ?? Int.max) }
             ledger = kept.map { r in
-                LedgerEntry(modelID: modelID, version: 0, task: continual.tasks, epoch: r.epoch, batchIndex: r.batchIndex,
-                            examples: LedgerRows.encode(r.exampleIndices),
-                            windows: "[" + r.windows.map { "[\($0.lowerBound),\($0.upperBound)]" }.joined(separator: ",") + "]",
-                            datasetID: dataset.id)
+                LedgerBatch(task: continual.tasks, epoch: r.epoch, batchIndex: r.batchIndex, rows: r.exampleIndices,
+                            windows: r.windows, datasetID: dataset.id)
             }
-            metrics["task"] = .number(Double(continual.tasks))
-            metrics["task_name"] = .string(task.name)
-            metrics["grew_by"] = .number(Double(grewBy))
-            metrics["batches"] = .number(Double(ledger.count))
-            if let cols = report.windowColumns { metrics["window_columns"] = .array([.number(Double(cols.lowerBound)), .number(Double(cols.upperBound))]) }
+            metrics.task = continual.tasks
+            metrics.taskName = task.name
+            metrics.grewBy = grewBy
+            metrics.batches = ledger.count
+            metrics.windowColumns = report.windowColumns.map { [$0.lowerBound, $0.upperBound] }
         }
-        let trainedColumns = Set(ledger.flatMap { LedgerRows.windows($0.windows).flatMap { Array($0) } })
-        continual.resetColumns.removeAll(where: trainedColumns.contains) // retrained columns carry knowledge again
-        for (k, v) in continual.metrics { metrics[k] = v }
-        let metricsJSON = String(decoding: try JSONCoding.encoder.encode(JSONValue.object(metrics)), as: UTF8.self)
+        let trained = Set(ledger.flatMap { $0.windows.flatMap { Array($0) } })
+        continual.resetColumns.removeAll(where: trained.contains) // retrained columns carry knowledge again
+        continual.carry(into: &metrics)
         let usage = Self.meanActivations(network, data: data)
-        let weights = Data(ModelFile.encode(network))
         // Compute cut short by shutdown (ComputeCancellation) must never be stored: the job runs again.
         if workers.isStopping { return }
-        try store.transaction { s in
-            let v = try s.appendModelVersion(modelID: modelID, tenantID: tenant, parentVersion: base.version,
-                                             reason: isTask ? .task : .train, metrics: metricsJSON, weights: weights)
-            if !ledger.isEmpty { try s.appendLedger(ledger.map { var e = $0; e.version = v.version; return e }, tenantID: tenant) }
-            if grewBy > 0 {
-                // The model's shape follows its newest version: K grew.
-                let grown = ModelSpec(architecture: network.architecture, seed: spec.seed)
-                try s.updateModelArchitecture(modelID: modelID, tenantID: tenant,
-                                              architecture: String(decoding: try JSONCoding.encoder.encode(grown), as: UTF8.self))
-            }
-            let components = usage.enumerated().flatMap { block, means in
-                means.enumerated().map { k, mean in
-                    Component(modelID: modelID, version: v.version, block: block, column: k,
-                              provenance: trainedColumns.contains(k)
-                                  ? #"{"job_id":"\#(job.id)","dataset_id":"\#(dataset.id)","task":\#(continual.tasks)}"#
-                                  : #"{"job_id":"\#(job.id)","dataset_id":"\#(dataset.id)"}"#,
-                              state: continual.resetColumns.contains(k) && !trainedColumns.contains(k) ? .reset : .active,
-                              norms: #"{"mean_activation":\#(mean.isFinite ? mean : 0)}"#)
-                }
-            }
-            if !components.isEmpty { try s.upsertComponents(components, tenantID: tenant) }
-            let result = TrainResult(modelVersion: v.version, metrics: .object(metrics))
-            try s.completeJob(id: job.id, owner: owner, result: String(decoding: try JSONCoding.encoder.encode(result), as: UTF8.self))
-        }
+        try VersionWriter(store: store).commit(VersionCommit(
+            modelID: modelID, tenantID: tenant, parentVersion: base.version, reason: params.reason,
+            network: network, metrics: metrics, ledger: ledger,
+            components: usage.isEmpty ? .none : .measured(meanActivations: usage, trained: trained, reset: Set(continual.resetColumns),
+                                                          provenance: ComponentProvenance(jobID: job.id, datasetID: dataset.id, task: continual.tasks)),
+            grownSpec: grewBy > 0 ? ModelSpec(architecture: network.architecture, seed: spec.seed) : nil,
+            job: (job.id, owner)))
         workers.logger.info("job succeeded", metadata: ["job": "\(job.id)", "accuracy": "\(report.validationAccuracy ?? report.trainAccuracy)"])
+    }
+
+    /// Stores `checkpoint` as the job's; a lost lease stops the run, another failure only logs.
+    private func saveCheckpoint(_ checkpoint: TrainingCheckpoint, _ state: RunState) {
+        do {
+            let document = try JSONEncoder().encode(checkpoint)
+            try store.saveCheckpoint(JobCheckpoint(jobID: job.id, attempt: job.attempts, epoch: checkpoint.trainer.epoch,
+                                                   batch: checkpoint.trainer.batch, state: document), owner: owner)
+            state.lastCheckpoint = ContinuousClock.now
+            if workers.dieAfterCheckpoint(jobID: job.id, epoch: checkpoint.trainer.epoch, batch: checkpoint.trainer.batch) {
+                state.stop = .died
+            }
+        } catch StoreError.leaseLost {
+            state.stop = .leaseLost
+        } catch {
+            workers.logger.warning("checkpoint failed; continuing", metadata: ["job": "\(job.id)", "error": "\(error)"])
+        }
     }
 
     /// Mean activation of every basis vector of every block over `data` (empty for the MLP).
     static func meanActivations(_ network: any Network, data: LabeledDataset) -> [[Float]] {
-        let blocks: Int
-        switch network {
-        case is PFCClassifier: blocks = 1
-        case is ResidualPFCNetwork: blocks = 2
-        default: return []
-        }
-        var sums: [[Double]] = []
+        var means = ActivationMeans()
         var start = 0
         while start < data.count {
             let end = min(data.count, start + 500)
-            let (x, _) = data.batch(start..<end)
-            let acts: [PFCBlock.Activation]
-            if let n = network as? PFCClassifier { acts = [n.activation(x)] } else { acts = (network as! ResidualPFCNetwork).activations(x) }
-            if sums.isEmpty { sums = acts.map { [Double](repeating: 0, count: $0.hT.cols) } }
-            for (b, a) in acts.enumerated() {
-                for r in 0..<a.hT.rows { for k in 0..<a.hT.cols { sums[b][k] += Double(a.hT[r, k]) } }
-            }
+            means.add(network, inputs: data.batch(start..<end).0)
             start = end
         }
-        _ = blocks
-        return sums.map { $0.map { Float($0 / Double(max(1, data.count))) } }
+        return means.means
     }
 }
 
-/// A job that cannot run as queued.
-struct JobError: Error, CustomStringConvertible {
-    let description: String
-    init(_ d: String) { description = d }
-}
+/// Running mean activation of every basis vector of every PFC block over the inputs it was shown,
+/// for the `.measured` component rows of `VersionCommit`. A streamed task, which keeps no dataset,
+/// adds each mini-batch as it trains.
+struct ActivationMeans {
+    private var sums: [[Double]] = []
+    private var count = 0
 
-/// Training progress as stored on the job and sent to clients (nulls spelled out).
-struct ProgressDTO: Encodable {
-    let p: TrainingProgress
-    init(_ p: TrainingProgress) { self.p = p }
-    enum CodingKeys: String, CodingKey {
-        case epoch, epochs, batch, batches, loss, accuracy
-        case examplesPerSecond = "examples_per_second", validationLoss = "validation_loss", validationAccuracy = "validation_accuracy"
+    /// Adds the activations of `inputs` (d × B, one example per column); a network without PFC blocks adds nothing.
+    mutating func add(_ network: any Network, inputs x: Matrix) {
+        let acts: [PFCBlock.Activation]
+        if let n = network as? PFCClassifier { acts = [n.activation(x)] } else if let n = network as? ResidualPFCNetwork { acts = n.activations(x) } else { return }
+        if sums.isEmpty || sums.count != acts.count || zip(sums, acts).contains(where: { $0.count != $1.hT.cols }) {
+            // First batch, or K grew since the last one: columns added later start from zero.
+            sums = acts.enumerated().map { b, a in
+                (0..<a.hT.cols).map { k in b < sums.count && k < sums[b].count ? sums[b][k] : 0 }
+            }
+        }
+        for (b, a) in acts.enumerated() {
+            for r in 0..<a.hT.rows { for k in 0..<a.hT.cols { sums[b][k] += Double(a.hT[r, k]) } }
+        }
+        count += acts[0].hT.rows  // hᵀ is B × K: one row per example
     }
-    func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(p.epoch, forKey: .epoch)
-        try c.encode(p.epochs, forKey: .epochs)
-        try c.encode(p.batch, forKey: .batch)
-        try c.encode(p.batches, forKey: .batches)
-        try c.encode(p.loss.isFinite ? p.loss : 0, forKey: .loss)
-        try c.encode(p.accuracy, forKey: .accuracy)
-        try c.encode(p.examplesPerSecond.isFinite ? p.examplesPerSecond : 0, forKey: .examplesPerSecond)
-        try c.encode(p.validationLoss, forKey: .validationLoss)
-        try c.encode(p.validationAccuracy, forKey: .validationAccuracy)
-    }
+
+    /// The means per block and column (empty when nothing was added).
+    var means: [[Float]] { sums.map { $0.map { Float($0 / Double(max(1, count))) } } }
 }

@@ -93,8 +93,7 @@ extension PFCService {
             let (_, network) = try loadNetwork(modelID: analysis.modelID, tenantID: tenant, version: analysis.modelVersion)
             try checkDataset(dataset, against: network.architecture, tenantID: tenant)
             let params = AnalysisJobParams(analysisID: id, operation: .fit, datasetID: dataset.id, examples: body.examples, steps: body.steps)
-            let job = Job(tenantID: tenant, kind: "analysis", params: String(decoding: try JSONCoding.encoder.encode(params), as: UTF8.self),
-                          datasetID: dataset.id, modelID: analysis.modelID)
+            let job = try Job(tenantID: tenant, modelID: analysis.modelID, params: .analysis(params))
             try storeCall { try store.transaction { s in try quotas.admitJob(tenantID: tenant, in: s); try s.enqueue(job) } }
             workers.wake()
             return try JSONCoding.response(JobDTO(job: job), status: .accepted, headers: [("Location", "/v1/jobs/\(job.id)")])
@@ -124,8 +123,7 @@ extension PFCService {
         var stored = body
         stored.version = version
         let params = AnalysisJobParams(analysisID: StoreID.make(), operation: .compute, datasetID: dataset.id, examples: nil, steps: nil)
-        let job = Job(tenantID: tenantID, kind: "analysis", params: String(decoding: try JSONCoding.encoder.encode(params), as: UTF8.self),
-                      datasetID: dataset.id, modelID: modelID)
+        let job = try Job(tenantID: tenantID, modelID: modelID, params: .analysis(params))
         let analysis = Analysis(id: params.analysisID, tenantID: tenantID, modelID: modelID, modelVersion: version, datasetID: dataset.id,
                                 kind: body.method.rawValue, params: String(decoding: try JSONCoding.encoder.encode(stored), as: UTF8.self),
                                 state: "pending", jobID: job.id)

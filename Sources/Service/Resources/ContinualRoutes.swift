@@ -21,14 +21,10 @@ extension PFCService {
                 try store.modelVersions(modelID: id, tenantID: tenant, reason: .task, page: PageRequest(limit: page.limit, offset: page.offset))
             }
             let tasks = versions.items.compactMap { v -> TaskDTO? in
-                guard case .object(let m)? = JSONValue.parse(v.metrics), let n = m["task"]?.int else { return nil }
-                var columns: [Int]? = nil
-                if case .array(let a)? = m["window_columns"] { columns = a.compactMap(\.int) }
-                var name = "", dataset: String? = nil
-                if case .string(let s)? = m["task_name"] { name = s }
-                if case .string(let s)? = m["dataset_id"] { dataset = s }
-                return TaskDTO(task: n, name: name, modelVersion: v.version, datasetID: dataset, columns: columns,
-                               grewBy: m["grew_by"]?.int ?? 0, metrics: .object(m))
+                let m = VersionMetrics(column: v.metrics)
+                guard let n = m.task else { return nil }
+                return TaskDTO(task: n, name: m.taskName ?? "", modelVersion: v.version, datasetID: m.datasetID, columns: m.windowColumns,
+                               grewBy: m.grewBy ?? 0, metrics: m)
             }
             return try JSONCoding.response(ListPage(items: tasks, nextOffset: versions.nextOffset))
         }
@@ -64,7 +60,6 @@ extension PFCService {
 
     /// Validates a task against the model, its window position and capacity, and queues it.
     func enqueueTask(_ body: TaskRequest, modelID: String, tenantID: String) throws -> Job {
-        _ = try DatasetUpload.validName(body.name)
         try quotas.admitJob(tenantID: tenantID)
         let (model, dataset, latest) = try storeCall {
             try store.read { s in
@@ -74,7 +69,8 @@ extension PFCService {
         }
         let arch = try spec(of: model).architecture
         guard arch.kind.blockCount > 0 else { throw APIError.invalid("the sliding window trains PFC basis columns; a \(arch.kind.rawValue) model has none") }
-        let options = try body.trainingOptions(limits: configuration.limits, start: ContinualState(metrics: latest.metrics).nextWindowStart)
+        let params = try body.jobParams(limits: configuration.limits, start: ContinualState(metrics: latest.metrics).nextWindowStart)
+        let options = params.options
         try checkDataset(dataset, against: arch, tenantID: tenantID)
         let (_, network) = try loadNetwork(modelID: modelID, tenantID: tenantID, version: latest.version)
         let trainer = Trainer(options: options)
@@ -86,8 +82,7 @@ extension PFCService {
             throw APIError.invalid("this task's window would run to column \(need) but the model has K = \(network.architecture.basis) "
                 + "basis columns: it needs K = \(need); send \"grow\": true to append \(need - network.architecture.basis) fresh columns")
         }
-        let params = String(decoding: try JSONCoding.encoder.encode(body), as: UTF8.self)
-        let job = Job(tenantID: tenantID, kind: "task", params: params, datasetID: dataset.id, modelID: modelID)
+        let job = try Job(tenantID: tenantID, modelID: modelID, params: .task(params))
         try storeCall { try store.transaction { s in try quotas.admitJob(tenantID: tenantID, in: s); try s.enqueue(job) } }
         workers.wake()
         return job
@@ -125,7 +120,7 @@ extension PFCService {
             }
             if selected.isEmpty { throw APIError.notFound("trained batches containing those examples") }
         }
-        let ranges = selected.flatMap { LedgerRows.windows($0.windows) }
+        let ranges = selected.flatMap { $0.windows.map(\.range) }
         let columns = Set(Forgetting.columns(of: ranges))
         let state = ContinualState(metrics: latest.metrics)
         let previouslyReset = Set(state.resetColumns)
@@ -137,7 +132,7 @@ extension PFCService {
         }
         let selectedIDs = Set(selected.map(\.id))
         let collateral = entries.filter { e in
-            !selectedIDs.contains(e.id) && LedgerRows.windows(e.windows).contains { r in r.contains { columns.contains($0) } }
+            !selectedIDs.contains(e.id) && e.windows.contains { r in r.range.contains { columns.contains($0) } }
         }.map(\.id)
         var before: Float? = nil, after: Float? = nil
         if let evalID = body.evaluateOn {
@@ -162,40 +157,27 @@ extension PFCService {
 
         var newState = state
         newState.resetColumns = previouslyReset.union(toReset).sorted()
-        var metrics = newState.metrics
-        metrics["forget"] = .object([
-            "tenant_id": .string(tenantID), "at": .string(ISO8601DateFormatter().string(from: Date())),
-            "request": .object([
-                "batches": .array(selected.map { .string($0.id) }), "task": body.task.map { .number(Double($0)) } ?? .null,
-                "dataset_id": body.datasetID.map { .string($0) } ?? .null,
-            ]),
-            "columns": .array(toReset.map { .number(Double($0)) }),
-        ])
-        if let before, let after { metrics["accuracy_before"] = .number(Double(before)); metrics["accuracy_after"] = .number(Double(after)) }
-        let metricsJSON = String(decoding: try JSONCoding.encoder.encode(JSONValue.object(metrics)), as: UTF8.self)
-        let weights = Data(ModelFile.encode(result.network))
-        let blocks = network.architecture.kind.blockCount
+        var metrics = newState.versionMetrics
+        metrics.forget = ForgetRecord(tenantID: tenantID, at: ISO8601DateFormatter().string(from: Date()),
+                                      request: .init(batches: selected.map(\.id), task: body.task, datasetID: body.datasetID),
+                                      columns: toReset)
+        if let before, let after { metrics.accuracyBefore = Double(before); metrics.accuracyAfter = Double(after) }
         func text(_ v: JSONValue) throws -> String { String(decoding: try JSONCoding.encoder.encode(v), as: UTF8.self) }
         let auditRequest = try text(body.auditJSON)
         let auditBatches = try text(.array(selected.map { .string($0.id) }))
         let auditColumns = try text(.array(toReset.map { .number(Double($0)) }))
-        let (version, auditID) = try storeCall {
-            try store.transaction { s in
-                let v = try s.appendModelVersion(modelID: modelID, tenantID: tenantID, parentVersion: latest.version, reason: .forget,
-                                                 metrics: metricsJSON, weights: weights)
-                let audit = ForgetAudit(tenantID: tenantID, modelID: modelID, version: v.version, request: auditRequest,
-                                        batches: auditBatches, columnsReset: auditColumns,
-                                        accuracyBefore: before.map(Double.init), accuracyAfter: after.map(Double.init))
-                try s.insert(audit)
-                let components = (0..<blocks).flatMap { b in
-                    toReset.map { k in
-                        Component(modelID: modelID, version: v.version, block: b, column: k,
-                                  provenance: #"{"forgotten_by_version":\#(v.version)}"#, state: .reset, norms: #"{"mean_activation":0}"#)
-                    }
-                }
-                try s.upsertComponents(components, tenantID: tenantID)
-                return (v.version, audit.id)
-            }
+        var auditID = ""
+        let version = try storeCall {
+            try VersionWriter(store: store).commit(VersionCommit(
+                modelID: modelID, tenantID: tenantID, parentVersion: latest.version, reason: .forget, network: result.network,
+                metrics: metrics, components: .forgotten(columns: toReset, blocks: network.architecture.kind.blockCount),
+                extra: { s, v in
+                    let audit = ForgetAudit(tenantID: tenantID, modelID: modelID, version: v.version, request: auditRequest,
+                                            batches: auditBatches, columnsReset: auditColumns,
+                                            accuracyBefore: before.map(Double.init), accuracyAfter: after.map(Double.init))
+                    try s.insert(audit)
+                    auditID = audit.id
+                })).version
         }
         response.modelVersion = version
         response.versionCreated = true

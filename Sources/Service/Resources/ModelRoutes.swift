@@ -118,18 +118,16 @@ extension PFCService {
     /// Validates a training request against the model and dataset and queues the job.
     func enqueueTraining(_ body: TrainRequest, modelID: String, tenantID: String) throws -> Job {
         try quotas.admitJob(tenantID: tenantID)
-        let options = try body.trainingOptions(limits: configuration.limits)
-        _ = options
+        let params = try body.jobParams(limits: configuration.limits)
         let (model, dataset) = try storeCall {
             try store.read { s in
                 let m = try s.model(id: modelID, tenantID: tenantID)
-                if let v = body.version { _ = try s.modelVersion(modelID: modelID, version: v, tenantID: tenantID) }
-                return (m, try s.dataset(id: body.datasetID, tenantID: tenantID))
+                if let v = params.baseVersion { _ = try s.modelVersion(modelID: modelID, version: v, tenantID: tenantID) }
+                return (m, try s.dataset(id: params.datasetID, tenantID: tenantID))
             }
         }
         try checkDataset(dataset, against: try spec(of: model).architecture, tenantID: tenantID, perStepLabels: true)
-        let params = String(decoding: try JSONCoding.encoder.encode(body), as: UTF8.self)
-        let job = Job(tenantID: tenantID, kind: "train", params: params, datasetID: dataset.id, modelID: modelID)
+        let job = try Job(tenantID: tenantID, modelID: modelID, params: .train(params))
         try storeCall {
             try store.transaction { s in
                 try quotas.admitJob(tenantID: tenantID, in: s)

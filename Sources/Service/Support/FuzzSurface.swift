@@ -117,17 +117,16 @@ public enum FuzzSurface {
             }
         case "train":
             guard let b = try? JSONCoding.decode(TrainRequest.self, from: data),
-                  (try? b.trainingOptions(limits: limits)) != nil else { return }
-            // Stored as the job's params; the worker decodes them again.
-            roundTrip(b)
+                  let params = try? b.jobParams(limits: limits) else { return }
+            // The validated value is the job's params; the worker decodes exactly it.
+            roundTrip(params)
         case "task":
             guard let b = try? JSONCoding.decode(TaskRequest.self, from: data),
-                  (try? DatasetUpload.validName(b.name)) != nil,
-                  let options = try? b.trainingOptions(limits: limits, start: 0) else { return }
-            let trainer = Trainer(options: options)
+                  let params = try? b.jobParams(limits: limits, start: 0) else { return }
+            let trainer = Trainer(options: params.options)
             // enqueueTask compares this with the model's K (the dataset's size comes from the store).
             _ = trainer.requiredBasis(trainingExamples: trainer.trainingExamples(fromDataSetOf: examples))
-            roundTrip(b)
+            roundTrip(params)
         case "forget":
             guard let b = try? JSONCoding.decode(ForgetRequest.self, from: data) else { return }
             // Stored in the audit record.

@@ -65,7 +65,7 @@ extension StoreOperations {
 
     /// Extends the lease and records progress JSON (when given). Tells the worker whether the
     /// job was cancelled; throws `leaseLost` when the job is no longer running under `owner`.
-    public func heartbeat(jobID: String, owner: String, progress: String? = nil, leaseDuration: TimeInterval,
+    public func heartbeat(jobID: String, owner: String, progress: JSONColumn? = nil, leaseDuration: TimeInterval,
                           now: Date = StoreClock.now()) throws -> JobControl {
         try withSession(writing: true) { session in
             guard let row = try session.connection.queryOne("""
@@ -80,7 +80,7 @@ extension StoreOperations {
 
     /// Marks a running job succeeded with its result JSON (use inside the transaction that
     /// stores what the job made). Throws `leaseLost` if `owner` no longer holds it.
-    public func completeJob(id: String, owner: String, result: String, now: Date = StoreClock.now()) throws {
+    public func completeJob(id: String, owner: String, result: JSONColumn, now: Date = StoreClock.now()) throws {
         try finishJob(id: id, owner: owner, state: .succeeded, result: result, error: nil, now: now)
     }
 
@@ -94,13 +94,14 @@ extension StoreOperations {
         try finishJob(id: id, owner: owner, state: .cancelled, result: nil, error: nil, now: now)
     }
 
-    private func finishJob(id: String, owner: String, state: JobState, result: String?, error: String?, now: Date) throws {
+    private func finishJob(id: String, owner: String, state: JobState, result: JSONColumn?, error: String?, now: Date) throws {
         try withSession(writing: true) { session in
             if try session.connection.execute("""
                 UPDATE jobs SET state = \(state), result = \(result), error = \(error), finished_at = \(now),
                 lease_owner = NULL, lease_expires_at = NULL
                 WHERE id = \(id) AND lease_owner = \(owner) AND state = 'running'
                 """) == 0 { throw StoreError.leaseLost(jobID: id) }
+            try session.deleteCheckpoints(jobIDs: [id])  // a job's checkpoint ends with it
         }
     }
 
@@ -115,7 +116,10 @@ extension StoreOperations {
             try session.connection.execute("""
                 UPDATE jobs SET cancel_requested = \(true) WHERE id = \(id) AND tenant_id = \(tenantID) AND state = 'running'
                 """)
-            return try session.job(id: id, tenantID: tenantID)
+            let job = try session.job(id: id, tenantID: tenantID)
+            // A queued job may hold the checkpoint of an earlier attempt.
+            if job.state == .cancelled { try session.deleteCheckpoints(jobIDs: [id]) }
+            return job
         }
     }
 
@@ -126,15 +130,16 @@ extension StoreOperations {
         try withSession(writing: true) { session in
             let expired: SQL = "state = 'running' AND lease_expires_at < \(now)"
             let cleared: SQL = "lease_owner = NULL, lease_expires_at = NULL"
-            _ = try session.connection.query("""
+            let cancelled = try session.connection.query("""
                 UPDATE jobs SET state = 'cancelled', finished_at = \(now), \(sql: cleared)
                 WHERE \(sql: expired) AND cancel_requested = \(true) RETURNING id
-                """)
+                """).map { try $0.string("id") }
             let failed = try session.connection.query("""
                 UPDATE jobs SET state = 'failed', finished_at = \(now), \(sql: cleared),
                 error = 'lease expired ' || CAST(attempts AS text) || ' time(s); giving up'
                 WHERE \(sql: expired) AND attempts >= max_attempts RETURNING id
                 """).map { try $0.string("id") }
+            try session.deleteCheckpoints(jobIDs: cancelled + failed)  // requeued jobs keep theirs: they resume from it
             let requeued = try session.connection.query("""
                 UPDATE jobs SET state = 'queued', \(sql: cleared) WHERE \(sql: expired) RETURNING id
                 """).map { try $0.string("id") }

@@ -12,7 +12,7 @@ extension StoreOperations {
                 try session.connection.execute("""
                     INSERT INTO batch_ledger (id, model_id, version, task, epoch, batch_index, examples, windows, dataset_id, created_at)
                     VALUES (\(entry.id), \(entry.modelID), \(entry.version), \(entry.task), \(entry.epoch), \(entry.batchIndex),
-                    \(entry.examples), \(entry.windows), \(entry.datasetID), \(entry.createdAt))
+                    \(entry.examples), \(try JSONColumn(entry.windows)), \(entry.datasetID), \(entry.createdAt))
                     """)
             }
         }

@@ -53,7 +53,7 @@ extension StoreOperations {
     /// Appends the next version (highest + 1, or 1) and returns it. Two writers racing for
     /// the same number get `conflict` for the loser.
     public func appendModelVersion(modelID: String, tenantID: String, parentVersion: Int?, reason: VersionReason,
-                                   metrics: String = "{}", weights: Data) throws -> ModelVersion {
+                                   metrics: JSONColumn = .emptyObject, weights: Data) throws -> ModelVersion {
         try withSession(writing: true) { session in
             // Two jobs of one model finishing at once (two replicas) must not both take max + 1: on
             // PostgreSQL a row lock on the model serialises the numbering (SQLite writers are serial).
@@ -125,7 +125,7 @@ extension StoreOperations {
     }
 
     /// Replaces a version's metrics JSON.
-    public func updateMetrics(modelID: String, version: Int, tenantID: String, metrics: String) throws {
+    public func updateMetrics(modelID: String, version: Int, tenantID: String, metrics: JSONColumn) throws {
         try withSession(writing: true) { session in
             try session.requireModel(modelID, tenantID: tenantID)
             try session.requireChange(

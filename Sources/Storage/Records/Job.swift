@@ -9,19 +9,22 @@ public enum JobState: String, Codable, Sendable, CaseIterable, SQLBindable {
     public var isTerminal: Bool { self == .succeeded || self == .failed || self == .cancelled }
 }
 
-/// A queued or finished job. JSON columns (`params`, `progress`, `result`) are raw JSON text.
+/// A queued or finished job. Its JSON columns (`params`, `progress`, `result`) are `JSONColumn`s: the
+/// service stores and reads them as its typed values for the job's kind.
 public struct Job: Codable, Sendable, Equatable {
     public var id: String
     public var tenantID: String
-    /// e.g. `train`, `task`, `forget`, `analysis`.
+    /// The job kind's name (the service maps it to its typed kind; a claimed job of a kind it does
+    /// not know fails).
     public var kind: String
-    public var params: String
+    /// The kind's validated parameters.
+    public var params: JSONColumn
     /// The dataset the job reads, if any (a dataset in use cannot be deleted).
     public var datasetID: String?
     public var modelID: String?
     public var state: JobState
-    public var progress: String?
-    public var result: String?
+    public var progress: JSONColumn?
+    public var result: JSONColumn?
     public var error: String?
     /// Times a worker claimed (started) the job: 1 after a single run, 2 for a job whose lease
     /// expired and that another worker then ran again.
@@ -37,7 +40,7 @@ public struct Job: Codable, Sendable, Equatable {
     public var finishedAt: Date?
 
     /// A new queued job with a fresh id.
-    public init(id: String = StoreID.make(), tenantID: String, kind: String, params: String = "{}",
+    public init(id: String = StoreID.make(), tenantID: String, kind: String, params: JSONColumn = .emptyObject,
                 datasetID: String? = nil, modelID: String? = nil, maxAttempts: Int = 3, createdAt: Date = StoreClock.now()) {
         self.id = id
         self.tenantID = tenantID
@@ -56,12 +59,12 @@ public struct Job: Codable, Sendable, Equatable {
         id = try row.string("id")
         tenantID = try row.string("tenant_id")
         kind = try row.string("kind")
-        params = try row.string("params")
+        params = try row.json("params")
         datasetID = try row.optionalString("dataset_id")
         modelID = try row.optionalString("model_id")
         state = try row.decode("state", as: JobState.self)
-        progress = try row.optionalString("progress")
-        result = try row.optionalString("result")
+        progress = try row.optionalJSON("progress")
+        result = try row.optionalJSON("result")
         error = try row.optionalString("error")
         attempts = try row.int("attempts")
         maxAttempts = try row.int("max_attempts")

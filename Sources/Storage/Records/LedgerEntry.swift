@@ -12,14 +12,14 @@ public struct LedgerEntry: Codable, Sendable, Equatable {
     public var batchIndex: Int
     /// The batch's example ids or range, encoded by the PFC ledger codec.
     public var examples: Data
-    /// Window columns per block as JSON, e.g. `[[0,16],[0,8]]` ([c0, c1) per block).
-    public var windows: String
+    /// The learnable window [c0, c1) of every block (stored as `[[0,16],[0,16]]`).
+    public var windows: [ColumnRange]
     public var datasetID: String?
     public var createdAt: Date
 
     /// A new ledger row with a fresh id.
     public init(id: String = StoreID.make(), modelID: String, version: Int, task: Int, epoch: Int, batchIndex: Int,
-                examples: Data, windows: String, datasetID: String? = nil, createdAt: Date = StoreClock.now()) {
+                examples: Data, windows: [ColumnRange], datasetID: String? = nil, createdAt: Date = StoreClock.now()) {
         self.id = id
         self.modelID = modelID
         self.version = version
@@ -35,7 +35,7 @@ public struct LedgerEntry: Codable, Sendable, Equatable {
     init(row: Row) throws {
         self.init(id: try row.string("id"), modelID: try row.string("model_id"), version: try row.int("version"),
                   task: try row.int("task"), epoch: try row.int("epoch"), batchIndex: try row.int("batch_index"),
-                  examples: try row.data("examples"), windows: try row.string("windows"),
+                  examples: try row.data("examples"), windows: try row.json("windows").decode([ColumnRange].self),
                   datasetID: try row.optionalString("dataset_id"), createdAt: try row.date("created_at"))
     }
 }
@@ -51,15 +51,15 @@ public struct Component: Codable, Sendable, Equatable {
     public var version: Int
     public var block: Int
     public var column: Int
-    /// Provenance JSON: the task and batches that trained it.
-    public var provenance: String
+    /// Provenance: the job, dataset and task that trained it, or the forget that reset it.
+    public var provenance: JSONColumn
     public var state: ComponentState
-    /// Norms JSON.
-    public var norms: String
+    /// Statistics of the column (the service's typed norms).
+    public var norms: JSONColumn
 
     /// A component record.
-    public init(modelID: String, version: Int, block: Int, column: Int, provenance: String,
-                state: ComponentState = .active, norms: String = "{}") {
+    public init(modelID: String, version: Int, block: Int, column: Int, provenance: JSONColumn,
+                state: ComponentState = .active, norms: JSONColumn = .emptyObject) {
         self.modelID = modelID
         self.version = version
         self.block = block
@@ -71,7 +71,7 @@ public struct Component: Codable, Sendable, Equatable {
 
     init(row: Row) throws {
         self.init(modelID: try row.string("model_id"), version: try row.int("version"), block: try row.int("block"),
-                  column: try row.int("column_index"), provenance: try row.string("provenance"),
-                  state: try row.decode("state", as: ComponentState.self), norms: try row.string("norms"))
+                  column: try row.int("column_index"), provenance: try row.json("provenance"),
+                  state: try row.decode("state", as: ComponentState.self), norms: try row.json("norms"))
     }
 }

@@ -41,12 +41,12 @@ public struct ModelVersion: Codable, Sendable, Equatable {
     public var version: Int
     public var parentVersion: Int?
     public var reason: VersionReason
-    /// Metrics JSON.
-    public var metrics: String
+    /// The version's metrics (the service's typed metrics).
+    public var metrics: JSONColumn
     public var createdAt: Date
 
     /// A version record (its weights are passed to `insertModelVersion`).
-    public init(modelID: String, version: Int, parentVersion: Int?, reason: VersionReason, metrics: String = "{}",
+    public init(modelID: String, version: Int, parentVersion: Int?, reason: VersionReason, metrics: JSONColumn = .emptyObject,
                 createdAt: Date = StoreClock.now()) {
         self.modelID = modelID
         self.version = version
@@ -59,6 +59,6 @@ public struct ModelVersion: Codable, Sendable, Equatable {
     init(row: Row) throws {
         self.init(modelID: try row.string("model_id"), version: try row.int("version"),
                   parentVersion: try row.optionalInt("parent_version"), reason: try row.decode("reason", as: VersionReason.self),
-                  metrics: try row.string("metrics"), createdAt: try row.date("created_at"))
+                  metrics: try row.json("metrics"), createdAt: try row.date("created_at"))
     }
 }

@@ -1,0 +1,229 @@
+// JobModel: the typed job model. Every job has a `JobKind`; its parameters are the *validated* value
+// of that kind (the engine's `TrainingOptions` for train and task jobs), stored as they were
+// validated at submit time and decoded, not re-validated, by the worker; its progress and result are
+// typed too. Storage keeps them as `JSONColumn`s and never sees these types.
+import Foundation
+import HTTP
+import PFC
+import Storage
+
+/// What a job does. A claimed job whose kind is not one of these fails (`JobParams.decode`).
+enum JobKind: String, Codable, CaseIterable, Sendable {
+    /// Train a model on a dataset (`POST /v1/models/{id}/train`).
+    case train
+    /// A continual-learning increment with the sliding learnable window (`POST /v1/models/{id}/tasks`).
+    case task
+    /// An NPEFF analysis or a coefficient fit.
+    case analysis
+
+    /// Train and task jobs store checkpoints and resume from them.
+    var checkpoints: Bool { self != .analysis }
+}
+
+/// A train job's validated parameters.
+struct TrainJobParams: Codable, Sendable, Equatable {
+    var datasetID: String
+    /// Start from this version; nil: the latest when the job runs.
+    var baseVersion: Int?
+    var options: TrainingOptions
+}
+
+/// A task job's validated parameters. `options.slidingWindow` holds the validated schedule; its
+/// `start` is where the window stood at submit time and is moved, when the job runs, to where the
+/// job's base version left it (§3.1: the window keeps sliding across tasks).
+struct TaskJobParams: Codable, Sendable, Equatable {
+    var name: String
+    var datasetID: String
+    var options: TrainingOptions
+    /// Append fresh columns when the window would run past K.
+    var grow: Bool
+}
+
+/// A job's parameters, by kind.
+enum JobParams: Sendable {
+    case train(TrainJobParams)
+    case task(TaskJobParams)
+    case analysis(AnalysisJobParams)
+
+    var kind: JobKind {
+        switch self {
+        case .train: return .train
+        case .task: return .task
+        case .analysis: return .analysis
+        }
+    }
+
+    /// The dataset the job reads (kept on the job row, so the dataset cannot be deleted meanwhile).
+    var datasetID: String {
+        switch self {
+        case .train(let p): return p.datasetID
+        case .task(let p): return p.datasetID
+        case .analysis(let p): return p.datasetID
+        }
+    }
+
+    func column() throws -> JSONColumn {
+        switch self {
+        case .train(let p): return try JSONColumn(p)
+        case .task(let p): return try JSONColumn(p)
+        case .analysis(let p): return try JSONColumn(p)
+        }
+    }
+
+    /// The stored job's parameters; a clear `JobError` for a kind this server does not run or
+    /// parameters that are not that kind's. Train and task jobs queued by a server from before the
+    /// typed job model stored the request itself; those are validated here, against `limits`, once.
+    static func decode(_ job: Job, limits: ServiceLimits) throws(JobError) -> JobParams {
+        guard let kind = JobKind(rawValue: job.kind) else {
+            throw JobError("unknown job kind \"\(job.kind)\": this server runs \(JobKind.allCases.map(\.rawValue).joined(separator: ", ")) jobs")
+        }
+        do {
+            switch kind {
+            case .train:
+                if let p = try? job.params.decode(TrainJobParams.self) { return .train(p) }
+                guard let legacy = try? JSONCoding.decode(TrainRequest.self, from: job.params.bytes) else {
+                    return .train(try job.params.decode(TrainJobParams.self))  // throws the decoding error
+                }
+                return .train(try legacy.jobParams(limits: limits))
+            case .task:
+                if let p = try? job.params.decode(TaskJobParams.self) { return .task(p) }
+                guard let legacy = try? JSONCoding.decode(TaskRequest.self, from: job.params.bytes) else {
+                    return .task(try job.params.decode(TaskJobParams.self))
+                }
+                return .task(try legacy.jobParams(limits: limits, start: 0))  // the runner moves the window's start
+            case .analysis: return .analysis(try job.params.decode(AnalysisJobParams.self))
+            }
+        } catch let e as HTTPError {
+            throw JobError("the parameters of this \(kind.rawValue) job are invalid: \(e.message)")
+        } catch {
+            throw JobError("the parameters of this \(kind.rawValue) job are unreadable: \(error)")
+        }
+    }
+}
+
+extension Job {
+    /// A queued job of `params`' kind, holding exactly the validated `params`.
+    init(tenantID: String, modelID: String?, params: JobParams) throws {
+        self.init(tenantID: tenantID, kind: params.kind.rawValue, params: try params.column(), datasetID: params.datasetID, modelID: modelID)
+    }
+
+    /// The job's kind; nil for a kind this server does not know.
+    var jobKind: JobKind? { JobKind(rawValue: kind) }
+}
+
+/// Where a resumed run continued: the epoch and batch of its first batch.
+struct ResumePoint: Codable, Sendable, Equatable {
+    var epoch: Int
+    /// 0-based batch within `epoch` (0: the epoch's start).
+    var batch: Int
+}
+
+/// Training progress as stored on the job and sent to clients (nulls spelled out, as openapi's
+/// `Progress` requires them).
+struct TrainingProgressDTO: Codable, Sendable, Equatable {
+    var epoch: Int
+    var epochs: Int
+    var batch: Int
+    var batches: Int
+    var loss: Float
+    var accuracy: Float
+    var examplesPerSecond: Double
+    var validationLoss: Float?
+    var validationAccuracy: Float?
+    /// Set when this attempt continued from a checkpoint.
+    var resumedFrom: ResumePoint?
+
+    init(_ p: TrainingProgress, resumedFrom: ResumePoint?) {
+        epoch = p.epoch; epochs = p.epochs; batch = p.batch; batches = p.batches
+        loss = p.loss.isFinite ? p.loss : 0
+        accuracy = p.accuracy
+        examplesPerSecond = p.examplesPerSecond.isFinite ? p.examplesPerSecond : 0
+        validationLoss = p.validationLoss.flatMap { $0.isFinite ? $0 : nil }
+        validationAccuracy = p.validationAccuracy
+        self.resumedFrom = resumedFrom
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case epoch, epochs, batch, batches, loss, accuracy
+        case examplesPerSecond = "examples_per_second", validationLoss = "validation_loss", validationAccuracy = "validation_accuracy"
+        case resumedFrom = "resumed_from"
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(epoch, forKey: .epoch)
+        try c.encode(epochs, forKey: .epochs)
+        try c.encode(batch, forKey: .batch)
+        try c.encode(batches, forKey: .batches)
+        try c.encode(loss, forKey: .loss)
+        try c.encode(accuracy, forKey: .accuracy)
+        try c.encode(examplesPerSecond, forKey: .examplesPerSecond)
+        try c.encode(validationLoss, forKey: .validationLoss)
+        try c.encode(validationAccuracy, forKey: .validationAccuracy)
+        try c.encodeIfPresent(resumedFrom, forKey: .resumedFrom)
+    }
+}
+
+/// A job's progress, by kind.
+enum JobProgress: Encodable {
+    case training(TrainingProgressDTO)
+    case analysis(AnalysisProgressDTO)
+
+    /// The stored progress of a job of `kind` (nil when there is none or it is unreadable).
+    init?(kind: JobKind?, column: JSONColumn?) {
+        guard let kind, let column else { return nil }
+        switch kind {
+        case .train, .task:
+            guard let p = try? column.decode(TrainingProgressDTO.self) else { return nil }
+            self = .training(p)
+        case .analysis:
+            guard let p = try? column.decode(AnalysisProgressDTO.self) else { return nil }
+            self = .analysis(p)
+        }
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        switch self {
+        case .training(let p): try p.encode(to: encoder)
+        case .analysis(let p): try p.encode(to: encoder)
+        }
+    }
+}
+
+/// What a finished train or task job produced (the job's result).
+struct TrainResult: Codable, Sendable {
+    var modelVersion: Int
+    var metrics: VersionMetrics
+    enum CodingKeys: String, CodingKey { case modelVersion = "model_version", metrics }
+}
+
+/// A job's result, by kind.
+enum JobResult: Encodable {
+    case training(TrainResult)
+    case analysis(AnalysisJobResult)
+
+    init?(kind: JobKind?, column: JSONColumn?) {
+        guard let kind, let column else { return nil }
+        switch kind {
+        case .train, .task:
+            guard let r = try? column.decode(TrainResult.self) else { return nil }
+            self = .training(r)
+        case .analysis:
+            guard let r = try? column.decode(AnalysisJobResult.self) else { return nil }
+            self = .analysis(r)
+        }
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        switch self {
+        case .training(let r): try r.encode(to: encoder)
+        case .analysis(let r): try r.encode(to: encoder)
+        }
+    }
+}
+
+/// A job that cannot run as queued.
+struct JobError: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d }
+}
