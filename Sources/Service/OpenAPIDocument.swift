@@ -159,13 +159,18 @@ paths:
     post:
       operationId: createDataset
       tags: [datasets]
-      summary: Upload a dataset (JSON, CSV, or streamed NDJSON).
+      summary: Upload a dataset (JSON, or streamed CSV, NDJSON or NumPy .npy).
       description: |
-        Three body formats:
+        Four body formats:
 
-        - `application/json`: the whole dataset in one object.
+        - `application/json`: the whole dataset in one object (at most 64 MiB).
         - `text/csv`: one example per line, the label first and then the features; a header row is
-          allowed. The `name` query parameter is required, `image_shape` optional.
+          allowed. Read as it streams, of any size up to the streamed limit (1 GiB). The `name` query
+          parameter is required, `image_shape` optional.
+        - `application/x-npy`: a NumPy `.npy` file (format 1.0–3.0) holding a 2-D C-order array of
+          uint8, float32 or float64 (little-endian), one example per row, the label in the first column
+          as in CSV; `scale` multiplies the features (e.g. `1/255` for raw pixels). Streamed, up to 1 GiB.
+          The `name` query parameter is required.
         - `application/x-ndjson`: one `{"features": [number], "label": int}` object per line; may
           be sent with chunked transfer encoding, of any size. The `name` query parameter is
           required, `image_shape` optional.
@@ -199,8 +204,13 @@ paths:
         - name: image_shape
           in: query
           required: false
-          description: 'For `text/csv` and `application/x-ndjson`: the examples are images of this height and width, e.g. `8,8` (height × width = features).'
+          description: 'For `text/csv`, `application/x-ndjson` and `application/x-npy`: the examples are images of this height and width, e.g. `8,8` (height × width = features).'
           schema: { type: string, pattern: '^[1-9][0-9]{0,5},[1-9][0-9]{0,5}$', example: "8,8" }
+        - name: scale
+          in: query
+          required: false
+          description: 'For `application/x-npy`: a positive factor applied to every feature (not the label), a number or a fraction such as `1/255`.'
+          schema: { type: string, pattern: '^[0-9.eE+-]+(/[0-9.eE+-]+)?$', example: "1/255" }
       requestBody:
         required: true
         content:
@@ -216,6 +226,11 @@ paths:
               type: string
               description: 'One JSON object per line: `{"features": [number] or [[number]] (T steps of d), "label": int or [int or null] (one per step)}`.'
               example: "{\"features\": [0.0, 1.5, 3.0], \"label\": 0}\n{\"features\": [2.0, 0.5, 0.0], \"label\": 1}\n"
+          application/x-npy:
+            schema:
+              type: string
+              format: binary
+              description: 'A .npy file: shape (examples, 1 + features), dtype uint8, float32 or float64.'
       responses:
         "201":
           description: Created.
