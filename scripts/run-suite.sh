@@ -41,6 +41,9 @@ python3 Tests/Integration/resume.py .build/debug/pfc-server; stage $? 5 5
 echo "== SIGTERM during compute"
 python3 Tests/Integration/shutdown.py .build/debug/pfc-server; stage $? 1
 
+echo "== safetensors export read by NumPy, and imported back"
+python3 Tests/Integration/safetensors_numpy.py .build/debug/pfc-server; stage $? 1
+
 echo "== the offline CLI (train, evaluate)"
 scripts/check-cli.sh .build/debug/pfc-server; stage $? 1
 

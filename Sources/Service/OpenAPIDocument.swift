@@ -159,13 +159,18 @@ paths:
     post:
       operationId: createDataset
       tags: [datasets]
-      summary: Upload a dataset (JSON, CSV, or streamed NDJSON).
+      summary: Upload a dataset (JSON, or streamed CSV, NDJSON or NumPy .npy).
       description: |
-        Three body formats:
+        Four body formats:
 
-        - `application/json`: the whole dataset in one object.
+        - `application/json`: the whole dataset in one object (at most 64 MiB).
         - `text/csv`: one example per line, the label first and then the features; a header row is
-          allowed. The `name` query parameter is required, `image_shape` optional.
+          allowed. Read as it streams, of any size up to the streamed limit (1 GiB). The `name` query
+          parameter is required, `image_shape` optional.
+        - `application/x-npy`: a NumPy `.npy` file (format 1.0–3.0) holding a 2-D C-order array of
+          uint8, float32 or float64 (little-endian), one example per row, the label in the first column
+          as in CSV; `scale` multiplies the features (e.g. `1/255` for raw pixels). Streamed, up to 1 GiB.
+          The `name` query parameter is required.
         - `application/x-ndjson`: one `{"features": [number], "label": int}` object per line; may
           be sent with chunked transfer encoding, of any size. The `name` query parameter is
           required, `image_shape` optional.
@@ -199,8 +204,13 @@ paths:
         - name: image_shape
           in: query
           required: false
-          description: 'For `text/csv` and `application/x-ndjson`: the examples are images of this height and width, e.g. `8,8` (height × width = features).'
+          description: 'For `text/csv`, `application/x-ndjson` and `application/x-npy`: the examples are images of this height and width, e.g. `8,8` (height × width = features).'
           schema: { type: string, pattern: '^[1-9][0-9]{0,5},[1-9][0-9]{0,5}$', example: "8,8" }
+        - name: scale
+          in: query
+          required: false
+          description: 'For `application/x-npy`: a positive factor applied to every feature (not the label), a number or a fraction such as `1/255`.'
+          schema: { type: string, pattern: '^[0-9.eE+-]+(/[0-9.eE+-]+)?$', example: "1/255" }
       requestBody:
         required: true
         content:
@@ -216,6 +226,11 @@ paths:
               type: string
               description: 'One JSON object per line: `{"features": [number] or [[number]] (T steps of d), "label": int or [int or null] (one per step)}`.'
               example: "{\"features\": [0.0, 1.5, 3.0], \"label\": 0}\n{\"features\": [2.0, 0.5, 0.0], \"label\": 1}\n"
+          application/x-npy:
+            schema:
+              type: string
+              format: binary
+              description: 'A .npy file: shape (examples, 1 + features), dtype uint8, float32 or float64.'
       responses:
         "201":
           description: Created.
@@ -404,6 +419,116 @@ paths:
           content:
             application/json:
               schema: { $ref: "#/components/schemas/ModelVersionList" }
+        "400": { $ref: "#/components/responses/BadRequest" }
+        "401": { $ref: "#/components/responses/Unauthorized" }
+        "404": { $ref: "#/components/responses/NotFound" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
+        "500": { $ref: "#/components/responses/InternalError" }
+        "503": { $ref: "#/components/responses/Unavailable" }
+
+  /v1/models/import:
+    post:
+      operationId: importModel
+      tags: [models]
+      summary: Create a model from a model file (.pfc or safetensors), at version 1 (reason import).
+      description: |
+        The body is a file as `GET /v1/models/{id}/versions/{v}/weights` exports it: the service's own
+        `.pfc` model file (also what `pfc-server train --out` writes) or a safetensors file whose
+        `__metadata__` holds `architecture` (the model's architecture JSON), `parameters` (tensor names in
+        network order) and `nonnegative`. The format is read from the bytes; a Content-Type of
+        `application/x-safetensors` must match them. The architecture must fit the creation limits
+        (`max_basis`, `max_iterations`, `max_input_dim`, `max_output_dim`, `max_parameters`) and account for
+        exactly the weights present, every tensor F32 with its shape matching its bytes. A corrupt,
+        truncated or mismatched file is refused with 422 saying why, and nothing is stored. The body limit
+        is 4 × `max_parameters` bytes plus 16 MiB. Export → import → export is bit-exact in both formats.
+      parameters:
+        - name: name
+          in: query
+          required: false
+          description: The new model's name (default `imported model`), at most 200 characters.
+          schema: { type: string, minLength: 1, maxLength: 200 }
+      requestBody:
+        required: true
+        content:
+          application/octet-stream:
+            schema: { type: string, format: binary }
+          application/x-safetensors:
+            schema: { type: string, format: binary }
+      responses:
+        "201":
+          description: Created, at version 1.
+          headers:
+            X-Request-Id: { $ref: "#/components/headers/X-Request-Id" }
+            Location: { $ref: "#/components/headers/LocationModel" }
+          content:
+            application/json:
+              schema: { $ref: "#/components/schemas/Model" }
+        "400": { $ref: "#/components/responses/BadRequest" }
+        "401": { $ref: "#/components/responses/Unauthorized" }
+        "403": { $ref: "#/components/responses/QuotaExceeded" }
+        "413": { $ref: "#/components/responses/PayloadTooLarge" }
+        "415": { $ref: "#/components/responses/UnsupportedMediaType" }
+        "422": { $ref: "#/components/responses/UnprocessableEntity" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
+        "500": { $ref: "#/components/responses/InternalError" }
+        "503": { $ref: "#/components/responses/Unavailable" }
+
+  /v1/models/{id}/versions/{v}:
+    parameters:
+      - $ref: "#/components/parameters/ModelId"
+      - $ref: "#/components/parameters/VersionNumber"
+    get:
+      operationId: getModelVersion
+      tags: [models]
+      summary: One version of the model (reason, parent, metrics).
+      responses:
+        "200":
+          description: The version.
+          headers:
+            X-Request-Id: { $ref: "#/components/headers/X-Request-Id" }
+          content:
+            application/json:
+              schema: { $ref: "#/components/schemas/ModelVersion" }
+        "400": { $ref: "#/components/responses/BadRequest" }
+        "401": { $ref: "#/components/responses/Unauthorized" }
+        "404": { $ref: "#/components/responses/NotFound" }
+        "429": { $ref: "#/components/responses/TooManyRequests" }
+        "500": { $ref: "#/components/responses/InternalError" }
+        "503": { $ref: "#/components/responses/Unavailable" }
+
+  /v1/models/{id}/versions/{v}/weights:
+    parameters:
+      - $ref: "#/components/parameters/ModelId"
+      - $ref: "#/components/parameters/VersionNumber"
+    get:
+      operationId: exportModelWeights
+      tags: [models]
+      summary: Download a version's weights as a .pfc model file or a safetensors file.
+      description: |
+        `application/octet-stream`: the service's `.pfc` model file (architecture JSON, named float32
+        matrices, CRC-32), as stored. With `Accept: application/x-safetensors` or `?format=safetensors`: a
+        safetensors file, one F32 tensor per parameter (row-major, rows × cols; `wx` is d × K), with the
+        architecture JSON in `__metadata__.architecture`, so the weights open in PyTorch, NumPy or JAX.
+        Both import back with `POST /v1/models/import`.
+      parameters:
+        - name: format
+          in: query
+          required: false
+          description: pfc (default) or safetensors; overrides Accept.
+          schema: { type: string, enum: [pfc, safetensors] }
+      responses:
+        "200":
+          description: The file, with a Content-Disposition naming it.
+          headers:
+            X-Request-Id: { $ref: "#/components/headers/X-Request-Id" }
+            Content-Disposition:
+              description: attachment; filename="NAME-vV.pfc" (or .safetensors)
+              schema: { type: string }
+          content:
+            application/octet-stream:
+              schema: { type: string, format: binary }
+            application/x-safetensors:
+              schema: { type: string, format: binary }
         "400": { $ref: "#/components/responses/BadRequest" }
         "401": { $ref: "#/components/responses/Unauthorized" }
         "404": { $ref: "#/components/responses/NotFound" }
@@ -1145,6 +1270,12 @@ components:
       required: true
       description: The model's id.
       schema: { type: string }
+    VersionNumber:
+      name: v
+      in: path
+      required: true
+      description: The version number (0 is the freshly initialized model).
+      schema: { type: integer, minimum: 0 }
     JobId:
       name: id
       in: path
@@ -1451,7 +1582,7 @@ components:
       properties:
         version: { type: integer, minimum: 0 }
         parent_version: { type: [integer, "null"], minimum: 0 }
-        reason: { type: string, enum: [create, train, task, forget, perturb] }
+        reason: { type: string, enum: [create, train, task, forget, perturb, import] }
         metrics: { $ref: "#/components/schemas/Metrics" }
         created_at: { $ref: "#/components/schemas/Timestamp" }
 
@@ -1459,7 +1590,8 @@ components:
       type: object
       description: |
         Free-form. Training writes `train_accuracy`, `validation_accuracy`, `validation_loss`,
-        `final_loss`, `epochs_run`, `best_epoch`, `examples_per_second`, `seconds`.
+        `final_loss`, `epochs_run`, `best_epoch`, `examples_per_second`, `seconds`; an import writes
+        `imported_from` (`pfc` or `safetensors`).
 
     ModelVersionList:
       type: object

@@ -64,3 +64,62 @@ enum Fixtures {
     static let digitsTrain = directory.appendingPathComponent("digits_train.csv").path
     static let digitsTest = directory.appendingPathComponent("digits_test.csv").path
 }
+
+/// The byte-level incremental reader: chunk boundaries never change what is read, and its fast
+/// decimal path reads every number exactly as `Float(String)` does.
+@Suite struct CSVRowParserTests {
+    func rows(_ bytes: [UInt8], cuts: [Int]) throws -> (labels: [Int], features: [Float], lines: [Int]) {
+        var parser = CSVRowParser(source: "t.csv")
+        var labels = [Int](), features = [Float](), lines = [Int]()
+        let emit: (Int, UnsafeBufferPointer<Float>, Int) throws -> Void = { l, f, line in labels.append(l); features += f; lines.append(line) }
+        var start = 0
+        for cut in cuts.sorted() + [bytes.count] where cut >= start {
+            try bytes[start..<cut].withUnsafeBytes { try parser.consume($0, emit: emit) }
+            start = cut
+        }
+        try parser.finish(emit: emit)
+        return (labels, features, lines)
+    }
+
+    @Test func chunkBoundariesDoNotMatter() throws {
+        let text = "label,a,b\r\n1,0.5,0.25\r\n\r\n  0 , 1e-3,\t7\n2,-0,+3.5\r3,.5,5.\n4,1,2"
+        let bytes = Array(text.utf8)
+        let whole = try rows(bytes, cuts: [])
+        #expect(whole.labels == [1, 0, 2, 3, 4])
+        #expect(whole.features == [0.5, 0.25, 1e-3, 7, -0.0, 3.5, 0.5, 5, 1, 2])
+        #expect(whole.lines == [2, 4, 5, 6, 7], "\\r\\n is one line break, \\r alone is one too")
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<300 {
+            let cuts = (0..<Int.random(in: 1...6, using: &rng)).map { _ in Int.random(in: 0...bytes.count, using: &rng) }
+            let split = try rows(bytes, cuts: cuts)
+            #expect(split.labels == whole.labels && split.features.map(\.bitPattern) == whole.features.map(\.bitPattern)
+                    && split.lines == whole.lines, "cuts \(cuts)")
+        }
+        // Every cut position, including between \r and \n.
+        for cut in 0...bytes.count { #expect(try rows(bytes, cuts: [cut]).lines == whole.lines, "cut \(cut)") }
+    }
+
+    @Test func fastDecimalsReadExactlyAsFloatDoes() {
+        var rng = SystemRandomNumberGenerator()
+        var checked = 0
+        for _ in 0..<200_000 {
+            let digits = Int.random(in: 1...9, using: &rng)
+            var text = (0..<digits).map { _ in String(Int.random(in: 0...9, using: &rng)) }.joined()
+            let point = Int.random(in: 0...digits, using: &rng)
+            if point < digits { text.insert(".", at: text.index(text.startIndex, offsetBy: point)) }
+            if Bool.random(using: &rng) { text += "e\(Int.random(in: -12...12, using: &rng))" }
+            if Bool.random(using: &rng) { text = "-" + text }
+            let bytes = Array(text.utf8)
+            let fast = bytes.withUnsafeBufferPointer { CSVRowParser.float($0.baseAddress!, count: $0.count) }
+            guard let fast else { continue }
+            checked += 1
+            #expect(fast.bitPattern == Float(text)!.bitPattern, "\(text): \(fast) vs \(Float(text)!)")
+        }
+        #expect(checked > 100_000, "the fast path must cover most short decimals")
+        for odd in ["0x1p3", "inf", "1e", "1.2.3", "--1", "", ".", "1e+", "12345678901234567890"] {
+            let bytes = Array(odd.utf8)
+            let fast = bytes.withUnsafeBufferPointer { p in p.baseAddress.flatMap { CSVRowParser.float($0, count: p.count) } }
+            #expect(fast == nil, "\(odd) must go to the slow path")
+        }
+    }
+}

@@ -19,7 +19,12 @@ private func declaredSchema(_ sql: String) -> [String: Set<String>] {
     var schema: [String: Set<String>] = [:]
     var current: String?
     for line in sql.split(separator: "\n").map({ $0.trimmingCharacters(in: .whitespaces) }) {
-        if line.hasPrefix("ALTER TABLE "), line.contains(" ADD COLUMN ") {
+        if line.hasPrefix("DROP TABLE ") {                            // DROP TABLE t;
+            schema[String(line.dropFirst("DROP TABLE ".count).prefix { $0 != ";" && $0 != " " })] = nil
+        } else if line.hasPrefix("ALTER TABLE "), line.contains(" RENAME TO ") {  // ALTER TABLE a RENAME TO b;
+            let words = line.split(separator: " ").map { String($0.prefix { $0 != ";" }) }
+            schema[words[5]] = schema.removeValue(forKey: words[2])
+        } else if line.hasPrefix("ALTER TABLE "), line.contains(" ADD COLUMN ") {
             let words = line.split(separator: " ").map(String.init)   // ALTER TABLE t ADD COLUMN c type…
             schema[words[2], default: []].insert(words[5])
         } else if line.hasPrefix("CREATE TABLE ") {

@@ -48,57 +48,224 @@ public enum CSVDatasetReader {
 
     /// Parses CSV bytes; `source` names the input in errors.
     public static func parse(_ data: Data, source: String, rules: Rules = Rules()) throws -> LabeledDataset {
+        var parser = CSVRowParser(source: source, rules: rules)
         var features = [Float]()
         var labels = [Int]()
-        var width = rules.featureCount
-        var lineNumber = 0
-        var sawData = false
-        func fail(_ line: Int, _ col: Int?, _ reason: String) -> DatasetError {
-            DatasetError(source: source, line: line, column: col, reason: reason)
-        }
-        guard let text = String(data: data, encoding: .utf8) else { throw fail(1, nil, "the file is not UTF-8 text") }
-        // "\r\n" is one Character in Swift, so split on any newline character.
-        for line in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline) {
-            lineNumber += 1
-            if line.allSatisfy({ $0 == " " || $0 == "\t" }) { continue }
-            let fields = line.split(separator: ",", omittingEmptySubsequences: false)
-            let labelField = fields[0].trimmingCharacters(in: .whitespaces)
-            if !sawData && Double(labelField) == nil {
-                sawData = true // header row
-                continue
-            }
-            sawData = true
-            guard let labelValue = Double(labelField) else { throw fail(lineNumber, 1, "label '\(labelField)' is not a number") }
-            // Int(exactly:) never traps (a label ≥ 2⁶³ used to abort the process); the bound is shared
-            // with the JSON and NDJSON readers.
-            guard labelValue.isFinite, labelValue >= 0, labelValue == labelValue.rounded() else {
-                throw fail(lineNumber, 1, "label '\(labelField)' is not a non-negative integer")
-            }
-            guard labelValue < Double(LabeledDataset.labelLimit), let label = Int(exactly: labelValue) else {
-                throw fail(lineNumber, 1, "label \(labelField) is too large: labels must be below \(LabeledDataset.labelLimit)")
-            }
-            if let c = rules.classes, label >= c {
-                throw fail(lineNumber, 1, "label \(label) is out of range: the model has \(c) classes (0…\(c - 1))")
-            }
-            let count = fields.count - 1
-            if count == 0 { throw fail(lineNumber, nil, "the row has a label but no features") }
-            if let w = width, w != count {
-                throw fail(lineNumber, nil, "the row has \(count) features, expected \(w) (ragged rows)")
-            }
-            width = count
-            for (i, f) in fields.dropFirst().enumerated() {
-                let s = f.trimmingCharacters(in: .whitespaces)
-                guard let v = Float(s) else { throw fail(lineNumber, i + 2, "'\(s)' is not a number") }
-                guard v.isFinite else { throw fail(lineNumber, i + 2, "'\(s)' is not a finite number") }
-                if rules.requireNonNegative && v < 0 {
-                    throw fail(lineNumber, i + 2, "negative feature \(s): a non-negative PFC model needs features ≥ 0")
-                }
-                features.append(v)
-            }
+        let emit: (Int, UnsafeBufferPointer<Float>, Int) throws -> Void = { label, row, _ in
             labels.append(label)
+            features.append(contentsOf: row)
         }
-        guard let d = width, !labels.isEmpty else { throw fail(max(1, lineNumber), nil, "the file has no examples") }
+        try data.withUnsafeBytes { try parser.consume($0, emit: emit) }
+        try parser.finish(emit: emit)
+        guard let d = parser.width, !labels.isEmpty else {
+            throw DatasetError(source: source, line: max(1, parser.lineNumber), column: nil, reason: "the file has no examples")
+        }
         return LabeledDataset(features: Matrix(rows: labels.count, cols: d, storage: features), labels: labels,
                               classes: rules.classes)
+    }
+}
+
+/// An incremental CSV reader over bytes (`label,feature1,…,featureD` per line): feed it chunks as they
+/// arrive and it hands over each validated row, so memory stays bounded by one line. Lines end with
+/// `\n`, `\r\n` or `\r`; blank lines are skipped; a first line whose label is not a number is a header;
+/// fields may carry spaces or tabs around them. Numbers of the plain decimal form (`-12.5e-3`) with at
+/// most 7 significant digits and a small exponent are converted exactly by Clinger's fast path (one
+/// correctly rounded Float operation); anything else goes through `Float(String)`, so every value
+/// reads exactly as `Float(_:)` reads it.
+public struct CSVRowParser {
+    /// Names the input in errors.
+    public let source: String
+    /// Validation rules.
+    public let rules: Rules
+    public typealias Rules = CSVDatasetReader.Rules
+    /// Features per row, once the first row was read (or `rules.featureCount`).
+    public private(set) var width: Int?
+    /// Lines seen so far (1-based number of the last line read).
+    public private(set) var lineNumber = 0
+    /// Rows handed over so far.
+    public private(set) var rows = 0
+    private var sawData = false
+    private var carry: [UInt8] = []
+    private var lastWasCR = false
+    private var row: [Float] = []
+
+    /// A reader with `rules`; `source` names the input in errors.
+    public init(source: String, rules: Rules = Rules()) {
+        self.source = source
+        self.rules = rules
+        self.width = rules.featureCount
+    }
+
+    /// Reads every complete line of `chunk` (after what an earlier chunk left unfinished), calling
+    /// `emit(label, features, line)` per row. The features buffer is valid only during the call.
+    public mutating func consume(_ chunk: UnsafeRawBufferPointer, emit: (Int, UnsafeBufferPointer<Float>, Int) throws -> Void) throws {
+        guard let base = chunk.baseAddress?.assumingMemoryBound(to: UInt8.self), chunk.count > 0 else { return }
+        let n = chunk.count
+        var i = 0
+        if lastWasCR {
+            lastWasCR = false
+            if base[0] == 0x0A { i = 1 }  // the \n of a \r\n split across chunks
+        }
+        var lineStart = i
+        while i < n {
+            let b = base[i]
+            if b == 0x0A || b == 0x0D {
+                if carry.isEmpty {
+                    try line(UnsafeBufferPointer(start: base + lineStart, count: i - lineStart), emit: emit)
+                } else {
+                    carry.append(contentsOf: UnsafeBufferPointer(start: base + lineStart, count: i - lineStart))
+                    let whole = carry
+                    carry.removeAll(keepingCapacity: true)
+                    try whole.withUnsafeBufferPointer { try line($0, emit: emit) }
+                }
+                if b == 0x0D {
+                    if i + 1 < n { if base[i + 1] == 0x0A { i += 1 } } else { lastWasCR = true }
+                }
+                i += 1
+                lineStart = i
+            } else {
+                i += 1
+            }
+        }
+        if lineStart < n { carry.append(contentsOf: UnsafeBufferPointer(start: base + lineStart, count: n - lineStart)) }
+    }
+
+    /// Reads the last line when the input does not end with a newline.
+    public mutating func finish(emit: (Int, UnsafeBufferPointer<Float>, Int) throws -> Void) throws {
+        guard !carry.isEmpty else { return }
+        let whole = carry
+        carry.removeAll()
+        try whole.withUnsafeBufferPointer { try line($0, emit: emit) }
+    }
+
+    private func fail(_ column: Int?, _ reason: String) -> DatasetError {
+        DatasetError(source: source, line: lineNumber, column: column, reason: reason)
+    }
+
+    private static func isBlank(_ b: UInt8) -> Bool { b == 0x20 || b == 0x09 }
+
+    private mutating func line(_ bytes: UnsafeBufferPointer<UInt8>, emit: (Int, UnsafeBufferPointer<Float>, Int) throws -> Void) throws {
+        lineNumber += 1
+        guard let p = bytes.baseAddress, bytes.contains(where: { !Self.isBlank($0) }) else { return }
+        if bytes.contains(where: { $0 >= 0x80 }) {
+            // Only non-ASCII lines pay for validation; numbers are ASCII, so such a line fails below anyway.
+            guard String(validating: bytes, as: UTF8.self) != nil else { throw fail(nil, "the file is not UTF-8 text") }
+        }
+        let n = bytes.count
+        // Field boundaries, trimmed of spaces and tabs.
+        func field(_ start: Int) -> (lo: Int, hi: Int, next: Int) {
+            var end = start
+            while end < n && p[end] != 0x2C { end += 1 }
+            var lo = start, hi = end
+            while lo < hi && Self.isBlank(p[lo]) { lo += 1 }
+            while hi > lo && Self.isBlank(p[hi - 1]) { hi -= 1 }
+            return (lo, hi, end + 1)
+        }
+        func text(_ lo: Int, _ hi: Int) -> String { String(decoding: UnsafeBufferPointer(start: p + lo, count: hi - lo), as: UTF8.self) }
+
+        let first = field(0)
+        let labelValue = Self.double(p + first.lo, count: first.hi - first.lo) ?? Double(text(first.lo, first.hi))
+        if !sawData && labelValue == nil {
+            sawData = true  // header row
+            return
+        }
+        sawData = true
+        let labelText = text(first.lo, first.hi)
+        guard let labelValue else { throw fail(1, "label '\(labelText)' is not a number") }
+        // Int(exactly:) never traps (a label ≥ 2⁶³ used to abort the process); the bound is shared
+        // with the JSON and NDJSON readers.
+        guard labelValue.isFinite, labelValue >= 0, labelValue == labelValue.rounded() else {
+            throw fail(1, "label '\(labelText)' is not a non-negative integer")
+        }
+        guard labelValue < Double(LabeledDataset.labelLimit), let label = Int(exactly: labelValue) else {
+            throw fail(1, "label \(labelText) is too large: labels must be below \(LabeledDataset.labelLimit)")
+        }
+        if let c = rules.classes, label >= c {
+            throw fail(1, "label \(label) is out of range: the model has \(c) classes (0…\(c - 1))")
+        }
+        if first.next > n { throw fail(nil, "the row has a label but no features") }
+        row.removeAll(keepingCapacity: true)
+        var next = first.next
+        var column = 2
+        while next <= n {
+            let f = field(next)
+            let v: Float
+            if let fast = Self.float(p + f.lo, count: f.hi - f.lo) {
+                v = fast
+            } else {
+                let s = text(f.lo, f.hi)
+                guard let slow = Float(s) else { throw fail(column, "'\(s)' is not a number") }
+                guard slow.isFinite else { throw fail(column, "'\(s)' is not a finite number") }
+                v = slow
+            }
+            if rules.requireNonNegative && v < 0 {
+                throw fail(column, "negative feature \(text(f.lo, f.hi)): a non-negative PFC model needs features ≥ 0")
+            }
+            row.append(v)
+            next = f.next
+            column += 1
+        }
+        if let w = width, w != row.count {
+            throw fail(nil, "the row has \(row.count) features, expected \(w) (ragged rows)")
+        }
+        width = row.count
+        rows += 1
+        try row.withUnsafeBufferPointer { try emit(label, $0, lineNumber) }
+    }
+
+    private static let exactPowers: [Float] = [1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10]
+
+    /// The plain decimal `[+-]digits[.digits][(e|E)[+-]digits]` as a Float when Clinger's fast path
+    /// applies (mantissa < 2²⁴, |exponent| ≤ 10: one correctly rounded operation on exact operands);
+    /// nil for anything else (the caller falls back to `Float(String)`).
+    @inline(__always)
+    static func float(_ p: UnsafePointer<UInt8>, count n: Int) -> Float? {
+        guard let (negative, mantissa, exponent) = decimal(p, count: n), mantissa < (1 << 24), abs(exponent) <= 10 else { return nil }
+        let m = Float(mantissa)
+        let v = exponent >= 0 ? m * exactPowers[exponent] : m / exactPowers[-exponent]
+        return negative ? -v : v
+    }
+
+    /// The same for a Double (mantissa < 2⁵³, |exponent| ≤ 22), for labels.
+    static func double(_ p: UnsafePointer<UInt8>, count n: Int) -> Double? {
+        guard let (negative, mantissa, exponent) = decimal(p, count: n), mantissa < (1 << 53), abs(exponent) <= 22 else { return nil }
+        var scale = 1.0
+        for _ in 0..<abs(exponent) { scale *= 10 }  // exact up to 1e22
+        let m = Double(mantissa)
+        let v = exponent >= 0 ? m * scale : m / scale
+        return negative ? -v : v
+    }
+
+    /// Sign, integer mantissa and base-10 exponent of a plain decimal; nil when it is not one, or
+    /// has more than 18 significant digits.
+    @inline(__always)
+    static func decimal(_ p: UnsafePointer<UInt8>, count n: Int) -> (Bool, UInt64, Int)? {
+        var i = 0
+        var negative = false
+        if i < n && (p[i] == 0x2D || p[i] == 0x2B) { negative = p[i] == 0x2D; i += 1 }
+        var mantissa: UInt64 = 0, digits = 0, exponent = 0, sawDigit = false
+        while i < n, p[i] &- 0x30 < 10 {
+            if mantissa != 0 || p[i] != 0x30 { digits += 1 }
+            mantissa = mantissa &* 10 &+ UInt64(p[i] &- 0x30); i += 1; sawDigit = true
+        }
+        if i < n && p[i] == 0x2E {
+            i += 1
+            while i < n, p[i] &- 0x30 < 10 {
+                if mantissa != 0 || p[i] != 0x30 { digits += 1 }
+                mantissa = mantissa &* 10 &+ UInt64(p[i] &- 0x30); exponent -= 1; i += 1; sawDigit = true
+            }
+        }
+        guard sawDigit, digits <= 18 else { return nil }
+        if i < n && (p[i] == 0x65 || p[i] == 0x45) {
+            i += 1
+            var expNegative = false
+            if i < n && (p[i] == 0x2D || p[i] == 0x2B) { expNegative = p[i] == 0x2D; i += 1 }
+            var e = 0, expDigits = 0
+            while i < n, p[i] &- 0x30 < 10, expDigits < 6 { e = e * 10 + Int(p[i] &- 0x30); i += 1; expDigits += 1 }
+            guard expDigits > 0 else { return nil }
+            exponent += expNegative ? -e : e
+        }
+        guard i == n else { return nil }
+        return (negative, mantissa, exponent)
     }
 }

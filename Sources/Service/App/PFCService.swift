@@ -60,6 +60,7 @@ public final class PFCService: Sendable {
         registerOps(&r)
         registerDatasets(&r)
         registerModels(&r)
+        registerRegistry(&r)
         registerJobs(&r)
         registerPredictions(&r)
         registerComponents(&r)

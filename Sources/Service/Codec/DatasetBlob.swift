@@ -62,6 +62,39 @@ final class DatasetBuilder {
         if buffer.count >= flushBytes { try flush() }
     }
 
+    /// `append(label:features:row:)` for a row in a buffer: the same checks, one copy of the floats.
+    func appendRow(label: Int, features values: UnsafeBufferPointer<Float>, row: Int) throws {
+        if let d = features, d != values.count {
+            throw APIError.invalid("row \(row) has \(values.count) features, expected \(d) (ragged rows)")
+        }
+        if labelsPerExample != nil && labelsPerExample != 1 {
+            throw APIError.invalid("row \(row) has 1 label but row 1 has \(labelsPerExample!): label every example once, or every step of every example")
+        }
+        if values.isEmpty { throw APIError.invalid("row \(row) has no features") }
+        if label < 0 { throw APIError.invalid("row \(row): label \(label) must be a non-negative integer") }
+        var least = minFeature
+        for (col, v) in values.enumerated() {
+            if !v.isFinite { throw APIError.invalid("row \(row), column \(col + 1): feature is not a finite number") }
+            least = Swift.min(least, v)
+        }
+        if features == nil {
+            features = values.count
+            labelsPerExample = 1
+            buffer.append(contentsOf: Self.magic)
+            appendU32(UInt32(values.count))
+        }
+        appendU32(UInt32(bitPattern: Int32(clamping: label)))
+        #if _endian(little)
+        buffer.append(contentsOf: UnsafeRawBufferPointer(values))
+        #else
+        for v in values { appendU32(v.bitPattern) }
+        #endif
+        minFeature = least
+        examples += 1
+        maxLabel = max(maxLabel, label)
+        if buffer.count >= flushBytes { try flush() }
+    }
+
     private func appendU32(_ v: UInt32) {
         withUnsafeBytes(of: v.littleEndian) { buffer.append(contentsOf: $0) }
     }

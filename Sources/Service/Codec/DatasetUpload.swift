@@ -12,7 +12,7 @@ struct DatasetUpload {
     var sequence: SequenceForm?
     var builder: DatasetBuilder
 
-    static let mediaTypes = ["application/json", "text/csv", "application/x-ndjson"]
+    static let mediaTypes = ["application/json", "text/csv", "application/x-ndjson", "application/x-npy"]
 
     /// Parses the request according to its content type; 415 for anything else.
     static func parse(_ request: Request, limits: ServiceLimits) throws -> DatasetUpload {
@@ -21,6 +21,7 @@ struct DatasetUpload {
         case "application/json": return try json(request, limits: limits)
         case "text/csv": return try csv(request, limits: limits)
         case "application/x-ndjson", "application/ndjson": return try ndjson(request, limits: limits)
+        case "application/x-npy", "application/npy": return try npy(request, limits: limits)
         default: throw APIError.unsupportedMediaType(type, accepted: mediaTypes)
         }
     }
@@ -96,24 +97,43 @@ struct DatasetUpload {
         return n
     }
 
+    /// Streams CSV lines into the builder as they arrive (byte-level parser, `CSVRowParser`): memory
+    /// stays bounded by one line and the blob buffer; the limit is the streamed one.
     static func csv(_ request: Request, limits: ServiceLimits) throws -> DatasetUpload {
         let name = try validName(request.queryValue("name"))
-        let bytes = try request.body.collect(maxBytes: limits.maxDatasetBytes)
-        let set: LabeledDataset
-        do {
-            set = try CSVDatasetReader.parse(Data(bytes), source: "body")
-        } catch let e as DatasetError {
-            let where_ = "line \(e.line)" + (e.column.map { ", column \($0)" } ?? "")
-            throw APIError.invalid("CSV \(where_): \(e.reason)")
-        }
-        let builder = DatasetBuilder()
-        let d = set.featureCount
-        for r in 0..<set.count {
-            try builder.append(label: set.labels[r], features: Array(set.features.storage[(r * d)..<((r + 1) * d)]), row: r + 1)
-        }
         let form = try SequenceForm.declared(query: request.queryValue)
-        try checkForm(form, features: d)
-        return DatasetUpload(name: name, imageShape: try validShape(try queryShape(request), features: d), sequence: form, builder: builder)
+        let shape = try queryShape(request)
+        let builder = DatasetBuilder()
+        var parser = CSVRowParser(source: "body")
+        let emit: (Int, UnsafeBufferPointer<Float>, Int) throws -> Void = { label, row, line in
+            try builder.appendRow(label: label, features: row, row: line)
+        }
+        func feed(_ chunk: [UInt8]) throws {
+            do { try chunk.withUnsafeBytes { try parser.consume($0, emit: emit) } } catch let e as DatasetError { throw csvError(e) }
+        }
+        try forEachChunk(of: request.body, maxBytes: limits.maxStreamedDatasetBytes, feed)
+        do { try parser.finish(emit: emit) } catch let e as DatasetError { throw csvError(e) }
+        guard builder.examples > 0 else { throw APIError.invalid("CSV line \(max(1, parser.lineNumber)): the file has no examples") }
+        try checkForm(form, features: builder.features)
+        return DatasetUpload(name: name, imageShape: try validShape(shape, features: builder.features), sequence: form, builder: builder)
+    }
+
+    static func csvError(_ e: DatasetError) -> HTTPError {
+        APIError.invalid("CSV line \(e.line)" + (e.column.map { ", column \($0)" } ?? "") + ": \(e.reason)")
+    }
+
+    /// Calls `body` with each chunk of the request body, refusing more than `maxBytes` in all.
+    static func forEachChunk(of requestBody: RequestBody, maxBytes: Int, _ body: ([UInt8]) throws -> Void) throws {
+        var total = 0
+        func one(_ chunk: [UInt8]) throws {
+            total += chunk.count
+            if total > maxBytes { throw HTTPError(.contentTooLarge, message: "the body exceeds \(maxBytes) bytes") }
+            try body(chunk)
+        }
+        switch requestBody {
+        case .bytes(let b): try one(b)
+        case .stream(let s): while let chunk = try s.next() { try one(chunk) }
+        }
     }
 
     /// Streams NDJSON lines into the builder as they arrive: memory stays bounded by one line.

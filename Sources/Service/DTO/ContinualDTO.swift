@@ -117,6 +117,8 @@ struct VersionMetrics: Codable, Sendable, Equatable {
     var forget: ForgetRecord?
     var accuracyBefore: Double?
     var accuracyAfter: Double?
+    // An import: the format of the uploaded file (pfc or safetensors).
+    var importedFrom: String?
 
     init() {}
 
@@ -127,7 +129,7 @@ struct VersionMetrics: Codable, Sendable, Equatable {
         case validationAccuracy = "validation_accuracy", validationLoss = "validation_loss"
         case taskName = "task_name", grewBy = "grew_by", windowColumns = "window_columns", streamedExamples = "streamed_examples"
         case nextWindowStart = "next_window_start", resetColumns = "reset_columns", imageShape = "image_shape"
-        case accuracyBefore = "accuracy_before", accuracyAfter = "accuracy_after"
+        case accuracyBefore = "accuracy_before", accuracyAfter = "accuracy_after", importedFrom = "imported_from"
     }
 
     /// Lenient: a field of another type (older versions wrote whole numbers as doubles) reads as absent
@@ -153,6 +155,7 @@ struct VersionMetrics: Codable, Sendable, Equatable {
         imageShape = ints(.imageShape).flatMap { s in s.count == 2 && s.allSatisfy({ (1...Int(Int32.max)).contains($0) }) ? s : nil }
         forget = (try? c.decodeIfPresent(ForgetRecord.self, forKey: .forget)) ?? nil
         accuracyBefore = double(.accuracyBefore); accuracyAfter = double(.accuracyAfter)
+        importedFrom = (try? c.decodeIfPresent(String.self, forKey: .importedFrom)) ?? nil
     }
 
     /// The metrics of a training run (nil fields for what it did not measure).

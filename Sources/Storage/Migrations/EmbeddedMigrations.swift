@@ -186,6 +186,13 @@ CREATE TABLE job_checkpoints (
     created_at  timestamptz NOT NULL
 );
 """#),
+        Migration(version: 6, name: "import_reason", sql: #"""
+-- 0006_import_reason (PostgreSQL): a model version may be made by an import (POST /v1/models/import,
+-- issue 16), beside create, train, task, forget and perturb.
+ALTER TABLE model_versions DROP CONSTRAINT IF EXISTS model_versions_reason_check;
+ALTER TABLE model_versions ADD CONSTRAINT model_versions_reason_check
+    CHECK (reason IN ('create', 'train', 'task', 'forget', 'perturb', 'import'));
+"""#),
     ]
 
     /// `migrations/sqlite/*.sql`, in order.
@@ -372,6 +379,25 @@ CREATE TABLE job_checkpoints (
     state       blob NOT NULL,
     created_at  integer NOT NULL
 );
+"""#),
+        Migration(version: 6, name: "import_reason", sql: #"""
+-- 0006_import_reason (SQLite): a model version may be made by an import (POST /v1/models/import,
+-- issue 16). SQLite cannot alter a CHECK constraint, so the table is rebuilt with the wider one
+-- (no other table references model_versions).
+CREATE TABLE model_versions_new (
+    model_id        text NOT NULL REFERENCES models(id) ON DELETE CASCADE,
+    version         integer NOT NULL,
+    parent_version  integer,
+    reason          text NOT NULL CHECK (reason IN ('create', 'train', 'task', 'forget', 'perturb', 'import')),
+    metrics         text NOT NULL DEFAULT '{}',
+    weights         blob NOT NULL,
+    created_at      integer NOT NULL,
+    PRIMARY KEY (model_id, version)
+);
+INSERT INTO model_versions_new (model_id, version, parent_version, reason, metrics, weights, created_at)
+    SELECT model_id, version, parent_version, reason, metrics, weights, created_at FROM model_versions;
+DROP TABLE model_versions;
+ALTER TABLE model_versions_new RENAME TO model_versions;
 """#),
     ]
 }

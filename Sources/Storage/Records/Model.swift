@@ -32,6 +32,8 @@ public struct Model: Codable, Sendable, Equatable {
 /// Why a model version exists.
 public enum VersionReason: String, Codable, Sendable, CaseIterable, SQLBindable {
     case create, train, task, forget, perturb
+    /// Made by `POST /v1/models/import` from an uploaded file.
+    case `import`
 }
 
 /// One immutable state of a model (the weights are read separately: `modelWeights`).

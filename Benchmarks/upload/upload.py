@@ -1,0 +1,90 @@
+#!/usr/bin/env python3
+"""Upload throughput of MNIST's training set (60,000 × 784) through POST /v1/datasets, end to end
+(request sent → 201 received), in each body format: .npy (uint8, ?scale=1/255), CSV of integer
+pixels, CSV of pixels scaled to [0, 1] (4 significant digits), NDJSON of scaled pixels.
+
+    upload.py --server BIN [--repeat 3]
+Prints a markdown table: format, body size, best and median seconds of the runs, MB/s (best).
+"""
+import argparse, gzip, os, socket, statistics, struct, subprocess, sys, tempfile, time, http.client
+
+DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "shared", "data", "mnist")
+
+
+def idx(path):
+    raw = gzip.open(path, "rb").read()
+    magic, n = struct.unpack(">II", raw[:8])
+    return (n, raw[16:]) if magic == 2051 else (n, raw[8:])
+
+
+def bodies(data_dir):
+    n, images = idx(os.path.join(data_dir, "train-images-idx3-ubyte.gz"))
+    _, labels = idx(os.path.join(data_dir, "train-labels-idx1-ubyte.gz"))
+    d = 784
+    rows = bytearray()
+    for i in range(n):
+        rows.append(labels[i])
+        rows += images[i * d:(i + 1) * d]
+    header = "{'descr': '|u1', 'fortran_order': False, 'shape': (%d, %d), }" % (n, d + 1)
+    header += " " * ((64 - (10 + len(header) + 1) % 64) % 64) + "\n"
+    npy = b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode() + bytes(rows)
+    scaled = ["0" if p == 0 else ("1" if p == 255 else f"{p / 255:.4g}") for p in range(256)]
+    ints = [str(p) for p in range(256)]
+    csv_int, csv_scaled, ndjson = [], [], []
+    for i in range(n):
+        px = images[i * d:(i + 1) * d]
+        csv_int.append(str(labels[i]) + "," + ",".join(ints[p] for p in px))
+        feats = ",".join(scaled[p] for p in px)
+        csv_scaled.append(str(labels[i]) + "," + feats)
+        ndjson.append('{"label":%d,"features":[%s]}' % (labels[i], feats))
+    return [
+        (".npy uint8, scale 1/255", "application/x-npy", "&scale=1/255", npy),
+        ("CSV, integer pixels", "text/csv", "", ("\n".join(csv_int) + "\n").encode()),
+        ("CSV, pixels / 255", "text/csv", "", ("\n".join(csv_scaled) + "\n").encode()),
+        ("NDJSON, pixels / 255", "application/x-ndjson", "", ("\n".join(ndjson) + "\n").encode()),
+    ]
+
+
+def free_port():
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
+
+
+def main():
+    a = argparse.ArgumentParser()
+    a.add_argument("--server", required=True)
+    a.add_argument("--repeat", type=int, default=3)
+    a.add_argument("--data", default=DATA)
+    args = a.parse_args()
+    data_dir = tempfile.mkdtemp(prefix="pfc-upload-")
+    port = free_port()
+    proc = subprocess.Popen([args.server, "serve", "--port", str(port), "--data-dir", data_dir],
+                            stdout=open(os.path.join(data_dir, "log"), "w"), stderr=subprocess.STDOUT)
+    try:
+        for _ in range(300):
+            try:
+                c = http.client.HTTPConnection("127.0.0.1", port, timeout=1); c.request("GET", "/healthz"); c.getresponse().read(); break
+            except OSError:
+                time.sleep(0.2)
+        key = open(os.path.join(data_dir, "default-api-key")).read().strip()
+        print("| format | body | best | median | MB/s (best) |")
+        print("|---|---|---|---|---|")
+        for label, ctype, query, body in bodies(args.data):
+            times = []
+            for r in range(args.repeat):
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+                t = time.perf_counter()
+                conn.request("POST", f"/v1/datasets?name=mnist-{r}{query}", body=body,
+                             headers={"Authorization": f"Bearer {key}", "Content-Type": ctype})
+                resp = conn.getresponse(); payload = resp.read()
+                times.append(time.perf_counter() - t)
+                if resp.status != 201:
+                    sys.exit(f"{label}: {resp.status} {payload[:300]!r}")
+                conn.close()
+            mb = len(body) / 1e6
+            print(f"| {label} | {mb:.1f} MB | {min(times):.2f} s | {statistics.median(times):.2f} s | {mb / min(times):.0f} |", flush=True)
+    finally:
+        proc.terminate(); proc.wait(timeout=60)
+
+
+if __name__ == "__main__":
+    main()
