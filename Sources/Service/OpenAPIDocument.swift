@@ -946,6 +946,7 @@ paths:
         "400": { $ref: "#/components/responses/BadRequest" }
         "401": { $ref: "#/components/responses/Unauthorized" }
         "404": { $ref: "#/components/responses/NotFound" }
+        "409": { $ref: "#/components/responses/Conflict" }
         "413": { $ref: "#/components/responses/PayloadTooLarge" }
         "415": { $ref: "#/components/responses/UnsupportedMediaType" }
         "422": { $ref: "#/components/responses/UnprocessableEntity" }
@@ -1327,7 +1328,7 @@ components:
         application/json:
           schema: { $ref: "#/components/schemas/Error" }
     Conflict:
-      description: 'The resource is in use by a queued or running job (code `conflict`).'
+      description: 'The request conflicts with the state of the resource (code `conflict`): it is in use by a queued or running job, or (forget) the model has no task-trained batches.'
       headers:
         X-Request-Id: { $ref: "#/components/headers/X-Request-Id" }
       content:
@@ -1618,7 +1619,15 @@ components:
           type: [integer, "null"]
           minimum: 1
           default: 20
-          description: Patience in epochs; null turns early stopping off.
+          description: |
+            Patience in epochs; null turns early stopping off. Training stops after this many epochs
+            without improvement in validation loss or in validation accuracy (research/pfc.md §1.3; needs
+            validation_fraction > 0), and the version keeps the epoch of best validation loss. The result's
+            metrics say `stopped_early` and `best_epoch`.
+        patience:
+          type: integer
+          minimum: 0
+          description: Alias of early_stopping, with 0 for off. Give one of the two (422 if they disagree).
         seed: { type: integer, minimum: 0, default: 0 }
         version:
           type: [integer, "null"]
@@ -1792,7 +1801,8 @@ components:
         grow: { type: boolean, default: false }
         deterministic: { type: boolean, default: false, description: Fixed data order and the window reset at each epoch. }
         validation_fraction: { type: number, minimum: 0, exclusiveMaximum: 1, default: 0.15 }
-        early_stopping: { type: [integer, "null"], minimum: 1, default: 5 }
+        early_stopping: { type: [integer, "null"], minimum: 1, default: 5, description: Patience in epochs (see TrainRequest); null turns it off. }
+        patience: { type: integer, minimum: 0, description: Alias of early_stopping, with 0 for off. }
         seed: { type: integer, minimum: 0, default: 0 }
 
     Task:

@@ -22,7 +22,7 @@ struct TaskRequest: Decodable, Equatable {
     enum CodingKeys: String, CodingKey {
         case name, epochs, window, slide, grow, deterministic, seed
         case datasetID = "dataset_id", batchSize = "batch_size", learningRate = "learning_rate", weightDecay = "weight_decay"
-        case validationFraction = "validation_fraction", earlyStopping = "early_stopping"
+        case validationFraction = "validation_fraction", earlyStopping = "early_stopping", patience
     }
 
     init(from decoder: any Decoder) throws {
@@ -39,6 +39,8 @@ struct TaskRequest: Decodable, Equatable {
         deterministic = try c.decodeIfPresent(Bool.self, forKey: .deterministic) ?? deterministic
         validationFraction = try c.decodeIfPresent(Double.self, forKey: .validationFraction) ?? validationFraction
         if c.contains(.earlyStopping) { earlyStopping = try c.decodeIfPresent(Int.self, forKey: .earlyStopping) }
+        earlyStopping = try EarlyStoppingField.merge(earlyStopping: earlyStopping, given: c.contains(.earlyStopping),
+                                                     patience: try c.decodeIfPresent(Int.self, forKey: .patience))
         seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? seed
     }
 

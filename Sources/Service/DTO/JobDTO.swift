@@ -3,6 +3,21 @@ import Foundation
 import PFC
 import Storage
 
+/// Early stopping in train and task requests: `early_stopping` (patience in epochs, null = off) or its
+/// alias `patience` (0 = off). Training stops after that many epochs without improvement in validation
+/// loss or accuracy (research/pfc.md §1.3) and the version keeps the best-validation-loss epoch.
+enum EarlyStoppingField {
+    static func merge(earlyStopping: Int?, given: Bool, patience: Int?) throws -> Int? {
+        guard let patience else { return earlyStopping }
+        guard patience >= 0 else { throw APIError.invalid("patience must be 0 (early stopping off) or a positive number of epochs") }
+        let asEarlyStopping = patience == 0 ? nil : patience
+        if given && earlyStopping != asEarlyStopping {
+            throw APIError.invalid("patience and early_stopping disagree; give one of them")
+        }
+        return asEarlyStopping
+    }
+}
+
 /// `POST /v1/models/{id}/train`. Validated once into `TrainJobParams` (`jobParams`), which the job stores.
 struct TrainRequest: Decodable, Equatable {
     var datasetID: String
@@ -19,7 +34,7 @@ struct TrainRequest: Decodable, Equatable {
     enum CodingKeys: String, CodingKey {
         case epochs, optimizer, seed, version
         case datasetID = "dataset_id", batchSize = "batch_size", learningRate = "learning_rate", weightDecay = "weight_decay"
-        case validationFraction = "validation_fraction", earlyStopping = "early_stopping"
+        case validationFraction = "validation_fraction", earlyStopping = "early_stopping", patience
     }
 
     init(datasetID: String) { self.datasetID = datasetID }
@@ -34,6 +49,8 @@ struct TrainRequest: Decodable, Equatable {
         optimizer = try c.decodeIfPresent(OptimizerKind.self, forKey: .optimizer) ?? optimizer
         validationFraction = try c.decodeIfPresent(Double.self, forKey: .validationFraction) ?? validationFraction
         if c.contains(.earlyStopping) { earlyStopping = try c.decodeIfPresent(Int.self, forKey: .earlyStopping) }
+        earlyStopping = try EarlyStoppingField.merge(earlyStopping: earlyStopping, given: c.contains(.earlyStopping),
+                                                     patience: try c.decodeIfPresent(Int.self, forKey: .patience))
         seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? seed
         version = try c.decodeIfPresent(Int.self, forKey: .version)
     }

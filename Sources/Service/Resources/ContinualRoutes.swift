@@ -31,7 +31,7 @@ extension PFCService {
         r.get("/v1/models/{id}/ledger") { [store] request, ctx in
             let tenant = try ctx.tenantID(), id = request.parameter("id")!, page = try Pagination(request)
             let task = try request.queryValue("task").map { t -> Int in
-                guard let n = Int(t), n >= 1 else { throw APIError.badRequest("task must be a positive integer") }
+                guard let n = Int(t), n >= 1 else { throw APIError.badRequest(Self.taskNumberRule) }
                 return n
             }
             let entries = try storeCall {
@@ -88,17 +88,28 @@ extension PFCService {
         return job
     }
 
+    /// The one rule for task numbers in queries and bodies.
+    static let taskNumberRule = "task must be a positive integer: tasks count from 1 (the first POST /v1/models/{id}/tasks is task 1)"
+
+    /// 409 for a forget on a model with no ledger: only batches trained as tasks (with the sliding
+    /// window) are recorded and can be forgotten.
+    static let nothingToForget = "this model has no trained batches to forget: only batches trained by POST /v1/models/{id}/tasks "
+        + "(or tasks/stream) are recorded in its ledger with the columns they trained; a model trained with /train has none. "
+        + "Train it as tasks to be able to forget them."
+
     /// Zeroes the columns that were learnable while the selected batches trained, in every matrix
     /// of every block (research/pfc.md §4), as a new version plus audit record in one transaction.
     func forget(_ body: ForgetRequest, modelID: String, tenantID: String) throws -> ForgetResponse {
         let selectors = [body.batches != nil, body.task != nil, body.datasetID != nil, body.examples != nil].filter { $0 }.count
         guard selectors == 1 else { throw APIError.invalid("give exactly one of batches, task, dataset_id or examples") }
+        if let task = body.task, task < 1 { throw APIError.invalid(Self.taskNumberRule) }
         let (latest, entries) = try storeCall {
             try store.read { s in
                 _ = try s.model(id: modelID, tenantID: tenantID)
                 return (try s.latestModelVersion(modelID: modelID, tenantID: tenantID), try s.ledgerEntries(modelID: modelID, tenantID: tenantID))
             }
         }
+        if entries.isEmpty { throw APIError.conflict(Self.nothingToForget) }
         let selected: [LedgerEntry]
         if let ids = body.batches {
             let known = Set(entries.map(\.id))

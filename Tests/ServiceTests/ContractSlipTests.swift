@@ -1,0 +1,69 @@
+import Foundation
+import Testing
+@testable import Service
+@testable import Storage
+
+/// The contract slips a new user found (issue 16), each as it must answer now.
+@Suite(.serialized) struct ContractSlipTests {
+    func trainedModel(_ h: ServiceHarness, body: [String: Any] = [:]) throws -> (model: String, dataset: String, job: [String: Any]) {
+        let c = h.client
+        let (rows, labels) = try RegistryTests.digits(limit: 300)
+        let ds = try c.json("POST", "/v1/datasets", ["name": "slips", "features": rows, "labels": labels]).object["id"] as! String
+        let m = try c.json("POST", "/v1/models", ["name": "m", "kind": "pfc", "input_dim": 64, "output_dim": 10, "basis": 12, "iterations": 8]).object["id"] as! String
+        var request: [String: Any] = ["dataset_id": ds, "epochs": 2, "learning_rate": 0.003]
+        for (k, v) in body { request[k] = v }
+        let job = checked(try c.json("POST", "/v1/models/\(m)/train", request), "POST", "/v1/models/{id}/train")
+        #expect(job.status == 202, "\(job.text)")
+        return (m, ds, try h.waitForJob(job.object["id"] as! String))
+    }
+
+    /// Slip 4: task numbers follow one rule (they count from 1) in the ledger query and in forget.
+    /// Slip 8: forget on a model trained only with /train is 409 saying why, not 404.
+    @Test(arguments: Backend.all)
+    func taskNumbersAndForgetWithoutLedger(backend: Backend) throws {
+        try ServiceHarness.with(backend) { h in
+            let c = h.client
+            let (m, _, done) = try trainedModel(h)
+            #expect(done["state"] as? String == "succeeded")
+            let ledger = checked(try c.request("GET", "/v1/models/\(m)/ledger?task=0"), "GET", "/v1/models/{id}/ledger")
+            #expect(ledger.status == 400 && ledger.errorMessage.contains("tasks count from 1"), "\(ledger.text)")
+            let zero = checked(try c.json("POST", "/v1/models/\(m)/forget", ["task": 0]), "POST", "/v1/models/{id}/forget")
+            #expect(zero.status == 422 && zero.errorMessage.contains("tasks count from 1"), "\(zero.text)")
+            for body: [String: Any] in [["task": 1], ["batches": ["x"]], ["dataset_id": "d"]] {
+                let r = checked(try c.json("POST", "/v1/models/\(m)/forget", body), "POST", "/v1/models/{id}/forget")
+                #expect(r.status == 409 && r.errorCode == "conflict" && r.errorMessage.contains("/tasks"), "\(body): \(r.text)")
+            }
+            let versions = try h.store.modelVersions(modelID: m, tenantID: try h.tenantID()).items
+            #expect(versions.map(\.version) == [0, 1], "a refused forget writes no version")
+        }
+    }
+
+    /// Slip 7: `patience` (0 = off) is accepted beside early_stopping and reaches the trainer.
+    @Test(arguments: Backend.all)
+    func patienceIsAcceptedAndChecked(backend: Backend) throws {
+        try ServiceHarness.with(backend) { h in
+            let c = h.client
+            let (m, ds, done) = try trainedModel(h, body: ["patience": 0])
+            #expect(done["state"] as? String == "succeeded")
+            let job = try h.store.job(id: done["id"] as! String, tenantID: try h.tenantID())
+            guard case .train(let params)? = try? JobParams.decode(job, limits: ServiceLimits()) else { Issue.record("not a train job: \(job.kind)"); return }
+            #expect(params.options.earlyStoppingPatience == nil, "patience 0 turns early stopping off")
+            let three = checked(try c.json("POST", "/v1/models/\(m)/train", ["dataset_id": ds, "epochs": 1, "patience": 3]), "POST", "/v1/models/{id}/train")
+            #expect(three.status == 202)
+            let queued = try h.store.job(id: three.object["id"] as! String, tenantID: try h.tenantID())
+            if case .train(let p)? = try? JobParams.decode(queued, limits: ServiceLimits()) { #expect(p.options.earlyStoppingPatience == 3) } else { Issue.record("params") }
+            _ = try h.waitForJob(three.object["id"] as! String)
+            for (body, mention) in [(["patience": -1], "patience"), (["patience": 3, "early_stopping": 4], "disagree")] as [([String: Any], String)] {
+                var request: [String: Any] = ["dataset_id": ds, "epochs": 1]
+                for (k, v) in body { request[k] = v }
+                let r = checked(try c.json("POST", "/v1/models/\(m)/train", request), "POST", "/v1/models/{id}/train")
+                #expect(r.status == 422 && r.errorMessage.contains(mention), "\(body): \(r.text)")
+            }
+            // A task takes it too.
+            let task = checked(try c.json("POST", "/v1/models/\(m)/tasks", ["name": "t", "dataset_id": ds, "epochs": 1, "window": 4, "slide": 0.01, "patience": 2, "early_stopping": 2]),
+                               "POST", "/v1/models/{id}/tasks")
+            #expect(task.status == 202, "\(task.text)")
+            _ = try h.waitForJob(task.object["id"] as! String)
+        }
+    }
+}
