@@ -34,12 +34,17 @@ let package = Package(
         .target(name: "Storage", dependencies: [
             "CLibPQ", "CSQLite", "COpenSSL",
             .product(name: "Logging", package: "swift-log"),
-        ]),
+        ], plugins: ["EmbedMigrations"]),
+        // Compiles migrations/<dialect>/NNNN_name.sql into Storage (`EmbeddedMigrations`): a new file is a new migration.
+        .plugin(name: "EmbedMigrations", capability: .buildTool(), path: "Plugins/EmbedMigrations"),
 
         // The REST service: resources, validation, jobs, auth.
         .target(name: "Service", dependencies: [
             "PFC", "Linalg", "HTTP", "Storage", "NPEFF",
             .product(name: "Logging", package: "swift-log"),
+        ], resources: [
+            // A symbolic link to ../openapi.yaml: the contract compiled into the binary (PackageResources.openapi_yaml).
+            .embedInCode("OpenAPI/openapi.yaml"),
         ]),
 
         .executableTarget(name: "pfc-server", dependencies: [
