@@ -3,6 +3,7 @@
 import Foundation
 import Testing
 @testable import Storage
+import TestSupport
 
 /// Repository root, from this file's path.
 private let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
