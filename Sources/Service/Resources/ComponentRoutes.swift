@@ -8,7 +8,7 @@ import Storage
 extension PFCService {
     func registerComponents(_ r: inout Router) {
         r.get("/v1/models/{id}/components") { [self] request, ctx in
-            let tenant = try ctx.tenantID(), id = request.parameter("id")!
+            let tenant = try ctx.tenantID(), id = try request.pathParameter("id")
             let (v, network) = try loadNetwork(modelID: id, tenantID: tenant, version: try Self.versionQuery(request))
             let block = try Self.blockIndex(request.queryValue("block"), network: network)
             let (wx, wy) = Self.factors(of: network, block: block)!
@@ -26,12 +26,12 @@ extension PFCService {
             return try JSONCoding.response(ComponentListDTO(modelVersion: v, block: block, components: components))
         }
         r.get("/v1/models/{id}/components/{block}/{file}") { [self] request, ctx in
-            let tenant = try ctx.tenantID(), id = request.parameter("id")!, file = request.parameter("file")!
+            let tenant = try ctx.tenantID(), id = try request.pathParameter("id"), file = try request.pathParameter("file")
             guard file.hasSuffix(".png"), let k = Int(file.dropLast(4)), k >= 0 else {
                 throw APIError.notFound("component image \(file) (ask for {component}.png)")
             }
             let (v, network) = try loadNetwork(modelID: id, tenantID: tenant, version: try Self.versionQuery(request))
-            let block = try Self.blockIndex(request.parameter("block"), network: network)
+            let block = try Self.blockIndex(try request.pathParameter("block"), network: network)
             let (wx, _) = Self.factors(of: network, block: block)!
             guard k < wx.cols else { throw APIError.notFound("component \(k) of block \(block)") }
             let shape = try imageShape(modelID: id, version: v, tenantID: tenant, features: wx.rows, query: request.queryValue("shape"))

@@ -40,10 +40,10 @@ extension PFCService {
         }
         r.get("/v1/datasets/{id}") { [store] request, ctx in
             let tenant = try ctx.tenantID()
-            return try JSONCoding.response(DatasetDTO(try storeCall { try store.dataset(id: request.parameter("id")!, tenantID: tenant) }))
+            return try JSONCoding.response(DatasetDTO(try storeCall { try store.dataset(id: try request.pathParameter("id"), tenantID: tenant) }))
         }
         r.delete("/v1/datasets/{id}") { [store] request, ctx in
-            let tenant = try ctx.tenantID(), id = request.parameter("id")!
+            let tenant = try ctx.tenantID(), id = try request.pathParameter("id")
             try storeCall {
                 try store.transaction { s in
                     _ = try s.dataset(id: id, tenantID: tenant)

@@ -37,11 +37,11 @@ extension PFCService {
             return try JSONCoding.response(ListPage(items: dtos.0, nextOffset: dtos.1))
         }
         r.get("/v1/models/{id}") { [self] request, ctx in
-            let tenant = try ctx.tenantID(), id = request.parameter("id")!
+            let tenant = try ctx.tenantID(), id = try request.pathParameter("id")
             return try JSONCoding.response(try storeCall { try store.read { s in try modelDTO(try s.model(id: id, tenantID: tenant), session: s) } })
         }
         r.delete("/v1/models/{id}") { [store, modelCache] request, ctx in
-            let tenant = try ctx.tenantID(), id = request.parameter("id")!
+            let tenant = try ctx.tenantID(), id = try request.pathParameter("id")
             try storeCall {
                 try store.transaction { s in
                     _ = try s.model(id: id, tenantID: tenant)
@@ -54,7 +54,7 @@ extension PFCService {
             return Response(status: .noContent)
         }
         r.get("/v1/models/{id}/versions") { [store] request, ctx in
-            let tenant = try ctx.tenantID(), id = request.parameter("id")!, page = try Pagination(request)
+            let tenant = try ctx.tenantID(), id = try request.pathParameter("id"), page = try Pagination(request)
             let result = try storeCall {
                 try store.read { s in
                     _ = try s.model(id: id, tenantID: tenant)
@@ -64,7 +64,7 @@ extension PFCService {
             return try JSONCoding.response(ListPage(items: result.items.map(ModelVersionDTO.init), nextOffset: result.nextOffset))
         }
         r.post("/v1/models/{id}/train") { [self] request, ctx in
-            let tenant = try ctx.tenantID(), id = request.parameter("id")!
+            let tenant = try ctx.tenantID(), id = try request.pathParameter("id")
             let body = try JSONCoding.decode(TrainRequest.self, from: request, maxBytes: limits.maxRequestBytes)
             let job = try enqueueTraining(body, modelID: id, tenantID: tenant)
             return try JSONCoding.response(JobDTO(job: job), status: .accepted, headers: [("Location", "/v1/jobs/\(job.id)")])

@@ -9,7 +9,7 @@ extension PFCService {
     func registerPredictions(_ r: inout Router) {
         let limits = configuration.limits
         r.post("/v1/models/{id}/predict") { [self] request, ctx in
-            let tenant = try ctx.tenantID(), id = request.parameter("id")!
+            let tenant = try ctx.tenantID(), id = try request.pathParameter("id")
             let body = try JSONCoding.decode(PredictRequest.self, from: request, maxBytes: limits.maxRequestBytes)
             let (version, network) = try loadNetwork(modelID: id, tenantID: tenant, version: body.version)
             let arch = network.architecture
