@@ -50,19 +50,18 @@ extension PFCService {
     }
 
     static func blockIndex(_ text: String?, network: any Network) throws -> Int {
-        let blocks = network is ResidualPFCNetwork ? 2 : network is PFCClassifier ? 1 : 0
+        let blocks = network.pfcBlocks.count
         guard blocks > 0 else { throw APIError.invalid("a \(network.architecture.kind.rawValue) model has no PFC blocks or basis vectors") }
         guard let text else { return 0 }
         guard let b = Int(text), (0..<blocks).contains(b) else { throw APIError.invalid("block must be in 0…\(blocks - 1)") }
         return b
     }
 
+    /// W_x and W_y of PFC block `block`; nil when the network has no such block.
     static func factors(of network: any Network, block: Int) -> (Matrix, Matrix)? {
-        switch network {
-        case let n as PFCClassifier: return (n.block.wx, n.block.wy)
-        case let n as ResidualPFCNetwork: return block == 0 ? (n.first.wx, n.first.wy) : (n.second.wx, n.second.wy)
-        default: return nil
-        }
+        let blocks = network.pfcBlocks
+        guard blocks.indices.contains(block) else { return nil }
+        return (blocks[block].wx, blocks[block].wy)
     }
 
     /// The Euclidean norm of every column, in one pass over the row-major storage.

@@ -81,7 +81,7 @@ extension PFCService {
         if let h = b.hidden, let k = b.basis, h != k { throw APIError.invalid("hidden and basis name the same size; give one") }
         var arch = Architecture(kind: b.kind, inputDim: b.inputDim, outputDim: b.outputDim, basis: b.hidden ?? b.basis ?? (sequence ? 128 : 300),
                                 iterations: b.iterations ?? (sequence ? 10 : 100), loss: b.loss ?? .labelsMSE,
-                                labelLossWeight: b.labelLossWeight ?? 0.5, nonnegative: b.nonnegative ?? (b.kind == .pfc || b.kind == .pfc2))
+                                labelLossWeight: b.labelLossWeight ?? 0.5, nonnegative: b.nonnegative ?? b.kind.nonnegativeByDefault)
         if sequence {
             guard let t = b.sequenceLength else { throw APIError.invalid("sequence_length (steps T per example) is required for \(b.kind.rawValue)") }
             arch.sequenceLength = t
@@ -98,7 +98,7 @@ extension PFCService {
             throw APIError.invalid("the model would have \(arch.parameterCount.map { "\($0)" } ?? "too many") weights; "
                 + "the limit max_parameters is \(limits.maxParameters) (reduce basis or input_dim)")
         }
-        if (b.kind == .mlp || b.kind == .rnn) && b.nonnegative == true {
+        if b.kind.hasSignedWeights && b.nonnegative == true {
             throw APIError.invalid("the \(b.kind.rawValue) model has signed weights; nonnegative must be false")
         }
         return ModelSpec(architecture: arch, seed: b.seed ?? 0)

@@ -131,18 +131,15 @@ extension PFCService {
     /// Outputs and, for PFC kinds, each example's top basis vectors by contribution h_k·W_y[ŷ, k]
     /// in the block that produces the output (the last block).
     static func explain(_ network: any Network, x: Matrix, top: Int, everyStep: Bool = false) -> (Matrix, [[ExplanationDTO]], [Matrix]?) {
-        let act: PFCBlock.Activation, wy: Matrix, block: Int
-        switch network {
-        case let n as PFCClassifier:
-            act = n.activation(x); wy = n.block.wy; block = 0
-        case let n as ResidualPFCNetwork:
-            act = n.activations(x)[1]; wy = n.second.wy; block = 1
-        case let n as SequenceClassifier:
+        if let n = network as? SequenceClassifier {
             let (outputs, explanations, steps) = explainSteps(n, x: x, top: top, everyStep: everyStep)
             return (outputs, explanations, steps)
-        default:
+        }
+        // The block that produces the output is the last one (Network.blockActivations).
+        guard let act = network.blockActivations(x).last, let wy = network.pfcBlocks.last?.wy else {
             return (network.predict(x), Array(repeating: [], count: x.cols), nil)
         }
+        let block = network.pfcBlocks.count - 1
         // A cancelled forward pass is discarded by the caller: skip explaining it.
         if ComputeCancellation.current?.isCancelled == true { return (act.y, Array(repeating: [], count: x.cols), nil) }
         let predictions = act.y.columnArgmax()
