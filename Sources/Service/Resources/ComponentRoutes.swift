@@ -5,11 +5,15 @@ import Linalg
 import PFC
 import Storage
 
-extension PFCService {
-    func registerComponents(_ r: inout Router) {
+/// `/v1/models/{id}/components`: needs the store (image shapes) and the models.
+struct ComponentController: RouteCollection {
+    let store: any Store
+    let models: ModelLoader
+
+    func register(on r: inout Router) {
         r.get("/v1/models/{id}/components") { [self] request, ctx in
             let tenant = try ctx.tenantID(), id = try request.pathParameter("id")
-            let (v, network) = try loadNetwork(modelID: id, tenantID: tenant, version: try Self.versionQuery(request))
+            let (v, network) = try models.network(modelID: id, tenantID: tenant, version: try Self.versionQuery(request))
             let block = try Self.blockIndex(request.queryValue("block"), network: network)
             let (wx, wy) = Self.factors(of: network, block: block)!
             let stored = try storeCall { try store.components(modelID: id, version: v, tenantID: tenant, block: block) }
@@ -30,7 +34,7 @@ extension PFCService {
             guard file.hasSuffix(".png"), let k = Int(file.dropLast(4)), k >= 0 else {
                 throw APIError.notFound("component image \(file) (ask for {component}.png)")
             }
-            let (v, network) = try loadNetwork(modelID: id, tenantID: tenant, version: try Self.versionQuery(request))
+            let (v, network) = try models.network(modelID: id, tenantID: tenant, version: try Self.versionQuery(request))
             let block = try Self.blockIndex(try request.pathParameter("block"), network: network)
             let (wx, _) = Self.factors(of: network, block: block)!
             guard k < wx.cols else { throw APIError.notFound("component \(k) of block \(block)") }

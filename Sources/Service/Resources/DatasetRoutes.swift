@@ -4,9 +4,13 @@ import HTTP
 import PFC
 import Storage
 
-extension PFCService {
-    func registerDatasets(_ r: inout Router) {
-        let limits = configuration.limits
+/// `/v1/datasets`: needs the store, the upload limits and the dataset quotas.
+struct DatasetController: RouteCollection {
+    let store: any Store
+    let limits: ServiceLimits
+    let quotas: TenantQuotas
+
+    func register(on r: inout Router) {
         // Streaming body: NDJSON is consumed as it arrives; JSON and CSV are collected up to their limit.
         r.post("/v1/datasets", options: .streaming(maxBodyBytes: limits.maxStreamedDatasetBytes)) { [store, quotas] request, ctx in
             let tenant = try ctx.tenantID()

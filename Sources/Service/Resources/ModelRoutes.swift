@@ -109,12 +109,6 @@ extension PFCService {
         return ModelDTO(id: m.id, name: m.name, spec: try spec(of: m), version: latest.version, createdAt: m.createdAt)
     }
 
-    func spec(of m: Model) throws -> ModelSpec {
-        do { return try JSONDecoder().decode(ModelSpec.self, from: Data(m.architecture.utf8)) } catch {
-            throw HTTPError(.internalServerError, message: "model \(m.id) has an unreadable architecture")
-        }
-    }
-
     /// Validates a training request against the model and dataset and queues the job.
     func enqueueTraining(_ body: TrainRequest, modelID: String, tenantID: String) throws -> Job {
         try quotas.admitJob(tenantID: tenantID)

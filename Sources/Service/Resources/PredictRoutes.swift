@@ -5,13 +5,16 @@ import Linalg
 import PFC
 import Storage
 
-extension PFCService {
-    func registerPredictions(_ r: inout Router) {
-        let limits = configuration.limits
+/// `POST /v1/models/{id}/predict`: needs the models and the request limits.
+struct PredictController: RouteCollection {
+    let models: ModelLoader
+    let limits: ServiceLimits
+
+    func register(on r: inout Router) {
         r.post("/v1/models/{id}/predict") { [self] request, ctx in
             let tenant = try ctx.tenantID(), id = try request.pathParameter("id")
             let body = try JSONCoding.decode(PredictRequest.self, from: request, maxBytes: limits.maxRequestBytes)
-            let (version, network) = try loadNetwork(modelID: id, tenantID: tenant, version: body.version)
+            let (version, network) = try models.network(modelID: id, tenantID: tenant, version: body.version)
             let arch = network.architecture
             let inputs = body.inputs
             guard !inputs.isEmpty, inputs.count <= limits.maxPredictRows else {
@@ -73,21 +76,6 @@ extension PFCService {
 
     /// Rows per forward pass of a prediction.
     static let predictChunkRows = 512
-
-    /// The network of a model version (latest when nil), through the cache.
-    func loadNetwork(modelID: String, tenantID: String, version: Int?) throws -> (Int, any Network) {
-        let v = try storeCall {
-            try version.map { try store.modelVersion(modelID: modelID, version: $0, tenantID: tenantID).version }
-                ?? store.latestModelVersion(modelID: modelID, tenantID: tenantID).version
-        }
-        let network = try modelCache.network(modelID: modelID, version: v) {
-            let bytes = try storeCall { try store.modelWeights(modelID: modelID, version: v, tenantID: tenantID) }
-            do { return try ModelFile.decode(Array(bytes)) } catch {
-                throw HTTPError(.internalServerError, message: "stored weights of model \(modelID) v\(v) are unreadable: \(error)")
-            }
-        }
-        return (v, network)
-    }
 
     /// For the factorized RNN: per step t, the top components of h_t by h_t[k]·W_y[ŷ, k] (`block` is
     /// the step), ŷ the final prediction or, with `everyStep`, step t's own; the vanilla RNN has no
