@@ -34,12 +34,17 @@ let package = Package(
         .target(name: "Storage", dependencies: [
             "CLibPQ", "CSQLite", "COpenSSL",
             .product(name: "Logging", package: "swift-log"),
-        ]),
+        ], plugins: ["EmbedMigrations"]),
+        // Compiles migrations/<dialect>/NNNN_name.sql into Storage (`EmbeddedMigrations`): a new file is a new migration.
+        .plugin(name: "EmbedMigrations", capability: .buildTool(), path: "Plugins/EmbedMigrations"),
 
         // The REST service: resources, validation, jobs, auth.
         .target(name: "Service", dependencies: [
             "PFC", "Linalg", "HTTP", "Storage", "NPEFF",
             .product(name: "Logging", package: "swift-log"),
+        ], resources: [
+            // A symbolic link to ../openapi.yaml: the contract compiled into the binary (PackageResources.openapi_yaml).
+            .embedInCode("OpenAPI/openapi.yaml"),
         ]),
 
         .executableTarget(name: "pfc-server", dependencies: [
@@ -60,10 +65,16 @@ let package = Package(
         .testTarget(name: "LinalgTests", dependencies: ["Linalg"]),
         .testTarget(name: "PFCTests", dependencies: ["PFC", "Linalg"], resources: [.copy("Fixtures")]),
         .testTarget(name: "NPEFFTests", dependencies: ["NPEFF", "PFC", "Linalg"]),
-        .testTarget(name: "HTTPTests", dependencies: ["HTTP", "CSSL"]),
-        .testTarget(name: "StorageTests", dependencies: ["Storage"]),
+        // What the suites share: TestClient (loopback HTTP), TestDatabase and ServiceHarness (real stores
+        // and a real server), OpenAPIValidator. A regular target, so test targets can depend on it.
+        .target(name: "TestSupport", dependencies: [
+            "Service", "HTTP", "Storage", "CSSL", .product(name: "Yams", package: "Yams"),
+            .product(name: "Logging", package: "swift-log"),
+        ], path: "Tests/TestSupport"),
+        .testTarget(name: "HTTPTests", dependencies: ["HTTP", "CSSL", "TestSupport"]),
+        .testTarget(name: "StorageTests", dependencies: ["Storage", "TestSupport"]),
         .testTarget(name: "ServiceTests", dependencies: [
-            "Service", "HTTP", "Storage", "PFC", "Linalg", .product(name: "Yams", package: "Yams"),
+            "Service", "HTTP", "Storage", "PFC", "Linalg", "TestSupport", .product(name: "Yams", package: "Yams"),
         ]),
     ],
     swiftLanguageModes: [.v6]

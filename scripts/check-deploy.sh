@@ -3,7 +3,7 @@
 # deploy/ and openapi.yaml parses; docker-compose, the Kubernetes manifests and the Dockerfile
 # state the facts the deployment relies on; the Dockerfile installs the apt packages
 # scripts/setup.sh lists and builds the product CI builds; openapi.yaml is a valid OpenAPI 3.1
-# document and Sources/Service/OpenAPIDocument.swift embeds it verbatim.
+# document and the Service target embeds it (Sources/Service/OpenAPI/openapi.yaml links to it).
 #   scripts/check-deploy.sh        (exits non-zero, naming every failed check)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -223,7 +223,7 @@ if check(os.path.exists("Dockerfile"), "Dockerfile: missing"):
               f"Dockerfile: CMD is {cmd}, expected [\"serve\", \"--host\", \"0.0.0.0\", \"--port\", \"8080\"]")
 if check(os.path.exists(".dockerignore"), ".dockerignore: missing"):
     ignored = {l.strip().rstrip("/") for l in open(".dockerignore") if l.strip() and not l.startswith("#")}
-    needed = {"Package.swift", "Sources", "Tests", "Benchmarks", "Fuzz", "migrations"}  # the manifest names targets in each
+    needed = {"Package.swift", "Sources", "Tests", "Benchmarks", "Fuzz", "Plugins", "migrations", "openapi.yaml"}  # the manifest names targets in each; the build embeds the last two
     check(not (ignored & needed), f".dockerignore: excludes {sorted(ignored & needed)}, which the build needs")
 
 # ---- openapi.yaml ------------------------------------------------------------------------------
@@ -254,12 +254,12 @@ if spec:
             else:
                 check(op.get("security") == [], f"openapi.yaml: {method.upper()} {path} should need no key (security: [])")
     check(None not in op_ids and len(op_ids) == len(set(op_ids)), "openapi.yaml: operationIds missing or not unique")
-    embedded_path = "Sources/Service/OpenAPIDocument.swift"
-    if check(os.path.exists(embedded_path), f"{embedded_path}: missing (run scripts/embed-openapi.sh)"):
-        swift = open(embedded_path, encoding="utf-8").read()
-        m = re.search(r'static let yaml: String = (#+)"""\n(.*)\n"""\1\n', swift, re.S)
-        check(m is not None and m.group(2) == open("openapi.yaml", encoding="utf-8").read(),
-              f"{embedded_path}: does not embed openapi.yaml as it is (run scripts/embed-openapi.sh)")
+    # The binary embeds the document through SwiftPM (.embedInCode) from a link to this very file.
+    embedded_path = "Sources/Service/OpenAPI/openapi.yaml"
+    check(os.path.islink(embedded_path) and os.path.realpath(embedded_path) == os.path.realpath("openapi.yaml"),
+          f"{embedded_path}: not a symbolic link to openapi.yaml")
+    check('.embedInCode("OpenAPI/openapi.yaml")' in open("Package.swift", encoding="utf-8").read(),
+          "Package.swift: the Service target does not embed OpenAPI/openapi.yaml")
 
 for f in failures:
     print(f"check-deploy: FAIL {f}", file=sys.stderr)

@@ -8,6 +8,7 @@ import Testing
 @testable import HTTP
 #if canImport(Glibc)
 import Glibc
+import TestSupport
 #endif
 
 @Suite struct AccessLogTests {

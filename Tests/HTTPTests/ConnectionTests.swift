@@ -4,6 +4,7 @@
 import Foundation
 import Testing
 @testable import HTTP
+import TestSupport
 
 @Suite struct ConnectionTests {
     @Test func keepAliveServesSeveralRequestsOnOneConnection() throws {

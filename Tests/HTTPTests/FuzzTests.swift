@@ -4,6 +4,7 @@
 import Foundation
 import Testing
 @testable import HTTP
+import TestSupport
 
 /// SplitMix64: a tiny deterministic generator.
 struct SeededGenerator: RandomNumberGenerator {

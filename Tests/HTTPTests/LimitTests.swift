@@ -6,6 +6,7 @@ import Testing
 @testable import HTTP
 #if canImport(Glibc)
 import Glibc
+import TestSupport
 #endif
 
 @Suite(.serialized) struct LimitTests {

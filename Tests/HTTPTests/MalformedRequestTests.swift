@@ -4,6 +4,7 @@
 import Foundation
 import Testing
 @testable import HTTP
+import TestSupport
 
 @Suite struct MalformedRequestTests {
     static let cases: [(name: String, raw: String, status: Int)] = [

@@ -4,6 +4,7 @@
 import Foundation
 import Testing
 @testable import HTTP
+import TestSupport
 
 @Suite(.serialized) struct PerAddressLimitTests {
     static func router() -> Router {

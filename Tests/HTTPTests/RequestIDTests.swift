@@ -5,6 +5,7 @@
 import Foundation
 import Testing
 @testable import HTTP
+import TestSupport
 
 @Suite struct RequestIDTests {
     static func isGenerated(_ id: String?) -> Bool {

@@ -5,6 +5,7 @@ import Foundation
 import Synchronization
 import Testing
 @testable import HTTP
+import TestSupport
 
 @Suite struct StreamingTests {
     @Test func fiftyMebibyteBodyStreamedThroughHandler() throws {

@@ -10,6 +10,7 @@ import Testing
 @testable import HTTP
 #if canImport(Glibc)
 import Glibc
+import TestSupport
 #endif
 
 @Suite(.serialized) struct TLSTests {

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 @testable import Service
 @testable import Storage
+import TestSupport
 
 /// NPEFF analyses through the API: both methods on a briefly trained PFC model, components and their details,
 /// example grids, perturbations, coefficient fitting, a restart, tenancy, and bad requests that store nothing.

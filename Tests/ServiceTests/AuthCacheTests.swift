@@ -9,6 +9,7 @@ import Testing
 @testable import HTTP
 @testable import Service
 @testable import Storage
+import TestSupport
 
 @Suite struct AuthCacheTests {
     /// The serve default, which the harness runs with.

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 @testable import Service
 @testable import Storage
+import TestSupport
 
 /// Bad input gets a 4xx JSON error that names the problem, and nothing is half-written.
 @Suite(.serialized) struct BadInputTests {

@@ -3,6 +3,7 @@ import Testing
 @testable import PFC
 @testable import Service
 @testable import Storage
+import TestSupport
 
 /// Task increments with the sliding window, the batch ledger, and forgetting, through the API.
 @Suite(.serialized) struct ContinualTests {

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 @testable import Service
 @testable import Storage
+import TestSupport
 
 /// The whole service over real sockets and a real database: upload, train with live progress,
 /// predict, restart, and find everything still there.

@@ -5,6 +5,7 @@ import Testing
 @testable import Storage
 #if canImport(Glibc)
 import Glibc
+import TestSupport
 #endif
 
 /// The security review's findings (issue 12): input any tenant can send that used to abort the
@@ -335,7 +336,7 @@ import Glibc
         let server = HTTPServer(configuration: http, router: router)
         try server.start()
         defer { server.shutdown(deadline: .seconds(1)); _ = server.waitUntilStopped(timeout: .seconds(5)) }
-        let client = TestClient(port: server.port)
+        let client = TestClient(port: server.port, key: nil)
         #expect(try client.request("GET", "/healthz", auth: false).status == 200)
         // One slow request holds the only thread; a second waits for it.
         let fds = try (0..<2).map { _ -> Int32 in

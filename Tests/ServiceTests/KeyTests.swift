@@ -5,6 +5,7 @@ import Foundation
 import Testing
 @testable import Service
 @testable import Storage
+import TestSupport
 
 @Suite struct KeyTests {
     func keyID(_ h: ServiceHarness, _ secret: String) throws -> String {

@@ -1,5 +1,5 @@
 // OpenAPIDocumentTests: the document compiled into the binary (served at GET /openapi.yaml) is
-// exactly openapi.yaml at the repository root. Regenerate with scripts/embed-openapi.sh.
+// exactly openapi.yaml at the repository root (Sources/Service/OpenAPI/openapi.yaml links to it).
 import Foundation
 import Testing
 import Service
@@ -13,7 +13,7 @@ import Service
         let url = Self.repositoryRoot.appendingPathComponent("openapi.yaml")
         let onDisk = try String(contentsOf: url, encoding: .utf8)
         #expect(OpenAPIDocument.yaml == onDisk,
-                "Sources/Service/OpenAPIDocument.swift is stale: run scripts/embed-openapi.sh")
+                "Sources/Service/OpenAPI/openapi.yaml must be a symbolic link to ../../../openapi.yaml")
     }
 
     @Test func embeddedDocumentLooksLikeOpenAPI31() {

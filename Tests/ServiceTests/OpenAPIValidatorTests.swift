@@ -2,6 +2,7 @@
 // openapi.yaml allows and reports, by JSON path, what it does not.
 import Foundation
 import Testing
+import TestSupport
 
 @Suite struct OpenAPIValidatorTests {
     let validator: OpenAPIValidator

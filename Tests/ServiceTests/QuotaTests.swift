@@ -7,6 +7,7 @@ import HTTP
 import Testing
 @testable import Service
 @testable import Storage
+import TestSupport
 
 @Suite struct QuotaTests {
     let validator: OpenAPIValidator

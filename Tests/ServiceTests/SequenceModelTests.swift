@@ -2,6 +2,7 @@ import Foundation
 import Testing
 @testable import Service
 @testable import Storage
+import TestSupport
 
 /// Recurrent models through the API: sequential digits (each 8×8 digit read row by row, T = 8, d = 8).
 @Suite(.serialized) struct SequenceModelTests {

@@ -3,6 +3,7 @@
 import Foundation
 import Testing
 @testable import Storage
+import TestSupport
 
 extension ConformanceTests {
     /// 100 chunks of 1 MiB, each different (index stamped into a shared random base), written

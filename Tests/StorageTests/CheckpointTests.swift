@@ -2,6 +2,7 @@
 // ends (complete, fail, cancel, reclaim giving up) removes it.
 import Foundation
 import Testing
+import TestSupport
 @testable import Storage
 
 extension ConformanceTests {

@@ -4,6 +4,7 @@ import Foundation
 import Synchronization
 import Testing
 @testable import Storage
+import TestSupport
 
 @Suite(.serialized) struct ConformanceTests {
     @Test(.enabled(if: TestDatabase.postgresURL != nil || TestDatabase.isCI,

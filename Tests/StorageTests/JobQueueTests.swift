@@ -3,6 +3,7 @@ import Foundation
 import Synchronization
 import Testing
 @testable import Storage
+import TestSupport
 
 extension ConformanceTests {
     @Test(arguments: TestDatabase.backends)

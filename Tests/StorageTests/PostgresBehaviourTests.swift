@@ -3,6 +3,7 @@ import Foundation
 import Synchronization
 import Testing
 @testable import Storage
+import TestSupport
 
 extension ConformanceTests {
     /// Two transactions lock two tenants in opposite order; PostgreSQL aborts one with 40P01

@@ -5,6 +5,7 @@ import Testing
 @testable import Storage
 #if canImport(Glibc)
 import Glibc
+import TestSupport
 #endif
 
 @Suite struct APIKeyLifecycleTests {

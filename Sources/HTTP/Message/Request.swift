@@ -27,8 +27,17 @@ public struct Request: Sendable {
     /// The protocol version.
     public var version: HTTPVersion { head.version }
 
-    /// The value of path parameter `name`.
+    /// The value of path parameter `name`, nil when the route template has no `{name}`.
     public func parameter(_ name: String) -> String? { pathParameters[name] }
+
+    /// The value of path parameter `name`; throws 404 when the matched route has no `{name}` or
+    /// its value is empty, so a handler never traps on a template it was not registered under.
+    public func pathParameter(_ name: String) throws -> String {
+        guard let value = pathParameters[name], !value.isEmpty else {
+            throw HTTPError(.notFound, message: "\(path) has no {\(name)}")
+        }
+        return value
+    }
 
     /// The first value of query parameter `name`.
     public func queryValue(_ name: String) -> String? { head.query.first { $0.name == name }?.value }

@@ -13,7 +13,7 @@ public struct RequestContext: Sendable {
     public let remoteAddress: String
     /// A logger carrying the request id in its metadata.
     public var logger: Logger
-    /// The authenticated principal set by `AuthMiddleware`, if any.
+    /// The authenticated principal (the Service's tenant id), set by an authenticating middleware.
     public var principal: String?
     /// Free-form values middleware passes to handlers.
     public var attributes: [String: String]

@@ -16,6 +16,12 @@ public enum ModelKind: String, Sendable, Codable, CaseIterable {
 
     /// True for the recurrent kinds, whose examples are `sequenceLength` steps of `inputDim` features.
     public var isSequence: Bool { self == .factorizedRNN || self == .rnn }
+
+    /// True for the kinds whose weights are signed by design (no `nonnegative` constraint possible).
+    public var hasSignedWeights: Bool { self == .mlp || self == .rnn }
+
+    /// Whether a model of this kind keeps W ≥ 1e-5 unless told otherwise (the PFC block kinds).
+    public var nonnegativeByDefault: Bool { self == .pfc || self == .pfc2 }
 }
 
 /// Everything needed to rebuild a network's shape; stored as JSON in model files and the database.
@@ -54,7 +60,7 @@ public struct Architecture: Sendable, Codable, Equatable {
         self.iterations = iterations
         self.loss = loss
         self.labelLossWeight = labelLossWeight
-        self.nonnegative = kind == .mlp || kind == .rnn ? false : nonnegative
+        self.nonnegative = kind.hasSignedWeights ? false : nonnegative
     }
 
     enum CodingKeys: String, CodingKey {
@@ -76,7 +82,6 @@ public struct Architecture: Sendable, Codable, Equatable {
         bptt = try c.decodeIfPresent(Bool.self, forKey: .bptt) ?? true
     }
 
-    /// Checks the dimensions are usable; returns a message naming the problem, or nil.
     /// Weights in all matrices of a network of this architecture (overflow-checked; nil when it
     /// does not fit in `Int`).
     public var parameterCount: Int? {
@@ -92,6 +97,27 @@ public struct Architecture: Sendable, Codable, Equatable {
         }
     }
 
+    /// Multiply-adds of one forward pass over `rows` examples (FISTA: ηXᵀW once and Z·A per
+    /// iteration, plus the Gram matrix once per call; research/pfc.md §1.2), nil on overflow.
+    public func inferenceWork(rows: Int) -> Int? {
+        let d = inputDim, c = outputDim, k = basis, n = max(1, iterations), t = max(1, sequenceLength)
+        let fistaPerRow = CheckedSize.sum(CheckedSize.product(d, k), CheckedSize.product(n, k, k))
+        let perRow: Int?
+        switch kind {
+        case .pfc: perRow = CheckedSize.sum(fistaPerRow, CheckedSize.product(c, k))
+        case .pfc2: perRow = CheckedSize.sum(CheckedSize.product(2, fistaPerRow ?? -1), CheckedSize.product(c, k))
+        case .mlp: perRow = CheckedSize.product(CheckedSize.sum(d, c) ?? -1, k)
+        case .factorizedRNN:
+            let step = CheckedSize.sum(CheckedSize.product(CheckedSize.sum(d, k) ?? -1, k), CheckedSize.product(n, k, k), CheckedSize.product(c, k))
+            perRow = CheckedSize.product(t, step ?? -1)
+        case .rnn:
+            perRow = CheckedSize.product(t, CheckedSize.sum(CheckedSize.product(CheckedSize.sum(d, k, c) ?? -1, k)) ?? -1)
+        }
+        let gram = kind == .mlp || kind == .rnn ? 0 : CheckedSize.product(CheckedSize.sum(d, k) ?? -1, k, k)
+        return CheckedSize.sum(CheckedSize.product(rows, perRow ?? -1), gram)
+    }
+
+    /// Checks the dimensions are usable; returns a message naming the problem, or nil.
     public func validationProblem() -> String? {
         if inputDim < 1 { return "input_dim must be at least 1" }
         if outputDim < 2 { return "output_dim must be at least 2 classes" }
@@ -159,9 +185,20 @@ public protocol Network: Sendable {
     /// Mean loss (without gradients) and accuracy over the targets of a batch labelled as for
     /// `lossAndGradients`.
     func evaluate(x: Matrix, labels: [Int]) -> (loss: Float, accuracy: Float)
+    /// The PFC blocks, input side first, whose basis vectors (the columns of W_x, W_y) the service
+    /// lists, draws and explains with; empty for kinds without blocks (MLP, RNNs).
+    var pfcBlocks: [PFCBlock] { get }
+    /// Every block's activation for the batch `x` (d×B), in `pfcBlocks` order; the last block's `y`
+    /// is the network's output. Empty for kinds without blocks.
+    func blockActivations(_ x: Matrix) -> [PFCBlock.Activation]
 }
 
 extension Network {
+    /// No PFC blocks (the default for the kinds without them).
+    public var pfcBlocks: [PFCBlock] { [] }
+    /// No block activations (the default for the kinds without PFC blocks).
+    public func blockActivations(_ x: Matrix) -> [PFCBlock.Activation] { [] }
+
     /// Mean loss (without gradients) and accuracy of the network on a batch with one label per column.
     public func evaluate(x: Matrix, labels: [Int]) -> (loss: Float, accuracy: Float) {
         let out = predict(x)

@@ -27,6 +27,11 @@ public struct PFCClassifier: Network {
     /// The block's activation for explanations: Hᵀ (B×K) and ŷ.
     public func activation(_ x: Matrix) -> PFCBlock.Activation { block.forward(x, keepTape: false) }
 
+    /// The one block.
+    public var pfcBlocks: [PFCBlock] { [block] }
+    /// The block's activation (its `y` is the output).
+    public func blockActivations(_ x: Matrix) -> [PFCBlock.Activation] { [activation(x)] }
+
     public func lossAndGradients(x: Matrix, labels: [Int]) -> LossAndGradients {
         let withImages = architecture.loss == .imagesLabelsMSE
         let lambda = architecture.labelLossWeight

@@ -43,6 +43,11 @@ public struct ResidualPFCNetwork: Network {
         return second.forward(residual(x, a1.y), keepTape: false).y
     }
 
+    /// The reconstructing block, then the classifying one.
+    public var pfcBlocks: [PFCBlock] { [first, second] }
+    /// Both blocks' activations (`activations(_:)`).
+    public func blockActivations(_ x: Matrix) -> [PFCBlock.Activation] { activations(x) }
+
     /// Both blocks' activations, for explanations.
     public func activations(_ x: Matrix) -> [PFCBlock.Activation] {
         let a1 = first.forward(x, keepTape: false)

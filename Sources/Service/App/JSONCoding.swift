@@ -2,8 +2,18 @@
 import Foundation
 import HTTP
 
-/// JSON in and out of handlers.
+/// Types whose `CodingKeys` spell their JSON keys (snake_case) by hand, decoded without the key
+/// strategy: the JSON stored in the database (job params, progress, results, analysis summaries),
+/// whose format must not depend on the encoder that wrote it and which other code decodes with a
+/// plain `JSONDecoder`, and the request types of DTO files that have not moved to the strategy yet.
+protocol ExplicitJSONKeys {}
+
+/// JSON in and out of handlers. The API's JSON is snake_case and its Swift names camelCase: response
+/// types and request bodies leave the mapping to `apiEncoder` / `apiDecoder` instead of CodingKeys
+/// that only rename (`datasetID` ↔ `dataset_id`, `topKL` ↔ `top_kl`, `imageShape` ↔ `image_shape`).
 enum JSONCoding {
+    /// JSON as the Swift names say it (or the type's own CodingKeys): stored JSON such as model
+    /// architectures, job params and results.
     static let encoder: JSONEncoder = {
         let e = JSONEncoder()
         e.outputFormatting = [.sortedKeys]
@@ -12,9 +22,68 @@ enum JSONCoding {
         return e
     }()
 
+    /// Responses: camelCase Swift names become snake_case keys (keys already in snake_case, and the
+    /// keys of dictionaries, stay as they are).
+    static let apiEncoder: JSONEncoder = {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys]
+        e.dateEncodingStrategy = .iso8601
+        e.nonConformingFloatEncodingStrategy = .throw
+        e.keyEncodingStrategy = .convertToSnakeCase
+        return e
+    }()
+
+    /// Request bodies: snake_case keys become the Swift names, the inverse of `apiEncoder`'s
+    /// `.convertToSnakeCase`. Not `.convertFromSnakeCase`, which turns `dataset_id` into `datasetId`
+    /// and so misses `datasetID`: here the initialisms of `initialisms` are upper-cased whole. A key
+    /// that is not snake_case (`inputDim`) matches no field, as before the strategy.
+    static func apiDecoder(for type: Any.Type) -> JSONDecoder {
+        let d = JSONDecoder()
+        if !(type is any ExplicitJSONKeys.Type) {
+            d.keyDecodingStrategy = .custom { path in APIKey(swiftName(path.last?.stringValue ?? "")) }
+        }
+        return d
+    }
+
+    /// Words spelled in capitals in Swift names (`datasetID`, `targetKL`).
+    static let initialisms: Set<Substring> = ["id", "kl"]
+
+    /// `dataset_id` → `datasetID`, `label_loss_weight` → `labelLossWeight`, `name` → `name`.
+    static func swiftName(_ key: String) -> String {
+        if key.contains(where: \.isUppercase) { return "#" + key }  // no Swift name has a '#'
+        let words = key.split(separator: "_", omittingEmptySubsequences: false)
+        guard words.count > 1, !words.contains(where: \.isEmpty) else { return key }
+        return String(words[0]) + words.dropFirst().map {
+            initialisms.contains($0) ? $0.uppercased() : $0.prefix(1).uppercased() + $0.dropFirst()
+        }.joined()
+    }
+
+    /// The JSON key of a Swift name, as `.convertToSnakeCase` writes it: `datasetID` → `dataset_id`.
+    static func snakeCase(_ name: String) -> String {
+        var out = ""
+        let chars = Array(name)
+        for (i, ch) in chars.enumerated() {
+            if ch.isUppercase, i > 0 {
+                let previousLower = !chars[i - 1].isUppercase && chars[i - 1] != "_"
+                let nextLower = i + 1 < chars.count && chars[i + 1].isLowercase
+                if previousLower || (chars[i - 1].isUppercase && nextLower) { out.append("_") }
+            }
+            out.append(contentsOf: ch.lowercased())
+        }
+        return out
+    }
+
+    private struct APIKey: CodingKey {
+        let stringValue: String
+        var intValue: Int? { nil }
+        init(_ s: String) { stringValue = s }
+        init?(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { return nil }
+    }
+
     /// A JSON response of `value`.
     static func response<T: Encodable>(_ value: T, status: HTTPStatus = .ok, headers: [(String, String)] = []) throws -> Response {
-        var r = Response.json(Array(try encoder.encode(value)), status: status)
+        var r = Response.json(Array(try apiEncoder.encode(value)), status: status)
         for (name, v) in headers { r.headers.replaceOrAdd(name: name, value: v) }
         return r
     }
@@ -45,12 +114,12 @@ enum JSONCoding {
         if data.isEmpty { throw APIError.badRequest("the request body is empty; send a JSON object", code: "invalid_json") }
         do { try StrictJSON.check(data) } catch { throw APIError.badRequest("malformed JSON: \(error.message)", code: "invalid_json") }
         do {
-            return try JSONDecoder().decode(T.self, from: data)
+            return try apiDecoder(for: T.self).decode(T.self, from: data)
         } catch DecodingError.dataCorrupted(let c) where c.codingPath.isEmpty
                     && (try? JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])) != nil {
             // Valid JSON the decoder still calls invalid: a number that does not fit its field.
             let misfit = StrictJSON.numberMisfit(data) { candidate in
-                do { _ = try JSONDecoder().decode(T.self, from: candidate); return false } catch DecodingError.dataCorrupted(let c) {
+                do { _ = try apiDecoder(for: T.self).decode(T.self, from: candidate); return false } catch DecodingError.dataCorrupted(let c) {
                     return c.codingPath.isEmpty
                 } catch { return false }
             }
@@ -67,7 +136,8 @@ enum JSONCoding {
 
     static func describe(_ error: DecodingError) -> HTTPError {
         func path(_ keys: [any CodingKey]) -> String {
-            keys.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined().trimmingCharacters(in: CharacterSet(charactersIn: "."))
+            // Field names as the client wrote them: snake_case (keys already snake_case are unchanged).
+            keys.map { $0.intValue.map { "[\($0)]" } ?? ".\(snakeCase($0.stringValue))" }.joined().trimmingCharacters(in: CharacterSet(charactersIn: "."))
         }
         switch error {
         case .dataCorrupted(let c) where c.codingPath.isEmpty:
@@ -122,10 +192,18 @@ struct Pagination {
 struct ListPage<Item: Encodable>: Encodable {
     var items: [Item]
     var nextOffset: Int?
-    enum CodingKeys: String, CodingKey { case items, nextOffset = "next_offset" }
+    /// Written by hand so a last page says `"next_offset": null` (synthesized coding omits nil).
+    enum CodingKeys: CodingKey { case items, nextOffset }
     func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(items, forKey: .items)
         try c.encode(nextOffset, forKey: .nextOffset)
     }
 }
+
+// The request types of DTO/JobDTO.swift and DTO/ContinualDTO.swift spell their keys by hand; they
+// decode without the strategy until those files follow it (then these lines go).
+extension TrainRequest: ExplicitJSONKeys {}
+extension TaskRequest: ExplicitJSONKeys {}
+extension ForgetRequest: ExplicitJSONKeys {}
+extension PredictRequest: ExplicitJSONKeys {}

@@ -2,6 +2,7 @@
 import Foundation
 import HTTP
 import Logging
+import PFC
 import Storage
 
 /// The REST service. Make it, hand `makeRouter()` to an `HTTPServer`, and `startWorkers()`.
@@ -13,6 +14,8 @@ public final class PFCService: Sendable {
     /// Request counters and latency histograms, exported at `/metrics`.
     public let metrics: MetricsRegistry
     let modelCache: ModelCache
+    /// Models and their networks, for the controllers that serve them.
+    let models: ModelLoader
     let workers: JobWorkers
     let eventStreams: EventStreamSlots
     /// The per-API-key request rate limit; nil when `tenantLimits.requestsPerSecond` is 0.
@@ -33,6 +36,7 @@ public final class PFCService: Sendable {
         self.metrics = metrics
         self.logger = logger
         self.modelCache = ModelCache(capacity: configuration.modelCacheSize)
+        self.models = ModelLoader(store: store, cache: modelCache)
         self.workers = JobWorkers(store: store, configuration: configuration, logger: logger)
         self.eventStreams = EventStreamSlots(perTenant: configuration.limits.maxEventStreamsPerTenant,
                                              total: configuration.limits.maxEventStreams)
@@ -57,13 +61,18 @@ public final class PFCService: Sendable {
         r.use(MetricsMiddleware(registry: metrics))
         r.use(TenantAuthMiddleware(store: store, cache: makeAuthCache()))
         if let rateLimiter { r.use(RateLimitMiddleware(limiter: rateLimiter)) }
-        registerOps(&r)
-        registerDatasets(&r)
+        let controllers: [any RouteCollection] = [
+            OpsController(store: store, metrics: metrics, saturationSeconds: configuration.saturationSeconds, workers: workers,
+                          eventStreams: eventStreams, rateLimiter: rateLimiter, accessLog: accessLog, quotas: quotas),
+            DatasetController(store: store, limits: configuration.limits, quotas: quotas),
+            PredictController(models: models, limits: configuration.limits),
+            ComponentController(store: store, models: models),
+        ]
+        for controller in controllers { controller.register(on: &r) }
+        // Not controllers yet: these share checkDataset and the job plumbing with PFCService.
         registerModels(&r)
         registerRegistry(&r)
         registerJobs(&r)
-        registerPredictions(&r)
-        registerComponents(&r)
         registerContinual(&r)
         registerTaskStream(&r)
         registerAnalyses(&r)
@@ -77,78 +86,11 @@ public final class PFCService: Sendable {
                          capacity: max(1, configuration.authCacheCapacity), refusedCapacity: max(1, configuration.authRefusedCacheCapacity))
     }
 
-    // MARK: - Operations endpoints
-
-    func registerOps(_ r: inout Router) {
-        // On the connection queue: never blocks, and answers even when every handler thread is busy.
-        // 503 "saturated" once a request has waited longer than `saturationSeconds` for a handler
-        // thread: the process is up but cannot serve (a load balancer should look elsewhere).
-        let saturation = Duration.milliseconds(Int64((configuration.saturationSeconds * 1000).rounded()))
-        r.get("/healthz", options: RouteOptions(execution: .connectionQueue)) { _, ctx in
-            if let server = ctx.server, server.handlerQueueDelay > saturation {
-                let waited = Double(server.handlerQueueDelay.components.seconds) + Double(server.handlerQueueDelay.components.attoseconds) / 1e18
-                var r = Response.json(#"{"status":"saturated","handler_queue_delay_seconds":\#(String(format: "%.3f", waited))}"#,
-                                      status: .serviceUnavailable)
-                r.headers.replaceOrAdd(name: "Retry-After", value: "1")
-                return r
-            }
-            return Response.json(#"{"status":"ok"}"#)
-        }
-        r.get("/readyz") { [store] _, _ in
-            let report: MigrationReport
-            do { report = try store.migrationStatus() } catch {
-                throw HTTPError(.serviceUnavailable, message: "database not ready: \(error)")
-            }
-            guard report.pending.isEmpty else {
-                throw HTTPError(.serviceUnavailable, message: "\(report.pending.count) migration(s) pending; run `pfc-server migrate`")
-            }
-            return try JSONCoding.response(ReadyDTO(database: store.backend.rawValue, migrations: report.previouslyApplied.count))
-        }
-        r.get("/metrics") { [self] _, ctx in
-            var text = metrics.prometheusText()
-            text += (try? jobStateMetrics()) ?? ""
-            text += eventStreamMetrics()
-            if let server = ctx.server {
-                let d = server.handlerQueueDelay.components
-                text += "# HELP pfc_handler_queue_delay_seconds How long the oldest request has waited for a handler thread.\n"
-                text += "# TYPE pfc_handler_queue_delay_seconds gauge\npfc_handler_queue_delay_seconds \(Double(d.seconds) + Double(d.attoseconds) / 1e18)\n"
-            }
-            text += rateLimiter?.prometheusText() ?? ""
-            text += accessLog?.prometheusText() ?? ""
-            text += quotas.prometheusText()
-            var resp = Response.text(text)
-            resp.headers.replaceOrAdd(name: "Content-Type", value: "text/plain; version=0.0.4; charset=utf-8")
-            return resp
-        }
-        r.get("/openapi.yaml") { _, _ in
-            var resp = Response.text(OpenAPIDocument.yaml)
-            resp.headers.replaceOrAdd(name: "Content-Type", value: "application/yaml")
-            return resp
-        }
+    /// A version's network through the cache (for the route files that still extend the service).
+    func loadNetwork(modelID: String, tenantID: String, version: Int?) throws -> (Int, any Network) {
+        try models.network(modelID: modelID, tenantID: tenantID, version: version)
     }
 
-    func eventStreamMetrics() -> String {
-        var text = "# HELP pfc_event_streams_open Job event streams open on this process.\n# TYPE pfc_event_streams_open gauge\n"
-        text += "pfc_event_streams_open \(eventStreams.openCount)\n"
-        text += "# HELP pfc_event_streams_refused_total Event streams refused by limit (tenant: per-tenant cap, server: total cap).\n"
-        text += "# TYPE pfc_event_streams_refused_total counter\n"
-        let refused = eventStreams.refused.withLock { $0 }
-        for reason in ["tenant", "server"] { text += "pfc_event_streams_refused_total{reason=\"\(reason)\"} \(refused[reason] ?? 0)\n" }
-        return text
-    }
-
-    func jobStateMetrics() throws -> String {
-        let counts = try store.jobCountsByState()
-        var text = "# HELP pfc_jobs Jobs by state.\n# TYPE pfc_jobs gauge\n"
-        for state in JobState.allCases { text += "pfc_jobs{state=\"\(state.rawValue)\"} \(counts[state] ?? 0)\n" }
-        text += "# HELP pfc_training_examples_per_second Throughput of the last training step on this process.\n"
-        text += "# TYPE pfc_training_examples_per_second gauge\npfc_training_examples_per_second \(workers.lastExamplesPerSecond)\n"
-        return text
-    }
-}
-
-struct ReadyDTO: Encodable {
-    var status = "ready"
-    var database: String
-    var migrations: Int
+    /// The architecture and seed stored with a model.
+    func spec(of m: Model) throws -> ModelSpec { try models.spec(of: m) }
 }

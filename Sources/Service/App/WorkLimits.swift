@@ -7,30 +7,11 @@ import PFC
 
 extension Architecture {
     /// Weights in all matrices with basis `k` (the count the creation limit uses), nil on overflow.
+    /// (The forward-pass cost the predict limit uses is `Architecture.inferenceWork(rows:)`, in PFC.)
     func weightCount(basis k: Int) -> Int? {
         var grown = self
         grown.basis = k
         return grown.parameterCount
-    }
-
-    /// Multiply-adds of one forward pass over `rows` examples (FISTA: ηXᵀW once and Z·A per
-    /// iteration, plus the Gram matrix once per call; research/pfc.md §1.2), nil on overflow.
-    func inferenceWork(rows: Int) -> Int? {
-        let d = inputDim, c = outputDim, k = basis, n = max(1, iterations), t = max(1, sequenceLength)
-        let fistaPerRow = CheckedSize.sum(CheckedSize.product(d, k), CheckedSize.product(n, k, k))
-        let perRow: Int?
-        switch kind {
-        case .pfc: perRow = CheckedSize.sum(fistaPerRow, CheckedSize.product(c, k))
-        case .pfc2: perRow = CheckedSize.sum(CheckedSize.product(2, fistaPerRow ?? -1), CheckedSize.product(c, k))
-        case .mlp: perRow = CheckedSize.product(CheckedSize.sum(d, c) ?? -1, k)
-        case .factorizedRNN:
-            let step = CheckedSize.sum(CheckedSize.product(CheckedSize.sum(d, k) ?? -1, k), CheckedSize.product(n, k, k), CheckedSize.product(c, k))
-            perRow = CheckedSize.product(t, step ?? -1)
-        case .rnn:
-            perRow = CheckedSize.product(t, CheckedSize.sum(CheckedSize.product(CheckedSize.sum(d, k, c) ?? -1, k)) ?? -1)
-        }
-        let gram = kind == .mlp || kind == .rnn ? 0 : CheckedSize.product(CheckedSize.sum(d, k) ?? -1, k, k)
-        return CheckedSize.sum(CheckedSize.product(rows, perRow ?? -1), gram)
     }
 }
 

@@ -53,8 +53,7 @@ struct DatasetUpload {
         var sequenceLength: Int?
         var stepFeatures: Int?
         enum CodingKeys: String, CodingKey {
-            case name, labels, featureRows = "features", imageShape = "image_shape", sequenceLength = "sequence_length"
-            case stepFeatures = "step_features"
+            case name, labels, featureRows = "features", imageShape, sequenceLength, stepFeatures
         }
     }
 

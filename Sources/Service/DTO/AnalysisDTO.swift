@@ -12,8 +12,9 @@ enum AnalysisMethod: String, Codable, Sendable {
     case lowRank = "low_rank"
 }
 
-/// `POST /v1/models/{id}/analyses`; stored as the analysis's params.
-struct AnalysisRequest: Codable, Equatable {
+/// `POST /v1/models/{id}/analyses`; stored as the analysis's params, so its keys are spelled out (the
+/// stored format), like those of the job params, progress, results and summaries below.
+struct AnalysisRequest: Codable, Equatable, ExplicitJSONKeys {
     var datasetID: String
     var method: AnalysisMethod = .diagonal
     var components = 32
@@ -86,7 +87,6 @@ struct FitRequest: Codable, Equatable {
     var datasetID: String
     var examples: Int?
     var steps: Int?
-    enum CodingKeys: String, CodingKey { case examples, steps, datasetID = "dataset_id" }
 }
 
 /// `POST /v1/analyses/{id}/components/{j}/perturb`.
@@ -99,7 +99,7 @@ struct PerturbRequest: Decodable {
     var seed: UInt64 = 7
     /// Diagonal analyses: search δ and λ so the top examples' mean KL lands in [lo, hi] (npeff.md §5).
     var targetKL: [Double]?
-    enum CodingKeys: String, CodingKey { case magnitude, top, random, lambda, seed, datasetID = "dataset_id", targetKL = "target_kl" }
+    enum CodingKeys: CodingKey { case magnitude, top, random, lambda, seed, datasetID, targetKL }
 
     init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -311,18 +311,15 @@ struct AnalysisCreatedDTO: Encodable {
     var id: String
     var jobID: String
     var state: String
-    enum CodingKeys: String, CodingKey { case id, state, jobID = "job_id" }
 }
 
 /// An analysis as the API shows it.
 struct AnalysisDTO: Encodable {
     var analysis: Analysis
 
-    enum CodingKeys: String, CodingKey {
-        case id, method, state, params, examples, losses, seconds, fits
-        case modelID = "model_id", modelVersion = "model_version", datasetID = "dataset_id", jobID = "job_id"
-        case components, parameterCount = "parameter_count", keptParameters = "kept_parameters", finalLoss = "final_loss"
-        case createdAt = "created_at"
+    enum CodingKeys: CodingKey {
+        case id, method, state, params, examples, losses, seconds, fits, modelID, modelVersion, datasetID, jobID
+        case components, parameterCount, keptParameters, finalLoss, createdAt
     }
 
     func encode(to encoder: any Encoder) throws {
@@ -352,10 +349,8 @@ struct AnalysisDTO: Encodable {
 /// One component in `GET /v1/analyses/{id}/components`.
 struct AnalysisComponentSummaryDTO: Encodable {
     var summary: ComponentSummary
-    enum CodingKeys: String, CodingKey {
-        case index, nonzeros
-        case coefficientMean = "coefficient_mean", coefficientMax = "coefficient_max", topLabel = "top_label"
-        case topLabelShare = "top_label_share", pseudoFisherNorm = "pseudo_fisher_norm", topPart = "top_part"
+    enum CodingKeys: CodingKey {
+        case index, nonzeros, coefficientMean, coefficientMax, topLabel, topLabelShare, pseudoFisherNorm, topPart
     }
     func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
@@ -375,7 +370,6 @@ struct AnalysisComponentListDTO: Encodable {
     var analysisID: String
     var method: String
     var components: [AnalysisComponentSummaryDTO]
-    enum CodingKeys: String, CodingKey { case method, components, analysisID = "analysis_id" }
 }
 
 /// `GET /v1/analyses/{id}/components/{j}`.
@@ -384,12 +378,9 @@ struct AnalysisComponentDTO: Encodable {
     var method: String
     var summary: ComponentSummary
     var topExamples: [TopExampleDTO]
-    enum CodingKeys: String, CodingKey {
-        case index, method, nonzeros
-        case analysisID = "analysis_id", coefficientMean = "coefficient_mean", coefficientMax = "coefficient_max"
-        case topExamples = "top_examples", labelHistogram = "label_histogram", topLabel = "top_label"
-        case topLabelShare = "top_label_share", pseudoFisherNorm = "pseudo_fisher_norm"
-        case topParameters = "top_parameters", pfcParts = "pfc_parts"
+    enum CodingKeys: CodingKey {
+        case index, method, nonzeros, analysisID, coefficientMean, coefficientMax, topExamples, labelHistogram, topLabel
+        case topLabelShare, pseudoFisherNorm, topParameters, pfcParts
     }
     func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
@@ -417,10 +408,6 @@ struct PerturbSignDTO: Encodable {
     var baselineKL: Double
     var topAccuracy: Double
     var baselineAccuracy: Double
-    enum CodingKeys: String, CodingKey {
-        case sign, klRatio = "kl_ratio", topKL = "top_kl", baselineKL = "baseline_kl"
-        case topAccuracy = "top_accuracy", baselineAccuracy = "baseline_accuracy"
-    }
     init(_ e: PerturbationEvaluation) {
         sign = e.sign < 0 ? -1 : 1
         klRatio = finite(e.klRatio); topKL = finite(e.topKL); baselineKL = finite(e.baselineKL)
@@ -449,12 +436,9 @@ struct PerturbResponse: Encodable {
     var bySign: [PerturbSignDTO]
     /// With `target_kl`: the top examples' mean KL the search reached (at the offset's searched sign).
     var targetedKL: Double?
-    enum CodingKeys: String, CodingKey {
-        case component, method, magnitude, lambda, sign, targetedKL = "targeted_kl"
-        case analysisID = "analysis_id", datasetID = "dataset_id", klRatio = "kl_ratio", pefNormRatio = "pef_norm_ratio"
-        case topKL = "top_kl", baselineKL = "baseline_kl", topAccuracy = "top_accuracy", baselineAccuracy = "baseline_accuracy"
-        case originalTopAccuracy = "original_top_accuracy", topExamples = "top_examples", randomExamples = "random_examples"
-        case bySign = "by_sign"
+    enum CodingKeys: CodingKey {
+        case component, method, magnitude, lambda, sign, targetedKL, analysisID, datasetID, klRatio, pefNormRatio, topKL
+        case baselineKL, topAccuracy, baselineAccuracy, originalTopAccuracy, topExamples, randomExamples, bySign
     }
     func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)

@@ -15,9 +15,8 @@ struct DatasetDTO: Encodable {
     var labelsPerStep: Bool
     var createdAt: Date
 
-    enum CodingKeys: String, CodingKey {
-        case id, name, examples, features, classes, imageShape = "image_shape", createdAt = "created_at"
-        case sequenceLength = "sequence_length", stepFeatures = "step_features", labelsPerStep = "labels_per_step"
+    enum CodingKeys: CodingKey {
+        case id, name, examples, features, classes, imageShape, createdAt, sequenceLength, stepFeatures, labelsPerStep
     }
 
     init(_ d: Dataset) {

@@ -25,11 +25,6 @@ struct CreateModelRequest: Decodable {
     var hidden: Int?
     var bptt: Bool?
     var sequenceLength: Int?
-
-    enum CodingKeys: String, CodingKey {
-        case name, kind, basis, iterations, loss, nonnegative, seed, hidden, bptt
-        case inputDim = "input_dim", outputDim = "output_dim", labelLossWeight = "label_loss_weight", sequenceLength = "sequence_length"
-    }
 }
 
 /// A model as the API shows it.
@@ -40,10 +35,9 @@ struct ModelDTO: Encodable {
     var version: Int
     var createdAt: Date
 
-    enum CodingKeys: String, CodingKey {
-        case id, name, kind, basis, iterations, loss, nonnegative, seed, version, bptt
-        case sequenceLength = "sequence_length"
-        case inputDim = "input_dim", outputDim = "output_dim", labelLossWeight = "label_loss_weight", createdAt = "created_at"
+    enum CodingKeys: CodingKey {
+        case id, name, kind, basis, iterations, loss, nonnegative, seed, version, bptt, sequenceLength, inputDim
+        case outputDim, labelLossWeight, createdAt
     }
 
     func encode(to encoder: any Encoder) throws {
@@ -75,9 +69,7 @@ struct ModelVersionDTO: Encodable {
     var metrics: JSONValue
     var createdAt: Date
 
-    enum CodingKeys: String, CodingKey {
-        case version, reason, metrics, parentVersion = "parent_version", createdAt = "created_at"
-    }
+    enum CodingKeys: CodingKey { case version, reason, metrics, parentVersion, createdAt }
 
     init(_ v: ModelVersion) {
         version = v.version

@@ -11,14 +11,14 @@ extension PFCService {
     func registerAnalyses(_ r: inout Router) {
         let limits = configuration.limits
         r.post("/v1/models/{id}/analyses") { [self] request, ctx in
-            let tenant = try ctx.tenantID(), id = request.parameter("id")!
+            let tenant = try ctx.tenantID(), id = try request.pathParameter("id")
             let body = try JSONCoding.decode(AnalysisRequest.self, from: request, maxBytes: limits.maxRequestBytes)
             let (analysis, job) = try enqueueAnalysis(body, modelID: id, tenantID: tenant)
             return try JSONCoding.response(AnalysisCreatedDTO(id: analysis.id, jobID: job.id, state: analysis.state), status: .accepted,
                                            headers: [("Location", "/v1/analyses/\(analysis.id)")])
         }
         r.get("/v1/models/{id}/analyses") { [self] request, ctx in
-            let tenant = try ctx.tenantID(), id = request.parameter("id")!, page = try Pagination(request)
+            let tenant = try ctx.tenantID(), id = try request.pathParameter("id"), page = try Pagination(request)
             let result = try storeCall {
                 try store.read { s in
                     _ = try s.model(id: id, tenantID: tenant)
@@ -29,12 +29,12 @@ extension PFCService {
             return try JSONCoding.response(ListPage(items: result.0.map(AnalysisDTO.init), nextOffset: result.1))
         }
         r.get("/v1/analyses/{id}") { [self] request, ctx in
-            let tenant = try ctx.tenantID(), id = request.parameter("id")!
+            let tenant = try ctx.tenantID(), id = try request.pathParameter("id")
             let analysis = try storeCall { try store.read { s in try reconciled(try s.analysis(id: id, tenantID: tenant), session: s) } }
             return try JSONCoding.response(AnalysisDTO(analysis: analysis))
         }
         r.get("/v1/analyses/{id}/components") { [self] request, ctx in
-            let tenant = try ctx.tenantID(), id = request.parameter("id")!
+            let tenant = try ctx.tenantID(), id = try request.pathParameter("id")
             let (analysis, components) = try storeCall {
                 try store.read { s in
                     let a = try s.analysis(id: id, tenantID: tenant)
@@ -46,21 +46,21 @@ extension PFCService {
             return try JSONCoding.response(AnalysisComponentListDTO(analysisID: id, method: analysis.kind, components: items))
         }
         r.get("/v1/analyses/{id}/components/{j}") { [self] request, ctx in
-            let tenant = try ctx.tenantID(), id = request.parameter("id")!
-            let (analysis, component) = try readComponent(id: id, index: request.parameter("j")!, tenantID: tenant)
+            let tenant = try ctx.tenantID(), id = try request.pathParameter("id")
+            let (analysis, component) = try readComponent(id: id, index: try request.pathParameter("j"), tenantID: tenant)
             let top = (try? JSONDecoder().decode([TopExampleDTO].self, from: Data(component.topExamples.utf8))) ?? []
             return try JSONCoding.response(AnalysisComponentDTO(analysisID: id, method: analysis.kind, summary: try Self.summary(of: component),
                                                                 topExamples: top))
         }
         r.get("/v1/analyses/{id}/components/{j}/examples.png") { [self] request, ctx in
-            let tenant = try ctx.tenantID(), id = request.parameter("id")!
+            let tenant = try ctx.tenantID(), id = try request.pathParameter("id")
             let count = try request.queryValue("count").map { v -> Int in
                 guard let n = Int(v), (1...AnalysisCompute.storedTopExamples).contains(n) else {
                     throw APIError.badRequest("count must be an integer in 1…\(AnalysisCompute.storedTopExamples)")
                 }
                 return n
             } ?? 16
-            let (analysis, component) = try readComponent(id: id, index: request.parameter("j")!, tenantID: tenant)
+            let (analysis, component) = try readComponent(id: id, index: try request.pathParameter("j"), tenantID: tenant)
             guard let datasetID = analysis.datasetID else { throw APIError.invalid("the analysis has no dataset") }
             let dataset = try storeCall { try store.dataset(id: datasetID, tenantID: tenant) }
             guard let shape = dataset.imageShape.flatMap({ try? JSONDecoder().decode([Int].self, from: Data($0.utf8)) }),
@@ -77,7 +77,7 @@ extension PFCService {
             return resp
         }
         r.post("/v1/analyses/{id}/fit") { [self] request, ctx in
-            let tenant = try ctx.tenantID(), id = request.parameter("id")!
+            let tenant = try ctx.tenantID(), id = try request.pathParameter("id")
             let body = try JSONCoding.decode(FitRequest.self, from: request, maxBytes: limits.maxRequestBytes)
             try quotas.admitJob(tenantID: tenant)
             if let e = body.examples, !(1...AnalysisRequest.maxExamples).contains(e) {
@@ -99,9 +99,9 @@ extension PFCService {
             return try JSONCoding.response(JobDTO(job: job), status: .accepted, headers: [("Location", "/v1/jobs/\(job.id)")])
         }
         r.post("/v1/analyses/{id}/components/{j}/perturb") { [self] request, ctx in
-            let tenant = try ctx.tenantID(), id = request.parameter("id")!
+            let tenant = try ctx.tenantID(), id = try request.pathParameter("id")
             let body = try JSONCoding.decode(PerturbRequest.self, from: request, maxBytes: limits.maxRequestBytes)
-            return try JSONCoding.response(try perturb(body, analysisID: id, index: request.parameter("j")!, tenantID: tenant))
+            return try JSONCoding.response(try perturb(body, analysisID: id, index: try request.pathParameter("j"), tenantID: tenant))
         }
     }
 

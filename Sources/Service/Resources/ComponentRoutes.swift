@@ -5,11 +5,15 @@ import Linalg
 import PFC
 import Storage
 
-extension PFCService {
-    func registerComponents(_ r: inout Router) {
+/// `/v1/models/{id}/components`: needs the store (image shapes) and the models.
+struct ComponentController: RouteCollection {
+    let store: any Store
+    let models: ModelLoader
+
+    func register(on r: inout Router) {
         r.get("/v1/models/{id}/components") { [self] request, ctx in
-            let tenant = try ctx.tenantID(), id = request.parameter("id")!
-            let (v, network) = try loadNetwork(modelID: id, tenantID: tenant, version: try Self.versionQuery(request))
+            let tenant = try ctx.tenantID(), id = try request.pathParameter("id")
+            let (v, network) = try models.network(modelID: id, tenantID: tenant, version: try Self.versionQuery(request))
             let block = try Self.blockIndex(request.queryValue("block"), network: network)
             let (wx, wy) = Self.factors(of: network, block: block)!
             let stored = try storeCall { try store.components(modelID: id, version: v, tenantID: tenant, block: block) }
@@ -26,12 +30,12 @@ extension PFCService {
             return try JSONCoding.response(ComponentListDTO(modelVersion: v, block: block, components: components))
         }
         r.get("/v1/models/{id}/components/{block}/{file}") { [self] request, ctx in
-            let tenant = try ctx.tenantID(), id = request.parameter("id")!, file = request.parameter("file")!
+            let tenant = try ctx.tenantID(), id = try request.pathParameter("id"), file = try request.pathParameter("file")
             guard file.hasSuffix(".png"), let k = Int(file.dropLast(4)), k >= 0 else {
                 throw APIError.notFound("component image \(file) (ask for {component}.png)")
             }
-            let (v, network) = try loadNetwork(modelID: id, tenantID: tenant, version: try Self.versionQuery(request))
-            let block = try Self.blockIndex(request.parameter("block"), network: network)
+            let (v, network) = try models.network(modelID: id, tenantID: tenant, version: try Self.versionQuery(request))
+            let block = try Self.blockIndex(try request.pathParameter("block"), network: network)
             let (wx, _) = Self.factors(of: network, block: block)!
             guard k < wx.cols else { throw APIError.notFound("component \(k) of block \(block)") }
             let shape = try imageShape(modelID: id, version: v, tenantID: tenant, features: wx.rows, query: request.queryValue("shape"))
@@ -50,19 +54,18 @@ extension PFCService {
     }
 
     static func blockIndex(_ text: String?, network: any Network) throws -> Int {
-        let blocks = network is ResidualPFCNetwork ? 2 : network is PFCClassifier ? 1 : 0
+        let blocks = network.pfcBlocks.count
         guard blocks > 0 else { throw APIError.invalid("a \(network.architecture.kind.rawValue) model has no PFC blocks or basis vectors") }
         guard let text else { return 0 }
         guard let b = Int(text), (0..<blocks).contains(b) else { throw APIError.invalid("block must be in 0…\(blocks - 1)") }
         return b
     }
 
+    /// W_x and W_y of PFC block `block`; nil when the network has no such block.
     static func factors(of network: any Network, block: Int) -> (Matrix, Matrix)? {
-        switch network {
-        case let n as PFCClassifier: return (n.block.wx, n.block.wy)
-        case let n as ResidualPFCNetwork: return block == 0 ? (n.first.wx, n.first.wy) : (n.second.wx, n.second.wy)
-        default: return nil
-        }
+        let blocks = network.pfcBlocks
+        guard blocks.indices.contains(block) else { return nil }
+        return (blocks[block].wx, blocks[block].wy)
     }
 
     /// The Euclidean norm of every column, in one pass over the row-major storage.

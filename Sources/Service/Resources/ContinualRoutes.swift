@@ -10,13 +10,13 @@ extension PFCService {
     func registerContinual(_ r: inout Router) {
         let limits = configuration.limits
         r.post("/v1/models/{id}/tasks") { [self] request, ctx in
-            let tenant = try ctx.tenantID(), id = request.parameter("id")!
+            let tenant = try ctx.tenantID(), id = try request.pathParameter("id")
             let body = try JSONCoding.decode(TaskRequest.self, from: request, maxBytes: limits.maxRequestBytes)
             let job = try enqueueTask(body, modelID: id, tenantID: tenant)
             return try JSONCoding.response(JobDTO(job: job), status: .accepted, headers: [("Location", "/v1/jobs/\(job.id)")])
         }
         r.get("/v1/models/{id}/tasks") { [store] request, ctx in
-            let tenant = try ctx.tenantID(), id = request.parameter("id")!, page = try Pagination(request)
+            let tenant = try ctx.tenantID(), id = try request.pathParameter("id"), page = try Pagination(request)
             let versions = try storeCall {
                 try store.modelVersions(modelID: id, tenantID: tenant, reason: .task, page: PageRequest(limit: page.limit, offset: page.offset))
             }
@@ -29,7 +29,7 @@ extension PFCService {
             return try JSONCoding.response(ListPage(items: tasks, nextOffset: versions.nextOffset))
         }
         r.get("/v1/models/{id}/ledger") { [store] request, ctx in
-            let tenant = try ctx.tenantID(), id = request.parameter("id")!, page = try Pagination(request)
+            let tenant = try ctx.tenantID(), id = try request.pathParameter("id"), page = try Pagination(request)
             let task = try request.queryValue("task").map { t -> Int in
                 guard let n = Int(t), n >= 1 else { throw APIError.badRequest(Self.taskNumberRule) }
                 return n
@@ -40,7 +40,7 @@ extension PFCService {
             return try JSONCoding.response(ListPage(items: entries.items.map(LedgerEntryDTO.init), nextOffset: entries.nextOffset))
         }
         r.get("/v1/models/{id}/forgets") { [store] request, ctx in
-            let tenant = try ctx.tenantID(), id = request.parameter("id")!, page = try Pagination(request)
+            let tenant = try ctx.tenantID(), id = try request.pathParameter("id"), page = try Pagination(request)
             let audits = try storeCall {
                 try store.read { s -> Page<ForgetAudit> in
                     let found = try s.forgetAudits(modelID: id, tenantID: tenant, page: PageRequest(limit: page.limit, offset: page.offset))
@@ -52,7 +52,7 @@ extension PFCService {
             return try JSONCoding.response(ListPage(items: audits.items.map(ForgetAuditDTO.init), nextOffset: audits.nextOffset))
         }
         r.post("/v1/models/{id}/forget") { [self] request, ctx in
-            let tenant = try ctx.tenantID(), id = request.parameter("id")!
+            let tenant = try ctx.tenantID(), id = try request.pathParameter("id")
             let body = try JSONCoding.decode(ForgetRequest.self, from: request, maxBytes: limits.maxRequestBytes)
             return try JSONCoding.response(try forget(body, modelID: id, tenantID: tenant))
         }

@@ -4,9 +4,13 @@ import HTTP
 import PFC
 import Storage
 
-extension PFCService {
-    func registerDatasets(_ r: inout Router) {
-        let limits = configuration.limits
+/// `/v1/datasets`: needs the store, the upload limits and the dataset quotas.
+struct DatasetController: RouteCollection {
+    let store: any Store
+    let limits: ServiceLimits
+    let quotas: TenantQuotas
+
+    func register(on r: inout Router) {
         // Streaming body: NDJSON is consumed as it arrives; JSON and CSV are collected up to their limit.
         r.post("/v1/datasets", options: .streaming(maxBodyBytes: limits.maxStreamedDatasetBytes)) { [store, quotas] request, ctx in
             let tenant = try ctx.tenantID()
@@ -40,10 +44,10 @@ extension PFCService {
         }
         r.get("/v1/datasets/{id}") { [store] request, ctx in
             let tenant = try ctx.tenantID()
-            return try JSONCoding.response(DatasetDTO(try storeCall { try store.dataset(id: request.parameter("id")!, tenantID: tenant) }))
+            return try JSONCoding.response(DatasetDTO(try storeCall { try store.dataset(id: try request.pathParameter("id"), tenantID: tenant) }))
         }
         r.delete("/v1/datasets/{id}") { [store] request, ctx in
-            let tenant = try ctx.tenantID(), id = request.parameter("id")!
+            let tenant = try ctx.tenantID(), id = try request.pathParameter("id")
             try storeCall {
                 try store.transaction { s in
                     _ = try s.dataset(id: id, tenantID: tenant)

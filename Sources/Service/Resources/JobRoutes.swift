@@ -7,17 +7,17 @@ extension PFCService {
     func registerJobs(_ r: inout Router) {
         r.get("/v1/jobs/{id}") { [store] request, ctx in
             let tenant = try ctx.tenantID()
-            return try JSONCoding.response(JobDTO(job: try storeCall { try store.job(id: request.parameter("id")!, tenantID: tenant) }))
+            return try JSONCoding.response(JobDTO(job: try storeCall { try store.job(id: try request.pathParameter("id"), tenantID: tenant) }))
         }
         r.delete("/v1/jobs/{id}") { [store, workers] request, ctx in
             let tenant = try ctx.tenantID()
-            let job = try storeCall { try store.cancelJob(id: request.parameter("id")!, tenantID: tenant) }
+            let job = try storeCall { try store.cancelJob(id: try request.pathParameter("id"), tenantID: tenant) }
             workers.wake()
             return try JSONCoding.response(JobDTO(job: job))
         }
         // Polls the job row, so progress from a worker on any replica reaches the client.
         r.get("/v1/jobs/{id}/events") { [store, eventStreams] request, ctx in
-            let tenant = try ctx.tenantID(), id = request.parameter("id")!
+            let tenant = try ctx.tenantID(), id = try request.pathParameter("id")
             let first = try storeCall { try store.job(id: id, tenantID: tenant) }
             let slot = try eventStreams.acquire(tenantID: tenant)  // freed with the stream's closure
             return SSEWriter.response(heartbeat: .seconds(15)) { sse in

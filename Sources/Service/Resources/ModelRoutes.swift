@@ -37,11 +37,11 @@ extension PFCService {
             return try JSONCoding.response(ListPage(items: dtos.0, nextOffset: dtos.1))
         }
         r.get("/v1/models/{id}") { [self] request, ctx in
-            let tenant = try ctx.tenantID(), id = request.parameter("id")!
+            let tenant = try ctx.tenantID(), id = try request.pathParameter("id")
             return try JSONCoding.response(try storeCall { try store.read { s in try modelDTO(try s.model(id: id, tenantID: tenant), session: s) } })
         }
         r.delete("/v1/models/{id}") { [store, modelCache] request, ctx in
-            let tenant = try ctx.tenantID(), id = request.parameter("id")!
+            let tenant = try ctx.tenantID(), id = try request.pathParameter("id")
             try storeCall {
                 try store.transaction { s in
                     _ = try s.model(id: id, tenantID: tenant)
@@ -54,7 +54,7 @@ extension PFCService {
             return Response(status: .noContent)
         }
         r.get("/v1/models/{id}/versions") { [store] request, ctx in
-            let tenant = try ctx.tenantID(), id = request.parameter("id")!, page = try Pagination(request)
+            let tenant = try ctx.tenantID(), id = try request.pathParameter("id"), page = try Pagination(request)
             let result = try storeCall {
                 try store.read { s in
                     _ = try s.model(id: id, tenantID: tenant)
@@ -64,7 +64,7 @@ extension PFCService {
             return try JSONCoding.response(ListPage(items: result.items.map(ModelVersionDTO.init), nextOffset: result.nextOffset))
         }
         r.post("/v1/models/{id}/train") { [self] request, ctx in
-            let tenant = try ctx.tenantID(), id = request.parameter("id")!
+            let tenant = try ctx.tenantID(), id = try request.pathParameter("id")
             let body = try JSONCoding.decode(TrainRequest.self, from: request, maxBytes: limits.maxRequestBytes)
             let job = try enqueueTraining(body, modelID: id, tenantID: tenant)
             return try JSONCoding.response(JobDTO(job: job), status: .accepted, headers: [("Location", "/v1/jobs/\(job.id)")])
@@ -81,7 +81,7 @@ extension PFCService {
         if let h = b.hidden, let k = b.basis, h != k { throw APIError.invalid("hidden and basis name the same size; give one") }
         var arch = Architecture(kind: b.kind, inputDim: b.inputDim, outputDim: b.outputDim, basis: b.hidden ?? b.basis ?? (sequence ? 128 : 300),
                                 iterations: b.iterations ?? (sequence ? 10 : 100), loss: b.loss ?? .labelsMSE,
-                                labelLossWeight: b.labelLossWeight ?? 0.5, nonnegative: b.nonnegative ?? (b.kind == .pfc || b.kind == .pfc2))
+                                labelLossWeight: b.labelLossWeight ?? 0.5, nonnegative: b.nonnegative ?? b.kind.nonnegativeByDefault)
         if sequence {
             guard let t = b.sequenceLength else { throw APIError.invalid("sequence_length (steps T per example) is required for \(b.kind.rawValue)") }
             arch.sequenceLength = t
@@ -98,7 +98,7 @@ extension PFCService {
             throw APIError.invalid("the model would have \(arch.parameterCount.map { "\($0)" } ?? "too many") weights; "
                 + "the limit max_parameters is \(limits.maxParameters) (reduce basis or input_dim)")
         }
-        if (b.kind == .mlp || b.kind == .rnn) && b.nonnegative == true {
+        if b.kind.hasSignedWeights && b.nonnegative == true {
             throw APIError.invalid("the \(b.kind.rawValue) model has signed weights; nonnegative must be false")
         }
         return ModelSpec(architecture: arch, seed: b.seed ?? 0)
@@ -107,12 +107,6 @@ extension PFCService {
     func modelDTO(_ m: Model, session s: StoreSession) throws -> ModelDTO {
         let latest = try s.latestModelVersion(modelID: m.id, tenantID: m.tenantID)
         return ModelDTO(id: m.id, name: m.name, spec: try spec(of: m), version: latest.version, createdAt: m.createdAt)
-    }
-
-    func spec(of m: Model) throws -> ModelSpec {
-        do { return try JSONDecoder().decode(ModelSpec.self, from: Data(m.architecture.utf8)) } catch {
-            throw HTTPError(.internalServerError, message: "model \(m.id) has an unreadable architecture")
-        }
     }
 
     /// Validates a training request against the model and dataset and queues the job.

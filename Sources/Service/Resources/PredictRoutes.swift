@@ -5,13 +5,16 @@ import Linalg
 import PFC
 import Storage
 
-extension PFCService {
-    func registerPredictions(_ r: inout Router) {
-        let limits = configuration.limits
+/// `POST /v1/models/{id}/predict`: needs the models and the request limits.
+struct PredictController: RouteCollection {
+    let models: ModelLoader
+    let limits: ServiceLimits
+
+    func register(on r: inout Router) {
         r.post("/v1/models/{id}/predict") { [self] request, ctx in
-            let tenant = try ctx.tenantID(), id = request.parameter("id")!
+            let tenant = try ctx.tenantID(), id = try request.pathParameter("id")
             let body = try JSONCoding.decode(PredictRequest.self, from: request, maxBytes: limits.maxRequestBytes)
-            let (version, network) = try loadNetwork(modelID: id, tenantID: tenant, version: body.version)
+            let (version, network) = try models.network(modelID: id, tenantID: tenant, version: body.version)
             let arch = network.architecture
             let inputs = body.inputs
             guard !inputs.isEmpty, inputs.count <= limits.maxPredictRows else {
@@ -74,21 +77,6 @@ extension PFCService {
     /// Rows per forward pass of a prediction.
     static let predictChunkRows = 512
 
-    /// The network of a model version (latest when nil), through the cache.
-    func loadNetwork(modelID: String, tenantID: String, version: Int?) throws -> (Int, any Network) {
-        let v = try storeCall {
-            try version.map { try store.modelVersion(modelID: modelID, version: $0, tenantID: tenantID).version }
-                ?? store.latestModelVersion(modelID: modelID, tenantID: tenantID).version
-        }
-        let network = try modelCache.network(modelID: modelID, version: v) {
-            let bytes = try storeCall { try store.modelWeights(modelID: modelID, version: v, tenantID: tenantID) }
-            do { return try ModelFile.decode(Array(bytes)) } catch {
-                throw HTTPError(.internalServerError, message: "stored weights of model \(modelID) v\(v) are unreadable: \(error)")
-            }
-        }
-        return (v, network)
-    }
-
     /// For the factorized RNN: per step t, the top components of h_t by h_t[k]·W_y[ŷ, k] (`block` is
     /// the step), ŷ the final prediction or, with `everyStep`, step t's own; the vanilla RNN has no
     /// basis vectors to show.
@@ -131,18 +119,15 @@ extension PFCService {
     /// Outputs and, for PFC kinds, each example's top basis vectors by contribution h_k·W_y[ŷ, k]
     /// in the block that produces the output (the last block).
     static func explain(_ network: any Network, x: Matrix, top: Int, everyStep: Bool = false) -> (Matrix, [[ExplanationDTO]], [Matrix]?) {
-        let act: PFCBlock.Activation, wy: Matrix, block: Int
-        switch network {
-        case let n as PFCClassifier:
-            act = n.activation(x); wy = n.block.wy; block = 0
-        case let n as ResidualPFCNetwork:
-            act = n.activations(x)[1]; wy = n.second.wy; block = 1
-        case let n as SequenceClassifier:
+        if let n = network as? SequenceClassifier {
             let (outputs, explanations, steps) = explainSteps(n, x: x, top: top, everyStep: everyStep)
             return (outputs, explanations, steps)
-        default:
+        }
+        // The block that produces the output is the last one (Network.blockActivations).
+        guard let act = network.blockActivations(x).last, let wy = network.pfcBlocks.last?.wy else {
             return (network.predict(x), Array(repeating: [], count: x.cols), nil)
         }
+        let block = network.pfcBlocks.count - 1
         // A cancelled forward pass is discarded by the caller: skip explaining it.
         if ComputeCancellation.current?.isCancelled == true { return (act.y, Array(repeating: [], count: x.cols), nil) }
         let predictions = act.y.columnArgmax()

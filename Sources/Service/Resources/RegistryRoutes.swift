@@ -39,7 +39,7 @@ extension PFCService {
     func registerRegistry(_ r: inout Router) {
         let limits = configuration.limits
         r.get("/v1/models/{id}/versions/{v}") { [store] request, ctx in
-            let tenant = try ctx.tenantID(), id = request.parameter("id")!
+            let tenant = try ctx.tenantID(), id = try request.pathParameter("id")
             let v = try Self.versionParameter(request)
             let version = try storeCall { try store.read { s in
                 _ = try s.model(id: id, tenantID: tenant)
@@ -48,7 +48,7 @@ extension PFCService {
             return try JSONCoding.response(ModelVersionDTO(version))
         }
         r.get("/v1/models/{id}/versions/{v}/weights") { [store] request, ctx in
-            let tenant = try ctx.tenantID(), id = request.parameter("id")!
+            let tenant = try ctx.tenantID(), id = try request.pathParameter("id")
             let v = try Self.versionParameter(request)
             let format = try WeightsFormat.requested(request)
             let (model, bytes) = try storeCall { try store.read { s in
@@ -104,7 +104,7 @@ extension PFCService {
 
     /// The `{v}` path parameter: a version number ≥ 0.
     static func versionParameter(_ request: Request) throws -> Int {
-        let text = request.parameter("v") ?? ""
+        let text = (try? request.pathParameter("v")) ?? ""
         guard let v = Int(text), v >= 0 else { throw APIError.badRequest("version must be a non-negative integer, not \(text)", code: "invalid_parameter") }
         return v
     }

@@ -53,7 +53,7 @@ extension PFCService {
     func registerTaskStream(_ r: inout Router) {
         let limits = configuration.limits
         r.post("/v1/models/{id}/tasks/stream", options: .streaming(maxBodyBytes: limits.maxStreamedDatasetBytes)) { [self] request, ctx in
-            let tenant = try ctx.tenantID(), id = request.parameter("id")!
+            let tenant = try ctx.tenantID(), id = try request.pathParameter("id")
             guard JSONCoding.mediaType(request) == "application/x-ndjson" else {
                 throw APIError.unsupportedMediaType(JSONCoding.mediaType(request), accepted: ["application/x-ndjson"])
             }

@@ -183,9 +183,9 @@ public enum FuzzSurface {
         if let o = try? StreamTaskOptions(request) {
             _ = SlidingWindowOptimizer.scheduleProblem(width: o.window, slide: o.slide, start: 0)
         }
-        for network in networks { _ = try? PFCService.blockIndex(request.queryValue("block"), network: network) }
+        for network in networks { _ = try? ComponentController.blockIndex(request.queryValue("block"), network: network) }
         if let q = request.queryValue("shape"), let service {
-            _ = try? service.imageShape(modelID: "m", version: 0, tenantID: "t", features: 784, query: q)
+            _ = try? ComponentController(store: service.store, models: service.models).imageShape(modelID: "m", version: 0, tenantID: "t", features: 784, query: q)
         }
     }
 
@@ -235,9 +235,9 @@ public enum FuzzSurface {
         // Predict (the route's explain) and the component list, on one zero example when cheap.
         guard arch.featureCount * arch.basis <= 50_000, arch.iterations <= 50, arch.sequenceLength <= 20 else { return }
         let x = Matrix(rows: arch.featureCount, cols: 1)
-        _ = PFCService.explain(network, x: x, top: 5, everyStep: arch.kind.isSequence)
-        if let f = PFCService.factors(of: network, block: 0) {
-            _ = PFCService.columnNorms(f.0); _ = PFCService.columnNorms(f.1)
+        _ = PredictController.explain(network, x: x, top: 5, everyStep: arch.kind.isSequence)
+        if let f = ComponentController.factors(of: network, block: 0) {
+            _ = ComponentController.columnNorms(f.0); _ = ComponentController.columnNorms(f.1)
         }
     }
 }

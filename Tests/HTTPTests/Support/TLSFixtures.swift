@@ -3,6 +3,7 @@
 
 import Foundation
 @testable import HTTP
+import TestSupport
 
 struct ToolResult {
     var status: Int32

@@ -8,11 +8,11 @@ import Testing
 import Yams
 
 /// A JSON (or YAML) value: what bodies and the OpenAPI document are made of.
-indirect enum JSONNode: Sendable, Equatable, Decodable, CustomStringConvertible {
+package indirect enum JSONNode: Sendable, Equatable, Decodable, CustomStringConvertible {
     case null, bool(Bool), int(Int), double(Double), string(String), array([JSONNode]), object([String: JSONNode])
 
     /// Decodes any JSON; integers stay `.int`, so "integer" and "number" can be told apart.
-    init(from decoder: any Decoder) throws {
+    package init(from decoder: any Decoder) throws {
         let c = try decoder.singleValueContainer()
         if c.decodeNil() { self = .null }
         else if let v = try? c.decode(Bool.self) { self = .bool(v) }
@@ -24,7 +24,7 @@ indirect enum JSONNode: Sendable, Equatable, Decodable, CustomStringConvertible 
     }
 
     /// Converts what `Yams.load` returns (timestamps and other scalars become strings).
-    init(yaml: Any?) {
+    package init(yaml: Any?) {
         switch yaml {
         case nil, is NSNull: self = .null
         case let v as Bool: self = .bool(v)
@@ -40,18 +40,18 @@ indirect enum JSONNode: Sendable, Equatable, Decodable, CustomStringConvertible 
         }
     }
 
-    subscript(key: String) -> JSONNode? { if case .object(let o) = self { o[key] } else { nil } }
-    var string: String? { if case .string(let s) = self { s } else { nil } }
-    var number: Double? {
+    package subscript(key: String) -> JSONNode? { if case .object(let o) = self { o[key] } else { nil } }
+    package var string: String? { if case .string(let s) = self { s } else { nil } }
+    package var number: Double? {
         switch self { case .int(let i): Double(i); case .double(let d): d; default: nil }
     }
-    var typeName: String {
+    package var typeName: String {
         switch self {
         case .null: "null"; case .bool: "boolean"; case .int: "integer"; case .double: "number"
         case .string: "string"; case .array: "array"; case .object: "object"
         }
     }
-    var description: String {
+    package var description: String {
         switch self {
         case .null: "null"; case .bool(let b): "\(b)"; case .int(let i): "\(i)"; case .double(let d): "\(d)"
         case .string(let s): "\"\(s)\""; case .array(let a): "[\(a.map(\.description).joined(separator: ", "))]"
@@ -59,7 +59,7 @@ indirect enum JSONNode: Sendable, Equatable, Decodable, CustomStringConvertible 
         }
     }
     /// JSON Schema equality: 1 == 1.0.
-    static func == (a: JSONNode, b: JSONNode) -> Bool {
+    package static func == (a: JSONNode, b: JSONNode) -> Bool {
         switch (a, b) {
         case (.null, .null): true
         case (.bool(let x), .bool(let y)): x == y
@@ -72,38 +72,38 @@ indirect enum JSONNode: Sendable, Equatable, Decodable, CustomStringConvertible 
 }
 
 /// Validates responses against an OpenAPI 3.1 document.
-struct OpenAPIValidator: Sendable {
-    let document: JSONNode
+package struct OpenAPIValidator: Sendable {
+    package let document: JSONNode
 
-    init(document: JSONNode) { self.document = document }
+    package init(document: JSONNode) { self.document = document }
 
     /// Parses the YAML text of an OpenAPI document.
-    init(yaml: String) throws {
+    package init(yaml: String) throws {
         let node = JSONNode(yaml: try Yams.load(yaml: yaml))
         guard node["paths"] != nil else { throw ValidatorError("not an OpenAPI document: no paths") }
         self.init(document: node)
     }
 
-    init(yamlPath: String) throws {
+    package init(yamlPath: String) throws {
         try self.init(yaml: try String(contentsOfFile: yamlPath, encoding: .utf8))
     }
 
-    /// The repository's openapi.yaml (this file is Tests/ServiceTests/Support/OpenAPIValidator.swift).
-    init() throws {
+    /// The repository's openapi.yaml (this file is Tests/TestSupport/OpenAPIValidator.swift).
+    package init() throws {
         var url = URL(fileURLWithPath: #filePath)
-        for _ in 0..<4 { url.deleteLastPathComponent() }
+        for _ in 0..<3 { url.deleteLastPathComponent() }
         try self.init(yamlPath: url.appendingPathComponent("openapi.yaml").path)
     }
 
-    struct ValidatorError: Error, CustomStringConvertible {
-        let description: String
+    package struct ValidatorError: Error, CustomStringConvertible {
+        package let description: String
         init(_ d: String) { description = d }
     }
 
     /// Everything wrong with one response; empty when it conforms. `path` is concrete (query
     /// allowed), e.g. `/v1/models/abc?limit=5`. Headers are checked only when given (names are
     /// compared case-insensitively).
-    func problems(method: String, path: String, status: Int, contentType: String?, body: Data,
+    package func problems(method: String, path: String, status: Int, contentType: String?, body: Data,
                   headers: [String: String]? = nil) -> [String] {
         let where_ = "\(method.uppercased()) \(path) → \(status)"
         let bare = String(path.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? "")
@@ -145,7 +145,7 @@ struct OpenAPIValidator: Sendable {
     }
 
     /// The first template (fewest parameters first) whose `{name}` parts match non-empty segment text.
-    func matchTemplate(_ path: String, templates: [String]) -> String? {
+    package func matchTemplate(_ path: String, templates: [String]) -> String? {
         let ordered = templates.sorted { ($0.filter { $0 == "{" }.count, $0) < ($1.filter { $0 == "{" }.count, $1) }
         return ordered.first { template in
             var pattern = "", inParam = false
@@ -160,13 +160,13 @@ struct OpenAPIValidator: Sendable {
     }
 
     /// Follows local `$ref`s (`#/components/...`) until a node without one.
-    func resolve(_ node: JSONNode) -> JSONNode {
+    package func resolve(_ node: JSONNode) -> JSONNode {
         var node = node, hops = 0
         while let ref = node["$ref"]?.string, hops < 32, let target = lookup(ref) { node = target; hops += 1 }
         return node
     }
 
-    func lookup(_ ref: String) -> JSONNode? {
+    package func lookup(_ ref: String) -> JSONNode? {
         guard ref.hasPrefix("#/") else { return nil }
         var node: JSONNode? = document
         for token in ref.dropFirst(2).split(separator: "/") {
@@ -177,7 +177,7 @@ struct OpenAPIValidator: Sendable {
     }
 
     /// JSON Schema (2020-12 subset) validation; each problem names its JSON path.
-    func validate(_ value: JSONNode, _ schema: JSONNode, at: String) -> [String] {
+    package func validate(_ value: JSONNode, _ schema: JSONNode, at: String) -> [String] {
         if case .bool(let allowed) = schema { return allowed ? [] : ["\(at): no value is allowed here"] }
         var out: [String] = []
         if let ref = schema["$ref"]?.string {
@@ -244,7 +244,7 @@ struct OpenAPIValidator: Sendable {
         return out
     }
 
-    static func has(_ value: JSONNode, type: String) -> Bool {
+    package static func has(_ value: JSONNode, type: String) -> Bool {
         switch (type, value) {
         case ("null", .null), ("boolean", .bool), ("string", .string), ("array", .array), ("object", .object): true
         case ("integer", .int), ("number", .int), ("number", .double): true
@@ -254,7 +254,7 @@ struct OpenAPIValidator: Sendable {
     }
 
     /// RFC 3339 date-time: 2026-11-23T12:00:00Z, fractional seconds and offsets allowed.
-    static func isDateTime(_ s: String) -> Bool {
+    package static func isDateTime(_ s: String) -> Bool {
         guard let regex = try? Regex(#"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})"#) else { return false }
         return (try? regex.wholeMatch(in: s)) != nil
     }
@@ -262,13 +262,13 @@ struct OpenAPIValidator: Sendable {
 
 extension OpenAPIValidator {
     /// One validator for every suite: openapi.yaml is read once.
-    static let shared = try? OpenAPIValidator()
+    package static let shared = try? OpenAPIValidator()
 }
 
 /// Records an issue for every way `r` departs from openapi.yaml (the path's query string is ignored)
 /// and returns `r`, so a request can be checked where it is made.
 @discardableResult
-func checked(_ r: TestResponse, _ method: String, _ path: String, sourceLocation: SourceLocation = #_sourceLocation) -> TestResponse {
+package func checked(_ r: TestResponse, _ method: String, _ path: String, sourceLocation: SourceLocation = #_sourceLocation) -> TestResponse {
     guard let v = OpenAPIValidator.shared else { Issue.record("openapi.yaml did not load", sourceLocation: sourceLocation); return r }
     let problems = v.problems(method: method, path: path.split(separator: "?").first.map(String.init) ?? path,
                               status: r.status, contentType: r.header("Content-Type"), body: r.body)
