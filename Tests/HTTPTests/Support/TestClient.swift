@@ -208,7 +208,10 @@ final class TestClient {
     func readChunk() throws -> [UInt8]? {
         let sizeLine = try readLine()
         guard let size = Int(sizeLine, radix: 16) else { throw TestClientError(description: "bad chunk size '\(sizeLine)'") }
-        if size == 0 { return nil }
+        if size == 0 {
+            while try !readLine().isEmpty {}  // trailers and the final CRLF: the connection may be reused
+            return nil
+        }
         let data = try readExactly(size)
         _ = try readExactly(2)
         return data
