@@ -171,6 +171,13 @@ CREATE TABLE forget_audits (
 );
 CREATE INDEX forget_audits_model ON forget_audits (tenant_id, model_id, created_at, id);
 """#),
+        Migration(version: 3, name: "job_events", sql: #"""
+-- 0003_job_events (PostgreSQL): live job events (issue 13). Every UPDATE of a job bumps its
+-- revision and, in the same transaction, sends NOTIFY pfc_job_events '<job id>:<revision>'
+-- (delivered at commit), so every replica's event hub re-reads the row once and pushes it to
+-- its subscribers. SSE event ids are revisions (Last-Event-ID).
+ALTER TABLE jobs ADD COLUMN revision bigint NOT NULL DEFAULT 0;
+"""#),
     ]
 
     /// `migrations/sqlite/*.sql`, in order.
@@ -342,6 +349,12 @@ CREATE TABLE forget_audits (
     created_at       integer NOT NULL
 );
 CREATE INDEX forget_audits_model ON forget_audits (tenant_id, model_id, created_at, id);
+"""#),
+        Migration(version: 3, name: "job_events", sql: #"""
+-- 0003_job_events (SQLite): live job events (issue 13). Every UPDATE of a job bumps its
+-- revision; the store tells its in-process observers (the event hub) after commit. SSE event ids
+-- are revisions (Last-Event-ID).
+ALTER TABLE jobs ADD COLUMN revision integer NOT NULL DEFAULT 0;
 """#),
     ]
 }

@@ -69,7 +69,8 @@ final class ServiceHarness {
     let client: TestClient
     let key: String
 
-    init(_ location: HarnessLocation, key existingKey: String? = nil, workers: Int = 1) throws {
+    init(_ location: HarnessLocation, key existingKey: String? = nil, workers: Int = 1,
+         configure: (inout ServiceConfiguration) -> Void = { _ in }) throws {
         self.location = location
         store = try location.openStore()
         var config = ServiceConfiguration()
@@ -78,6 +79,7 @@ final class ServiceHarness {
         config.pollSeconds = 0.1
         config.leaseSeconds = 3
         config.workers = workers
+        configure(&config)
         var logger = Logger(label: "test")
         logger.logLevel = .warning
         service = PFCService(store: store, configuration: config, logger: logger)
@@ -91,10 +93,11 @@ final class ServiceHarness {
     }
 
     /// Runs `body` with a fresh harness on `backend`, then stops it and deletes its database.
-    static func with(_ backend: Backend, _ body: (ServiceHarness) throws -> Void) throws {
+    static func with(_ backend: Backend, configure: (inout ServiceConfiguration) -> Void = { _ in },
+                     _ body: (ServiceHarness) throws -> Void) throws {
         let location = HarnessLocation(backend)
         defer { location.destroy() }
-        let h = try ServiceHarness(location)
+        let h = try ServiceHarness(location, configure: configure)
         defer { h.stop() }
         try body(h)
     }
