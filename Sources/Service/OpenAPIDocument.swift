@@ -609,12 +609,24 @@ paths:
       description: |
         Events named `progress` (data: the Job as JSON) while it runs, then one event named `end`
         (data: the Job in a terminal state), then the stream closes. A job that has already
-        finished gets the `end` event only. Comment lines may be sent as heartbeats.
+        finished gets the `end` event only. Comment lines may be sent as heartbeats (every 15 s).
 
-        Each open stream holds a handler thread, so streams are capped: 4 per tenant
-        (`max_event_streams_per_tenant`, 429 beyond) and 8 in all on one process
+        Each event's `id` is the job's revision (it grows with every change of the job). The first
+        event is the job's current state; a client that reconnects with `Last-Event-ID` (the last
+        id it received) gets it only when the job changed since. Progress from a worker on any
+        replica is delivered within about a second of its heartbeat.
+
+        A stream holds no server thread, but streams are still capped: 256 per tenant
+        (`max_event_streams_per_tenant`, 429 beyond) and 1024 in all on one process
         (`max_event_streams`, 503 beyond). Both carry `Retry-After`; polling `GET /v1/jobs/{id}`
-        always works.
+        always works. A client that reads so slowly that 256 KiB of events wait for it is
+        disconnected (reconnect with `Last-Event-ID`: the current state comes at once).
+      parameters:
+        - name: Last-Event-ID
+          in: header
+          required: false
+          description: The `id` of the last event the client received (a revision); anything else is ignored.
+          schema: { type: string }
       responses:
         "200":
           description: An event stream.
