@@ -178,6 +178,25 @@ CREATE INDEX forget_audits_model ON forget_audits (tenant_id, model_id, created_
 -- its subscribers. SSE event ids are revisions (Last-Event-ID).
 ALTER TABLE jobs ADD COLUMN revision bigint NOT NULL DEFAULT 0;
 """#),
+        Migration(version: 5, name: "task_stream_staging", sql: #"""
+-- 0005_task_stream_staging (PostgreSQL): streamed tasks (POST /v1/models/{id}/tasks/stream) stage
+-- their examples here, one row per mini-batch, as the body arrives and before the batch trains
+-- (issue 13). The rows of one stream are dropped when its task is recorded, and when the stream
+-- fails (a bad line, the client gone); rows a dead process left behind are dropped after a day.
+CREATE TABLE task_stream_batches (
+    stream_id   text NOT NULL,
+    batch_index integer NOT NULL,
+    tenant_id   text NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+    model_id    text NOT NULL,
+    first_row   bigint NOT NULL,
+    row_count   integer NOT NULL,
+    features    bytea NOT NULL,
+    labels      bytea NOT NULL,
+    created_at  timestamptz NOT NULL,
+    PRIMARY KEY (stream_id, batch_index)
+);
+CREATE INDEX task_stream_batches_created ON task_stream_batches (created_at);
+"""#),
     ]
 
     /// `migrations/sqlite/*.sql`, in order.
@@ -355,6 +374,25 @@ CREATE INDEX forget_audits_model ON forget_audits (tenant_id, model_id, created_
 -- revision; the store tells its in-process observers (the event hub) after commit. SSE event ids
 -- are revisions (Last-Event-ID).
 ALTER TABLE jobs ADD COLUMN revision integer NOT NULL DEFAULT 0;
+"""#),
+        Migration(version: 5, name: "task_stream_staging", sql: #"""
+-- 0005_task_stream_staging (SQLite): streamed tasks (POST /v1/models/{id}/tasks/stream) stage
+-- their examples here, one row per mini-batch, as the body arrives and before the batch trains
+-- (issue 13). The rows of one stream are dropped when its task is recorded, and when the stream
+-- fails (a bad line, the client gone); rows a dead process left behind are dropped after a day.
+CREATE TABLE task_stream_batches (
+    stream_id   text NOT NULL,
+    batch_index integer NOT NULL,
+    tenant_id   text NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+    model_id    text NOT NULL,
+    first_row   integer NOT NULL,
+    row_count   integer NOT NULL,
+    features    blob NOT NULL,
+    labels      blob NOT NULL,
+    created_at  integer NOT NULL,
+    PRIMARY KEY (stream_id, batch_index)
+);
+CREATE INDEX task_stream_batches_created ON task_stream_batches (created_at);
 """#),
     ]
 }
