@@ -5,13 +5,19 @@
 # (target p99 < 50 ms), whether every stream got every progress event in order, and the server's
 # thread count (/proc/PID/status) before and during the streams. Exits non-zero when a check fails.
 #
-# Usage: Benchmarks/events/run.sh [--bin PATH]      Env: PORT=18280 DURATION=20s EPOCHS=30
+# With --task: then a streamed task of the 60,000 MNIST training examples (NDJSON, ../shared/data/mnist)
+# while wrk measures the same GET (Benchmarks/events/task_stream_bench.py); --task-only skips the streams.
+#
+# Usage: Benchmarks/events/run.sh [--bin PATH] [--task|--task-only]
+# Env:   PORT=18280 DURATION=20s EPOCHS=30 MNIST=dir THREADS=n (the server's --threads; default all cores)
 # Needs: wrk, python3.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
-bin=""
-while [ $# -gt 0 ]; do case "$1" in --bin) bin="$2"; shift 2 ;; *) echo "unknown argument $1" >&2; exit 2 ;; esac; done
+bin=""; task=0; streams=1
+while [ $# -gt 0 ]; do case "$1" in
+  --bin) bin="$2"; shift 2 ;; --task) task=1; shift ;; --task-only) task=1; streams=0; shift ;;
+  *) echo "unknown argument $1" >&2; exit 2 ;; esac; done
 command -v wrk >/dev/null || { echo "wrk not found: apt-get install wrk" >&2; exit 1; }
 if [ -z "$bin" ]; then
   (cd "$root" && swift build -c release --scratch-path .build-release --product pfc-server >&2)
@@ -23,7 +29,7 @@ cleanup() { [ -n "$server" ] && kill -TERM "$server" 2>/dev/null && wait "$serve
 trap cleanup EXIT
 
 "$bin" serve --port "$port" --data-dir "$work" --no-access-log --log-level warning --rate-limit 0 --quota-jobs 0 \
-  --max-connections 2048 --max-connections-per-address 2048 >"$work/server.log" 2>&1 &
+  --max-connections 2048 --max-connections-per-address 2048 ${THREADS:+--threads "$THREADS"} >"$work/server.log" 2>&1 &
 server=$!
 for _ in $(seq 1 200); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
 key="$(cat "$work/default-api-key")"
@@ -34,6 +40,17 @@ echo "# Event streams vs. the API: $(date -u +%Y-%m-%dT%H:%MZ)"
 echo
 echo "pfc-server release build ($(git -C "$root" rev-parse --short HEAD)), SQLite, $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), 16 handler threads, 1 training worker."
 echo "Main job: digits (1438 rows), PFC K 300, N 100, ${EPOCHS:-30} epochs; heartbeat (progress written) every 1 s."
+echo "Load average at the start (other work on the machine counts): $(cut -d' ' -f1-3 /proc/loadavg)."
 echo
-python3 "$here/events_bench.py" --port "$port" --key "$key" --pid "$server" --dataset "$ds" \
-  --epochs "${EPOCHS:-30}" --duration "${DURATION:-20s}"
+rc=0
+if [ "$streams" = 1 ]; then
+  python3 "$here/events_bench.py" --port "$port" --key "$key" --pid "$server" --dataset "$ds" \
+    --epochs "${EPOCHS:-30}" --duration "${DURATION:-20s}" || rc=$?
+fi
+if [ "$task" = 1 ]; then
+  echo
+  echo "## Streamed task: 60,000 MNIST examples while 16 clients call another route"
+  echo
+  python3 "$here/task_stream_bench.py" --port "$port" --key "$key" --pid "$server" --mnist "${MNIST:-$root/../shared/data/mnist}" || rc=$?
+fi
+exit "$rc"

@@ -713,7 +713,10 @@ paths:
         line. Every `batch_size` lines train one Sliding Learnable Window step; memory stays
         bounded by one batch. The answer is the task's summary. Nothing is stored unless the whole
         body was read and trained; then the new version and its ledger are written in one transaction.
-        The stream trains on the request's thread, so its work is bounded: one batch by
+        The stream trains on a thread of its own (not a request handler), reading the body only as
+        fast as it trains; each mini-batch is staged in the database before it trains, and a stream
+        that fails (a bad line, the client gone) drops what it staged. At most 8 streamed tasks train
+        at once per process (503 with `Retry-After` beyond). Its work is bounded: one batch by
         `max_predict_work` (checked before the body is read) and the whole stream by
         `max_streamed_task_work` (5·10¹² multiply-adds by default, checked as examples arrive); past
         either, 422 naming the limit. A task that grows past the creation limits (K ≤ 5000, 20 M
