@@ -78,23 +78,32 @@ final class JobEventHub: Sendable {
     func subscribe(_ job: Job, lastEventID: Int?, sink: @escaping @Sendable (Event) -> Void) -> Subscription {
         let token = state.withLock { s -> Int in s.nextToken += 1; return s.nextToken }
         let id = job.id
+        // Nothing the client already has (Last-Event-ID), except the end that closes the stream.
+        let deliver: @Sendable (Event) -> Void
+        if let seen = lastEventID {
+            deliver = { event in if event.terminal || event.revision > seen { sink(event) } }
+        } else {
+            deliver = sink
+        }
         queue.async { [self] in
-            let (initial, firstFollower) = state.withLock { s -> (Event, Bool) in
+            let (initial, readAgain) = state.withLock { s -> (Event, Bool) in
                 var f = s.jobs[id] ?? Followed(tenantID: job.tenantID)
                 let first = s.jobs[id] == nil
-                if f.last == nil || f.last!.revision < job.revision {
+                if f.last == nil {
                     let event = Self.encode(job)
                     f.last = event.0
                     f.lastData = event.1
-                    f.knownRevision = max(f.knownRevision, job.revision)
+                    f.knownRevision = job.revision
                 }
-                f.subscribers[token] = sink
+                f.subscribers[token] = deliver
                 s.jobs[id] = f
-                return (f.last!, first)
+                // The caller's read may be newer than what the hub published: the newcomer starts
+                // where the others are, and the read below publishes the newer state to all of them.
+                return (f.last!, first || job.revision > f.knownRevision)
             }
-            if initial.terminal || lastEventID.map({ initial.revision > $0 }) ?? true { sink(initial) }
+            deliver(initial)
             // Changes between the caller's read and now were not followed yet: read once more.
-            if firstFollower && !initial.terminal { scheduleRead(id) }
+            if readAgain && !initial.terminal { scheduleRead(id) }
         }
         return Subscription { [self] in
             queue.async { [self] in
