@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test suite proper; run it through scripts/test.sh (which installs what is missing and starts
 # PostgreSQL). Stages: `swift test` (unit, end-to-end over sockets, both stores), two server
-# processes sharing one PostgreSQL (Tests/Integration/replicas.py), the offline CLI, the deploy-file checks,
+# processes sharing one PostgreSQL (Tests/Integration/replicas.py), job events across them
+# (Tests/Integration/events_replicas.py), the offline CLI, the deploy-file checks,
 # schemathesis against a running server, and a bounded run of every libFuzzer target (scripts/fuzz.sh ci).
 # Ends with one tally line: "tests: N passed, M failed".
 set -uo pipefail
@@ -37,6 +38,9 @@ python3 Tests/Integration/replicas.py .build/debug/pfc-server; stage $? 2 2
 
 echo "== resume from a checkpoint on another replica (SIGKILL in epoch 7 of 10)"
 python3 Tests/Integration/resume.py .build/debug/pfc-server; stage $? 5 5
+
+echo "== job events across two replicas (LISTEN/NOTIFY)"
+python3 Tests/Integration/events_replicas.py .build/debug/pfc-server; stage $? 6 6
 
 echo "== SIGTERM during compute"
 python3 Tests/Integration/shutdown.py .build/debug/pfc-server; stage $? 1

@@ -33,6 +33,8 @@ public protocol Store: StoreOperations, Sendable {
     func migrationStatus() throws -> MigrationReport
     /// Closes idle connections. The store stays usable (it reconnects on demand).
     func close()
+    /// Committed job changes in this process, for the event hub.
+    var jobChanges: JobChangeFeed { get }
 }
 
 extension Store {
@@ -49,6 +51,8 @@ public final class StoreSession: StoreOperations {
     /// Cleared by operations that consume a one-shot input (a blob stream): such a
     /// transaction cannot be re-run on serialization failure.
     var isRetrySafe = true
+    /// Jobs changed in this transaction (`jobChanged`), announced after commit.
+    var changedJobs: [String] = []
 
     init(connection: any SQLConnection, writing: Bool) {
         self.connection = connection

@@ -166,6 +166,15 @@ struct ServeCommand: ParsableCommand {
                                  accessLog: accessLogWriter)
         var router = service.makeRouter()
         if echo { addEcho(&router) }
+        // Job events from other replicas: one dedicated LISTEN connection per process (PostgreSQL only;
+        // on SQLite the store tells the event hub itself). After a lost connection is re-made, the
+        // hub re-reads the jobs its streams follow.
+        let listener = (store as? PostgresStore).map { pg in
+            PGListener(url: pg.url, logger: Logger(label: "pfc.listen"),
+                       onNotification: { service.receiveJobNotification($0) },
+                       onConnected: { reconnect in if reconnect { service.resynchronizeJobEvents() } })
+        }
+        listener?.start()
 
         config.metrics = service.metrics
         let server = HTTPServer(configuration: config, router: router, logger: Logger(label: "pfc.http"))
@@ -196,6 +205,7 @@ struct ServeCommand: ParsableCommand {
         }
         signals.forEach { $0.cancel() }
         reloadSignal?.cancel()
+        listener?.stop()
         store.close()
         logger.info("database closed; exiting")
         // The access log's last lines, bounded: a destination that takes nothing must not hold the exit.

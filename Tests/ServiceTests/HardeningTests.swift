@@ -230,7 +230,8 @@ import TestSupport
 
     @Test(arguments: Backend.all)
     func eventStreamsAreCappedPerTenantAndInAll(backend: Backend) throws {
-        try ServiceHarness.with(backend) { h in
+        // Small caps (the defaults are 256 / 1024 since streams hold no thread): the checks are the same.
+        try ServiceHarness.with(backend, configure: { $0.limits.maxEventStreamsPerTenant = 4; $0.limits.maxEventStreams = 8 }) { h in
             let c = h.client
             let ds = try c.json("POST", "/v1/datasets", ["name": "d", "features": [[0.1, 0.9], [0.8, 0.2]], "labels": [0, 1]])
             let model = try c.json("POST", "/v1/models", ["name": "m", "kind": "pfc", "input_dim": 2, "output_dim": 2, "basis": 4, "iterations": 5])

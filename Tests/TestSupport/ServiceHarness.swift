@@ -46,10 +46,11 @@ package final class ServiceHarness {
     }
 
     /// Runs `body` with a fresh harness on `backend`, then stops it and deletes its database.
-    package static func with(_ backend: Backend, _ body: (ServiceHarness) throws -> Void) throws {
+    package static func with(_ backend: Backend, configure: (inout ServiceConfiguration) -> Void = { _ in },
+                             _ body: (ServiceHarness) throws -> Void) throws {
         let location = HarnessLocation(backend)
         defer { location.destroy() }
-        let h = try ServiceHarness(location)
+        let h = try ServiceHarness(location, configure: configure)
         defer { h.stop() }
         try body(h)
     }

@@ -49,6 +49,8 @@ public enum RequestBody: Sendable {
     case bytes([UInt8])
     /// A body delivered as it arrives, with backpressure.
     case stream(RequestBodyStream)
+    /// A body pushed to a consumer the handler starts (routes with `RouteOptions.body == .pushed`).
+    case pushed(RequestBodyFeed)
 
     /// The whole body; reads a stream to its end; throws 413 beyond `maxBytes`.
     public func collect(maxBytes: Int = .max) throws -> [UInt8] {
@@ -63,6 +65,8 @@ public enum RequestBody: Sendable {
                 out += chunk
             }
             return out
+        case .pushed:
+            throw HTTPError(.internalServerError, message: "a pushed request body cannot be collected; start a consumer")
         }
     }
 }

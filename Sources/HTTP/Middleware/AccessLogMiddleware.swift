@@ -28,7 +28,7 @@ public struct AccessLogMiddleware: Middleware {
         let elapsed = (ContinuousClock.now - context.receivedAt).components
         let bytesOut: Int? = switch response.body {
         case .bytes(let b): b.count
-        case .stream: nil
+        case .stream, .push, .deferred: nil
         }
         let line = AccessLogLine(
             requestID: context.requestID, method: request.method.rawValue, route: context.route, path: request.path,

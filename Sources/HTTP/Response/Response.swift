@@ -34,6 +34,17 @@ public struct Response: Sendable {
                               _ writer: @escaping @Sendable (ResponseBodyWriter) throws -> Void) -> Response {
         Response(status: status, headers: headers, body: .stream(writer))
     }
+
+    /// A streamed response written later, from any thread, through `stream` (see `PushStream`):
+    /// no thread is held while it is open.
+    public static func push(_ stream: PushStream, status: HTTPStatus = .ok, headers: HTTPHeaders = HTTPHeaders()) -> Response {
+        Response(status: status, headers: headers, body: .push(stream))
+    }
+
+    /// A response given later through `deferred.respond(_:)`, from any thread.
+    public static func deferred(_ deferred: DeferredResponse) -> Response {
+        Response(status: .accepted, body: .deferred(deferred))
+    }
 }
 
 /// A response body.
@@ -42,4 +53,10 @@ public enum ResponseBody: Sendable {
     case bytes([UInt8])
     /// Bytes produced by a closure writing to a `ResponseBodyWriter` (sent chunked), with backpressure.
     case stream(@Sendable (ResponseBodyWriter) throws -> Void)
+    /// Bytes pushed later from any thread by the stream's producer (sent chunked); the handler
+    /// thread is free at once.
+    case push(PushStream)
+    /// The whole response (status, head, body) comes later through the handle; `status` and
+    /// `headers` of the placeholder are not sent.
+    case deferred(DeferredResponse)
 }

@@ -33,6 +33,12 @@ public final class SSEWriter: @unchecked Sendable {
 
     /// Sends one event: optional `event:` name and `id:`, and `data` split into `data:` lines.
     public func send(event: String? = nil, data: String, id: String? = nil) throws {
+        try writer.write(Self.encode(event: event, data: data, id: id))
+    }
+
+    /// One event's bytes (`id:`, `event:`, `data:` lines and the blank line), e.g. to encode an
+    /// event once and push it to many `PushStream`s.
+    public static func encode(event: String? = nil, data: String, id: String? = nil) -> [UInt8] {
         var text = ""
         if let id { text += "id: \(Self.singleLine(id))\n" }
         if let event { text += "event: \(Self.singleLine(event))\n" }
@@ -40,7 +46,25 @@ public final class SSEWriter: @unchecked Sendable {
             text += "data: \(line.hasSuffix("\r") ? line.dropLast() : line)\n"
         }
         text += "\n"
-        try writer.write(text)
+        return Array(text.utf8)
+    }
+
+    /// A comment line's bytes.
+    public static func encodeComment(_ text: String) -> [UInt8] { Array(": \(singleLine(text))\n\n".utf8) }
+
+    /// A push stream for events, with a `: heartbeat` comment every `heartbeat` while the client
+    /// keeps up, and at most `maxBufferedBytes` unsent before the client is dropped.
+    public static func pushStream(heartbeat: Duration = .seconds(15), maxBufferedBytes: Int = 256 * 1024) -> PushStream {
+        PushStream(maxBufferedBytes: maxBufferedBytes, heartbeat: heartbeat, heartbeatBytes: encodeComment("heartbeat"))
+    }
+
+    /// The `text/event-stream` response around `stream`: the handler returns it at once and the
+    /// stream's producer sends events from any thread (`stream.write(SSEWriter.encode(…))`).
+    public static func pushResponse(_ stream: PushStream, headers: HTTPHeaders = HTTPHeaders()) -> Response {
+        var h = headers
+        h.replaceOrAdd(name: "Content-Type", value: "text/event-stream")
+        h.replaceOrAdd(name: "Cache-Control", value: "no-cache")
+        return Response.push(stream, status: .ok, headers: h)
     }
 
     /// Sends a comment line (ignored by clients).

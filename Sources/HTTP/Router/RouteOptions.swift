@@ -8,6 +8,9 @@ public struct RouteOptions: Sendable {
         case buffered
         /// Handed over as it arrives (`Request.body` is `.stream`), with backpressure.
         case streaming
+        /// Pushed to a consumer the handler starts (`Request.body` is `.pushed`) on the connection's
+        /// queue, with backpressure: no thread waits for the body (see `RequestBodyConsumer`).
+        case pushed
     }
 
     /// Where the handler runs.
@@ -39,5 +42,10 @@ public struct RouteOptions: Sendable {
     /// A streamed request body with its own limit.
     public static func streaming(maxBodyBytes: Int? = nil) -> RouteOptions {
         RouteOptions(body: .streaming, maxBodyBytes: maxBodyBytes)
+    }
+
+    /// A request body pushed to a consumer, with its own limit.
+    public static func pushed(maxBodyBytes: Int? = nil) -> RouteOptions {
+        RouteOptions(body: .pushed, maxBodyBytes: maxBodyBytes)
     }
 }

@@ -69,6 +69,14 @@ extension Connection {
             streamPaused = false
             phase = .streamingBody
             dispatchHandler(body: .stream(stream))
+        } else if hasBody && resolution.options.body == .pushed {
+            // No body byte is read until the handler starts its consumer.
+            let feed = RequestBodyFeed(connection: self)
+            bodyFeed = feed
+            consumerFailure = nil
+            streamPaused = true
+            phase = .streamingBody
+            dispatchHandler(body: .pushed(feed))
         } else {
             if case .length(let n) = head.framing { bodyBuffer.reserveCapacity(min(n, 1 << 20)) }
             phase = .bufferingBody
@@ -78,6 +86,8 @@ extension Connection {
     private func deliverBody(_ bytes: [UInt8]) {
         if phase == .streamingBody, let stream = bodyStream {
             if !stream.append(bytes) { streamPaused = true }
+        } else if phase == .streamingBody, let consumer = bodyConsumer {
+            if consumer.chunk(bytes) == .pause { streamPaused = true }
         } else {
             bodyBuffer += bytes
         }
@@ -87,11 +97,38 @@ extension Connection {
         if phase == .streamingBody {
             bodyStream?.finish(trailers: trailers)
             phase = .bodyDone
+            bodyConsumer?.end(.success(trailers))
         } else {
             phase = .bodyDone
             let body = bodyBuffer
             bodyBuffer = []
             dispatchHandler(body: .bytes(body))
+        }
+    }
+
+    /// The handler started its body consumer: read the body now.
+    func consumerStarted(_ consumer: RequestBodyConsumer) {
+        guard !closed, bodyFeed != nil, bodyConsumer == nil else {
+            consumer.end(.failure(consumerFailure ?? ResponseBodyWriter.ClientDisconnected()))
+            return
+        }
+        if let failure = consumerFailure { consumer.end(.failure(failure)); return }
+        bodyConsumer = consumer
+        streamPaused = false
+        processInput()
+        updateReadInterest()
+        armTimer()
+    }
+
+    /// The consumer caught up.
+    func consumerResumed() { streamDrained() }
+
+    /// Tells the body consumer (or the one yet to start) that the body failed.
+    func failConsumer(_ error: any Error) {
+        if let consumer = bodyConsumer {
+            consumer.end(.failure(error))
+        } else if bodyFeed != nil, consumerFailure == nil {
+            consumerFailure = error
         }
     }
 
@@ -110,6 +147,7 @@ extension Connection {
         guard !closed else { return }
         if inFlight {
             bodyStream?.fail(HTTPError(error.status, message: error.reason))
+            failConsumer(HTTPError(error.status, message: error.reason))
             phase = .bodyDone
             closeAfterResponse = true
             return
@@ -201,6 +239,19 @@ extension Connection {
                 // as the queue is free, saving a thread wake-up per response.
                 queue.sync { if claimAnswer(serial) { sendBuffered(response.status, response.headers, body, head: head) } }
             }
+        case .push(let stream):
+            let begin: @Sendable () -> Void = { [self] in
+                guard claimAnswer(serial) else { stream.markClosed(.clientGone); return }
+                beginPush(response.status, response.headers, stream: stream, head: head)
+            }
+            if onQueue { queue.async(execute: begin) } else { queue.sync(execute: begin) }
+        case .deferred(let deferred):
+            let wait: @Sendable () -> Void = { [self] in
+                guard claimAnswer(serial), !closed else { deferred.cancel(); return }
+                self.deferred = deferred
+                if let answer = deferred.attach(self) { deliverDeferred(answer) }
+            }
+            if onQueue { queue.async(execute: wait) } else { queue.sync(execute: wait) }
         case .stream(let produce):
             if serial != nil, !queue.sync(execute: { claimAnswer(serial) }) { return }
             let chunked = head.version == .http1_1
@@ -224,6 +275,93 @@ extension Connection {
                 queue.async { [self] in abort() }  // the head is out: truncate so the client sees the failure
             }
         }
+    }
+
+    /// The deferred answer, from any thread: sent like a handler's response.
+    func deliverDeferred(_ response: Response) {
+        queue.async { [self] in
+            guard !closed, let pending = deferred, let head = current?.head else { return }
+            deferred = nil
+            pending.detach()
+            switch response.body {
+            case .stream:
+                core.pool.submit { [self] in deliver(response, for: head, onQueue: false) }  // its writer blocks
+            case .deferred:
+                let error = HTTPError(.internalServerError, message: "a deferred response answered with another deferred response").response
+                deliver(error, for: head, onQueue: true)
+            default:
+                deliver(response, for: head, onQueue: true)
+            }
+        }
+    }
+
+    /// Sends a push stream's head and what it holds, then lets its producer write through the queue.
+    private func beginPush(_ status: HTTPStatus, _ headers: HTTPHeaders, stream: PushStream, head: RequestHead) {
+        guard !closed else { stream.markClosed(.clientGone); return }
+        let chunked = head.version == .http1_1
+        let headOnly = head.method == .head || status.forbidsBody
+        let keepAlive = chunked && keepAliveAfterResponse(head)
+        var bytes: [UInt8] = []
+        let framing: ResponseHeadEncoder.Framing = status.forbidsBody ? .none : chunked ? .chunked : .untilClose
+        ResponseHeadEncoder.encode(status: status, headers: withRequestID(headers), framing: framing, keepAlive: keepAlive,
+                                   version: head.version, into: &bytes)
+        if !keepAlive { closeAfterResponse = true }
+        if headOnly {
+            if chunked && !status.forbidsBody { bytes += Array("0\r\n\r\n".utf8) }
+            enqueueOutput(bytes)
+            stream.markClosed(.finished)
+            responseFinished()
+            return
+        }
+        enqueueOutput(bytes)
+        guard !closed else { stream.markClosed(.clientGone); return }
+        unrelatedPending = output.readable
+        push = stream
+        let (early, finished, wasClosed) = stream.attach(self, chunked: chunked)
+        if wasClosed { abort(); return }  // overflowed before it was attached
+        enqueueOutput(early)
+        if closed { return }
+        if finished || shuttingDown { pushFinish(stream, reason: finished ? .finished : .serverShutdown); return }
+        if let interval = stream.heartbeat, interval > .zero {
+            let timer = DispatchSource.makeTimerSource(queue: queue)
+            let ns = DispatchTimeInterval.nanoseconds(Int(clamping: interval.nanoseconds))
+            timer.schedule(deadline: .now() + ns, repeating: ns)
+            timer.setEventHandler { [weak self, weak stream] in
+                guard let self, let stream, self.push === stream, !self.closed else { return }
+                if let beat = stream.heartbeatDue() { self.enqueueOutput(beat) }
+            }
+            timer.activate()
+            pushTimer = timer
+        }
+    }
+
+    /// A push stream's producer wrote `bytes` (already framed).
+    func pushEnqueue(_ bytes: [UInt8], from stream: PushStream) {
+        guard !closed, push === stream else { return }
+        enqueueOutput(bytes)
+    }
+
+    /// Ends a push stream's body and goes on with the connection.
+    func pushFinish(_ stream: PushStream, reason: PushStream.CloseReason) {
+        guard !closed, push === stream else { return }
+        pushTimer?.cancel()
+        pushTimer = nil
+        let chunked = current?.head.version == .http1_1
+        if chunked { enqueueOutput(Array("0\r\n\r\n".utf8)) } else { closeAfterResponse = true }
+        push = nil
+        stream.markClosed(reason)
+        responseFinished()
+    }
+
+    /// A push stream's client fell `maxBufferedBytes` behind: drop it.
+    func pushOverflowed(_ stream: PushStream) {
+        guard !closed, push === stream else { return }
+        core.logger.info("push stream client too slow; disconnecting", metadata: ["peer": .string(peer)])
+        push = nil
+        pushTimer?.cancel()
+        pushTimer = nil
+        stream.detach()
+        abort()
     }
 
     private func keepAliveAfterResponse(_ head: RequestHead) -> Bool {
@@ -273,7 +411,13 @@ extension Connection {
         gate = nil
         unrelatedPending = 0
         let abandonedBody = phase != .bodyDone  // body bytes still on the wire: framing lost
+        if abandonedBody { failConsumer(HTTPError(.badRequest, message: "the request was answered before its body ended")) }
         bodyStream = nil
+        bodyConsumer = nil
+        bodyFeed?.detach()
+        bodyFeed = nil
+        consumerFailure = nil
+        if let push { self.push = nil; pushTimer?.cancel(); pushTimer = nil; push.markClosed(.finished) }
         current = nil
         if abandonedBody || closeAfterResponse || shuttingDown {
             closeGracefully()

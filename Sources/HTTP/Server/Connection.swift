@@ -62,6 +62,16 @@ final class Connection: @unchecked Sendable {
     var closeAfterResponse = false
     var shuttingDown = false
     var gate: OutputGate?
+    /// The open push-style response body (`Response.push`), if any, and its heartbeat timer.
+    var push: PushStream?
+    var pushTimer: (any DispatchSourceTimer)?
+    /// The response the handler deferred (`Response.deferred`), until it is given.
+    var deferred: DeferredResponse?
+    /// The push-style consumer of a streamed request body (`RouteOptions.body == .consumer`).
+    var bodyConsumer: RequestBodyConsumer?
+    var bodyFeed: RequestBodyFeed?
+    /// The body failed before the consumer was started: it gets this at `start`.
+    var consumerFailure: (any Error)?
     var unrelatedPending = 0
     /// Numbers the handler runs of this connection; the one whose deadline passed is abandoned.
     var handlerSerial = 0
@@ -167,11 +177,17 @@ final class Connection: @unchecked Sendable {
 
     private func handlePeerEOF() {
         gate?.close()  // a streamed response has nobody left to read it
+        // A push stream's client never sends after its request: EOF means it has gone.
+        if push != nil { destroy(); return }
+        // Nor can a deferred answer reach a client that closed: its producer is told (`onCancel`,
+        // a pushed body's consumer fails) and the connection closes now.
+        if deferred != nil { destroy(); return }
         // A client that closes while its request runs has gone away (a half-close while waiting for
         // the answer is treated the same): its handler may stop early.
         if inFlight { current?.context.cancellation.cancel() }
         if phase == .bufferingBody || phase == .streamingBody {
             bodyStream?.fail(HTTPError(.badRequest, code: "client_disconnected", message: "client closed before the body ended"))
+            failConsumer(HTTPError(.badRequest, code: "client_disconnected", message: "client closed before the body ended"))
             closeAfterResponse = true
         }
         if !inFlight { closeGracefully() }
@@ -256,6 +272,10 @@ final class Connection: @unchecked Sendable {
             let unrelated = min(n, unrelatedPending)
             unrelatedPending -= unrelated
             if n > unrelated { gate.sent(n - unrelated) }
+        } else if let push {
+            let unrelated = min(n, unrelatedPending)
+            unrelatedPending -= unrelated
+            if n > unrelated { push.sent(n - unrelated) }
         }
     }
 
@@ -313,6 +333,7 @@ final class Connection: @unchecked Sendable {
         closing = true
         gate?.close()
         bodyStream?.fail(ResponseBodyWriter.ClientDisconnected())
+        failConsumer(ResponseBodyWriter.ClientDisconnected())
         if output.isEmpty { startLinger() }
         updateReadInterest()
     }
@@ -335,6 +356,18 @@ final class Connection: @unchecked Sendable {
         current?.context.cancellation.cancel()
         gate?.close()
         bodyStream?.fail(ResponseBodyWriter.ClientDisconnected())
+        failConsumer(ResponseBodyWriter.ClientDisconnected())
+        if let push {
+            self.push = nil
+            pushTimer?.cancel()
+            pushTimer = nil
+            push.markClosed(.clientGone)
+        }
+        if let deferred {
+            self.deferred = nil
+            deferred.cancel()
+            deferred.detach()
+        }
         if readSuspended { readSuspended = false; readSource.resume() }
         if writeSuspended { writeSuspended = false; writeSource.resume() }
         readSource.cancel()
@@ -423,5 +456,7 @@ final class Connection: @unchecked Sendable {
         guard !closed else { return }
         shuttingDown = true
         if !inFlight && phase == .awaitingHead { closeGracefully() } else { closeAfterResponse = true }
+        // An open push stream would otherwise stay open as long as its producer: end it now.
+        if let push { pushFinish(push, reason: .serverShutdown) }
     }
 }

@@ -18,6 +18,8 @@ public final class PFCService: Sendable {
     let models: ModelLoader
     let workers: JobWorkers
     let eventStreams: EventStreamSlots
+    /// Job events of this process, fed by the store (and a `PGListener`, see `receiveJobNotification`).
+    let jobEvents: JobEventHub
     /// The per-API-key request rate limit; nil when `tenantLimits.requestsPerSecond` is 0.
     let rateLimiter: RateLimiter?
     /// Per-tenant quotas, checked where datasets, models and jobs are created.
@@ -40,11 +42,18 @@ public final class PFCService: Sendable {
         self.workers = JobWorkers(store: store, configuration: configuration, logger: logger)
         self.eventStreams = EventStreamSlots(perTenant: configuration.limits.maxEventStreamsPerTenant,
                                              total: configuration.limits.maxEventStreams)
+        self.jobEvents = JobEventHub(store: store, logger: logger)
         let limits = configuration.tenantLimits
         self.rateLimiter = limits.requestsPerSecond > 0
             ? RateLimiter(rate: limits.requestsPerSecond, burst: max(1, limits.requestBurst), capacity: max(1, limits.maxTrackedKeys)) : nil
         self.quotas = TenantQuotas(store: store, limits: limits)
     }
+
+    /// A `pfc_job_events` NOTIFY payload (`<job id>:<revision>`) from the store's listen connection.
+    public func receiveJobNotification(_ payload: String) { jobEvents.receiveNotification(payload) }
+
+    /// The listen connection was re-made: re-read the jobs this process's streams follow.
+    public func resynchronizeJobEvents() { jobEvents.resynchronize() }
 
     /// Starts the training workers (threads of their own, not the handler pool).
     public func startWorkers() { workers.start() }

@@ -32,11 +32,18 @@ public struct ServiceLimits: Sendable {
     /// may train before it is refused, as the stream arrives: it trains on the request's thread.
     /// Default 5·10¹² (10 × `maxPredictWork`; 100 000 MNIST rows at K 300, N 100).
     public var maxStreamedTaskWork = 5_000_000_000_000
-    /// Open job event streams per tenant. Default 4; one more is answered 429.
-    public var maxEventStreamsPerTenant = 4
-    /// Open job event streams in all, across tenants: each holds a handler thread until the
-    /// service-core redesign. Default 8 (half the handler threads); one more is answered 503.
-    public var maxEventStreams = 8
+    /// Open job event streams per tenant. Default 256; one more is answered 429. A stream holds no
+    /// thread (a push stream on its connection, fed by the event hub): its cost is one connection,
+    /// one subscriber entry and at most `eventStreamBufferBytes` of unsent events.
+    public var maxEventStreamsPerTenant = 256
+    /// Open job event streams in all, across tenants. Default 1024 (the server's default
+    /// `maxConnections`); one more is answered 503.
+    public var maxEventStreams = 1024
+    /// Unsent bytes one event stream may hold; a client that falls this far behind is disconnected
+    /// (it reconnects with `Last-Event-ID` and gets the current state at once). Default 256 KiB.
+    public var eventStreamBufferBytes = 256 * 1024
+    /// Seconds between heartbeat comments on an idle event stream. Default 15.
+    public var eventStreamHeartbeatSeconds = 15.0
 
     /// The defaults.
     public init() {}

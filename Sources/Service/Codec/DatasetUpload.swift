@@ -132,6 +132,7 @@ struct DatasetUpload {
         switch requestBody {
         case .bytes(let b): try one(b)
         case .stream(let s): while let chunk = try s.next() { try one(chunk) }
+        case .pushed: throw APIError.invalid("internal: a pushed body is read by its consumer")
         }
     }
 

@@ -61,6 +61,7 @@ enum NDJSONReader {
         switch requestBody {
         case .bytes(let b): try feed(b)
         case .stream(let s): while let chunk = try s.next() { try feed(chunk) }
+        case .pushed: throw APIError.invalid("internal: a pushed body is read by its consumer")
         }
         if !pending.isEmpty { try handle(pending[...]) }
     }

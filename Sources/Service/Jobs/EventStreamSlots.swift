@@ -1,6 +1,7 @@
-// EventStreamSlots: how many job event streams may be open, per tenant and in all. Until the
-// service-core redesign pushes events without a thread, each open stream holds a handler thread:
-// without a cap, 16 followers of one job stalled every other request of every tenant.
+// EventStreamSlots: how many job event streams may be open, per tenant and in all
+// (`ServiceLimits.maxEventStreamsPerTenant` / `maxEventStreams`, 256 / 1024 by default). A stream
+// holds no thread (a push stream fed by the JobEventHub); the caps bound what one tenant may take
+// of the connections, the hub's subscriber table and the per-stream buffers (256 KiB each at most).
 import Foundation
 import HTTP
 import Synchronization

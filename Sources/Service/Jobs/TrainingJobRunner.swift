@@ -283,8 +283,8 @@ struct ActivationMeans {
 
     /// Adds the activations of `inputs` (d × B, one example per column); a network without PFC blocks adds nothing.
     mutating func add(_ network: any Network, inputs x: Matrix) {
-        let acts: [PFCBlock.Activation]
-        if let n = network as? PFCClassifier { acts = [n.activation(x)] } else if let n = network as? ResidualPFCNetwork { acts = n.activations(x) } else { return }
+        let acts = network.blockActivations(x)
+        if acts.isEmpty { return }
         if sums.isEmpty || sums.count != acts.count || zip(sums, acts).contains(where: { $0.count != $1.hT.cols }) {
             // First batch, or K grew since the last one: columns added later start from zero.
             sums = acts.enumerated().map { b, a in

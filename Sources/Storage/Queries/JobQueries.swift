@@ -5,7 +5,7 @@ import Foundation
 
 private let jobColumns: SQL = """
     id, tenant_id, kind, params, dataset_id, model_id, state, progress, result, error, attempts, max_attempts, \
-    cancel_requested, lease_owner, lease_expires_at, heartbeat_at, created_at, started_at, finished_at
+    cancel_requested, lease_owner, lease_expires_at, heartbeat_at, created_at, started_at, finished_at, revision
     """
 
 extension StoreOperations {
@@ -54,12 +54,14 @@ extension StoreOperations {
             candidates = candidates + " ORDER BY created_at, id LIMIT 1"
             if session.dialect == .postgres { candidates = candidates + " FOR UPDATE SKIP LOCKED" }
             let expires = now.addingTimeInterval(leaseDuration)
-            return try session.connection.queryOne("""
+            let claimed = try session.connection.queryOne("""
                 UPDATE jobs SET state = 'running', lease_owner = \(owner), lease_expires_at = \(expires),
-                heartbeat_at = \(now), started_at = COALESCE(started_at, \(now)), attempts = attempts + 1
+                heartbeat_at = \(now), started_at = COALESCE(started_at, \(now)), attempts = attempts + 1, revision = revision + 1
                 WHERE state = 'queued' AND id = (\(sql: candidates))
                 RETURNING \(sql: jobColumns)
                 """).map(Job.init(row:))
+            if let claimed { try session.jobChanged(claimed.id) }
+            return claimed
         }
     }
 
@@ -70,10 +72,11 @@ extension StoreOperations {
         try withSession(writing: true) { session in
             guard let row = try session.connection.queryOne("""
                 UPDATE jobs SET lease_expires_at = \(now.addingTimeInterval(leaseDuration)), heartbeat_at = \(now),
-                progress = COALESCE(\(progress), progress)
+                progress = COALESCE(\(progress), progress), revision = revision + 1
                 WHERE id = \(jobID) AND lease_owner = \(owner) AND state = 'running'
                 RETURNING cancel_requested
                 """) else { throw StoreError.leaseLost(jobID: jobID) }
+            try session.jobChanged(jobID)
             return try row.bool("cancel_requested") ? .cancelRequested : .proceed
         }
     }
@@ -98,10 +101,11 @@ extension StoreOperations {
         try withSession(writing: true) { session in
             if try session.connection.execute("""
                 UPDATE jobs SET state = \(state), result = \(result), error = \(error), finished_at = \(now),
-                lease_owner = NULL, lease_expires_at = NULL
+                lease_owner = NULL, lease_expires_at = NULL, revision = revision + 1
                 WHERE id = \(id) AND lease_owner = \(owner) AND state = 'running'
                 """) == 0 { throw StoreError.leaseLost(jobID: id) }
             try session.deleteCheckpoints(jobIDs: [id])  // a job's checkpoint ends with it
+            try session.jobChanged(id)
         }
     }
 
@@ -110,12 +114,14 @@ extension StoreOperations {
     public func cancelJob(id: String, tenantID: String, now: Date = StoreClock.now()) throws -> Job {
         try withSession(writing: true) { session in
             try session.connection.execute("""
-                UPDATE jobs SET state = 'cancelled', finished_at = \(now)
+                UPDATE jobs SET state = 'cancelled', finished_at = \(now), revision = revision + 1
                 WHERE id = \(id) AND tenant_id = \(tenantID) AND state = 'queued'
                 """)
             try session.connection.execute("""
-                UPDATE jobs SET cancel_requested = \(true) WHERE id = \(id) AND tenant_id = \(tenantID) AND state = 'running'
+                UPDATE jobs SET cancel_requested = \(true), revision = revision + 1
+                WHERE id = \(id) AND tenant_id = \(tenantID) AND state = 'running' AND cancel_requested = \(false)
                 """)
+            try session.jobChanged(id)
             let job = try session.job(id: id, tenantID: tenantID)
             // A queued job may hold the checkpoint of an earlier attempt.
             if job.state == .cancelled { try session.deleteCheckpoints(jobIDs: [id]) }
@@ -129,7 +135,7 @@ extension StoreOperations {
     public func reclaimExpiredJobs(now: Date = StoreClock.now()) throws -> ReclaimReport {
         try withSession(writing: true) { session in
             let expired: SQL = "state = 'running' AND lease_expires_at < \(now)"
-            let cleared: SQL = "lease_owner = NULL, lease_expires_at = NULL"
+            let cleared: SQL = "lease_owner = NULL, lease_expires_at = NULL, revision = revision + 1"
             let cancelled = try session.connection.query("""
                 UPDATE jobs SET state = 'cancelled', finished_at = \(now), \(sql: cleared)
                 WHERE \(sql: expired) AND cancel_requested = \(true) RETURNING id
@@ -143,6 +149,7 @@ extension StoreOperations {
             let requeued = try session.connection.query("""
                 UPDATE jobs SET state = 'queued', \(sql: cleared) WHERE \(sql: expired) RETURNING id
                 """).map { try $0.string("id") }
+            for id in cancelled + failed + requeued { try session.jobChanged(id) }
             return ReclaimReport(requeued: requeued.sorted(), failed: failed.sorted())
         }
     }

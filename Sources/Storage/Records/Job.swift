@@ -38,6 +38,8 @@ public struct Job: Codable, Sendable, Equatable {
     public var createdAt: Date
     public var startedAt: Date?
     public var finishedAt: Date?
+    /// Bumped by every change of the row (migration 0003): the job's event sequence number.
+    public var revision: Int = 0
 
     /// A new queued job with a fresh id.
     public init(id: String = StoreID.make(), tenantID: String, kind: String, params: JSONColumn = .emptyObject,
@@ -75,6 +77,7 @@ public struct Job: Codable, Sendable, Equatable {
         createdAt = try row.date("created_at")
         startedAt = try row.optionalDate("started_at")
         finishedAt = try row.optionalDate("finished_at")
+        revision = try row.int("revision")
     }
 }
 

@@ -33,6 +33,7 @@ public final class PostgresStore: Store {
     }
 
     public let backend = StoreBackend.postgres
+    public let jobChanges = JobChangeFeed()
     let configuration: Configuration
     private let pool: ConnectionPool<PGConnection>
     private let logger: Logger
@@ -87,6 +88,9 @@ public final class PostgresStore: Store {
 
     public func close() { pool.drain() }
 
+    /// The server URL (for a dedicated `PGListener` connection).
+    public var url: String { configuration.url }
+
     /// Checks out a connection, opens the transaction (re-connecting once if the server dropped
     /// the connection while it sat idle), runs `body`, commits or rolls back.
     private func session<T>(writing: Bool, begin: String, _ body: (StoreSession) throws -> T) throws -> T {
@@ -96,6 +100,7 @@ public final class PostgresStore: Store {
             do {
                 let result = try body(session)
                 try connection.executeScript("COMMIT")
+                jobChanges.publish(session.changedJobs)
                 return result
             } catch {
                 if connection.isConnected { try? connection.executeScript("ROLLBACK") }

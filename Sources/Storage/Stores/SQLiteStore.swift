@@ -11,6 +11,7 @@ public final class SQLiteStore: Store {
     public static let defaultPath = "./data/pfc.sqlite"
 
     public let backend = StoreBackend.sqlite
+    public let jobChanges = JobChangeFeed()
     /// The database file.
     public let path: String
     private let writer: ConnectionPool<SQLiteConnection>
@@ -59,8 +60,10 @@ public final class SQLiteStore: Store {
     private func run<T>(on connection: SQLiteConnection, writing: Bool, begin: String, _ body: (StoreSession) throws -> T) throws -> T {
         try connection.executeScript(begin)
         do {
-            let result = try body(StoreSession(connection: connection, writing: writing))
+            let session = StoreSession(connection: connection, writing: writing)
+            let result = try body(session)
             try connection.executeScript("COMMIT")
+            jobChanges.publish(session.changedJobs)
             return result
         } catch {
             try? connection.executeScript("ROLLBACK")
