@@ -38,16 +38,19 @@ public struct PFCBlock: Sendable {
         /// The reconstruction W_x h, d_x×B, when requested.
         public var reconstruction: Matrix?
         var tape: FISTATape?
+        /// How sparse the inference was: the active fraction per iteration (issue 14).
+        public var statistics: FISTAStatistics
         /// The stop-gradient step and scales this pass used (tests freeze them).
         var stopGradients: (step: Float, scales: [Float])? { tape.map { ($0.step, $0.scales) } }
     }
 
     /// Infers h for the batch `x` (d_x×B) and predicts y. `keepTape` keeps what `backward` needs.
     public func forward(_ x: Matrix, keepTape: Bool, reconstruct: Bool = false) -> Activation {
-        let (hT, tape) = FISTAInference.forward(wx: wx, x: x, settings: settings, keepTape: keepTape)
+        let (hT, tape, stats) = FISTAInference.forwardWithStatistics(wx: wx, x: x, settings: settings, keepTape: keepTape,
+                                                                      threads: ComputeThreads.count)
         let y = Matrix.product(wy, hT, transB: .transposed)
         let rec = reconstruct ? Matrix.product(wx, hT, transB: .transposed) : nil
-        return Activation(hT: hT, y: y, reconstruction: rec, tape: tape)
+        return Activation(hT: hT, y: y, reconstruction: rec, tape: tape, statistics: stats)
     }
 
     /// Gradients of the block given ∂L/∂y (d_y×B) and optionally ∂L/∂(W_x h) (d_x×B).
