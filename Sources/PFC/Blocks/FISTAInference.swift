@@ -90,22 +90,21 @@ public enum FISTAInference {
         return (r.hT, r.tape)
     }
 
-    /// The active fraction below which the sparse products beat the dense ones at basis size K:
-    /// measured by `pfc-bench --calibrate` on this machine (Benchmarks/pfc/results-activeset-*.md).
-    /// The sparse kernels gather rows of A with 8-wide SIMD; BLAS runs the dense product with FMA
-    /// at a few times their rate per multiply-add, so the break-even sits well below 1.
-    public static func sparseThreshold(basis k: Int) -> Float {
-        k < 128 ? 0.25 : 0.3
+    /// A = W_xᵀW_x and the stop-gradient step η = 1/λmax(A) (power iteration, research/pfc.md §1.2).
+    static func gramAndStep(_ wx: Matrix) -> (gram: Matrix, eta: Float) {
+        let gram = Matrix.product(wx, wx, transA: .transposed)
+        let l = gram.storage.withUnsafeBufferPointer { PowerIteration.largestEigenvalue(of: $0.baseAddress!, k: wx.cols) }
+        return (gram, l > 0 ? 1 / l : 1)
     }
 
-    /// Whether an iteration whose sparse operand has `nonzeros` entries out of `total` runs sparse.
+    /// Whether an iteration runs the sparse products: `.automatic` plans the split of the chunk's
+    /// sparse operand (`ActiveSetProduct`) and takes it when its estimated cost is below
+    /// `ActiveSetProduct.worthIt` of the dense product's.
     @inline(__always)
-    static func runsSparse(_ kernel: FISTAKernel, nonzeros: Int, total: Int, basis: Int) -> Bool {
-        switch kernel {
-        case .dense: return false
-        case .sparse: return true
-        case .automatic: return Float(nonzeros) < sparseThreshold(basis: basis) * Float(total)
-        }
+    static func runsSparse(_ kernel: FISTAKernel, _ plan: ActiveSetProduct, counts: UnsafePointer<Int32>, indices: UnsafePointer<Int32>) -> Bool {
+        if kernel == .dense { return false }
+        let cost = plan.relativeCost(counts: counts, indices: indices)
+        return kernel == .sparse || cost < ActiveSetProduct.worthIt
     }
 
     /// `forward` that also returns the pass's sparsity (and notes it for `FISTAStatistics.lastTraining`
@@ -120,16 +119,15 @@ public enum FISTAInference {
     /// picks the sparse or the dense product per iteration from S's measured density; the first
     /// iteration (Z_0 = start) is always dense.
     static func forwardWithStatistics(wx: Matrix, x: Matrix, settings: FISTASettings, keepTape: Bool, threads: Int,
-                                      start: Matrix? = nil) -> (hT: Matrix, tape: FISTATape?, statistics: FISTAStatistics) {
+                                      start: Matrix? = nil, prepared: (gram: Matrix, eta: Float)? = nil)
+        -> (hT: Matrix, tape: FISTATape?, statistics: FISTAStatistics)
+    {
         precondition(wx.rows == x.rows, "W_x has \(wx.rows) rows but x has \(x.rows) features")
         let d = x.rows, b = x.cols, k = wx.cols, n = max(1, settings.iterations)
         if let start { precondition(start.rows == b && start.cols == k, "start must be B×K") }
         let startValues = start?.storage ?? [Float](repeating: settings.floor, count: b * k)
-        let gram = Matrix.product(wx, wx, transA: .transposed)
-        let eta: Float = settings.frozen?.step ?? {
-            let l = gram.storage.withUnsafeBufferPointer { PowerIteration.largestEigenvalue(of: $0.baseAddress!, k: k) }
-            return l > 0 ? 1 / l : 1
-        }()
+        let (gram, computedEta) = prepared ?? gramAndStep(wx)
+        let eta: Float = settings.frozen?.step ?? computedEta
         let xMax = x.columnMaxima()
         let momentum = momentumSequence(n)
         let chunks = ComputeThreads.ranges(b, parts: threads)
@@ -141,6 +139,7 @@ public enum FISTAInference {
         let frozenScales = settings.frozen?.scales
         let floor = settings.floor, normalize = settings.normalizeColumns, kernel = settings.kernel
         let warm = start != nil
+        let buildLists = kernel != .dense // the dense engine needs no active-set lists
         // 1ᵀA: A is symmetric, so its column sums are its row sums.
         let gramSums = gram.rowSums()
         // Per chunk and iteration: entries at or above the floor, and whether the product ran sparse.
@@ -183,7 +182,8 @@ public enum FISTAInference {
                 let zRegion = zBase + zSlots * c0 * k, uRegion = uBase + uSlots * c0 * k
                 zRegion.update(from: stBase + c0 * k, count: kb) // Z_0 = start
                 var hp = hpb, hc = hcb
-                var sValid = false, sNonzeros = 0
+                var sValid = false
+                let plan = ActiveSetProduct(rows: bc, k: k)
                 for t in 0..<n {
                     if let cancellation, cancellation.isCancelled { break }
                     let beta = momentum[t]
@@ -191,14 +191,14 @@ public enum FISTAInference {
                     let zNext = zRegion + (keepTape ? t + 1 : (t + 1) % 2) * kb
                     let u = uRegion + (keepTape ? t : 0) * kb
                     // U = Z + ηXᵀW − η Z A
-                    if sValid && runsSparse(kernel, nonzeros: sNonzeros, total: kb, basis: k) {
+                    if sValid && runsSparse(kernel, plan, counts: sCnt, indices: sIdx) {
                         // Z A = c·(1ᵀA) + S A
                         for r in 0..<bc {
                             let cr = -eta * zConst[r], row = r * k
                             for j in 0..<k { u[row + j] = z[row + j] + e[row + j] + cr * colSum[j] }
                         }
-                        SparseRowKernels.gatherAccumulate(rows: bc, capacity: k, counts: sCnt, indices: sIdx, values: sVal,
-                                                          a: aBase, lda: k, n: k, out: u, ldo: k)
+                        plan.prepare(counts: sCnt, indices: sIdx, values: sVal)
+                        plan.multiply(a: aBase, out: u, counts: sCnt, indices: sIdx, values: sVal)
                         srBase[c] += 1
                     } else {
                         for i in 0..<kb { u[i] = z[i] + e[i] }
@@ -206,7 +206,6 @@ public enum FISTAInference {
                     }
                     let writeNext = t + 1 < n // Z_N is never consumed
                     var active = 0
-                    sNonzeros = 0
                     for r in 0..<bc {
                         let row = r * k
                         var rowMax: Float = -.infinity
@@ -239,10 +238,13 @@ public enum FISTAInference {
                                 hc[row + j] = h
                                 let zv = h + beta * (h - hp[row + j])
                                 zNext[row + j] = zv
-                                if zv != cst { ri[cnt] = Int32(truncatingIfNeeded: j); rv[cnt] = -eta * (zv - cst); cnt += 1 }
+                                // Branch-free compaction: always write, advance only for an entry of S.
+                                if buildLists {
+                                    ri[cnt] = Int32(truncatingIfNeeded: j); rv[cnt] = -eta * (zv - cst)
+                                    cnt &+= zv != cst ? 1 : 0
+                                }
                             }
                             sCnt[r] = Int32(truncatingIfNeeded: cnt)
-                            sNonzeros += cnt
                         } else if s != 1 {
                             for j in 0..<k { hc[row + j] *= s }
                         }
@@ -308,6 +310,7 @@ public enum FISTAInference {
         let b = tape.batch, k = tape.basis, n = tape.iterations, d = x.rows
         precondition(gradHT.rows == b && gradHT.cols == k, "gradient shape mismatch")
         let eta = tape.step, floor = settings.floor, kernel = settings.kernel
+        let buildLists = kernel != .dense
         let chunks = tape.chunks, beta = tape.momentum
         let cancellation = ComputeCancellation.current  // a cancelled caller discards the gradient
         let parts = chunks.count
@@ -342,6 +345,7 @@ public enum FISTAInference {
                 let uCnt = UnsafeMutablePointer<Int32>.allocate(capacity: bc)
                 // Iterations whose Ā term was scattered sparsely (the others go to one stacked product).
                 var sparseAt = [Bool](repeating: false, count: n)
+                let plan = ActiveSetProduct(rows: bc, k: k)
                 defer { for p in [zb1, zb2, bb, uVal] { p.deallocate() }; uIdx.deallocate(); uCnt.deallocate() }
                 zb1.initialize(repeating: 0, count: kb)
                 zb2.initialize(repeating: 0, count: kb)
@@ -354,7 +358,6 @@ public enum FISTAInference {
                     let c2 = t + 2 < n ? -beta[t + 1] : 0
                     let ub = uRegion + t * kb
                     let isLast = t == n - 1
-                    var nonzeros = 0
                     for r in 0..<bc {
                         let s = sBase[t * b + c0 + r], row = r * k
                         let ri = uIdx + row, rv = uVal + row
@@ -363,29 +366,25 @@ public enum FISTAInference {
                             let i = row + j
                             var hbar = c1 * zb1[i] + c2 * zb2[i]
                             if isLast { hbar += g[i] }
-                            if ub[i] >= floor {
-                                let ubar = hbar * s
-                                ub[i] = ubar
-                                bb[i] += ubar
-                                zb2[i] = ubar // becomes Z̄_t after the product below
-                                ri[cnt] = Int32(truncatingIfNeeded: j); rv[cnt] = -eta * ubar; cnt += 1
-                            } else {
-                                ub[i] = 0
-                                zb2[i] = 0
+                            let alive = ub[i] >= floor
+                            let ubar = alive ? hbar * s : 0
+                            ub[i] = ubar
+                            bb[i] += ubar
+                            zb2[i] = ubar // becomes Z̄_t after the product below
+                            // Branch-free compaction of 𝒜_t: always write, advance only on the mask.
+                            if buildLists {
+                                ri[cnt] = Int32(truncatingIfNeeded: j); rv[cnt] = -eta * ubar
+                                cnt &+= alive ? 1 : 0
                             }
                         }
                         uCnt[r] = Int32(truncatingIfNeeded: cnt)
-                        nonzeros += cnt
                     }
                     // Z̄_t = Ū_t − η Ū_t A (at t = 0 that is ∂L/∂start). Ū_t is zero off 𝒜_t.
-                    if FISTAInference.runsSparse(kernel, nonzeros: nonzeros, total: kb, basis: k) {
-                        SparseRowKernels.gatherAccumulate(rows: bc, capacity: k, counts: uCnt, indices: uIdx, values: uVal,
-                                                          a: aBase, lda: k, n: k, out: zb2, ldo: k)
-                        // Ā_c += −η Ū_tᵀ Z_t, row by row: Z_t's row scattered into the rows of 𝒜_t.
-                        for r in 0..<bc {
-                            SparseRowKernels.scatterRow(count: Int(uCnt[r]), indices: uIdx + r * k, values: uVal + r * k,
-                                                        x: zRegion + t * kb + r * k, n: k, c: pAc, ldc: k)
-                        }
+                    if FISTAInference.runsSparse(kernel, plan, counts: uCnt, indices: uIdx) {
+                        plan.prepare(counts: uCnt, indices: uIdx, values: uVal)
+                        plan.multiply(a: aBase, out: zb2, counts: uCnt, indices: uIdx, values: uVal)
+                        // Ā_c += −η Ū_tᵀ Z_t: Z_t's rows scattered into the rows of Ā on 𝒜_t.
+                        plan.accumulateTransposed(z: zRegion + t * kb, c: pAc, counts: uCnt, indices: uIdx, values: uVal)
                         sparseAt[t] = true
                     } else {
                         BLAS.gemm(.none, .none, m: bc, n: k, k: k, alpha: -eta, a: ub, lda: k, b: aBase, ldb: k, beta: 1, c: zb2, ldc: k)

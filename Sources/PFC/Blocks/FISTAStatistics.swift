@@ -11,7 +11,7 @@ import Darwin
 /// float rounding). Not part of a model's stored settings.
 public enum FISTAKernel: String, Sendable, Codable, CaseIterable {
     /// Per iteration and per batch chunk, the sparse products when the measured active fraction is
-    /// below `FISTAInference.sparseThreshold(basis:)`, else the dense ones.
+    /// below the planned split's break-even (`ActiveSetProduct`), else the dense ones.
     case automatic
     /// Always the dense products (the engine before issue 14).
     case dense
