@@ -224,7 +224,10 @@ let (d, k, n, b) = (Double(o.d), Double(o.k), Double(o.n), Double(o.b))
 let flopsPerStep = 6 * n * b * k * k + 4 * d * k * k + 6 * d * b * k + 6 * Double(o.classes) * k * b
 var engines: [String: Any] = [:]
 for engine in o.engines.split(separator: ",").map(String.init) {
-    let kernel: FISTAKernel = engine == "dense" ? .dense : .automatic
+    // "dense-1chunk": the dense engine with the batch in one chunk (BLAS threads instead): the same
+    // function summed in another order, the float-rounding yardstick for the loss agreement.
+    let kernel: FISTAKernel = engine.hasPrefix("dense") ? .dense : .automatic
+    if engine == "dense-1chunk" { ComputeThreads.set(1); BLAS.setThreads(o.threads) } else { ComputeThreads.set(o.threads) }
     let (_, r) = train(withKernel(initial, kernel), data, first: first, steps: o.steps, o: o)
     let sps = Double(o.steps - 1) / r.seconds
     engines[engine] = [

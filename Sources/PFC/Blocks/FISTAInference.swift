@@ -46,6 +46,8 @@ public struct FISTATape: Sendable {
     var gram: [Float]     // K×K
     /// The forward pass's sparsity.
     public let statistics: FISTAStatistics
+    /// Entries at or above the floor per chunk and iteration (`chunk · N + t`).
+    let activeCounts: [Int]
     /// The step η = 1/λmax(W_xᵀW_x) that was used.
     public let step: Float
 }
@@ -206,6 +208,9 @@ public enum FISTAInference {
                     }
                     let writeNext = t + 1 < n // Z_N is never consumed
                     var active = 0
+                    // The split costs at least S's density, and S ⊇ 𝒜_t: when the last iteration's
+                    // active fraction says the next product will be dense, skip listing S.
+                    let listing = buildLists && (kernel == .sparse || t == 0 || Float(acBase[c * n + t - 1]) < ActiveSetProduct.worthIt * Float(kb))
                     for r in 0..<bc {
                         let row = r * k
                         var rowMax: Float = -.infinity
@@ -239,7 +244,7 @@ public enum FISTAInference {
                                 let zv = h + beta * (h - hp[row + j])
                                 zNext[row + j] = zv
                                 // Branch-free compaction: always write, advance only for an entry of S.
-                                if buildLists {
+                                if listing {
                                     ri[cnt] = Int32(truncatingIfNeeded: j); rv[cnt] = -eta * (zv - cst)
                                     cnt &+= zv != cst ? 1 : 0
                                 }
@@ -252,7 +257,7 @@ public enum FISTAInference {
                     acBase[c * n + t] = active
                     // After the first iteration, S_{t+1} lists every entry that differs from c_{t+1}
                     // (a warm start with β_0 ≠ 0 would leave Z_1 dense; β_0 is 0).
-                    sValid = !(t == 0 && warm && beta != 0)
+                    sValid = listing && !(t == 0 && warm && beta != 0)
                     swap(&hp, &hc)
                 }
                 (hBase + c0 * k).update(from: hp, count: kb)
@@ -280,7 +285,7 @@ public enum FISTAInference {
         FISTAStatistics.note(stats)
         guard keepTape else { return (hT, nil, stats) }
         return (hT, FISTATape(batch: b, basis: k, iterations: n, chunks: chunks, z: zs, u: us, scales: scales,
-                              momentum: momentum, gram: gram.storage, statistics: stats, step: eta), stats)
+                              momentum: momentum, gram: gram.storage, statistics: stats, activeCounts: activeCounts, step: eta), stats)
     }
 
     /// Backward pass through all N iterations.
@@ -311,7 +316,7 @@ public enum FISTAInference {
         precondition(gradHT.rows == b && gradHT.cols == k, "gradient shape mismatch")
         let eta = tape.step, floor = settings.floor, kernel = settings.kernel
         let buildLists = kernel != .dense
-        let chunks = tape.chunks, beta = tape.momentum
+        let chunks = tape.chunks, beta = tape.momentum, activeCounts = tape.activeCounts
         let cancellation = ComputeCancellation.current  // a cancelled caller discards the gradient
         let parts = chunks.count
         var partialA = [Float](repeating: 0, count: parts * k * k)
@@ -358,6 +363,8 @@ public enum FISTAInference {
                     let c2 = t + 2 < n ? -beta[t + 1] : 0
                     let ub = uRegion + t * kb
                     let isLast = t == n - 1
+                    // Ū_t lives on 𝒜_t: list it only when its density leaves the split a chance.
+                    let listing = buildLists && (kernel == .sparse || Float(activeCounts[c * n + t]) < ActiveSetProduct.worthIt * Float(kb))
                     for r in 0..<bc {
                         let s = sBase[t * b + c0 + r], row = r * k
                         let ri = uIdx + row, rv = uVal + row
@@ -372,7 +379,7 @@ public enum FISTAInference {
                             bb[i] += ubar
                             zb2[i] = ubar // becomes Z̄_t after the product below
                             // Branch-free compaction of 𝒜_t: always write, advance only on the mask.
-                            if buildLists {
+                            if listing {
                                 ri[cnt] = Int32(truncatingIfNeeded: j); rv[cnt] = -eta * ubar
                                 cnt &+= alive ? 1 : 0
                             }
@@ -380,7 +387,7 @@ public enum FISTAInference {
                         uCnt[r] = Int32(truncatingIfNeeded: cnt)
                     }
                     // Z̄_t = Ū_t − η Ū_t A (at t = 0 that is ∂L/∂start). Ū_t is zero off 𝒜_t.
-                    if FISTAInference.runsSparse(kernel, plan, counts: uCnt, indices: uIdx) {
+                    if listing && FISTAInference.runsSparse(kernel, plan, counts: uCnt, indices: uIdx) {
                         plan.prepare(counts: uCnt, indices: uIdx, values: uVal)
                         plan.multiply(a: aBase, out: zb2, counts: uCnt, indices: uIdx, values: uVal)
                         // Ā_c += −η Ū_tᵀ Z_t: Z_t's rows scattered into the rows of Ā on 𝒜_t.
