@@ -112,6 +112,33 @@ import Testing
         #expect(dense.sparseFraction == 0)
     }
 
+    @Test func cachedGramGivesBitIdenticalCodesAndFollowsNewWeights() {
+        var rng = SeededRandom(seed: 4)
+        var block = PFCBlock(inputDim: 12, outputDim: 3, basis: 9, settings: FISTASettings(iterations: 15), rng: &rng)
+        let x = Self.batch(d: 12, b: 5, seed: 5)
+        let fresh = { (b: PFCBlock) in FISTAInference.forward(wx: b.wx, x: x, settings: b.settings, keepTape: false).hT }
+        let first = block.forward(x, keepTape: false).hT, again = block.forward(x, keepTape: false).hT
+        #expect(first.storage == fresh(block).storage && again.storage == first.storage)
+        // New weights (as after an optimizer step): the cache must not serve the old A and η.
+        block.wx.scale(by: 3)
+        let moved = block.forward(x, keepTape: false).hT
+        #expect(moved.storage == fresh(block).storage)
+        #expect(moved.storage != first.storage)
+    }
+
+    @Test func trainingProgressCarriesTheLastPassStatistics() {
+        let arch = Architecture(kind: .pfc, inputDim: 10, outputDim: 2, basis: 6, iterations: 5)
+        var net: any Network = NetworkFactory.make(arch, seed: 1)
+        let data = LabeledDataset(features: Self.batch(d: 20, b: 10, seed: 2), labels: (0..<20).map { $0 % 2 }, classes: 2)
+        var options = TrainingOptions()
+        options.epochs = 1
+        options.batchSize = 10
+        var seen: [FISTAStatistics?] = []
+        _ = Trainer(options: options).train(&net, on: data) { p in seen.append(p.fista); return .proceed }
+        #expect(!seen.isEmpty && seen.allSatisfy { $0 != nil })
+        #expect(seen.allSatisfy { $0!.training && $0!.activeFraction.count == 5 && $0!.basis == 6 })
+    }
+
     @Test func statisticsAreRecordedPerPassOnTheCallingThread() {
         var rng = SeededRandom(seed: 1)
         let block = PFCBlock(inputDim: 6, outputDim: 2, basis: 5, settings: FISTASettings(iterations: 4), rng: &rng)
