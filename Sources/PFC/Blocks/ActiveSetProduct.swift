@@ -23,7 +23,7 @@ final class ActiveSetProduct {
     private let panel: UnsafeMutablePointer<Float>    // m × K: rows of A on the common columns (or Sᵀ Z)
 
     /// Cost of one gathered multiply-add over one inside the dense BLAS product, measured by
-    /// `pfc-bench --calibrate` (Benchmarks/pfc/results-activeset-*.md): at K = 300 a gather over
+    /// `pfc-bench --calibrate` (Benchmarks/pfc/results-activeset-2026-12-01.md): at K = 300 a gather over
     /// 10–20 % of the entries takes 0.5–1.0× the dense product's time, so ρ ≈ 5.
     /// `PFC_GATHER_COST` overrides it (benchmarks only).
     static let gatherCost: Float = {
