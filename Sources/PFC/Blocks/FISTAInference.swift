@@ -10,6 +10,9 @@ public struct FISTASettings: Sendable, Equatable, Codable {
     /// Cap each example's max(h) at max(x) by a stop-gradient scale (`enable_h_column_normalization`).
     public var normalizeColumns: Bool = true
 
+    /// Dense or active-set (sparse) products; not stored with the model (`FISTAKernel`).
+    public var kernel: FISTAKernel = .automatic
+
     /// Test hook: replaces the stop-gradient step η and scales s (N×B) by recorded values, so the
     /// analytic gradient can be checked by finite differences of the same function.
     var frozen: (step: Float, scales: [Float])? = nil
@@ -21,7 +24,8 @@ public struct FISTASettings: Sendable, Equatable, Codable {
     }
 
     /// Settings with `iterations` unrolled steps and the paper's other defaults.
-    public init(iterations: Int = 100, floor: Float = 1e-5, normalizeColumns: Bool = true) {
+    public init(iterations: Int = 100, floor: Float = 1e-5, normalizeColumns: Bool = true, kernel: FISTAKernel = .automatic) {
+        self.kernel = kernel
         self.iterations = iterations
         self.floor = floor
         self.normalizeColumns = normalizeColumns
@@ -40,6 +44,10 @@ public struct FISTATape: Sendable {
     var scales: [Float]   // N × B
     var momentum: [Float] // N: β_t
     var gram: [Float]     // K×K
+    /// The forward pass's sparsity.
+    public let statistics: FISTAStatistics
+    /// Entries at or above the floor per chunk and iteration (`chunk · N + t`).
+    let activeCounts: [Int]
     /// The step η = 1/λmax(W_xᵀW_x) that was used.
     public let step: Float
 }
@@ -71,7 +79,8 @@ public enum FISTAInference {
     /// Runs the inference. `wx`: d×K, `x`: d×B (one column per example). Returns Hᵀ (B×K) and,
     /// when `keepTape`, what `backward` needs.
     public static func forward(wx: Matrix, x: Matrix, settings: FISTASettings, keepTape: Bool) -> (hT: Matrix, tape: FISTATape?) {
-        forward(wx: wx, x: x, settings: settings, keepTape: keepTape, threads: ComputeThreads.count)
+        let r = forwardWithStatistics(wx: wx, x: x, settings: settings, keepTape: keepTape, threads: ComputeThreads.count)
+        return (r.hT, r.tape)
     }
 
     /// `forward` with an explicit number of chunks (threads), started from `start` (B×K) instead of
@@ -79,15 +88,48 @@ public enum FISTAInference {
     /// factorized RNN warm-starts h_t from h_{t−1}, research/pfc.md §2.2). `backward` follows the tape's chunks.
     static func forward(wx: Matrix, x: Matrix, settings: FISTASettings, keepTape: Bool, threads: Int,
                         start: Matrix? = nil) -> (hT: Matrix, tape: FISTATape?) {
+        let r = forwardWithStatistics(wx: wx, x: x, settings: settings, keepTape: keepTape, threads: threads, start: start)
+        return (r.hT, r.tape)
+    }
+
+    /// A = W_xᵀW_x and the stop-gradient step η = 1/λmax(A) (power iteration, research/pfc.md §1.2).
+    static func gramAndStep(_ wx: Matrix) -> (gram: Matrix, eta: Float) {
+        let gram = Matrix.product(wx, wx, transA: .transposed)
+        let l = gram.storage.withUnsafeBufferPointer { PowerIteration.largestEigenvalue(of: $0.baseAddress!, k: wx.cols) }
+        return (gram, l > 0 ? 1 / l : 1)
+    }
+
+    /// Whether an iteration runs the sparse products: `.automatic` plans the split of the chunk's
+    /// sparse operand (`ActiveSetProduct`) and takes it when its estimated cost is below
+    /// `ActiveSetProduct.worthIt` of the dense product's.
+    @inline(__always)
+    static func runsSparse(_ kernel: FISTAKernel, _ plan: ActiveSetProduct, counts: UnsafePointer<Int32>, indices: UnsafePointer<Int32>) -> Bool {
+        if kernel == .dense { return false }
+        let cost = plan.relativeCost(counts: counts, indices: indices)
+        return kernel == .sparse || cost < ActiveSetProduct.worthIt
+    }
+
+    /// `forward` that also returns the pass's sparsity (and notes it for `FISTAStatistics.lastTraining`
+    /// / `lastPrediction` on this thread).
+    ///
+    /// Active-set form (research/pfc.md §1.2; issue 14). Every entry the clamp sends to the floor is
+    /// exactly `floor·s_t[b]`, so the momentum point is `Z_{t+1} = c_{t+1}·1ᵀ + S_{t+1}` per example with
+    /// `c_{t+1} = h₀ + β_t (h₀ − h₀')`, `h₀ = floor·s_t`, `h₀' = floor·s_{t−1}` (the value every such
+    /// entry gets in the dense update, bit for bit) and S_{t+1} non-zero only on the union of the
+    /// active sets 𝒜_t ∪ 𝒜_{t−1} (𝒜_t = {k : U_t[b,k] ≥ floor}). Then
+    /// `Z A = c·(1ᵀA) + S A`, and `S A` gathers only the rows of A = W_xᵀW_x listed in S. Each chunk
+    /// picks the sparse or the dense product per iteration from S's measured density; the first
+    /// iteration (Z_0 = start) is always dense.
+    static func forwardWithStatistics(wx: Matrix, x: Matrix, settings: FISTASettings, keepTape: Bool, threads: Int,
+                                      start: Matrix? = nil, prepared: (gram: Matrix, eta: Float)? = nil)
+        -> (hT: Matrix, tape: FISTATape?, statistics: FISTAStatistics)
+    {
         precondition(wx.rows == x.rows, "W_x has \(wx.rows) rows but x has \(x.rows) features")
         let d = x.rows, b = x.cols, k = wx.cols, n = max(1, settings.iterations)
         if let start { precondition(start.rows == b && start.cols == k, "start must be B×K") }
         let startValues = start?.storage ?? [Float](repeating: settings.floor, count: b * k)
-        let gram = Matrix.product(wx, wx, transA: .transposed)
-        let eta: Float = settings.frozen?.step ?? {
-            let l = gram.storage.withUnsafeBufferPointer { PowerIteration.largestEigenvalue(of: $0.baseAddress!, k: k) }
-            return l > 0 ? 1 / l : 1
-        }()
+        let (gram, computedEta) = prepared ?? gramAndStep(wx)
+        let eta: Float = settings.frozen?.step ?? computedEta
         let xMax = x.columnMaxima()
         let momentum = momentumSequence(n)
         let chunks = ComputeThreads.ranges(b, parts: threads)
@@ -97,7 +139,14 @@ public enum FISTAInference {
         var scales = [Float](repeating: 1, count: n * b)
         var hT = Matrix(rows: b, cols: k)
         let frozenScales = settings.frozen?.scales
-        let floor = settings.floor, normalize = settings.normalizeColumns
+        let floor = settings.floor, normalize = settings.normalizeColumns, kernel = settings.kernel
+        let warm = start != nil
+        let buildLists = kernel != .dense // the dense engine needs no active-set lists
+        // 1ᵀA: A is symmetric, so its column sums are its row sums.
+        let gramSums = gram.rowSums()
+        // Per chunk and iteration: entries at or above the floor, and whether the product ran sparse.
+        var activeCounts = [Int](repeating: 0, count: chunks.count * n)
+        var sparseRuns = [Int](repeating: 0, count: chunks.count)
         // A cancelled caller (ComputeCancellation) ends the iterations early and discards the result.
         let cancellation = ComputeCancellation.current
 
@@ -109,66 +158,109 @@ public enum FISTAInference {
         x.storage.withUnsafeBufferPointer { xp in
         wx.storage.withUnsafeBufferPointer { wp in
         gram.storage.withUnsafeBufferPointer { ap in
+        gramSums.withUnsafeBufferPointer { gsp in
+        activeCounts.withUnsafeMutableBufferPointer { acp in
+        sparseRuns.withUnsafeMutableBufferPointer { srp in
             let (zBase, uBase, sBase, hBase) = (zAll.baseAddress!, uAll.baseAddress!, sAll.baseAddress!, hOut.baseAddress!)
             let (stBase, xBase, wBase, aBase) = (st.baseAddress!, xp.baseAddress!, wp.baseAddress!, ap.baseAddress!)
+            let (colSum, acBase, srBase) = (gsp.baseAddress!, acp.baseAddress!, srp.baseAddress!)
             ComputeThreads.run(chunks.count) { c in
                 let c0 = chunks[c].lowerBound, bc = chunks[c].count, kb = bc * k
                 // ηXᵀW for this chunk: (B_c×d)(d×K), X's columns c0… with leading dimension B.
-                var etaXtW = [Float](repeating: 0, count: kb)
-                var hPrev = Array(UnsafeBufferPointer(start: stBase + c0 * k, count: kb)) // H_{−1} = start
-                var hCur = [Float](repeating: 0, count: kb)
-                etaXtW.withUnsafeMutableBufferPointer { e in
-                    BLAS.gemm(.transposed, .none, m: bc, n: k, k: d, alpha: eta, a: xBase + c0, lda: b,
-                              b: wBase, ldb: k, beta: 0, c: e.baseAddress!, ldc: k)
-                }
+                let e = UnsafeMutablePointer<Float>.allocate(capacity: kb)
+                let hpb = UnsafeMutablePointer<Float>.allocate(capacity: kb)
+                let hcb = UnsafeMutablePointer<Float>.allocate(capacity: kb)
+                // S_{t+1} of every row: its non-zero columns and −η·value, and c_{t+1}.
+                let sIdx = UnsafeMutablePointer<Int32>.allocate(capacity: kb)
+                let sVal = UnsafeMutablePointer<Float>.allocate(capacity: kb)
+                let sCnt = UnsafeMutablePointer<Int32>.allocate(capacity: bc)
+                let zConst = UnsafeMutablePointer<Float>.allocate(capacity: bc)
+                let sPrev = UnsafeMutablePointer<Float>.allocate(capacity: bc)
+                defer { for p in [e, hpb, hcb, sVal, zConst, sPrev] { p.deallocate() }; sIdx.deallocate(); sCnt.deallocate() }
+                sPrev.initialize(repeating: 1, count: bc)
+                BLAS.gemm(.transposed, .none, m: bc, n: k, k: d, alpha: eta, a: xBase + c0, lda: b,
+                          b: wBase, ldb: k, beta: 0, c: e, ldc: k)
+                hpb.update(from: stBase + c0 * k, count: kb) // H_{−1} = start
                 let zRegion = zBase + zSlots * c0 * k, uRegion = uBase + uSlots * c0 * k
                 zRegion.update(from: stBase + c0 * k, count: kb) // Z_0 = start
-                etaXtW.withUnsafeBufferPointer { ep in
-                hPrev.withUnsafeMutableBufferPointer { hpb in
-                hCur.withUnsafeMutableBufferPointer { hcb in
-                    var hp = hpb.baseAddress!, hc = hcb.baseAddress!
-                    let e = ep.baseAddress!
-                    for t in 0..<n {
-                        if let cancellation, cancellation.isCancelled { break }
-                        let beta = momentum[t]
-                        let z = zRegion + (keepTape ? t : t % 2) * kb
-                        let zNext = zRegion + (keepTape ? t + 1 : (t + 1) % 2) * kb
-                        let u = uRegion + (keepTape ? t : 0) * kb
-                        // U = Z + ηXᵀW − η Z A
+                var hp = hpb, hc = hcb
+                var sValid = false
+                let plan = ActiveSetProduct(rows: bc, k: k)
+                for t in 0..<n {
+                    if let cancellation, cancellation.isCancelled { break }
+                    let beta = momentum[t]
+                    let z = zRegion + (keepTape ? t : t % 2) * kb
+                    let zNext = zRegion + (keepTape ? t + 1 : (t + 1) % 2) * kb
+                    let u = uRegion + (keepTape ? t : 0) * kb
+                    // U = Z + ηXᵀW − η Z A
+                    if sValid && runsSparse(kernel, plan, counts: sCnt, indices: sIdx) {
+                        // Z A = c·(1ᵀA) + S A
+                        for r in 0..<bc {
+                            let cr = -eta * zConst[r], row = r * k
+                            for j in 0..<k { u[row + j] = z[row + j] + e[row + j] + cr * colSum[j] }
+                        }
+                        plan.prepare(counts: sCnt, indices: sIdx, values: sVal)
+                        plan.multiply(a: aBase, out: u, counts: sCnt, indices: sIdx, values: sVal)
+                        srBase[c] += 1
+                    } else {
                         for i in 0..<kb { u[i] = z[i] + e[i] }
                         BLAS.gemm(.none, .none, m: bc, n: k, k: k, alpha: -eta, a: z, lda: k, b: aBase, ldb: k, beta: 1, c: u, ldc: k)
-                        let writeNext = t + 1 < n // Z_N is never consumed
-                        for r in 0..<bc {
-                            let row = r * k
-                            var rowMax: Float = -.infinity
-                            for j in 0..<k {
-                                let v = Swift.max(u[row + j], floor)
-                                hc[row + j] = v
-                                rowMax = Swift.max(rowMax, v)
-                            }
-                            var s: Float = 1
-                            if let frozen = frozenScales {
-                                s = frozen[t * b + c0 + r]
-                            } else if normalize && rowMax > xMax[c0 + r] {
-                                s = xMax[c0 + r] / rowMax
-                            }
-                            sBase[t * b + c0 + r] = s
-                            if writeNext {
-                                for j in 0..<k {
-                                    let h = hc[row + j] * s
-                                    hc[row + j] = h
-                                    zNext[row + j] = h + beta * (h - hp[row + j])
-                                }
-                            } else if s != 1 {
-                                for j in 0..<k { hc[row + j] *= s }
-                            }
-                        }
-                        swap(&hp, &hc)
                     }
-                    (hBase + c0 * k).update(from: hp, count: kb)
+                    let writeNext = t + 1 < n // Z_N is never consumed
+                    var active = 0
+                    // The split costs at least S's density, and S ⊇ 𝒜_t: when the last iteration's
+                    // active fraction says the next product will be dense, skip listing S.
+                    let listing = buildLists && (kernel == .sparse || t == 0 || Float(acBase[c * n + t - 1]) < ActiveSetProduct.worthIt * Float(kb))
+                    for r in 0..<bc {
+                        let row = r * k
+                        var rowMax: Float = -.infinity
+                        var alive = 0
+                        for j in 0..<k {
+                            let uv = u[row + j]
+                            alive &+= uv >= floor ? 1 : 0
+                            let v = Swift.max(uv, floor)
+                            hc[row + j] = v
+                            rowMax = Swift.max(rowMax, v)
+                        }
+                        active += alive
+                        var s: Float = 1
+                        if let frozen = frozenScales {
+                            s = frozen[t * b + c0 + r]
+                        } else if normalize && rowMax > xMax[c0 + r] {
+                            s = xMax[c0 + r] / rowMax
+                        }
+                        sBase[t * b + c0 + r] = s
+                        if writeNext {
+                            // Every entry off 𝒜_t ∪ 𝒜_{t−1} comes out as exactly this constant.
+                            let h0 = floor * s, hp0 = floor * sPrev[r]
+                            let cst = h0 + beta * (h0 - hp0)
+                            zConst[r] = cst
+                            sPrev[r] = s
+                            let ri = sIdx + row, rv = sVal + row
+                            var cnt = 0
+                            for j in 0..<k {
+                                let h = hc[row + j] * s
+                                hc[row + j] = h
+                                let zv = h + beta * (h - hp[row + j])
+                                zNext[row + j] = zv
+                                // Branch-free compaction: always write, advance only for an entry of S.
+                                if listing {
+                                    ri[cnt] = Int32(truncatingIfNeeded: j); rv[cnt] = -eta * (zv - cst)
+                                    cnt &+= zv != cst ? 1 : 0
+                                }
+                            }
+                            sCnt[r] = Int32(truncatingIfNeeded: cnt)
+                        } else if s != 1 {
+                            for j in 0..<k { hc[row + j] *= s }
+                        }
+                    }
+                    acBase[c * n + t] = active
+                    // After the first iteration, S_{t+1} lists every entry that differs from c_{t+1}
+                    // (a warm start with β_0 ≠ 0 would leave Z_1 dense; β_0 is 0).
+                    sValid = listing && !(t == 0 && warm && beta != 0)
+                    swap(&hp, &hc)
                 }
-                }
-                }
+                (hBase + c0 * k).update(from: hp, count: kb)
             }
         }
         }
@@ -178,9 +270,22 @@ public enum FISTAInference {
         }
         }
         }
-        guard keepTape else { return (hT, nil) }
+        }
+        }
+        }
+        var fractions = [Float](repeating: 0, count: n)
+        for t in 0..<n {
+            var a = 0
+            for c in chunks.indices { a += activeCounts[c * n + t] }
+            fractions[t] = Float(a) / Float(max(1, b * k))
+        }
+        let stats = FISTAStatistics(examples: b, basis: k, activeFraction: fractions,
+                                    sparseFraction: Float(sparseRuns.reduce(0, +)) / Float(max(1, chunks.count * n)),
+                                    training: keepTape)
+        FISTAStatistics.note(stats)
+        guard keepTape else { return (hT, nil, stats) }
         return (hT, FISTATape(batch: b, basis: k, iterations: n, chunks: chunks, z: zs, u: us, scales: scales,
-                              momentum: momentum, gram: gram.storage, step: eta))
+                              momentum: momentum, gram: gram.storage, statistics: stats, activeCounts: activeCounts, step: eta), stats)
     }
 
     /// Backward pass through all N iterations.
@@ -190,6 +295,11 @@ public enum FISTAInference {
     /// Ū_t = H̄_t ⊙ s_t ⊙ [U_t ≥ floor], H̄_t = [t = N−1]·ḡ + (1+β_t) Z̄_{t+1} − β_{t+1} Z̄_{t+2} and
     /// Z̄_t = Ū_t − η Ū_t A:  Ā = −η Σ_t Ū_tᵀ Z_t, B̄ = η Σ_t Ū_t (the adjoint of XᵀW), so
     /// W̄ = W(Ā + Āᵀ) + X B̄ and X̄ = W B̄ᵀ.
+    ///
+    /// Active-set form (issue 14): Ū_t is zero off 𝒜_t (the clamp's mask), so where it is sparse
+    /// enough `Ū_t A` gathers the rows of A on 𝒜_t and `Ū_tᵀ Z_t` scatters each example's Z_t row
+    /// into the rows of Ā on 𝒜_t; dense iterations keep the BLAS products. The stop-gradient scales
+    /// and the momentum terms are exactly those of the dense form.
     public static func backward(
         tape: inout FISTATape, wx: Matrix, x: Matrix, gradHT: Matrix, settings: FISTASettings
     ) -> (gradWx: Matrix, gradX: Matrix) {
@@ -204,8 +314,9 @@ public enum FISTAInference {
     ) -> (gradWx: Matrix, gradX: Matrix, gradStart: Matrix) {
         let b = tape.batch, k = tape.basis, n = tape.iterations, d = x.rows
         precondition(gradHT.rows == b && gradHT.cols == k, "gradient shape mismatch")
-        let eta = tape.step, floor = settings.floor
-        let chunks = tape.chunks, beta = tape.momentum
+        let eta = tape.step, floor = settings.floor, kernel = settings.kernel
+        let buildLists = kernel != .dense
+        let chunks = tape.chunks, beta = tape.momentum, activeCounts = tape.activeCounts
         let cancellation = ComputeCancellation.current  // a cancelled caller discards the gradient
         let parts = chunks.count
         var partialA = [Float](repeating: 0, count: parts * k * k)
@@ -230,50 +341,81 @@ public enum FISTAInference {
             ComputeThreads.run(parts) { c in
                 let c0 = chunks[c].lowerBound, bc = chunks[c].count, kb = bc * k
                 let uRegion = uBase + n * c0 * k, zRegion = zBase + n * c0 * k
-                var z1 = [Float](repeating: 0, count: kb) // Z̄_{t+1}
-                var z2 = [Float](repeating: 0, count: kb) // Z̄_{t+2}
-                var barB = [Float](repeating: 0, count: kb) // Σ Ū_t, scaled by η below
-                z1.withUnsafeMutableBufferPointer { z1b in
-                z2.withUnsafeMutableBufferPointer { z2b in
-                barB.withUnsafeMutableBufferPointer { bbb in
-                    var zb1 = z1b.baseAddress!, zb2 = z2b.baseAddress!
-                    let bb = bbb.baseAddress!
-                    let g = gBase + c0 * k
-                    for t in stride(from: n - 1, through: 0, by: -1) {
-                        if let cancellation, cancellation.isCancelled { break }
-                        let c1 = t + 1 < n ? 1 + beta[t] : 0
-                        let c2 = t + 2 < n ? -beta[t + 1] : 0
-                        let ub = uRegion + t * kb
-                        let isLast = t == n - 1
-                        for r in 0..<bc {
-                            let s = sBase[t * b + c0 + r], row = r * k
-                            for j in 0..<k {
-                                let i = row + j
-                                var hbar = c1 * zb1[i] + c2 * zb2[i]
-                                if isLast { hbar += g[i] }
-                                let ubar = ub[i] >= floor ? hbar * s : 0
-                                ub[i] = ubar
-                                bb[i] += ubar
-                                zb2[i] = ubar // becomes Z̄_t after the product below
+                var zb1 = UnsafeMutablePointer<Float>.allocate(capacity: kb) // Z̄_{t+1}
+                var zb2 = UnsafeMutablePointer<Float>.allocate(capacity: kb) // Z̄_{t+2}
+                let bb = UnsafeMutablePointer<Float>.allocate(capacity: kb)  // Σ Ū_t, scaled by η below
+                // Ū_t of every row on its active set 𝒜_t (the clamp's mask): columns and −η·value.
+                let uIdx = UnsafeMutablePointer<Int32>.allocate(capacity: kb)
+                let uVal = UnsafeMutablePointer<Float>.allocate(capacity: kb)
+                let uCnt = UnsafeMutablePointer<Int32>.allocate(capacity: bc)
+                // Iterations whose Ā term was scattered sparsely (the others go to one stacked product).
+                var sparseAt = [Bool](repeating: false, count: n)
+                let plan = ActiveSetProduct(rows: bc, k: k)
+                defer { for p in [zb1, zb2, bb, uVal] { p.deallocate() }; uIdx.deallocate(); uCnt.deallocate() }
+                zb1.initialize(repeating: 0, count: kb)
+                zb2.initialize(repeating: 0, count: kb)
+                bb.initialize(repeating: 0, count: kb)
+                let pAc = pABase + c * k * k
+                let g = gBase + c0 * k
+                for t in stride(from: n - 1, through: 0, by: -1) {
+                    if let cancellation, cancellation.isCancelled { break }
+                    let c1 = t + 1 < n ? 1 + beta[t] : 0
+                    let c2 = t + 2 < n ? -beta[t + 1] : 0
+                    let ub = uRegion + t * kb
+                    let isLast = t == n - 1
+                    // Ū_t lives on 𝒜_t: list it only when its density leaves the split a chance.
+                    let listing = buildLists && (kernel == .sparse || Float(activeCounts[c * n + t]) < ActiveSetProduct.worthIt * Float(kb))
+                    for r in 0..<bc {
+                        let s = sBase[t * b + c0 + r], row = r * k
+                        let ri = uIdx + row, rv = uVal + row
+                        var cnt = 0
+                        for j in 0..<k {
+                            let i = row + j
+                            var hbar = c1 * zb1[i] + c2 * zb2[i]
+                            if isLast { hbar += g[i] }
+                            let alive = ub[i] >= floor
+                            let ubar = alive ? hbar * s : 0
+                            ub[i] = ubar
+                            bb[i] += ubar
+                            zb2[i] = ubar // becomes Z̄_t after the product below
+                            // Branch-free compaction of 𝒜_t: always write, advance only on the mask.
+                            if listing {
+                                ri[cnt] = Int32(truncatingIfNeeded: j); rv[cnt] = -eta * ubar
+                                cnt &+= alive ? 1 : 0
                             }
                         }
-                        // Z̄_t = Ū_t − η Ū_t A (at t = 0 that is ∂L/∂start).
-                        BLAS.gemm(.none, .none, m: bc, n: k, k: k, alpha: -eta, a: ub, lda: k, b: aBase, ldb: k, beta: 1, c: zb2, ldc: k)
-                        swap(&zb1, &zb2) // zb1 = Z̄_t, zb2 = Z̄_{t+1}
+                        uCnt[r] = Int32(truncatingIfNeeded: cnt)
                     }
-                    (gsBase + c0 * k).update(from: zb1, count: kb)
-                    for i in 0..<kb { bb[i] *= eta }
-                    // Ā_c = −η Σ_t Ū_tᵀ Z_t: one product over the chunk's stacked (N·B_c)×K tapes.
-                    BLAS.gemm(.transposed, .none, m: k, n: k, k: n * bc, alpha: -eta, a: uRegion, lda: k,
-                              b: zRegion, ldb: k, beta: 0, c: pABase + c * k * k, ldc: k)
-                    // X_c B̄_c: (d×B_c)(B_c×K), and X̄_c = W B̄_cᵀ: (d×K)(K×B_c) into columns c0… of X̄.
-                    BLAS.gemm(.none, .none, m: d, n: k, k: bc, alpha: 1, a: xBase + c0, lda: b, b: bb, ldb: k,
-                              beta: 0, c: pWBase + c * d * k, ldc: k)
-                    BLAS.gemm(.none, .transposed, m: d, n: bc, k: k, alpha: 1, a: wBase, lda: k, b: bb, ldb: k,
-                              beta: 0, c: gxBase + c0, ldc: b)
+                    // Z̄_t = Ū_t − η Ū_t A (at t = 0 that is ∂L/∂start). Ū_t is zero off 𝒜_t.
+                    if listing && FISTAInference.runsSparse(kernel, plan, counts: uCnt, indices: uIdx) {
+                        plan.prepare(counts: uCnt, indices: uIdx, values: uVal)
+                        plan.multiply(a: aBase, out: zb2, counts: uCnt, indices: uIdx, values: uVal)
+                        // Ā_c += −η Ū_tᵀ Z_t: Z_t's rows scattered into the rows of Ā on 𝒜_t.
+                        plan.accumulateTransposed(z: zRegion + t * kb, c: pAc, counts: uCnt, indices: uIdx, values: uVal)
+                        sparseAt[t] = true
+                    } else {
+                        BLAS.gemm(.none, .none, m: bc, n: k, k: k, alpha: -eta, a: ub, lda: k, b: aBase, ldb: k, beta: 1, c: zb2, ldc: k)
+                    }
+                    swap(&zb1, &zb2) // zb1 = Z̄_t, zb2 = Z̄_{t+1}
                 }
+                (gsBase + c0 * k).update(from: zb1, count: kb)
+                for i in 0..<kb { bb[i] *= eta }
+                // Ā_c += −η Σ_t Ū_tᵀ Z_t over the dense iterations: one product per run of consecutive
+                // iterations over the chunk's stacked (run·B_c)×K tapes.
+                var t0 = 0
+                while t0 < n {
+                    if sparseAt[t0] { t0 += 1; continue }
+                    var t1 = t0
+                    while t1 < n && !sparseAt[t1] { t1 += 1 }
+                    BLAS.gemm(.transposed, .none, m: k, n: k, k: (t1 - t0) * bc, alpha: -eta, a: uRegion + t0 * kb, lda: k,
+                              b: zRegion + t0 * kb, ldb: k, beta: 1, c: pAc, ldc: k)
+                    t0 = t1
                 }
-                }
+                // X_c B̄_c: (d×B_c)(B_c×K), and X̄_c = W B̄_cᵀ: (d×K)(K×B_c) into columns c0… of X̄.
+                BLAS.gemm(.none, .none, m: d, n: k, k: bc, alpha: 1, a: xBase + c0, lda: b, b: bb, ldb: k,
+                          beta: 0, c: pWBase + c * d * k, ldc: k)
+                BLAS.gemm(.none, .transposed, m: d, n: bc, k: k, alpha: 1, a: wBase, lda: k, b: bb, ldb: k,
+                          beta: 0, c: gxBase + c0, ldc: b)
             }
         }
         }
@@ -285,8 +427,8 @@ public enum FISTAInference {
         }
         }
         }
-
         }
+
         // S = Σ_c (Ā_c + Ā_cᵀ), then W̄ = W S + Σ_c X_c B̄_c.
         var sym = Matrix(rows: k, cols: k)
         for c in 0..<parts {

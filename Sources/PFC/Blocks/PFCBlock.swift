@@ -1,5 +1,6 @@
 // PFCBlock: the Predictive Factorized Coupling block [y; x] ≈ [W_y; W_x] h (research/pfc.md §1.1).
 import Linalg
+import Synchronization
 
 /// One PFC block: W_x (d_x×K) and W_y (d_y×K) share the basis index k and one non-negative code h.
 /// Inference solves x ≈ W_x h for h ≥ floor by unrolled FISTA; the prediction is y = W_y h.
@@ -10,6 +11,8 @@ public struct PFCBlock: Sendable {
     public var wy: Matrix
     /// Inference settings (unrolled iterations, floor, column normalisation).
     public var settings: FISTASettings
+    /// A = W_xᵀW_x and η for the current W_x, reused while W_x is unchanged (prediction).
+    let gramCache = GramCache()
 
     /// A block over given factors.
     public init(wx: Matrix, wy: Matrix, settings: FISTASettings) {
@@ -38,16 +41,20 @@ public struct PFCBlock: Sendable {
         /// The reconstruction W_x h, d_x×B, when requested.
         public var reconstruction: Matrix?
         var tape: FISTATape?
+        /// How sparse the inference was: the active fraction per iteration (issue 14).
+        public var statistics: FISTAStatistics
         /// The stop-gradient step and scales this pass used (tests freeze them).
         var stopGradients: (step: Float, scales: [Float])? { tape.map { ($0.step, $0.scales) } }
     }
 
     /// Infers h for the batch `x` (d_x×B) and predicts y. `keepTape` keeps what `backward` needs.
     public func forward(_ x: Matrix, keepTape: Bool, reconstruct: Bool = false) -> Activation {
-        let (hT, tape) = FISTAInference.forward(wx: wx, x: x, settings: settings, keepTape: keepTape)
+        let (hT, tape, stats) = FISTAInference.forwardWithStatistics(wx: wx, x: x, settings: settings, keepTape: keepTape,
+                                                                      threads: ComputeThreads.count,
+                                                                      prepared: gramCache.prepared(for: wx))
         let y = Matrix.product(wy, hT, transB: .transposed)
         let rec = reconstruct ? Matrix.product(wx, hT, transB: .transposed) : nil
-        return Activation(hT: hT, y: y, reconstruction: rec, tape: tape)
+        return Activation(hT: hT, y: y, reconstruction: rec, tape: tape, statistics: stats)
     }
 
     /// Gradients of the block given ∂L/∂y (d_y×B) and optionally ∂L/∂(W_x h) (d_x×B).
@@ -63,5 +70,26 @@ public struct PFCBlock: Sendable {
         var (gradWx, gradX) = FISTAInference.backward(tape: &tape, wx: wx, x: x, gradHT: gradHT, settings: settings)
         if let gr = gradReconstruction { gradWx.accumulateProduct(gr, act.hT) }
         return (gradWx, gradWy, gradX)
+    }
+}
+
+/// The Gram matrix A = W_xᵀW_x and the step η = 1/λmax(A) of the last W_x a block's inference saw.
+/// Both are pure functions of W_x (the power iteration starts from a fixed vector), so reusing them
+/// for unchanged weights gives bit-identical results; predicting one example at a time otherwise
+/// spends most of its time forming A (d·K² multiply-adds) and its eigenvalue. Shared by copies of
+/// the block; a new W_x (every training step) just replaces the entry.
+final class GramCache: Sendable {
+    private struct Entry: @unchecked Sendable { var wx: Matrix; var gram: Matrix; var eta: Float }
+    private let entry = Mutex<Entry?>(nil)
+
+    /// A and η for `wx`, computed on a miss.
+    func prepared(for wx: Matrix) -> (gram: Matrix, eta: Float) {
+        if let hit = entry.withLock({ e -> (Matrix, Float)? in
+            guard let e, e.wx.rows == wx.rows, e.wx.cols == wx.cols, e.wx.storage == wx.storage else { return nil }
+            return (e.gram, e.eta)
+        }) { return hit }
+        let p = FISTAInference.gramAndStep(wx)
+        entry.withLock { $0 = Entry(wx: wx, gram: p.gram, eta: p.eta) }
+        return p
     }
 }

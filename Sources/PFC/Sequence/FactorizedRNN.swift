@@ -86,10 +86,12 @@ public struct FactorizedRNN: GradientSequenceModel {
         let b = steps.first?.cols ?? 0
         var hPrev = Matrix(rows: b, cols: hidden) // h_{−1} = 0
         var trace = Trace(codes: [], outputs: [])
+        let prepared = FISTAInference.gramAndStep(wz) // W_z is the same at every step
         for (t, x) in steps.enumerated() {
             if !bptt, let fixed = detached { hPrev = fixed[t] }
             let z = Self.stack(hPrev, x)
-            let (hT, tape) = WarmStartFISTA.forward(w: wz, x: z, start: hPrev, settings: settings, frozen: frozen?[t], keepTape: keepTape)
+            let (hT, tape) = WarmStartFISTA.forward(w: wz, x: z, start: hPrev, settings: settings, frozen: frozen?[t], keepTape: keepTape,
+                                                     prepared: prepared)
             trace.codes.append(hT)
             trace.outputs.append(Matrix.product(wy, hT, transB: .transposed))
             if keepTape { trace.inputs.append(z); trace.tapes.append(tape!) }

@@ -16,11 +16,18 @@ struct FISTAStopGradients: Sendable {
 /// `fista_right_update(…, H_tran_init)` does; nil starts from the floor.
 enum WarmStartFISTA {
     /// Runs the inference. `w`: d×K, `x`: d×B, `start`: B×K (nil starts from the floor).
+    /// `prepared`: A = WᵀW and η computed once for the whole sequence (W is the same at every step).
+    /// The active-set products of `FISTAInference` apply unchanged (research/pfc.md §1.2; issue 14):
+    /// with a warm start Z_0 is dense, so the first iteration is dense and the later ones go sparse
+    /// as the code's active set shrinks.
     static func forward(w: Matrix, x: Matrix, start: Matrix?, settings: FISTASettings,
-                        frozen: FISTAStopGradients?, keepTape: Bool) -> (hT: Matrix, tape: WarmStartTape?) {
+                        frozen: FISTAStopGradients?, keepTape: Bool,
+                        prepared: (gram: Matrix, eta: Float)? = nil) -> (hT: Matrix, tape: WarmStartTape?) {
         var s = settings
         if let frozen { s.frozen = (frozen.step, frozen.scales) }
-        return FISTAInference.forward(wx: w, x: x, settings: s, keepTape: keepTape, threads: ComputeThreads.count, start: start)
+        let r = FISTAInference.forwardWithStatistics(wx: w, x: x, settings: s, keepTape: keepTape, threads: ComputeThreads.count,
+                                                     start: start, prepared: prepared)
+        return (r.hT, r.tape)
     }
 
     /// Backward through all N iterations (consumes the tape). Given ∂L/∂Hᵀ (B×K), returns ∂L/∂W (d×K),

@@ -61,6 +61,8 @@ public struct TrainingProgress: Sendable, Codable, Equatable {
     public var validationLoss: Float?
     /// Validation accuracy of the last finished epoch.
     public var validationAccuracy: Float?
+    /// Sparsity of the last training inference pass on this thread when the report was made (issue 14; not encoded).
+    public var fista: FISTAStatistics? = FISTAStatistics.lastTraining
 
     enum CodingKeys: String, CodingKey {
         case epoch, epochs, batch, batches, loss, accuracy

@@ -1,0 +1,122 @@
+// ActiveSetProduct: the sparse products of the active-set FISTA (issue 14; research/pfc.md §1.2)
+// for one batch chunk: S·A and Sᵀ·Z for a chunk's sparse rows S (B_c × K, listed per row).
+import Linalg
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One chunk's plan and scratch for a sparse operand S (B_c × K, each row a list of columns and
+/// values). Columns that many rows of the chunk list go to one BLAS product over a compacted panel
+/// (S's common columns × the matching rows of A); the remaining entries go to row gathers
+/// (`SparseRowKernels`). A column is common when its count c_j makes ρ·c_j > B_c, ρ being how many
+/// times more a gathered multiply-add costs than one inside BLAS (`gatherCost`): the split costs
+/// Σ_j min(B_c, ρ·c_j)·K against B_c·K·K for the dense product.
+///
+/// Single-threaded: each chunk of `FISTAInference` owns one.
+final class ActiveSetProduct {
+    let rows: Int, k: Int
+    private let colCount: UnsafeMutablePointer<Int32>
+    private let position: UnsafeMutablePointer<Int32>
+    private let common: UnsafeMutablePointer<Int32>
+    private var commonCount = 0
+    private let compact: UnsafeMutablePointer<Float>  // B_c × m: S on the common columns
+    private let panel: UnsafeMutablePointer<Float>    // m × K: rows of A on the common columns (or Sᵀ Z)
+
+    /// Cost of one gathered multiply-add over one inside the dense BLAS product, measured by
+    /// `pfc-bench --calibrate` (Benchmarks/pfc/results-activeset-2026-12-01.md): at K = 300 a gather over
+    /// 10–20 % of the entries takes 0.5–1.0× the dense product's time, so ρ ≈ 5.
+    /// `PFC_GATHER_COST` overrides it (benchmarks only).
+    static let gatherCost: Float = {
+        if let v = getenv("PFC_GATHER_COST").flatMap({ Float(String(cString: $0)) }), v > 0 { return v }
+        return 5
+    }()
+
+    /// Planned split is used when it costs less than this share of the dense product (the planning,
+    /// compaction and the elementwise work are not in the estimate).
+    static let worthIt: Float = 0.8
+
+    init(rows: Int, k: Int) {
+        self.rows = rows
+        self.k = k
+        colCount = .allocate(capacity: k)
+        position = .allocate(capacity: k)
+        common = .allocate(capacity: k)
+        compact = .allocate(capacity: max(1, rows * k))
+        panel = .allocate(capacity: max(1, k * k))
+    }
+
+    deinit {
+        colCount.deallocate(); position.deallocate(); common.deallocate(); compact.deallocate(); panel.deallocate()
+    }
+
+    /// Estimated cost of the split relative to the dense product (1 = as costly), from the lists.
+    /// Fills the column counts used by `prepare`.
+    func relativeCost(counts: UnsafePointer<Int32>, indices: UnsafePointer<Int32>) -> Float {
+        colCount.initialize(repeating: 0, count: k)
+        for r in 0..<rows {
+            let ri = indices + r * k
+            for m in 0..<Int(counts[r]) { colCount[Int(ri[m])] &+= 1 }
+        }
+        let bc = Float(rows), rho = Self.gatherCost
+        var cost: Float = 0
+        for j in 0..<k { cost += Swift.min(bc, rho * Float(colCount[j])) }
+        return cost / (bc * Float(k))
+    }
+
+    /// Splits the lists (after `relativeCost`): common columns into the compact panel, the other
+    /// entries stay in the lists (filtered in place; `counts` updated).
+    func prepare(counts: UnsafeMutablePointer<Int32>, indices: UnsafeMutablePointer<Int32>, values: UnsafeMutablePointer<Float>) {
+        let bc = Float(rows), rho = Self.gatherCost
+        commonCount = 0
+        for j in 0..<k {
+            if rho * Float(colCount[j]) > bc {
+                position[j] = Int32(truncatingIfNeeded: commonCount)
+                common[commonCount] = Int32(truncatingIfNeeded: j)
+                commonCount += 1
+            } else {
+                position[j] = -1
+            }
+        }
+        let m = commonCount
+        if m == 0 { return }
+        compact.initialize(repeating: 0, count: rows * m)
+        for r in 0..<rows {
+            let ri = indices + r * k, rv = values + r * k, out = compact + r * m
+            var kept = 0
+            for e in 0..<Int(counts[r]) {
+                let j = Int(ri[e]), p = Int(position[j])
+                if p >= 0 { out[p] = rv[e] } else { ri[kept] = ri[e]; rv[kept] = rv[e]; kept += 1 }
+            }
+            counts[r] = Int32(truncatingIfNeeded: kept)
+        }
+    }
+
+    /// `out += S·A` (A: K×K with leading dimension K), after `prepare`.
+    func multiply(a: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>,
+                  counts: UnsafePointer<Int32>, indices: UnsafePointer<Int32>, values: UnsafePointer<Float>) {
+        let m = commonCount
+        if m > 0 {
+            for p in 0..<m { (panel + p * k).update(from: a + Int(common[p]) * k, count: k) }
+            BLAS.gemm(.none, .none, m: rows, n: k, k: m, alpha: 1, a: compact, lda: m, b: panel, ldb: k, beta: 1, c: out, ldc: k)
+        }
+        SparseRowKernels.gatherAccumulate(rows: rows, capacity: k, counts: counts, indices: indices, values: values,
+                                          a: a, lda: k, n: k, out: out, ldo: k, panelRows: k)
+    }
+
+    /// `c += Sᵀ·Z` (Z: B_c × K, C: K × K), after `prepare` (reuses the panel: call after `multiply`).
+    func accumulateTransposed(z: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>,
+                              counts: UnsafePointer<Int32>, indices: UnsafePointer<Int32>, values: UnsafePointer<Float>) {
+        let m = commonCount
+        if m > 0 {
+            BLAS.gemm(.transposed, .none, m: m, n: k, k: rows, alpha: 1, a: compact, lda: m, b: z, ldb: k, beta: 0, c: panel, ldc: k)
+            for p in 0..<m {
+                let dst = c + Int(common[p]) * k, src = panel + p * k
+                for j in 0..<k { dst[j] += src[j] }
+            }
+        }
+        for r in 0..<rows {
+            SparseRowKernels.scatterRow(count: Int(counts[r]), indices: indices + r * k, values: values + r * k,
+                                        x: z + r * k, n: k, c: c, ldc: k)
+        }
+    }
+}
