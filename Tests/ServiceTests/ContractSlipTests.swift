@@ -68,3 +68,37 @@ import TestSupport
         }
     }
 }
+
+extension ContractSlipTests {
+    /// Slip 2: a line that is not JSON is 400 invalid_ndjson, as openapi.yaml promises; a JSON line
+    /// whose values do not fit stays 422. Learning curves: a train job keeps one entry per epoch.
+    @Test(arguments: Backend.all)
+    func malformedNDJSONAndLearningCurves(backend: Backend) throws {
+        try ServiceHarness.with(backend) { h in
+            let c = h.client
+            let bad = checked(try c.request("POST", "/v1/datasets?name=n", body: Data("{\"features\":[1],\"label\":0}\n{bad\n".utf8),
+                                            contentType: "application/x-ndjson"), "POST", "/v1/datasets")
+            #expect(bad.status == 400 && bad.errorCode == "invalid_ndjson" && bad.errorMessage.contains("line 2"), "\(bad.text)")
+            let unfit = try c.request("POST", "/v1/datasets?name=n", body: Data("{\"features\":[1]}\n".utf8), contentType: "application/x-ndjson")
+            #expect(unfit.status == 422)
+
+            let (_, _, done) = try trainedModel(h, body: ["epochs": 3, "validation_fraction": 0.2, "early_stopping": NSNull()])
+            let id = done["id"] as! String
+            let m = checked(try c.request("GET", "/v1/jobs/\(id)/metrics"), "GET", "/v1/jobs/{id}/metrics")
+            #expect(m.status == 200, "\(m.text)")
+            let history = m.object["history"] as? [[String: Any]] ?? []
+            #expect(history.map { $0["epoch"] as? Int } == [1, 2, 3], "\(m.text)")
+            #expect(history.allSatisfy { ($0["validation_accuracy"] as? Double).map { (0...1).contains($0) } == true })
+            #expect(history.allSatisfy { ($0["active_fraction"] as? Double).map { $0 > 0 && $0 <= 1 } == true }, "PFC records its code sparsity")
+            let best = m.object["best_epoch"] as? Int ?? 0
+            // The version keeps the best epoch: its validation accuracy is that epoch's.
+            let result = (done["result"] as? [String: Any])?["metrics"] as? [String: Any] ?? [:]
+            let bestAccuracy = history.first { $0["epoch"] as? Int == best }?["validation_accuracy"] as? Double
+            #expect(bestAccuracy != nil && abs((result["validation_accuracy"] as? Double ?? -1) - bestAccuracy!) < 1e-6, "\(result)")
+            #expect((result["history"] as? [Any])?.count == 3)
+            let progress = done["progress"] as? [String: Any] ?? [:]
+            #expect((progress["active_fraction"] as? [Double])?.count == 8, "one entry per FISTA iteration (N 8): \(progress)")
+            #expect(checked(try c.request("GET", "/v1/jobs/nope/metrics"), "GET", "/v1/jobs/{id}/metrics").status == 404)
+        }
+    }
+}

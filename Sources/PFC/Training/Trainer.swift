@@ -73,6 +73,35 @@ public struct TrainingProgress: Sendable, Codable, Equatable {
 /// What a progress callback tells the trainer.
 public enum TrainingControl: Sendable { case proceed, stop }
 
+/// One finished epoch of a training run: a point of its learning curve.
+public struct EpochSummary: Sendable, Codable, Equatable {
+    /// 1-based epoch.
+    public var epoch: Int
+    /// Mean training loss and accuracy over the epoch's batches (as the weights changed).
+    public var trainLoss: Float
+    public var trainAccuracy: Float
+    /// Loss and accuracy on the validation split after the epoch (nil without validation).
+    public var validationLoss: Float?
+    public var validationAccuracy: Float?
+    /// Training throughput of the epoch.
+    public var examplesPerSecond: Double
+    /// PFC kinds: mean fraction of code entries above the floor in the epoch's last training pass.
+    public var activeFraction: Float?
+
+    public init(epoch: Int, trainLoss: Float, trainAccuracy: Float, validationLoss: Float?, validationAccuracy: Float?,
+                examplesPerSecond: Double, activeFraction: Float?) {
+        self.epoch = epoch; self.trainLoss = trainLoss; self.trainAccuracy = trainAccuracy
+        self.validationLoss = validationLoss; self.validationAccuracy = validationAccuracy
+        self.examplesPerSecond = examplesPerSecond; self.activeFraction = activeFraction
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case epoch
+        case trainLoss = "train_loss", trainAccuracy = "train_accuracy", validationLoss = "validation_loss"
+        case validationAccuracy = "validation_accuracy", examplesPerSecond = "examples_per_second", activeFraction = "active_fraction"
+    }
+}
+
 /// The outcome of a training run.
 public struct TrainingReport: Sendable, Codable, Equatable {
     /// Epochs actually run.
@@ -106,12 +135,14 @@ public struct TrainingReport: Sendable, Codable, Equatable {
     /// Why nothing was trained (a sliding window that would run past K, reported by the
     /// non-throwing entry points; the throwing ones throw instead).
     public var failure: String? = nil
+    /// Every finished epoch, in order (the learning curve; a resumed run includes the epochs before its checkpoint).
+    public var history: [EpochSummary] = []
 
     enum CodingKeys: String, CodingKey {
         case epochsRun = "epochs_run", bestEpoch = "best_epoch", finalLoss = "final_loss", trainAccuracy = "train_accuracy"
         case validationAccuracy = "validation_accuracy", validationLoss = "validation_loss"
         case examplesPerSecond = "examples_per_second", seconds, stoppedEarly = "stopped_early", cancelled
-        case keptSteps = "kept_steps", nextWindowStart = "next_window_start", windowColumns = "window_columns", failure
+        case keptSteps = "kept_steps", nextWindowStart = "next_window_start", windowColumns = "window_columns", failure, history
     }
 }
 
@@ -265,6 +296,7 @@ public struct Trainer: Sendable {
         var stepSeconds = 0.0, stepExamples = 0, steps = 0
         var columns: Range<Int>? = nil
         var epochsRun = 0, finalLoss: Float = .nan, stoppedEarly = false, cancelled = false
+        var history: [EpochSummary] = []
         var firstEpoch = 1, firstBatch = 0
         var resumedOrder: [Int]? = nil
         var resumedSums: (loss: Double, correct: Int, seen: Int, targets: Int)? = nil
@@ -297,6 +329,7 @@ public struct Trainer: Sendable {
             stepSeconds = s.stepSeconds; stepExamples = s.stepExamples; steps = s.steps
             if let c = s.columns, c.count == 2, c[0] <= c[1] { columns = c[0]..<c[1] }
             epochsRun = s.epochsRun; finalLoss = s.finalLoss ?? .nan
+            history = s.history ?? []
             firstEpoch = s.epoch; firstBatch = s.batch
             if s.batch > 0 {
                 guard let order = s.order, order.count == n, Set(order).count == n, order.allSatisfy({ (0..<n).contains($0) }) else {
@@ -319,7 +352,7 @@ public struct Trainer: Sendable {
                          lastValidationLoss: lastValidation?.loss, lastValidationAccuracy: lastValidation?.accuracy,
                          stepSeconds: stepSeconds, stepExamples: stepExamples,
                          columns: columns.map { [$0.lowerBound, $0.upperBound] }, epochsRun: epochsRun,
-                         finalLoss: finalLoss.isNaN ? nil : finalLoss)
+                         finalLoss: finalLoss.isNaN ? nil : finalLoss, history: history)
         }
 
         epochLoop: for epoch in firstEpoch...options.epochs {
@@ -378,8 +411,15 @@ public struct Trainer: Sendable {
             }
             epochsRun = epoch
             finalLoss = Float(lossSum / Double(max(1, seen)))
+            let epochSeconds = max((clock.now - epochStart).seconds, 1e-9)
+            var summary = EpochSummary(epoch: epoch, trainLoss: finalLoss, trainAccuracy: Float(correct) / Float(max(1, targetsSeen)),
+                                       validationLoss: nil, validationAccuracy: nil,
+                                       examplesPerSecond: resuming ? 0 : Double(seen) / epochSeconds,
+                                       activeFraction: FISTAStatistics.lastTraining.map { $0.meanActiveFraction })
+            var stopNow = false
             if let validation {
                 let v = Self.evaluate(network, on: validation)
+                summary.validationLoss = v.loss; summary.validationAccuracy = v.accuracy
                 lastValidation = v
                 if best == nil || v.loss < best!.loss {
                     best = (v.loss, epoch, network.parameters, steps, window?.position)
@@ -387,9 +427,13 @@ public struct Trainer: Sendable {
                 } else { sinceLoss += 1 }
                 if v.accuracy > bestAccuracy { bestAccuracy = v.accuracy; sinceAccuracy = 0 } else { sinceAccuracy += 1 }
                 if let patience = options.earlyStoppingPatience, sinceLoss >= patience || sinceAccuracy >= patience {
-                    stoppedEarly = true
-                    break
+                    stopNow = true
                 }
+            }
+            history.append(summary)  // before the epoch's checkpoint, so a resumed run keeps the whole curve
+            if stopNow {
+                stoppedEarly = true
+                break
             }
             if epoch < options.epochs, let c = checkpointing, c.due(epoch, batches, true) {
                 c.save(snapshot(epoch: epoch + 1, batch: 0, order: nil, sums: (0, 0, 0, 0)))
@@ -403,7 +447,8 @@ public struct Trainer: Sendable {
             trainAccuracy: trainEval.accuracy, validationAccuracy: validationEval?.accuracy, validationLoss: validationEval?.loss,
             examplesPerSecond: stepSeconds > 0 ? Double(stepExamples) / stepSeconds : 0,
             seconds: (clock.now - start).seconds, stoppedEarly: stoppedEarly, cancelled: cancelled,
-            keptSteps: best?.steps ?? steps, nextWindowStart: best.map { $0.position } ?? window?.position, windowColumns: columns)
+            keptSteps: best?.steps ?? steps, nextWindowStart: best.map { $0.position } ?? window?.position, windowColumns: columns,
+            history: history)
     }
 
     /// Mean loss and accuracy of `network` on `data`, in batches of `batchSize` to bound memory.

@@ -110,6 +110,8 @@ public struct TrainerState: Sendable, Equatable, Codable {
     public var columns: [Int]?
     public var epochsRun = 0
     public var finalLoss: Float?
+    /// The finished epochs' summaries (the learning curve so far); nil in states written before it existed.
+    public var history: [EpochSummary]? = nil
 
     /// The state as bytes (JSON; the float buffers exact).
     public func encoded() throws -> Data { try JSONEncoder().encode(self) }

@@ -32,6 +32,13 @@ struct NDJSONExample: Decodable {
 /// Splits a (possibly streamed) body into lines and decodes each as an `NDJSONExample`, so memory
 /// stays bounded by one line (16 MiB at most) however long the body is.
 enum NDJSONReader {
+    /// A line that is not JSON is 400 `invalid_ndjson` (as for `invalid_json`); a JSON line whose values
+    /// do not fit (a missing label, a string feature) is 422. Both name the line.
+    static func lineError(_ e: HTTPError, line: Int) -> HTTPError {
+        e.status == .badRequest ? APIError.badRequest("NDJSON line \(line): \(e.message)", code: "invalid_ndjson")
+            : APIError.invalid("NDJSON line \(line): \(e.message)")
+    }
+
     /// Calls `body(example, lineNumber)` for every non-blank line; errors name the line.
     static func forEachExample(in requestBody: RequestBody, maxBytes: Int,
                                _ body: (NDJSONExample, Int) throws -> Void) throws {
@@ -42,7 +49,7 @@ enum NDJSONReader {
             if bytes.allSatisfy({ $0 == 32 || $0 == 9 || $0 == 13 }) { return }
             let parsed: NDJSONExample
             do { parsed = try JSONCoding.decode(NDJSONExample.self, from: Data(bytes)) } catch let e as HTTPError {
-                throw APIError.invalid("NDJSON line \(line): \(e.message)")
+                throw NDJSONReader.lineError(e, line: line)
             }
             try body(parsed, line)
         }

@@ -121,6 +121,8 @@ struct VersionMetrics: Codable, Sendable, Equatable {
     var accuracyAfter: Double?
     // An import: the format of the uploaded file (pfc or safetensors).
     var importedFrom: String?
+    // Training: every finished epoch (the learning curve).
+    var history: [EpochSummary]?
 
     init() {}
 
@@ -131,7 +133,7 @@ struct VersionMetrics: Codable, Sendable, Equatable {
         case validationAccuracy = "validation_accuracy", validationLoss = "validation_loss"
         case taskName = "task_name", grewBy = "grew_by", windowColumns = "window_columns", streamedExamples = "streamed_examples"
         case nextWindowStart = "next_window_start", resetColumns = "reset_columns", imageShape = "image_shape"
-        case accuracyBefore = "accuracy_before", accuracyAfter = "accuracy_after", importedFrom = "imported_from"
+        case accuracyBefore = "accuracy_before", accuracyAfter = "accuracy_after", importedFrom = "imported_from", history
     }
 
     /// Lenient: a field of another type (older versions wrote whole numbers as doubles) reads as absent
@@ -158,6 +160,7 @@ struct VersionMetrics: Codable, Sendable, Equatable {
         forget = (try? c.decodeIfPresent(ForgetRecord.self, forKey: .forget)) ?? nil
         accuracyBefore = double(.accuracyBefore); accuracyAfter = double(.accuracyAfter)
         importedFrom = (try? c.decodeIfPresent(String.self, forKey: .importedFrom)) ?? nil
+        history = (try? c.decodeIfPresent([EpochSummary].self, forKey: .history)) ?? nil
     }
 
     /// The metrics of a training run (nil fields for what it did not measure).
@@ -170,6 +173,13 @@ struct VersionMetrics: Codable, Sendable, Equatable {
         stoppedEarly = report.stoppedEarly
         self.datasetID = datasetID
         validationAccuracy = finite(report.validationAccuracy); validationLoss = finite(report.validationLoss)
+        history = report.history.isEmpty ? nil : report.history.map { e in
+            var e = e
+            if !e.trainLoss.isFinite { e.trainLoss = 0 }
+            if let l = e.validationLoss, !l.isFinite { e.validationLoss = nil }
+            if !e.examplesPerSecond.isFinite { e.examplesPerSecond = 0 }
+            return e
+        }
     }
 
     /// The stored metrics of a version (empty when unreadable).

@@ -132,6 +132,9 @@ struct TrainingProgressDTO: Codable, Sendable, Equatable {
     var validationAccuracy: Float?
     /// Set when this attempt continued from a checkpoint.
     var resumedFrom: ResumePoint?
+    /// PFC kinds: the fraction of code entries above the floor after each FISTA iteration in the last
+    /// training pass (issue 14; the active-set engine pays for those only).
+    var activeFraction: [Float]?
 
     init(_ p: TrainingProgress, resumedFrom: ResumePoint?) {
         epoch = p.epoch; epochs = p.epochs; batch = p.batch; batches = p.batches
@@ -141,12 +144,13 @@ struct TrainingProgressDTO: Codable, Sendable, Equatable {
         validationLoss = p.validationLoss.flatMap { $0.isFinite ? $0 : nil }
         validationAccuracy = p.validationAccuracy
         self.resumedFrom = resumedFrom
+        activeFraction = p.fista.map { $0.activeFraction.map { $0.isFinite ? $0 : 0 } }.flatMap { $0.isEmpty ? nil : $0 }
     }
 
     enum CodingKeys: String, CodingKey {
         case epoch, epochs, batch, batches, loss, accuracy
         case examplesPerSecond = "examples_per_second", validationLoss = "validation_loss", validationAccuracy = "validation_accuracy"
-        case resumedFrom = "resumed_from"
+        case resumedFrom = "resumed_from", activeFraction = "active_fraction"
     }
 
     func encode(to encoder: any Encoder) throws {
@@ -161,6 +165,7 @@ struct TrainingProgressDTO: Codable, Sendable, Equatable {
         try c.encode(validationLoss, forKey: .validationLoss)
         try c.encode(validationAccuracy, forKey: .validationAccuracy)
         try c.encodeIfPresent(resumedFrom, forKey: .resumedFrom)
+        try c.encodeIfPresent(activeFraction, forKey: .activeFraction)
     }
 }
 

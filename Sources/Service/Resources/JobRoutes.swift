@@ -1,6 +1,7 @@
 // JobRoutes: job status, live progress as Server-Sent Events, and cancellation.
 import Foundation
 import HTTP
+import PFC
 import Storage
 
 extension PFCService {
@@ -8,6 +9,23 @@ extension PFCService {
         r.get("/v1/jobs/{id}") { [store] request, ctx in
             let tenant = try ctx.tenantID()
             return try JSONCoding.response(JobDTO(job: try storeCall { try store.job(id: try request.pathParameter("id"), tenantID: tenant) }))
+        }
+        // The learning curve of a train or task job: one entry per finished epoch (from its result once
+        // it ended; the progress events carry the running epoch's figures meanwhile).
+        r.get("/v1/jobs/{id}/metrics") { [store] request, ctx in
+            let tenant = try ctx.tenantID()
+            let job = try storeCall { try store.job(id: try request.pathParameter("id"), tenantID: tenant) }
+            guard let kind = job.jobKind, kind == .train || kind == .task else {
+                throw APIError.conflict("job \(job.id) is a \(job.kind) job; only train and task jobs have learning curves")
+            }
+            var body = JobMetricsDTO(jobID: job.id, kind: job.kind, state: job.state.rawValue, modelVersion: nil, history: [])
+            if case .training(let r)? = JobResult(kind: kind, column: job.result) {
+                body.modelVersion = r.modelVersion
+                body.history = r.metrics.history ?? []
+                body.bestEpoch = r.metrics.bestEpoch
+                body.stoppedEarly = r.metrics.stoppedEarly
+            }
+            return try JSONCoding.response(body)
         }
         r.delete("/v1/jobs/{id}") { [store, workers] request, ctx in
             let tenant = try ctx.tenantID()
@@ -42,5 +60,27 @@ extension PFCService {
     static func heartbeatInterval(_ seconds: Double) -> Duration {
         let s = seconds.isFinite ? min(max(seconds, 0.05), 3600) : 15
         return .milliseconds(Int64((s * 1000).rounded()))
+    }
+}
+
+/// `GET /v1/jobs/{id}/metrics`: a training job's per-epoch history.
+struct JobMetricsDTO: Encodable {
+    var jobID: String
+    var kind: String
+    var state: String
+    var modelVersion: Int?
+    var history: [EpochSummary]
+    /// The epoch whose weights the version kept (best validation loss), and whether early stopping ended the run.
+    var bestEpoch: Int? = nil
+    var stoppedEarly: Bool? = nil
+    enum CodingKeys: String, CodingKey {
+        case kind, state, history
+        case jobID = "job_id", modelVersion = "model_version", bestEpoch = "best_epoch", stoppedEarly = "stopped_early"
+    }
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(jobID, forKey: .jobID); try c.encode(kind, forKey: .kind); try c.encode(state, forKey: .state)
+        try c.encode(modelVersion, forKey: .modelVersion); try c.encode(history, forKey: .history)
+        try c.encode(bestEpoch, forKey: .bestEpoch); try c.encode(stoppedEarly, forKey: .stoppedEarly)
     }
 }

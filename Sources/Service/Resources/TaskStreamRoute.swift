@@ -253,7 +253,7 @@ final class StreamedTask: @unchecked Sendable {
         if bytes.allSatisfy({ $0 == 32 || $0 == 9 || $0 == 13 }) { return }
         let example: NDJSONExample
         do { example = try JSONCoding.decode(NDJSONExample.self, from: Data(bytes)) } catch let e as HTTPError {
-            throw APIError.invalid("NDJSON line \(line): \(e.message)")
+            throw NDJSONReader.lineError(e, line: line)
         }
         try add(example, line: line)
     }
