@@ -102,3 +102,21 @@ extension ContractSlipTests {
         }
     }
 }
+
+extension ContractSlipTests {
+    /// Slip 5: a model with no trained version answers 409 not_trained, unless version 0 is asked for.
+    @Test(arguments: Backend.all)
+    func untrainedModelsDoNotPredictByDefault(backend: Backend) throws {
+        try ServiceHarness.with(backend) { h in
+            let c = h.client
+            let m = try c.json("POST", "/v1/models", ["name": "u", "kind": "pfc", "input_dim": 2, "output_dim": 2, "basis": 3]).object["id"] as! String
+            let r = checked(try c.json("POST", "/v1/models/\(m)/predict", ["inputs": [[0.1, 0.2]]]), "POST", "/v1/models/{id}/predict")
+            #expect(r.status == 409 && r.errorCode == "not_trained" && r.errorMessage.contains("version"), "\(r.text)")
+            let zero = checked(try c.json("POST", "/v1/models/\(m)/predict", ["inputs": [[0.1, 0.2]], "version": 0]), "POST", "/v1/models/{id}/predict")
+            #expect(zero.status == 200 && zero.object["model_version"] as? Int == 0, "\(zero.text)")
+            // Bad input is still named first.
+            let wide = try c.json("POST", "/v1/models/\(m)/predict", ["inputs": [[0.1, 0.2, 0.3]]])
+            #expect(wide.status == 422)
+        }
+    }
+}

@@ -112,10 +112,10 @@ import TestSupport
             #expect((done["error"] as? String ?? "").contains("diverged"), "\(done)")
             #expect((try c.request("GET", "/v1/models/\(modelID)/versions").object["items"] as? [Any])?.count == 1)
             // Huge finite inputs to predict: finite numbers or a 422 naming the input, never a 500.
-            let p = try c.json("POST", "/v1/models/\(modelID)/predict", ["inputs": [[3e38, 3e38], [0.5, 0.5]]])
+            let p = try c.json("POST", "/v1/models/\(modelID)/predict", ["inputs": [[3e38, 3e38], [0.5, 0.5]], "version": 0])
             #expect(p.status == 422 || p.status == 200, "\(p.text)")
             if p.status == 422 { #expect(p.errorMessage.contains("inputs[0]"), "\(p.text)") }
-            let ok = try c.json("POST", "/v1/models/\(modelID)/predict", ["inputs": [[0.5, 0.5]]])
+            let ok = try c.json("POST", "/v1/models/\(modelID)/predict", ["inputs": [[0.5, 0.5]], "version": 0])
             #expect(ok.status == 200, "\(ok.text)")
             let components = try c.request("GET", "/v1/models/\(modelID)/components")
             #expect(components.status == 200, "\(components.text)")
@@ -303,7 +303,7 @@ import TestSupport
             let over = try c.json("POST", "/v1/models/\(modelID)/predict", ["inputs": Array(repeating: row, count: 200)])
             #expect(over.status == 422 && over.errorMessage.contains("max_predict_work"), "\(over.text)")
             // 100 rows fit the limit but take many seconds; a client that goes away stops them.
-            let body = json(["inputs": Array(repeating: row, count: 100)])
+            let body = json(["inputs": Array(repeating: row, count: 100), "version": 0])
             let fd = try c.connect()
             let head = "POST /v1/models/\(modelID)/predict HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(h.key)\r\n"
                 + "Content-Type: application/json\r\nContent-Length: \(body.count)\r\n\r\n"

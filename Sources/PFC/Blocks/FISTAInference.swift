@@ -139,7 +139,7 @@ public enum FISTAInference {
         var scales = [Float](repeating: 1, count: n * b)
         var hT = Matrix(rows: b, cols: k)
         let frozenScales = settings.frozen?.scales
-        let floor = settings.floor, normalize = settings.normalizeColumns, kernel = settings.kernel
+        let floor = settings.floor, normalize = settings.normalizeColumns, kernel = settings.kernel.resolved(entries: b * k * n)
         let warm = start != nil
         let buildLists = kernel != .dense // the dense engine needs no active-set lists
         // 1ᵀA: A is symmetric, so its column sums are its row sums.
@@ -314,7 +314,7 @@ public enum FISTAInference {
     ) -> (gradWx: Matrix, gradX: Matrix, gradStart: Matrix) {
         let b = tape.batch, k = tape.basis, n = tape.iterations, d = x.rows
         precondition(gradHT.rows == b && gradHT.cols == k, "gradient shape mismatch")
-        let eta = tape.step, floor = settings.floor, kernel = settings.kernel
+        let eta = tape.step, floor = settings.floor, kernel = settings.kernel.resolved(entries: b * k * n)
         let buildLists = kernel != .dense
         let chunks = tape.chunks, beta = tape.momentum, activeCounts = tape.activeCounts
         let cancellation = ComputeCancellation.current  // a cancelled caller discards the gradient

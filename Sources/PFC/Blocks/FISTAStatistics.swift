@@ -17,6 +17,18 @@ public enum FISTAKernel: String, Sendable, Codable, CaseIterable {
     case dense
     /// The sparse products on every iteration that has an active set (all but the first).
     case sparse
+
+    /// The kernel a pass over `entries` code entries × iterations runs. A debug build runs a large
+    /// `.automatic` pass (over 10⁶) as `.dense`: the cost model is calibrated on optimized code, and the
+    /// SIMD gather kernels are not inlined at -Onone, many times slower than BLAS there. Small passes (the
+    /// unit tests of the choice) and explicit `.sparse` run as asked.
+    func resolved(entries: Int) -> FISTAKernel {
+        #if DEBUG
+        return self == .automatic && entries > 1_000_000 ? .dense : self
+        #else
+        return self
+        #endif
+    }
 }
 
 /// The sparsity of one forward pass of `FISTAInference` over a batch.

@@ -45,6 +45,11 @@ struct PredictController: RouteCollection {
                 }
             }
             try limits.checkInference(rows: inputs.count, of: arch, what: "a prediction")
+            // Version 0 is the random initialization: answering from it as if it were a model misleads.
+            if body.version == nil && version == 0 {
+                throw HTTPError(.conflict, code: "not_trained", message: "model \(id) is not trained yet (its only version is 0, the random "
+                    + "initialization); train it (POST /v1/models/{id}/train or /tasks), or ask for \"version\": 0 explicitly")
+            }
             // Chunks bound the FISTA buffers (K × rows floats each) and let a cancelled request
             // (client gone, deadline passed, shutdown) stop between and within chunks.
             let token = ctx.computeToken
