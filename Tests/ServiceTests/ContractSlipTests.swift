@@ -120,3 +120,33 @@ extension ContractSlipTests {
         }
     }
 }
+
+extension ContractSlipTests {
+    /// The job list (issue 16): filters by model, state and kind, pages, stays with its tenant, and
+    /// refuses unknown filter values with 400.
+    @Test(arguments: Backend.all)
+    func jobsAreListedWithFilters(backend: Backend) throws {
+        try ServiceHarness.with(backend) { h in
+            let c = h.client
+            let (m, ds, first) = try trainedModel(h)
+            let other = try c.json("POST", "/v1/models", ["name": "o", "kind": "pfc", "input_dim": 64, "output_dim": 10, "basis": 12, "iterations": 8]).object["id"] as! String
+            let second = try c.json("POST", "/v1/models/\(other)/train", ["dataset_id": ds, "epochs": 1]).object["id"] as! String
+            _ = try h.waitForJob(second)
+            let all = checked(try c.request("GET", "/v1/jobs"), "GET", "/v1/jobs")
+            #expect(all.status == 200)
+            let ids = (all.object["items"] as? [[String: Any]] ?? []).compactMap { $0["id"] as? String }
+            #expect(ids == [first["id"] as! String, second], "oldest first: \(ids)")
+            let mine = checked(try c.request("GET", "/v1/jobs?model_id=\(m)&state=succeeded&kind=train"), "GET", "/v1/jobs")
+            #expect((mine.object["items"] as? [[String: Any]])?.compactMap { $0["id"] as? String } == [first["id"] as! String])
+            #expect((checked(try c.request("GET", "/v1/jobs?kind=analysis"), "GET", "/v1/jobs").object["items"] as? [Any])?.isEmpty == true)
+            let paged = checked(try c.request("GET", "/v1/jobs?limit=1"), "GET", "/v1/jobs")
+            #expect((paged.object["items"] as? [Any])?.count == 1 && paged.object["next_offset"] as? Int == 1)
+            for q in ["state=done", "kind=defragment", "limit=0", "model_id=a%00b"] {
+                let r = checked(try c.request("GET", "/v1/jobs?\(q)"), "GET", "/v1/jobs")
+                #expect(r.status == 400, "\(q): \(r.text)")
+            }
+            let stranger = try h.otherTenantClient()
+            #expect((try stranger.request("GET", "/v1/jobs").object["items"] as? [Any])?.isEmpty == true)
+        }
+    }
+}

@@ -6,6 +6,31 @@ import Storage
 
 extension PFCService {
     func registerJobs(_ r: inout Router) {
+        // The tenant's jobs, oldest first, paged like the other lists; filters combine.
+        r.get("/v1/jobs") { [store] request, ctx in
+            let tenant = try ctx.tenantID(), page = try Pagination(request)
+            let state = try request.queryValue("state").map { v -> JobState in
+                guard let s = JobState(rawValue: v) else {
+                    throw APIError.badRequest("state must be one of \(JobState.allCases.map(\.rawValue).joined(separator: ", ")), not \(v)")
+                }
+                return s
+            }
+            let kind = try request.queryValue("kind").map { v -> String in
+                guard JobKind(rawValue: v) != nil else {
+                    throw APIError.badRequest("kind must be one of \(JobKind.allCases.map(\.rawValue).joined(separator: ", ")), not \(v)")
+                }
+                return v
+            }
+            let modelID = try request.queryValue("model_id").map { v -> String in
+                if v.utf8.contains(0) { throw APIError.badRequest("model_id must not contain the NUL character (U+0000)") }
+                return v
+            }
+            let result = try storeCall {
+                try store.jobs(tenantID: tenant, state: state, modelID: modelID, kind: kind,
+                               page: PageRequest(limit: page.limit, offset: page.offset))
+            }
+            return try JSONCoding.response(ListPage(items: result.items.map { JobDTO(job: $0) }, nextOffset: result.nextOffset))
+        }
         r.get("/v1/jobs/{id}") { [store] request, ctx in
             let tenant = try ctx.tenantID()
             return try JSONCoding.response(JobDTO(job: try storeCall { try store.job(id: try request.pathParameter("id"), tenantID: tenant) }))

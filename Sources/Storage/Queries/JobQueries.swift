@@ -29,11 +29,14 @@ extension StoreOperations {
         }
     }
 
-    /// The tenant's jobs (optionally in one state), oldest first.
-    public func jobs(tenantID: String, state: JobState? = nil, page: PageRequest = PageRequest()) throws -> Page<Job> {
+    /// The tenant's jobs (optionally in one state, of one model, of one kind), oldest first.
+    public func jobs(tenantID: String, state: JobState? = nil, modelID: String? = nil, kind: String? = nil,
+                     page: PageRequest = PageRequest()) throws -> Page<Job> {
         try withSession(writing: false) { session in
             var statement: SQL = "SELECT \(sql: jobColumns) FROM jobs WHERE tenant_id = \(tenantID)"
             if let state { statement = statement + " AND state = \(state)" }
+            if let modelID { statement = statement + " AND model_id = \(modelID)" }
+            if let kind { statement = statement + " AND kind = \(kind)" }
             return try session.page(statement + " ORDER BY created_at, id", page, Job.init(row:))
         }
     }
