@@ -14,65 +14,11 @@ import random
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 
-BIN = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else ".build/debug/pfc-server")
-URL = os.environ.get("PFC_TEST_DATABASE_URL")
-if not URL:
-    sys.exit("PFC_TEST_DATABASE_URL is not set: run under scripts/with-postgres.sh")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-class Server:
-    def __init__(self, name, key):
-        self.name, self.key, self.port = name, key, free_port()
-        self.dir = tempfile.mkdtemp(prefix=f"pfc-{name}-")
-        self.log = open(os.path.join(self.dir, "log.txt"), "w+")
-        self.proc = subprocess.Popen(
-            [BIN, "serve", "--port", str(self.port), "--database-url", URL, "--data-dir", self.dir,
-             "--instance-id", name, "--no-access-log"], stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            try:
-                if self.call("GET", "/healthz")[0] == 200:
-                    return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError(f"{name} did not start: {self.logtext()}")
-
-    def call(self, method, path, body=None, ctype="application/json"):
-        data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
-        req = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data=data, method=method)
-        req.add_header("Authorization", f"Bearer {self.key}")
-        if data is not None:
-            req.add_header("Content-Type", ctype)
-        try:
-            with urllib.request.urlopen(req, timeout=60) as r:
-                raw = r.read()
-                return r.status, (json.loads(raw) if raw and r.headers.get_content_type() == "application/json" else raw)
-        except urllib.error.HTTPError as e:
-            return e.code, json.loads(e.read() or b"{}")
-
-    def logtext(self):
-        self.log.flush()
-        self.log.seek(0)
-        return self.log.read()
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=30)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from replicas import BIN, URL, Server  # noqa: E402  (the same two-replica harness as replicas.py and resume.py)
 
 
 class Follower(threading.Thread):
