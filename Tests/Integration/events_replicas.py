@@ -8,7 +8,6 @@ Run under scripts/with-postgres.sh (reads PFC_TEST_DATABASE_URL):
     scripts/with-postgres.sh python3 Tests/Integration/events_replicas.py .build/debug/pfc-server
 Prints one line per check and 'N passed, M failed'; exits non-zero on failure.
 """
-import json
 import os
 import random
 import socket
