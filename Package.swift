@@ -45,6 +45,9 @@ let package = Package(
         ], resources: [
             // A symbolic link to ../openapi.yaml: the contract compiled into the binary (PackageResources.openapi_yaml).
             .embedInCode("OpenAPI/openapi.yaml"),
+            // The web dashboard served under /ui/ (UIRoutes.swift): one embedded file each, no Bundle lookup.
+            .embedInCode("UI/index.html"), .embedInCode("UI/app.css"), .embedInCode("UI/api.js"),
+            .embedInCode("UI/charts.js"), .embedInCode("UI/app.js"), .embedInCode("UI/favicon.svg"),
         ]),
 
         .executableTarget(name: "pfc-server", dependencies: [

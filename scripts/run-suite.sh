@@ -48,6 +48,9 @@ python3 Tests/Integration/shutdown.py .build/debug/pfc-server; stage $? 1
 echo "== safetensors export read by NumPy, and imported back"
 python3 Tests/Integration/safetensors_numpy.py .build/debug/pfc-server; stage $? 1
 
+echo "== the web dashboard in headless Chromium (every page, keyboard, console, origin, screenshots in .build/dashboard-screenshots)"
+SE_AVOID_STATS=true SE_OFFLINE=true python3 Tests/Integration/dashboard.py .build/debug/pfc-server; stage $? 1
+
 echo "== the offline CLI (train, evaluate)"
 scripts/check-cli.sh .build/debug/pfc-server; stage $? 1
 

@@ -76,6 +76,7 @@ public final class PFCService: Sendable {
             DatasetController(store: store, limits: configuration.limits, quotas: quotas),
             PredictController(models: models, limits: configuration.limits),
             ComponentController(store: store, models: models),
+            UIController(),
         ]
         for controller in controllers { controller.register(on: &r) }
         // Not controllers yet: these share checkDataset and the job plumbing with PFCService.

@@ -1,4 +1,5 @@
 // PNGEncoder: 8-bit grayscale PNG files (RFC 2083) with stored (uncompressed) deflate blocks.
+import Linalg
 import PFC
 
 /// Writes grayscale PNG images. Basis vectors are small (e.g. 28×28), so the deflate stream uses
@@ -28,6 +29,38 @@ enum PNGEncoder {
         let lo = values.min() ?? 0, hi = values.max() ?? 1
         let span = hi > lo ? hi - lo : 1
         return grayscale(width: width, height: height, pixels: values.map { UInt8(max(0, min(255, (($0 - lo) / span * 255).rounded()))) })
+    }
+
+    /// The layout of a tile grid: `count` tiles of `tileWidth × tileHeight` pixels, `perRow` to a row,
+    /// 1-pixel gaps between tiles (no outer border). Nil when a side would overflow.
+    static func gridSize(count: Int, perRow: Int, tileWidth: Int, tileHeight: Int) -> (width: Int, height: Int)? {
+        guard count >= 1, perRow >= 1, tileWidth >= 1, tileHeight >= 1 else { return nil }
+        let across = min(perRow, count), rows = (count + across - 1) / across
+        guard let w = CheckedSize.product(across, tileWidth + 1), let h = CheckedSize.product(rows, tileHeight + 1) else { return nil }
+        return (w - 1, h - 1)
+    }
+
+    /// A grid PNG of `tiles` (each `height × width` values, row-major), tile t at row t / perRow and
+    /// column t % perRow, each scaled to 0…255 on its own (a constant tile is black) and magnified
+    /// `scale` times (nearest neighbour), with 1-pixel black gaps. Callers bound the sizes.
+    static func tileGrid(_ tiles: [[Float]], width w: Int, height h: Int, perRow: Int, scale: Int = 1) -> [UInt8] {
+        let tw = w * scale, th = h * scale
+        let (width, height) = gridSize(count: tiles.count, perRow: perRow, tileWidth: tw, tileHeight: th)!
+        let across = min(perRow, tiles.count)
+        var pixels = [UInt8](repeating: 0, count: width * height)
+        for (t, values) in tiles.enumerated() {
+            let finite = values.filter(\.isFinite)
+            let lo = finite.min() ?? 0, hi = finite.max() ?? 0, span = hi > lo ? hi - lo : 0
+            let ox = (t % across) * (tw + 1), oy = (t / across) * (th + 1)
+            for y in 0..<th {
+                let row = (oy + y) * width + ox, src = (y / scale) * w
+                for x in 0..<tw {
+                    let v = values[src + x / scale]
+                    pixels[row + x] = span > 0 && v.isFinite ? UInt8(max(0, min(255, ((v - lo) / span * 255).rounded()))) : 0
+                }
+            }
+        }
+        return grayscale(width: width, height: height, pixels: pixels)
     }
 
     static func be32(_ v: UInt32, _ out: inout [UInt8]) {

@@ -43,6 +43,61 @@ struct ComponentController: RouteCollection {
             resp.headers.replaceOrAdd(name: "Content-Type", value: "image/png")
             return resp
         }
+        // A block's basis vectors as one PNG grid (the dashboard's parts page, and curl).
+        r.get("/v1/models/{id}/components.png") { [self] request, ctx in
+            let tenant = try ctx.tenantID(), id = try request.pathParameter("id")
+            let (v, network) = try models.network(modelID: id, tenantID: tenant, version: try Self.versionQuery(request))
+            let block = try Self.blockIndex(request.queryValue("block"), network: network)
+            let (wx, _) = Self.factors(of: network, block: block)!
+            let columns = try Self.columnRange(request.queryValue("columns"), k: wx.cols)
+            let scale = try Self.boundedInteger(request.queryValue("scale"), name: "scale", in: 1...Self.gridMaxScale) ?? 1
+            let perRow = try Self.boundedInteger(request.queryValue("per_row"), name: "per_row", in: 1...Self.gridMaxColumns)
+                ?? Int(Double(columns.count).squareRoot().rounded(.up))
+            let shape = try imageShape(modelID: id, version: v, tenantID: tenant, features: wx.rows, query: request.queryValue("shape"))
+            guard shape[0] * scale <= Self.gridMaxTileSide, shape[1] * scale <= Self.gridMaxTileSide else {
+                throw APIError.invalid("a tile of \(shape[0])×\(shape[1]) at scale \(scale) is larger than \(Self.gridMaxTileSide)×\(Self.gridMaxTileSide) pixels; grids are for small images")
+            }
+            let tiles = columns.map { wx.column($0) }
+            var resp = Response(status: .ok, body: .bytes(PNGEncoder.tileGrid(tiles, width: shape[1], height: shape[0], perRow: perRow, scale: scale)))
+            resp.headers.replaceOrAdd(name: "Content-Type", value: "image/png")
+            resp.headers.replaceOrAdd(name: "X-Grid-Columns", value: "\(columns.lowerBound)-\(columns.upperBound - 1)")
+            resp.headers.replaceOrAdd(name: "X-Grid-Per-Row", value: "\(min(perRow, columns.count))")
+            resp.headers.replaceOrAdd(name: "X-Model-Version", value: "\(v)")
+            return resp
+        }
+    }
+
+    /// Most basis vectors one grid PNG draws (`columns=a-b` spans at most this many).
+    static let gridMaxColumns = 500
+    /// The largest tile side in pixels (the image side × `scale`): bounds a grid at 500 × 64 × 64 pixels.
+    static let gridMaxTileSide = 64
+    /// The largest magnification of a tile.
+    static let gridMaxScale = 8
+
+    /// `columns=a-b` (inclusive) or `columns=a`: 400 when malformed, 422 past K or wider than
+    /// `gridMaxColumns`; absent: the first `gridMaxColumns` columns.
+    static func columnRange(_ text: String?, k: Int) throws -> Range<Int> {
+        guard let text else { return 0..<min(k, gridMaxColumns) }
+        let parts = text.split(separator: "-", omittingEmptySubsequences: false)
+        guard (1...2).contains(parts.count), parts.allSatisfy({ !$0.isEmpty && $0.count <= 9 && $0.allSatisfy(\.isASCII) }),
+              let a = Int(parts[0]), let b = Int(parts.last!), a >= 0, b >= 0 else {
+            throw APIError.badRequest("columns must be a range like 0-99 or one column like 7")
+        }
+        guard a <= b else { throw APIError.badRequest("columns \(text): the first column is after the last") }
+        guard b < k else { throw APIError.invalid("columns \(text): the block has \(k) columns (0…\(k - 1))") }
+        guard b - a + 1 <= gridMaxColumns else {
+            throw APIError.invalid("columns \(text) spans \(b - a + 1) columns; one grid draws at most \(gridMaxColumns)")
+        }
+        return a..<(b + 1)
+    }
+
+    /// An optional integer query parameter in `range`; 400 naming it otherwise.
+    static func boundedInteger(_ text: String?, name: String, in range: ClosedRange<Int>) throws -> Int? {
+        guard let text else { return nil }
+        guard let n = Int(text), range.contains(n) else {
+            throw APIError.badRequest("\(name) must be an integer in \(range.lowerBound)…\(range.upperBound)")
+        }
+        return n
     }
 
     /// `?version=`: nil when absent, 400 unless a non-negative integer.
