@@ -295,17 +295,26 @@ class Dashboard:
         self.check(False, f"Tab never reached {css}")
         return None
 
+    def docs_shot(self, page):
+        """A full-height 1280 px screenshot for docs/screenshots (with --docs)."""
+        if not DOCS:
+            return
+        d = self.driver
+        os.makedirs(DOCS, exist_ok=True)
+        self.js("document.activeElement && document.activeElement.blur()")
+        height = min(2400, int(self.js("return document.documentElement.scrollHeight")) + 20)
+        d.set_window_size(1280, max(800, height))
+        time.sleep(0.5)
+        d.save_screenshot(os.path.join(DOCS, f"{page}.png"))
+        d.set_window_size(1280, 800)
+        time.sleep(0.3)
+
     def shots(self, page):
         d = self.driver
+        self.js("document.activeElement && document.activeElement.blur()")
         d.set_window_size(1280, 800)
         time.sleep(0.3)
         d.save_screenshot(os.path.join(SHOTS, f"{page}-1280.png"))
-        if DOCS:
-            os.makedirs(DOCS, exist_ok=True)
-            height = min(2400, int(self.js("return document.documentElement.scrollHeight")) + 20)
-            d.set_window_size(1280, max(800, height))
-            time.sleep(0.5)
-            d.save_screenshot(os.path.join(DOCS, f"{page}.png"))
         d.set_window_size(390, 844)
         time.sleep(0.4)
         overflow = self.js("return document.documentElement.scrollWidth")
@@ -376,6 +385,7 @@ class Dashboard:
         first = self.until("the live chart's first points", lambda: points() > 0 and points(), timeout=60) or 0
         grown = self.until("the live chart to gain points", lambda: points() >= first + 2 and points(), timeout=60) or 0
         self.check(first > 0 and grown >= first + 2, f"model: the running job's loss curve grew from {first} to {grown} points while it ran")
+        self.docs_shot("2-model-live")
         self.call("DELETE", f"/v1/jobs/{live_job['id']}")
         self.go(f"#/model/{mid}")
         versions = self.call("GET", f"/v1/models/{mid}/versions")["items"]
@@ -430,6 +440,7 @@ class Dashboard:
         self.check(lit == sorted(api_dry["columns_reset"]) and lit, f"forget: the dry run highlights {lit} = the API's {sorted(api_dry['columns_reset'])}")
         self.check(self.call("GET", f"/v1/models/{mid}")["version"] == 3, "forget: the dry run wrote nothing")
         self.shots("4-forget-preview")
+        self.docs_shot("4-forget-preview")
         confirm = self.tab_to("#forget-confirm-button")
         if confirm:
             self.press(Keys.ENTER)
@@ -440,6 +451,7 @@ class Dashboard:
         reset = sorted(int(x) for x in self.js("return [...document.querySelectorAll('.parts .tile.reset')].map(b => b.dataset.k)"))
         self.check(reset == sorted(api_dry["columns_reset"]), f"forget: the grid marks the reset columns {reset}")
         self.page_checks("4-forget")
+        self.docs_shot("4-forget")
 
         # 5. Explain: a digits row typed into the input field; prediction and parts as the API says.
         self.go(f"#/explain/{mid}")
@@ -465,6 +477,7 @@ class Dashboard:
         self.check(self.js("return document.getElementById('explain-input').value.split(',').map(Number)[9]") == 1,
                    "explain: drawing with the keyboard sets the pixel under the cursor")
         self.page_checks("5-explain")
+        self.docs_shot("5-explain")
 
         # 6. NPEFF: the ready analysis, a component's grid and histogram, a perturbation from the page.
         self.go(f"#/npeff/{mid}")
@@ -477,13 +490,27 @@ class Dashboard:
         bars = len(d.find_elements(By.CSS_SELECTOR, "#npeff-component rect.bar"))
         self.check(bars == len(comp["label_histogram"]), f"npeff: label histogram with {bars} bars")
         shares = len(d.find_elements(By.CSS_SELECTOR, "table.shares tbody tr"))
-        self.check(shares == len(comp["pfc_parts"]["shares"]) and shares > 0, f"npeff: {shares} PFC column shares")
+        self.check(shares == min(10, len(comp["pfc_parts"]["shares"])) and shares > 0, f"npeff: the {shares} largest PFC column shares")
         run = self.tab_to("#npeff-perturb")
         if run:
             self.press(Keys.ENTER)
         kl = self.until("the KL-ratio", lambda: self.js("const e = document.getElementById('npeff-kl-ratio'); return e ? e.textContent : false"), timeout=120)
         self.check(kl not in (None, False, "–"), f"npeff: the perturbation's KL-ratio {kl}")
         self.page_checks("6-npeff")
+        self.docs_shot("6-npeff")
+
+        # For the README: the pages that show the model's state again, now after the tasks and the forget.
+        if DOCS:
+            for page, hash_ in (("1-models", "#/"), ("2-model", f"#/model/{mid}"), ("3-parts", f"#/parts/{mid}")):
+                self.go(hash_)
+                if page == "3-parts":
+                    self.tab_to(".parts .tile")
+                    self.press(*([Keys.ARROW_RIGHT] * 9))
+                    self.driver.set_window_size(1280, 800)
+                    time.sleep(0.3)
+                    d.save_screenshot(os.path.join(DOCS, f"{page}.png"))
+                    continue
+                self.docs_shot(page)
 
     def main(self):
         try:

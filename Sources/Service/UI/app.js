@@ -477,7 +477,10 @@ async function forgetPage(gen, id) {
   const batchSel = h("select", { id: "forget-batches", name: "forget-batches", multiple: true, size: 6 },
     prov.ledger.map((e) => h("option", { value: e.id }, `task ${e.task} · epoch ${e.epoch} · batch ${e.batch_index} · ${e.rows.length} rows · columns ${(e.windows[0] || []).join("–")} (${short(e.id)})`)));
   const [dsLabel, dsSel] = select("Dataset", "forget-dataset", dsOptions);
-  const [evalLabel, evalSel] = select("Measure accuracy on (optional)", "forget-evaluate", [["", "no dataset"], ...dsOptions], "");
+  // Accuracy before and after is measured on the dataset of the latest task by default (any dataset, or none, can be chosen).
+  const lastTask = prov.tasks[prov.tasks.length - 1];
+  const evalDefault = lastTask && datasets.some((d) => d.id === lastTask.dataset_id) ? lastTask.dataset_id : "";
+  const [evalLabel, evalSel] = select("Measure accuracy on (optional)", "forget-evaluate", [["", "no dataset"], ...dsOptions], evalDefault);
   const preview = h("div.preview", { id: "forget-preview", "aria-live": "polite" });
   const confirmBox = h("div.confirm", { id: "forget-confirm", hidden: true });
   const audits = h("div", { id: "forget-audits" });
@@ -496,7 +499,7 @@ async function forgetPage(gen, id) {
       h("dt", { text: dry ? "Columns to reset" : "Columns reset" }), h("dd.cols", { text: `${r.columns_reset.length}: ${ranges(r.columns_reset)}` }),
       h("dt", { text: "Already reset" }), h("dd", { text: `${r.already_reset.length}: ${ranges(r.already_reset)}` }),
       h("dt", { text: "Selected batches" }), h("dd", { text: String(r.batches.length) }),
-      h("dt", { text: "Other batches sharing these columns" }), h("dd", { text: `${r.collateral_batches.length}${r.collateral_batches.length ? ": " + r.collateral_batches.slice(0, 6).map(short).join(", ") + (r.collateral_batches.length > 6 ? ", …" : "") : ""}` }),
+      h("dt", { text: "Other batches sharing these columns" }), h("dd", { text: `${r.collateral_batches.length}${r.collateral_batches.length ? ": " + r.collateral_batches.slice(0, 4).map(short).join(", ") + (r.collateral_batches.length > 4 ? ", …" : "") : ""}` }),
       h("dt", { text: "Accuracy before → after" }), h("dd", { text: `${pct(r.accuracy_before)} → ${pct(r.accuracy_after)}` }),
       dry ? [] : [h("dt", { text: "New version" }), h("dd", { text: r.version_created ? String(r.model_version) : "none (nothing new to reset)" })]);
   }
@@ -690,11 +693,11 @@ async function npeffPage(gen, id) {
           h("dt", { text: "Accuracy on top examples" }), h("dd", { text: `${pct(r.original_top_accuracy)} → ${pct(r.top_accuracy)}` })));
       } catch (e) { perturbOut.replaceChildren(); showError(e); }
     } }, h("label", { for: "perturb-magnitude", text: "Perturbation ‖δ‖" }), mag, h("button", { type: "submit", id: "npeff-perturb", text: "Run perturbation" }));
-    const shares = c.pfc_parts.shares;
+    const shares = c.pfc_parts.shares.slice(0, 10);
     componentBox.replaceChildren(h("h3", { text: `Component ${j}` }),
       h("div.npeff-grid", {}, h("div", {}, grid),
         barChart({ title: "Labels of the top examples", labels: c.label_histogram.map((_, i) => i), values: c.label_histogram, highlight: c.top_label ?? -1, valueLabel: "examples" })),
-      shares.length ? table(`Share on PFC columns (unassigned ${pct(c.pfc_parts.unassigned)})`, ["Column", "Block", "Share"],
+      shares.length ? table(`Share on PFC columns, the ${shares.length} largest (unassigned ${pct(c.pfc_parts.unassigned)})`, ["Column", "Block", "Share"],
         shares.map((s) => [String(s.k), String(s.block), pct(s.share)]), "shares") : h("p.none", { text: "No PFC columns (not a PFC model)." }),
       form, perturbOut);
   }
@@ -753,6 +756,7 @@ async function route() {
   cleanups = [];
   releaseImages();
   clearError();
+  say("");
   const gen = ++generation;
   sessionBar();
   if (!getKey()) { keyPage().focus(); return; }
