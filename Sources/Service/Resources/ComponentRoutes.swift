@@ -79,7 +79,7 @@ struct ComponentController: RouteCollection {
     static func columnRange(_ text: String?, k: Int) throws -> Range<Int> {
         guard let text else { return 0..<min(k, gridMaxColumns) }
         let parts = text.split(separator: "-", omittingEmptySubsequences: false)
-        guard (1...2).contains(parts.count), parts.allSatisfy({ !$0.isEmpty && $0.count <= 9 && $0.allSatisfy(\.isASCII) }),
+        guard (1...2).contains(parts.count), parts.allSatisfy({ !$0.isEmpty && $0.count <= 9 && $0.utf8.allSatisfy { (48...57).contains($0) } }),
               let a = Int(parts[0]), let b = Int(parts.last!), a >= 0, b >= 0 else {
             throw APIError.badRequest("columns must be a range like 0-99 or one column like 7")
         }

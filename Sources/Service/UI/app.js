@@ -274,8 +274,8 @@ async function modelPage(gen, id) {
   main.replaceChildren(heading, facts,
     section("Live training", "h-live", live),
     section("Learning curves", "h-curves", curvePicker, curves),
-    section("Versions", "h-versions", table(`${versions.length} versions`, ["Version", "Reason", "Parent", "Created", "Metrics"], versionRows, "versions")),
-    section("Tasks", "h-tasks", tasks.length ? table(`${tasks.length} tasks`, ["Task", "Name", "Version", "Columns", "Grew by", "Metrics"], taskRows, "tasks")
+    section("Versions", "h-versions", table(`${versions.length} version${versions.length === 1 ? "" : "s"}`, ["Version", "Reason", "Parent", "Created", "Metrics"], versionRows, "versions")),
+    section("Tasks", "h-tasks", tasks.length ? table(`${tasks.length} task${tasks.length === 1 ? "" : "s"}`, ["Task", "Name", "Version", "Columns", "Grew by", "Metrics"], taskRows, "tasks")
       : h("p.none", { text: "No continual-learning tasks yet." })),
     section("Continual-learning accuracy matrix", "h-matrix", matrix));
   return heading;
@@ -531,7 +531,7 @@ async function forgetPage(gen, id) {
     h("div.field", {}, taskLabel, taskSel), h("div.field", {}, batchLabel, batchSel), h("div.field", {}, dsLabel, dsSel), h("div.field", {}, evalLabel, evalSel),
     h("button", { type: "submit", id: "forget-preview-button", text: "Preview (dry run)" }));
   const records = prov.forgets.slice().reverse();
-  audits.append(records.length ? table(`${records.length} forgets`, ["When", "Version", "Selector", "Columns reset", "Accuracy before → after"],
+  audits.append(records.length ? table(`${records.length} forget${records.length === 1 ? "" : "s"}`, ["When", "Version", "Selector", "Columns reset", "Accuracy before → after"],
     records.map((f) => [when(f.created_at), String(f.version),
       f.request.task ? `task ${f.request.task}` : f.request.dataset_id ? `dataset ${short(f.request.dataset_id)}` : f.request.batches ? `${f.request.batches.length} batches` : "examples",
       `${f.columns_reset.length}: ${ranges(f.columns_reset)}`, `${pct(f.accuracy_before)} → ${pct(f.accuracy_after)}`]), "audits") : h("p.none", { text: "No forgets yet." }));
@@ -740,7 +740,7 @@ async function npeffPage(gen, id) {
   h("button", { type: "submit", id: "npeff-create", text: "Queue analysis" }), created);
 
   const ready = analyses.filter((a) => a.state === "ready");
-  const list = analyses.length ? table(`${analyses.length} analyses`, ["Analysis", "Method", "State", "Components", "Examples", "Created", "Open"],
+  const list = analyses.length ? table(`${analyses.length} ${analyses.length === 1 ? "analysis" : "analyses"}`, ["Analysis", "Method", "State", "Components", "Examples", "Created", "Open"],
     analyses.map((a) => [short(a.id), a.method, a.state, String(a.components ?? "–"), String(a.examples ?? "–"), when(a.created_at),
       h("button.small", { type: "button", "data-analysis": a.id, onclick: () => showAnalysis(a.id).catch(showError) }, `Open ${short(a.id)}`)]), "analyses")
     : h("p.none", { text: "No analyses yet." });
@@ -760,7 +760,8 @@ async function route() {
   const gen = ++generation;
   sessionBar();
   if (!getKey()) { keyPage().focus(); return; }
-  const parts = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
+  let parts = [];
+  try { parts = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent); } catch (_) { parts = []; }
   const pages = { model: modelPage, parts: partsPage, forget: forgetPage, explain: explainPage, npeff: npeffPage };
   main.setAttribute("aria-busy", "true");
   try {
