@@ -213,7 +213,7 @@ async function accuracyMatrix(id) {
   }
   const R = r.accuracy_matrix || [];
   if (!R.length) return none;
-  const names = (r.tasks || []).map((t, i) => (t && t.name) || `task ${i + 1}`);
+  const names = (r.tasks || []).map((t, i) => (typeof t === "string" ? t : t && (t.name || (t.task !== undefined ? `task ${t.task}` : null))) || `task ${i + 1}`);
   const rows = R.map((row, i) => [`after ${names[i] || "task " + (i + 1)}`, ...row.map((v) => pct(v))]);
   return h("div", { id: "accuracy-matrix" },
     table("Accuracy on each task's evaluation set (rows: after training task i; columns: task j)", ["", ...R[0].map((_, j) => names[j] || `task ${j + 1}`)], rows, "matrix"),
