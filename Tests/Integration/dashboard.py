@@ -7,10 +7,10 @@ Starts a server, creates an API key with `pfc-server keys create`, uploads the d
 trains a digits model, adds two tasks, runs an NPEFF analysis, then walks the six pages with the key typed
 into the sign-in form and asserts what each must show against the REST API: the models table; versions,
 tasks and the learning curve of the model, and a second model's live curve gaining points while its job
-runs; the parts grid with exactly K tiles over the server-rendered PNG; a forget dry run chosen by keyboard
-that highlights exactly the columns the API's dry run returns, then the confirmed forget and its audit;
-a prediction with the same class and top parts as the API; an NPEFF component with its example grid and a
-perturbation run from the page. On every page: no browser console error, no request outside the server's
+runs; the parts grid with exactly K tiles over the server-rendered PNG; forget dry runs by ledger batches, by
+dataset and (chosen by keyboard) by task, each highlighting exactly the columns the API's dry run returns, then
+the confirmed forget and its audit; a prediction with the same class and top parts as the API, an uploaded PNG
+and keyboard drawing as input; an NPEFF component with its example grid and a perturbation run from the page. On every page: no browser console error, no request outside the server's
 origin (Chrome's network log), every control reachable with Tab and labelled, WCAG AA text contrast, no
 horizontal overflow at 390 px. Screenshots of every page at 1280×800 and 390 px go to
 .build/dashboard-screenshots/ (with --docs, the 1280 px ones also to that folder, full height).
@@ -27,6 +27,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+import zlib
 
 os.environ.setdefault("SE_AVOID_STATS", "true")  # Selenium Manager: no usage statistics, no downloads
 os.environ.setdefault("SE_OFFLINE", "true")
@@ -63,7 +64,16 @@ from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
+
+
+def png_gray(width, height, pixels):
+    """An 8-bit grayscale PNG (for the explain page's upload)."""
+    import struct
+    raw = b"".join(b"\0" + bytes(pixels[y * width:(y + 1) * width]) for y in range(height))
+    chunk = lambda t, d: struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xFFFFFFFF)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
 
 
 def free_port():
@@ -424,8 +434,25 @@ class Dashboard:
                        f"parts: arrow keys move to tile {focused}; details: {details[:80]!r}")
         self.page_checks("3-parts")
 
-        # 4. Forget: task 2 chosen by keyboard; the dry run highlights exactly the API's columns; then confirm.
+        # 4. Forget: the other selectors first (two ledger batches, then the dataset), each dry run highlighting
+        # exactly the API's columns; then task 2 chosen by keyboard, previewed and confirmed.
         self.go(f"#/forget/{mid}")
+        ledger = self.call("GET", f"/v1/models/{mid}/ledger?limit=1000")["items"]
+        picks = [ledger[0]["id"], ledger[-1]["id"]]
+        for kind, body in (("batches", {"batches": picks}), ("dataset", {"dataset_id": ds["id"]})):
+            d.find_element(By.ID, f"kind-{kind}").click()
+            if kind == "batches":
+                sel = Select(d.find_element(By.ID, "forget-batches"))
+                for bid in picks:
+                    sel.select_by_value(bid)
+            d.find_element(By.ID, "forget-preview-button").click()
+            want = sorted(self.call("POST", f"/v1/models/{mid}/forget", dict(body, dry_run=True))["columns_reset"])
+            got = self.until(f"the {kind} dry run", lambda: (lambda lit: lit if lit == want else False)(
+                sorted(int(x) for x in self.js("return [...document.querySelectorAll('.parts .tile.hl')].map(b => b.dataset.k)"))), timeout=30)
+            self.check(got == want and want, f"forget by {kind}: the dry run highlights {got} = the API's {want}")
+            d.find_element(By.ID, "forget-cancel").click()
+        d.find_element(By.ID, "kind-task").click()
+        self.js("document.activeElement && document.activeElement.blur()")
         radio = self.tab_to("input[name='forget-kind']")
         task_sel = self.tab_to("#forget-task")
         if task_sel:
@@ -471,6 +498,14 @@ class Dashboard:
         parts = [r.find_element(By.CSS_SELECTOR, "th").text for r in d.find_elements(By.CSS_SELECTOR, "table.parts-table tbody tr")]
         self.check(parts == [str(e["component"]) for e in api_pred["explanations"][0]], f"explain: top parts {parts}")
         self.until("the part thumbnails", lambda: self.js("return [...document.querySelectorAll('img.thumb')].every(i => i.complete && i.naturalWidth === 8)"))
+        # Upload: an 8×8 PNG with dark ink on the left half becomes values near 1 there, 0 on the right.
+        img_path = os.path.join(self.data, "ink.png")
+        open(img_path, "wb").write(png_gray(8, 8, [0 if x < 4 else 255 for y in range(8) for x in range(8)]))
+        d.find_element(By.ID, "explain-file").send_keys(img_path)
+        uploaded = self.until("the uploaded image's values", lambda: (lambda v: v if len(v) == 64 and v[0] > 0.9 else False)(
+            [float(x) for x in self.js("return document.getElementById('explain-input').value").split(",")]), timeout=20) or []
+        self.check(len(uploaded) == 64 and all(v > 0.9 for i, v in enumerate(uploaded) if i % 8 < 4) and all(v < 0.1 for i, v in enumerate(uploaded) if i % 8 >= 4),
+                   "explain: an uploaded PNG becomes the input (ink → 1, paper → 0)")
         canvas = self.tab_to("#explain-canvas")
         if canvas:
             self.press(Keys.ARROW_RIGHT, Keys.ARROW_DOWN, Keys.SPACE)
