@@ -558,6 +558,8 @@ class Dashboard:
             print(self.log.read()[-3000:])
         finally:
             self.stop()
+            if self.failed == 0:
+                shutil.rmtree(self.data, ignore_errors=True)  # kept for a look at the server log when a check failed
         print(f"{self.passed} passed, {self.failed} failed")
         sys.exit(0 if self.failed == 0 else 1)
 
