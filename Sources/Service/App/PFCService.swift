@@ -85,6 +85,7 @@ public final class PFCService: Sendable {
         registerContinual(&r)
         registerTaskStream(&r)
         registerAnalyses(&r)
+        registerEvaluate(&r)
         return r
     }
 

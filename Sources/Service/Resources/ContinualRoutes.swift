@@ -28,6 +28,21 @@ extension PFCService {
             }
             return try JSONCoding.response(ListPage(items: tasks, nextOffset: versions.nextOffset))
         }
+        r.get("/v1/models/{id}/tasks/metrics") { [store] request, ctx in
+            let tenant = try ctx.tenantID(), id = try request.pathParameter("id")
+            let versions = try storeCall { () -> [ModelVersion] in
+                var all: [ModelVersion] = []
+                var offset = 0
+                while true {
+                    let page = try store.modelVersions(modelID: id, tenantID: tenant, reason: .task, page: PageRequest(limit: 1000, offset: offset))
+                    all += page.items
+                    guard let next = page.nextOffset else { return all }
+                    offset = next
+                }
+            }
+            guard let metrics = TaskMetricsDTO(taskVersions: versions) else { throw APIError.notFound("tasks of model \(id)") }
+            return try JSONCoding.response(metrics)
+        }
         r.get("/v1/models/{id}/ledger") { [store] request, ctx in
             let tenant = try ctx.tenantID(), id = try request.pathParameter("id"), page = try Pagination(request)
             let task = try request.queryValue("task").map { t -> Int in
@@ -72,6 +87,17 @@ extension PFCService {
         let params = try body.jobParams(limits: configuration.limits, start: ContinualState(metrics: latest.metrics).nextWindowStart)
         let options = params.options
         try checkDataset(dataset, against: arch, tenantID: tenantID)
+        // Issue 17: the evaluation sets of the accuracy matrix, one per task so far with this one.
+        let number = ContinualState(metrics: latest.metrics).tasks + 1
+        if let list = body.evaluateOn, list.count != number {
+            throw APIError.invalid("evaluate_on must name \(number) datasets, one per task so far including this one (task \(number)); it names \(list.count)")
+        }
+        for evalID in Set((body.evaluateOn ?? []) + [body.evaluationDatasetID].compactMap { $0 }) {
+            let ds = try storeCall { try store.dataset(id: evalID, tenantID: tenantID) }
+            do { try checkDataset(ds, against: arch, tenantID: tenantID) } catch let e as HTTPError where e.status == .unprocessableContent {
+                throw APIError.invalid("evaluation dataset: \(e.message)")
+            }
+        }
         let (_, network) = try loadNetwork(modelID: modelID, tenantID: tenantID, version: latest.version)
         let trainer = Trainer(options: options)
         if let need = trainer.requiredBasis(trainingExamples: trainer.trainingExamples(fromDataSetOf: dataset.examples)),
