@@ -151,3 +151,63 @@ import TestSupport
         }
     }
 }
+
+extension ContinualMetricsTests {
+    /// Verified forgetting (issue 17): a model that memorised random labels tells its training rows
+    /// from held-out rows of the same distribution (membership-inference AUC ≈ 1); after forgetting
+    /// the task that trained them it cannot (≈ 0.5). Recorded in the answer and the audit.
+    @Test(arguments: Backend.all)
+    func forgetIsVerifiedByMembershipInference(backend: Backend) throws {
+        try ServiceHarness.with(backend) { h in
+            let c = h.client
+            let (rows, _) = try digits("digits_train.csv", Set(0..<10))
+            // Random labels from a fixed LCG: nothing to learn but the rows themselves.
+            var state: UInt64 = 0x5eed
+            func label() -> Int { state = state &* 6364136223846793005 &+ 1442695040888963407; return Int((state >> 33) % 10) }
+            let members = (Array(rows[0..<100]), (0..<100).map { _ in label() })
+            let held = (Array(rows[100..<200]), (0..<100).map { _ in label() })
+            let train = try upload(c, "random labels", members)
+            let reference = try upload(c, "held out", held)
+            let model = try c.json("POST", "/v1/models", ["name": "memo", "kind": "pfc", "input_dim": 64, "output_dim": 10, "basis": 120, "iterations": 10]).object["id"] as! String
+            let t = checked(try c.json("POST", "/v1/models/\(model)/tasks", ["name": "memorise", "dataset_id": train, "epochs": 60, "batch_size": 20, "window": 120,
+                                                                           "slide": 0, "deterministic": true, "validation_fraction": 0, "early_stopping": NSNull(),
+                                                                           "learning_rate": 0.01]), "POST", "/v1/models/{id}/tasks")
+            #expect(t.status == 202, "\(t.text)")
+            #expect(try h.waitForJob(t.object["id"] as! String)["state"] as? String == "succeeded")
+
+            // Bad references: nothing written.
+            let narrow = try upload(c, "narrow", ([[0.1, 0.2]], [0]))
+            for (ref, status) in [("nope", 404), (narrow, 422)] {
+                let r = checked(try c.json("POST", "/v1/models/\(model)/forget", ["task": 1, "reference_dataset_id": ref]), "POST", "/v1/models/{id}/forget")
+                #expect(r.status == status, "\(ref): \(r.text)")
+            }
+            #expect(try h.store.modelVersions(modelID: model, tenantID: try h.tenantID()).items.count == 2)
+
+            let f = checked(try c.json("POST", "/v1/models/\(model)/forget", ["task": 1, "reference_dataset_id": reference]), "POST", "/v1/models/{id}/forget")
+            #expect(f.status == 200 && f.object["version_created"] as? Bool == true, "\(f.text)")
+            let v = f.object["verification"] as? [String: Any] ?? [:]
+            #expect(v["forgotten_examples"] as? Int == 100 && v["reference_examples"] as? Int == 100 && v["rest_examples"] as? Int == 0, "\(v)")
+            let before = v["before"] as? [String: Any] ?? [:], after = v["after"] as? [String: Any] ?? [:]
+            let aucBefore = before["mia_auc"] as? Double ?? -1, aucAfter = after["mia_auc"] as? Double ?? -1
+            #expect(aucBefore > 0.9, "memorised: \(before)")
+            #expect(abs(aucAfter - 0.5) < 0.1, "forgotten: \(after)")
+            #expect((before["forgotten_accuracy"] as? Double ?? 0) > (before["reference_accuracy"] as? Double ?? 1), "\(before)")
+            #expect(before["rest_accuracy"] is NSNull)
+            // Kept in the audit record.
+            let audits = checked(try c.request("GET", "/v1/models/\(model)/forgets"), "GET", "/v1/models/{id}/forgets").object["items"] as? [[String: Any]] ?? []
+            let stored = audits.last?["verification"] as? [String: Any] ?? [:]
+            #expect((stored["before"] as? [String: Any])?["mia_auc"] as? Double == aucBefore, "\(audits)")
+            #expect((stored["after"] as? [String: Any])?["mia_auc"] as? Double == aucAfter)
+        }
+    }
+
+    /// The AUC itself on hand-made scores: ranks with ties, perfect and inverted separations.
+    @Test func membershipAUCByHand() {
+        #expect(MembershipInference.auc(members: [0.1, 0.2], nonMembers: [0.3, 0.4]) == 1)
+        #expect(MembershipInference.auc(members: [0.3, 0.4], nonMembers: [0.1, 0.2]) == 0)
+        #expect(MembershipInference.auc(members: [0.5, 0.5], nonMembers: [0.5]) == 0.5)
+        // Pairs (m, n): (0.1, 0.2) win, (0.1, 0.1) tie, (0.3, 0.2) lose, (0.3, 0.1) lose → (1 + 0.5) / 4.
+        #expect(MembershipInference.auc(members: [0.1, 0.3], nonMembers: [0.2, 0.1]) == 0.375)
+        #expect(MembershipInference.auc(members: [], nonMembers: [1]) == nil)
+    }
+}

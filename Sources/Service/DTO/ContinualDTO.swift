@@ -291,8 +291,11 @@ struct ForgetRequest: Decodable {
     var examples: [Examples]?
     var dryRun: Bool?
     var evaluateOn: String?
+    /// Held-out examples of the training distribution: the forget is verified by membership inference (issue 17).
+    var referenceDatasetID: String?
     enum CodingKeys: String, CodingKey {
         case batches, task, examples, datasetID = "dataset_id", dryRun = "dry_run", evaluateOn = "evaluate_on"
+        case referenceDatasetID = "reference_dataset_id"
     }
 }
 
@@ -309,8 +312,10 @@ struct ForgetResponse: Encodable {
     var accuracyAfter: Float?
     /// The audit record written with the new version; nil when nothing was written.
     var auditID: String? = nil
+    /// With `reference_dataset_id`: the membership-inference check before and after the reset.
+    var verification: ForgetVerificationDTO? = nil
     enum CodingKeys: String, CodingKey {
-        case batches, auditID = "audit_id"
+        case batches, verification, auditID = "audit_id"
         case modelVersion = "model_version", versionCreated = "version_created", dryRun = "dry_run", columnsReset = "columns_reset"
         case alreadyReset = "already_reset", collateralBatches = "collateral_batches"
         case accuracyBefore = "accuracy_before", accuracyAfter = "accuracy_after"
@@ -327,6 +332,7 @@ struct ForgetResponse: Encodable {
         try c.encode(accuracyBefore, forKey: .accuracyBefore)
         try c.encode(accuracyAfter, forKey: .accuracyAfter)
         try c.encode(auditID, forKey: .auditID)
+        try c.encode(verification, forKey: .verification)
     }
 }
 
@@ -340,6 +346,7 @@ extension ForgetRequest {
             "examples": examples.map { list in .array(list.map { e in
                 .object(["dataset_id": .string(e.datasetID), "rows": .array(e.rows.map { .number(Double($0)) })]) }) } ?? .null,
             "evaluate_on": evaluateOn.map { .string($0) } ?? .null,
+            "reference_dataset_id": referenceDatasetID.map { .string($0) } ?? .null,
         ])
     }
 }
@@ -349,10 +356,11 @@ struct ForgetAuditDTO: Encodable {
     var audit: ForgetAudit
     enum CodingKeys: String, CodingKey {
         case id, version, request, batches, modelID = "model_id", columnsReset = "columns_reset", createdAt = "created_at"
-        case accuracyBefore = "accuracy_before", accuracyAfter = "accuracy_after"
+        case accuracyBefore = "accuracy_before", accuracyAfter = "accuracy_after", verification
     }
     func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(audit.verification.flatMap { try? JSONDecoder().decode(ForgetVerificationDTO.self, from: Data($0.utf8)) }, forKey: .verification)
         func json(_ text: String) -> JSONValue { (try? JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))) ?? .null }
         try c.encode(audit.id, forKey: .id)
         try c.encode(audit.modelID, forKey: .modelID)
