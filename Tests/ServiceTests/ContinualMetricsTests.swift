@@ -189,6 +189,8 @@ extension ContinualMetricsTests {
             #expect(v["forgotten_examples"] as? Int == 100 && v["reference_examples"] as? Int == 100 && v["rest_examples"] as? Int == 0, "\(v)")
             let before = v["before"] as? [String: Any] ?? [:], after = v["after"] as? [String: Any] ?? [:]
             let aucBefore = before["mia_auc"] as? Double ?? -1, aucAfter = after["mia_auc"] as? Double ?? -1
+            print("forget verification (\(backend)): mia_auc before \(aucBefore), after \(aucAfter); forgotten accuracy "
+                + "\(before["forgotten_accuracy"] ?? "nil") → \(after["forgotten_accuracy"] ?? "nil"), reference \(before["reference_accuracy"] ?? "nil")")
             #expect(aucBefore > 0.9, "memorised: \(before)")
             #expect(abs(aucAfter - 0.5) < 0.1, "forgotten: \(after)")
             #expect((before["forgotten_accuracy"] as? Double ?? 0) > (before["reference_accuracy"] as? Double ?? 1), "\(before)")

@@ -247,7 +247,11 @@ struct TrainingJobRunner {
             if sets.contains(where: { $0 != nil }) {
                 var row: [Double?] = []
                 for id in sets {
-                    let e = try id.flatMap { try evaluate(network, on: $0, modelID: modelID) }
+                    let e: EvaluationDTO?
+                    do { e = try id.flatMap { try evaluate(network, on: $0, modelID: modelID) } } catch EvaluationStop.cancelled {
+                        try store.finishCancelledJob(id: job.id, owner: owner)
+                        return
+                    }
                     row.append(e?.accuracy)
                     if let e { rowEvaluations.append(e) }
                 }
@@ -313,10 +317,30 @@ struct TrainingJobRunner {
         let data = try DatasetBlobReader.load(from: store, dataset: dataset, tenantID: tenant, classes: arch.outputDim)
         guard data.featureCount == arch.featureCount, data.classes <= arch.outputDim, data.labelsPerExample == 1 else { return nil }
         var evaluator = ModelEvaluator(network: network, data: data)
+        // The lease is kept (and a cancel request heard) between chunks, as while training.
+        var lastBeat = ContinuousClock.now
+        let interval = Duration.milliseconds(Int(configuration.heartbeatSeconds * 1000))
         do {
-            try evaluator.run { _ in if workers.isStopping { throw EvaluationStop.shutdown } }
-        } catch is EvaluationStop {
+            try evaluator.run { _ in
+                if workers.isStopping { throw EvaluationStop.shutdown }
+                guard ContinuousClock.now - lastBeat >= interval else { return }
+                lastBeat = ContinuousClock.now
+                do {
+                    if try store.heartbeat(jobID: job.id, owner: owner, leaseDuration: configuration.leaseSeconds) == .cancelRequested {
+                        throw EvaluationStop.cancelled
+                    }
+                } catch let e as EvaluationStop {
+                    throw e
+                } catch StoreError.leaseLost(let id) {
+                    throw StoreError.leaseLost(jobID: id)
+                } catch {
+                    workers.logger.warning("heartbeat failed; continuing", metadata: ["job": "\(job.id)", "error": "\(error)"])
+                }
+            }
+        } catch EvaluationStop.notFinite {
             return nil
+        } catch EvaluationStop.shutdown {
+            return nil  // nothing is stored: the caller sees isStopping
         }
         return evaluator.result(modelID: modelID, version: 0, datasetID: id, jobID: job.id)
     }
