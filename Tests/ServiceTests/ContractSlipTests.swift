@@ -150,3 +150,43 @@ extension ContractSlipTests {
         }
     }
 }
+
+extension ContractSlipTests {
+    /// Slip 6: a training job's `end` event names which epoch each validation figure belongs to: the
+    /// final progress is the last epoch's (`progress.last`), the result's metrics are the epoch the
+    /// version keeps (`result.best_epoch`), with the last one beside it (`result.last`).
+    @Test(arguments: Backend.all)
+    func endEventNamesBestAndLastEpoch(backend: Backend) throws {
+        try ServiceHarness.with(backend) { h in
+            let c = h.client
+            let (_, _, done) = try trainedModel(h, body: ["epochs": 4, "validation_fraction": 0.25, "early_stopping": NSNull()])
+            #expect(done["state"] as? String == "succeeded")
+            // The end event, as a client following the finished job gets it.
+            var end: [String: Any] = [:]
+            _ = try c.events("/v1/jobs/\(done["id"] as! String)/events") { name, data in
+                if name == "end" { end = (try? JSONSerialization.jsonObject(with: Data(data.utf8))) as? [String: Any] ?? [:] }
+                return name != "end"
+            }
+            let result = end["result"] as? [String: Any] ?? [:]
+            let metrics = result["metrics"] as? [String: Any] ?? [:]
+            let history = metrics["history"] as? [[String: Any]] ?? []
+            #expect(history.count == 4, "\(metrics)")
+            let best = result["best_epoch"] as? [String: Any] ?? [:]
+            let bestEpoch = metrics["best_epoch"] as? Int ?? -1
+            #expect(best["epoch"] as? Int == bestEpoch, "\(result)")
+            let kept = history.first { $0["epoch"] as? Int == bestEpoch } ?? [:]
+            #expect(best["validation_accuracy"] as? Double == kept["validation_accuracy"] as? Double, "\(best) vs \(kept)")
+            #expect(abs((best["validation_accuracy"] as? Double ?? -1) - (metrics["validation_accuracy"] as? Double ?? -2)) < 1e-6)
+            let last = result["last"] as? [String: Any] ?? [:]
+            #expect(last["epoch"] as? Int == 4 && last["validation_accuracy"] as? Double == history.last?["validation_accuracy"] as? Double, "\(last)")
+            // The final progress is the last epoch's, and says so.
+            let progress = end["progress"] as? [String: Any] ?? [:]
+            let progressLast = progress["last"] as? [String: Any] ?? [:]
+            #expect(progress["epoch"] as? Int == 4 && progressLast["epoch"] as? Int == 4, "\(progress)")
+            #expect(progress["validation_accuracy"] as? Double == history.last?["validation_accuracy"] as? Double, "\(progress)")
+            #expect(progressLast["validation_accuracy"] as? Double == progress["validation_accuracy"] as? Double)
+            // And the job as GET /v1/jobs/{id} shows it validates against the contract.
+            _ = checked(try c.request("GET", "/v1/jobs/\(done["id"] as! String)"), "GET", "/v1/jobs/{id}")
+        }
+    }
+}

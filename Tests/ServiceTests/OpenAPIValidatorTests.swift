@@ -107,7 +107,9 @@ import TestSupport
         job["result"] = ["model_version": -1, "metrics": [:] as [String: Any]]
         #expect(try get(job).contains { $0.contains("$.result.model_version: -1 is beyond minimum 0") })
         job["result"] = NSNull()
-        job["progress"] = ["epoch": 1]
+        // A training progress without its loss (close enough to Progress that its problems are the ones reported).
+        job["progress"] = ["epoch": 1, "epochs": 2, "batch": 1, "batches": 3, "accuracy": 0.5, "examples_per_second": 1,
+                           "validation_loss": NSNull(), "validation_accuracy": NSNull()] as [String: Any]
         #expect(try get(job).contains { $0.contains("$.progress: missing required loss") })
         job["progress"] = NSNull()
         job["created_at"] = "yesterday"

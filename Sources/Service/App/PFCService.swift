@@ -86,6 +86,7 @@ public final class PFCService: Sendable {
         registerContinual(&r)
         registerTaskStream(&r)
         registerAnalyses(&r)
+        registerEvaluate(&r)
         return r
     }
 

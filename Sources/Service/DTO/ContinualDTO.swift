@@ -18,11 +18,17 @@ struct TaskRequest: Decodable, Equatable {
     var validationFraction = 0.15
     var earlyStopping: Int? = 5
     var seed: UInt64 = 0
+    /// Continual-learning metrics (issue 17): the evaluation set of every task so far, this one
+    /// included (task j's accuracy after this task is R[i][j]); nil: the ones the tasks named.
+    var evaluateOn: [String]?
+    /// This task's own evaluation set, kept for the rows of later tasks.
+    var evaluationDatasetID: String?
 
     enum CodingKeys: String, CodingKey {
         case name, epochs, window, slide, grow, deterministic, seed
         case datasetID = "dataset_id", batchSize = "batch_size", learningRate = "learning_rate", weightDecay = "weight_decay"
         case validationFraction = "validation_fraction", earlyStopping = "early_stopping", patience
+        case evaluateOn = "evaluate_on", evaluationDatasetID = "evaluation_dataset_id"
     }
 
     init(from decoder: any Decoder) throws {
@@ -42,6 +48,8 @@ struct TaskRequest: Decodable, Equatable {
         earlyStopping = try EarlyStoppingField.merge(earlyStopping: earlyStopping, given: c.contains(.earlyStopping),
                                                      patience: try c.decodeIfPresent(Int.self, forKey: .patience))
         seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? seed
+        evaluateOn = try c.decodeIfPresent([String].self, forKey: .evaluateOn)
+        evaluationDatasetID = try c.decodeIfPresent(String.self, forKey: .evaluationDatasetID)
     }
 
     /// The trainer options of this task, the window starting at `start` (where the last task left it).
@@ -63,7 +71,8 @@ struct TaskRequest: Decodable, Equatable {
     /// The job's parameters: this request validated, the window starting at `start`.
     func jobParams(limits: ServiceLimits, start: Double) throws -> TaskJobParams {
         TaskJobParams(name: try DatasetUpload.validName(name), datasetID: datasetID,
-                      options: try trainingOptions(limits: limits, start: start), grow: grow)
+                      options: try trainingOptions(limits: limits, start: start), grow: grow,
+                      evaluateOn: evaluateOn, evaluationDatasetID: evaluationDatasetID)
     }
 }
 
@@ -123,6 +132,11 @@ struct VersionMetrics: Codable, Sendable, Equatable {
     var importedFrom: String?
     // Training: every finished epoch (the learning curve).
     var history: [EpochSummary]?
+    // A task's continual-learning metrics (issue 17): its own evaluation set, the sets of tasks
+    // 1…i it was evaluated on, and row i of the accuracy matrix R (null where a task had no set).
+    var evaluationDatasetID: String?
+    var evaluatedOn: [String?]?
+    var accuracyRow: [Double?]?
 
     init() {}
 
@@ -134,6 +148,7 @@ struct VersionMetrics: Codable, Sendable, Equatable {
         case taskName = "task_name", grewBy = "grew_by", windowColumns = "window_columns", streamedExamples = "streamed_examples"
         case nextWindowStart = "next_window_start", resetColumns = "reset_columns", imageShape = "image_shape"
         case accuracyBefore = "accuracy_before", accuracyAfter = "accuracy_after", importedFrom = "imported_from", history
+        case evaluationDatasetID = "evaluation_dataset_id", evaluatedOn = "evaluated_on", accuracyRow = "accuracy_row"
     }
 
     /// Lenient: a field of another type (older versions wrote whole numbers as doubles) reads as absent
@@ -161,6 +176,9 @@ struct VersionMetrics: Codable, Sendable, Equatable {
         accuracyBefore = double(.accuracyBefore); accuracyAfter = double(.accuracyAfter)
         importedFrom = (try? c.decodeIfPresent(String.self, forKey: .importedFrom)) ?? nil
         history = (try? c.decodeIfPresent([EpochSummary].self, forKey: .history)) ?? nil
+        evaluationDatasetID = (try? c.decodeIfPresent(String.self, forKey: .evaluationDatasetID)) ?? nil
+        evaluatedOn = (try? c.decodeIfPresent([String?].self, forKey: .evaluatedOn)) ?? nil
+        accuracyRow = ((try? c.decodeIfPresent([Double?].self, forKey: .accuracyRow)) ?? nil).map { $0.map { $0.flatMap { $0.isFinite ? $0 : nil } } }
     }
 
     /// The metrics of a training run (nil fields for what it did not measure).
@@ -273,8 +291,11 @@ struct ForgetRequest: Decodable {
     var examples: [Examples]?
     var dryRun: Bool?
     var evaluateOn: String?
+    /// Held-out examples of the training distribution: the forget is verified by membership inference (issue 17).
+    var referenceDatasetID: String?
     enum CodingKeys: String, CodingKey {
         case batches, task, examples, datasetID = "dataset_id", dryRun = "dry_run", evaluateOn = "evaluate_on"
+        case referenceDatasetID = "reference_dataset_id"
     }
 }
 
@@ -291,8 +312,10 @@ struct ForgetResponse: Encodable {
     var accuracyAfter: Float?
     /// The audit record written with the new version; nil when nothing was written.
     var auditID: String? = nil
+    /// With `reference_dataset_id`: the membership-inference check before and after the reset.
+    var verification: ForgetVerificationDTO? = nil
     enum CodingKeys: String, CodingKey {
-        case batches, auditID = "audit_id"
+        case batches, verification, auditID = "audit_id"
         case modelVersion = "model_version", versionCreated = "version_created", dryRun = "dry_run", columnsReset = "columns_reset"
         case alreadyReset = "already_reset", collateralBatches = "collateral_batches"
         case accuracyBefore = "accuracy_before", accuracyAfter = "accuracy_after"
@@ -309,6 +332,7 @@ struct ForgetResponse: Encodable {
         try c.encode(accuracyBefore, forKey: .accuracyBefore)
         try c.encode(accuracyAfter, forKey: .accuracyAfter)
         try c.encode(auditID, forKey: .auditID)
+        try c.encode(verification, forKey: .verification)
     }
 }
 
@@ -322,6 +346,7 @@ extension ForgetRequest {
             "examples": examples.map { list in .array(list.map { e in
                 .object(["dataset_id": .string(e.datasetID), "rows": .array(e.rows.map { .number(Double($0)) })]) }) } ?? .null,
             "evaluate_on": evaluateOn.map { .string($0) } ?? .null,
+            "reference_dataset_id": referenceDatasetID.map { .string($0) } ?? .null,
         ])
     }
 }
@@ -331,10 +356,11 @@ struct ForgetAuditDTO: Encodable {
     var audit: ForgetAudit
     enum CodingKeys: String, CodingKey {
         case id, version, request, batches, modelID = "model_id", columnsReset = "columns_reset", createdAt = "created_at"
-        case accuracyBefore = "accuracy_before", accuracyAfter = "accuracy_after"
+        case accuracyBefore = "accuracy_before", accuracyAfter = "accuracy_after", verification
     }
     func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(audit.verification.flatMap { try? JSONDecoder().decode(ForgetVerificationDTO.self, from: Data($0.utf8)) }, forKey: .verification)
         func json(_ text: String) -> JSONValue { (try? JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))) ?? .null }
         try c.encode(audit.id, forKey: .id)
         try c.encode(audit.modelID, forKey: .modelID)
@@ -367,5 +393,79 @@ struct TaskDTO: Encodable {
         try c.encode(columns, forKey: .columns)
         try c.encode(grewBy, forKey: .grewBy)
         try c.encode(metrics, forKey: .metrics)
+    }
+}
+
+/// `GET /v1/models/{id}/tasks/metrics` (issue 17): the accuracy matrix R of the model's tasks and
+/// the continual-learning figures of Avalanche and GEM (Lopez-Paz & Ranzato 2017). R[i][j] is the
+/// accuracy on task j's evaluation set right after task i (0-based here, tasks 1…T in the API);
+/// null above the diagonal, where a task had no evaluation set, or for a streamed task (which
+/// records no row). Figures skip null entries and are null when nothing is left to average.
+struct TaskMetricsDTO: Encodable {
+    struct TaskEntry: Encodable {
+        var task: Int
+        var modelVersion: Int
+        var evaluationDatasetID: String?
+        enum CodingKeys: String, CodingKey { case task, modelVersion = "model_version", evaluationDatasetID = "evaluation_dataset_id" }
+        func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(task, forKey: .task)
+            try c.encode(modelVersion, forKey: .modelVersion)
+            try c.encode(evaluationDatasetID, forKey: .evaluationDatasetID)
+        }
+    }
+    var accuracyMatrix: [[Double?]]
+    var averageAccuracy: Double?
+    var backwardTransfer: Double?
+    var forgetting: [Double?]
+    var tasks: [TaskEntry]
+
+    /// From the model's task versions (any order); nil when there are none.
+    init?(taskVersions: [ModelVersion]) {
+        var byTask: [Int: (ModelVersion, VersionMetrics)] = [:]
+        for v in taskVersions {
+            let m = VersionMetrics(column: v.metrics)
+            guard let t = m.task, t >= 1 else { continue }
+            if let seen = byTask[t], seen.0.version > v.version { continue }
+            byTask[t] = (v, m)
+        }
+        guard !byTask.isEmpty else { return nil }
+        let ordered = byTask.keys.sorted().map { byTask[$0]! }
+        let n = ordered.count
+        tasks = ordered.map { TaskEntry(task: $0.1.task!, modelVersion: $0.0.version, evaluationDatasetID: $0.1.evaluationDatasetID) }
+        accuracyMatrix = ordered.enumerated().map { i, entry in
+            let row = entry.1.accuracyRow ?? []
+            return (0..<n).map { j in j <= i && j < row.count ? row[j] : nil }
+        }
+        (averageAccuracy, backwardTransfer, forgetting) = Self.figures(accuracyMatrix)
+    }
+
+    /// Average accuracy = mean_j R[T][j]; BWT = mean over j < T of (R[T][j] − R[j][j]);
+    /// forgetting_j = max over l < T of R[l][j] − R[T][j] (null for the last task).
+    static func figures(_ r: [[Double?]]) -> (Double?, Double?, [Double?]) {
+        func mean(_ xs: [Double]) -> Double? { xs.isEmpty ? nil : xs.reduce(0, +) / Double(xs.count) }
+        guard let last = r.last else { return (nil, nil, []) }
+        let t = r.count - 1
+        let average = mean(last.compactMap { $0 })
+        let bwt = mean((0..<t).compactMap { j in last[j].flatMap { a in r[j][j].map { a - $0 } } })
+        let forgetting: [Double?] = (0...t).map { j in
+            guard j < t, let final = last[j] else { return nil }
+            let earlier = (0..<t).compactMap { r[$0][j] }
+            return earlier.max().map { $0 - final }
+        }
+        return (average, bwt, forgetting)
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case forgetting, tasks
+        case accuracyMatrix = "accuracy_matrix", averageAccuracy = "average_accuracy", backwardTransfer = "backward_transfer"
+    }
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(accuracyMatrix, forKey: .accuracyMatrix)
+        try c.encode(averageAccuracy, forKey: .averageAccuracy)
+        try c.encode(backwardTransfer, forKey: .backwardTransfer)
+        try c.encode(forgetting, forKey: .forgetting)
+        try c.encode(tasks, forKey: .tasks)
     }
 }

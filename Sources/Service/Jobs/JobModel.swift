@@ -15,9 +15,11 @@ enum JobKind: String, Codable, CaseIterable, Sendable {
     case task
     /// An NPEFF analysis or a coefficient fit.
     case analysis
+    /// Evaluate a model version on a dataset (`POST /v1/models/{id}/evaluate`, issue 16).
+    case evaluate
 
     /// Train and task jobs store checkpoints and resume from them.
-    var checkpoints: Bool { self != .analysis }
+    var checkpoints: Bool { self == .train || self == .task }
 }
 
 /// A train job's validated parameters.
@@ -37,6 +39,10 @@ struct TaskJobParams: Codable, Sendable, Equatable {
     var options: TrainingOptions
     /// Append fresh columns when the window would run past K.
     var grow: Bool
+    /// The evaluation sets of tasks 1…i (issue 17); nil: the tasks' own `evaluationDatasetID`s.
+    var evaluateOn: [String]? = nil
+    /// This task's evaluation set.
+    var evaluationDatasetID: String? = nil
 }
 
 /// A job's parameters, by kind.
@@ -44,12 +50,14 @@ enum JobParams: Sendable {
     case train(TrainJobParams)
     case task(TaskJobParams)
     case analysis(AnalysisJobParams)
+    case evaluate(EvaluateJobParams)
 
     var kind: JobKind {
         switch self {
         case .train: return .train
         case .task: return .task
         case .analysis: return .analysis
+        case .evaluate: return .evaluate
         }
     }
 
@@ -59,6 +67,7 @@ enum JobParams: Sendable {
         case .train(let p): return p.datasetID
         case .task(let p): return p.datasetID
         case .analysis(let p): return p.datasetID
+        case .evaluate(let p): return p.datasetID
         }
     }
 
@@ -67,6 +76,7 @@ enum JobParams: Sendable {
         case .train(let p): return try JSONColumn(p)
         case .task(let p): return try JSONColumn(p)
         case .analysis(let p): return try JSONColumn(p)
+        case .evaluate(let p): return try JSONColumn(p)
         }
     }
 
@@ -92,6 +102,7 @@ enum JobParams: Sendable {
                 }
                 return .task(try legacy.jobParams(limits: limits, start: 0))  // the runner moves the window's start
             case .analysis: return .analysis(try job.params.decode(AnalysisJobParams.self))
+            case .evaluate: return .evaluate(try job.params.decode(EvaluateJobParams.self))
             }
         } catch let e as HTTPError {
             throw JobError("the parameters of this \(kind.rawValue) job are invalid: \(e.message)")
@@ -135,6 +146,10 @@ struct TrainingProgressDTO: Codable, Sendable, Equatable {
     /// PFC kinds: the fraction of code entries above the floor after each FISTA iteration in the last
     /// training pass (issue 14; the active-set engine pays for those only).
     var activeFraction: [Float]?
+    /// The finished epoch `validationLoss`/`validationAccuracy` belong to (slip 6): while an epoch
+    /// runs it is the one before; the job's final progress is the last epoch's. The result's
+    /// `best_epoch` is the epoch the version keeps, whose validation figures its metrics show.
+    var last: EpochValidation?
 
     init(_ p: TrainingProgress, resumedFrom: ResumePoint?) {
         epoch = p.epoch; epochs = p.epochs; batch = p.batch; batches = p.batches
@@ -145,12 +160,33 @@ struct TrainingProgressDTO: Codable, Sendable, Equatable {
         validationAccuracy = p.validationAccuracy
         self.resumedFrom = resumedFrom
         activeFraction = p.fista.map { $0.activeFraction.map { $0.isFinite ? $0 : 0 } }.flatMap { $0.isEmpty ? nil : $0 }
+        // Validation runs after an epoch's last batch, so mid-epoch figures are the previous epoch's.
+        if validationAccuracy != nil || validationLoss != nil, p.epoch > 1 {
+            last = EpochValidation(epoch: p.epoch - 1, validationLoss: validationLoss, validationAccuracy: validationAccuracy)
+        }
+    }
+
+    /// The progress a finished run ends with: `previous`'s position at the end of the last epoch,
+    /// with that epoch's training and validation figures from the learning curve.
+    init(finishedWith last: EpochSummary, epochs: Int, previous: TrainingProgressDTO?, resumedFrom: ResumePoint?) {
+        epoch = last.epoch; self.epochs = epochs
+        batches = previous?.batches ?? 0; batch = batches
+        loss = last.trainLoss.isFinite ? last.trainLoss : 0
+        accuracy = last.trainAccuracy.isFinite ? last.trainAccuracy : 0
+        examplesPerSecond = last.examplesPerSecond.isFinite && last.examplesPerSecond > 0 ? last.examplesPerSecond : (previous?.examplesPerSecond ?? 0)
+        validationLoss = last.validationLoss.flatMap { $0.isFinite ? $0 : nil }
+        validationAccuracy = last.validationAccuracy
+        self.resumedFrom = resumedFrom
+        activeFraction = previous?.activeFraction
+        if validationAccuracy != nil || validationLoss != nil {
+            self.last = EpochValidation(epoch: last.epoch, validationLoss: validationLoss, validationAccuracy: validationAccuracy)
+        }
     }
 
     enum CodingKeys: String, CodingKey {
         case epoch, epochs, batch, batches, loss, accuracy
         case examplesPerSecond = "examples_per_second", validationLoss = "validation_loss", validationAccuracy = "validation_accuracy"
-        case resumedFrom = "resumed_from", activeFraction = "active_fraction"
+        case resumedFrom = "resumed_from", activeFraction = "active_fraction", last
     }
 
     func encode(to encoder: any Encoder) throws {
@@ -166,6 +202,31 @@ struct TrainingProgressDTO: Codable, Sendable, Equatable {
         try c.encode(validationAccuracy, forKey: .validationAccuracy)
         try c.encodeIfPresent(resumedFrom, forKey: .resumedFrom)
         try c.encodeIfPresent(activeFraction, forKey: .activeFraction)
+        try c.encode(last, forKey: .last)
+    }
+}
+
+/// One epoch's validation figures, named by the epoch (slip 6: `last` in progress, `best_epoch`
+/// and `last` in a training job's result).
+struct EpochValidation: Codable, Sendable, Equatable {
+    var epoch: Int
+    var validationLoss: Float?
+    var validationAccuracy: Float?
+    enum CodingKeys: String, CodingKey { case epoch, validationLoss = "validation_loss", validationAccuracy = "validation_accuracy" }
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(epoch, forKey: .epoch)
+        try c.encode(validationLoss, forKey: .validationLoss)
+        try c.encode(validationAccuracy, forKey: .validationAccuracy)
+    }
+
+    init(epoch: Int, validationLoss: Float?, validationAccuracy: Float?) {
+        self.epoch = epoch; self.validationLoss = validationLoss; self.validationAccuracy = validationAccuracy
+    }
+
+    init?(_ e: EpochSummary?) {
+        guard let e else { return nil }
+        self.init(epoch: e.epoch, validationLoss: e.validationLoss.flatMap { $0.isFinite ? $0 : nil }, validationAccuracy: e.validationAccuracy)
     }
 }
 
@@ -173,6 +234,7 @@ struct TrainingProgressDTO: Codable, Sendable, Equatable {
 enum JobProgress: Encodable {
     case training(TrainingProgressDTO)
     case analysis(AnalysisProgressDTO)
+    case evaluation(EvaluationProgressDTO)
 
     /// The stored progress of a job of `kind` (nil when there is none or it is unreadable).
     init?(kind: JobKind?, column: JSONColumn?) {
@@ -184,6 +246,9 @@ enum JobProgress: Encodable {
         case .analysis:
             guard let p = try? column.decode(AnalysisProgressDTO.self) else { return nil }
             self = .analysis(p)
+        case .evaluate:
+            guard let p = try? column.decode(EvaluationProgressDTO.self) else { return nil }
+            self = .evaluation(p)
         }
     }
 
@@ -191,6 +256,7 @@ enum JobProgress: Encodable {
         switch self {
         case .training(let p): try p.encode(to: encoder)
         case .analysis(let p): try p.encode(to: encoder)
+        case .evaluation(let p): try p.encode(to: encoder)
         }
     }
 }
@@ -199,13 +265,39 @@ enum JobProgress: Encodable {
 struct TrainResult: Codable, Sendable {
     var modelVersion: Int
     var metrics: VersionMetrics
-    enum CodingKeys: String, CodingKey { case modelVersion = "model_version", metrics }
+    enum CodingKeys: String, CodingKey { case modelVersion = "model_version", metrics, bestEpoch = "best_epoch", last }
+
+    init(modelVersion: Int, metrics: VersionMetrics) { self.modelVersion = modelVersion; self.metrics = metrics }
+
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        modelVersion = try c.decode(Int.self, forKey: .modelVersion)
+        metrics = try c.decode(VersionMetrics.self, forKey: .metrics)
+    }
+
+    /// Slip 6, from the learning curve: `best_epoch` is the epoch the version keeps (its validation
+    /// figures are the metrics' `validation_*`), `last` the last epoch run (the final progress's).
+    /// Null without a learning curve (forgets, imports, results stored before it).
+    var bestEpoch: EpochValidation? {
+        guard let history = metrics.history, let best = metrics.bestEpoch else { return nil }
+        return EpochValidation(history.first { $0.epoch == best })
+    }
+    var last: EpochValidation? { EpochValidation(metrics.history?.last) }
+
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(modelVersion, forKey: .modelVersion)
+        try c.encode(metrics, forKey: .metrics)
+        try c.encode(bestEpoch, forKey: .bestEpoch)
+        try c.encode(last, forKey: .last)
+    }
 }
 
 /// A job's result, by kind.
 enum JobResult: Encodable {
     case training(TrainResult)
     case analysis(AnalysisJobResult)
+    case evaluation(EvaluationDTO)
 
     init?(kind: JobKind?, column: JSONColumn?) {
         guard let kind, let column else { return nil }
@@ -216,6 +308,9 @@ enum JobResult: Encodable {
         case .analysis:
             guard let r = try? column.decode(AnalysisJobResult.self) else { return nil }
             self = .analysis(r)
+        case .evaluate:
+            guard let r = try? column.decode(EvaluationDTO.self) else { return nil }
+            self = .evaluation(r)
         }
     }
 
@@ -223,6 +318,7 @@ enum JobResult: Encodable {
         switch self {
         case .training(let r): try r.encode(to: encoder)
         case .analysis(let r): try r.encode(to: encoder)
+        case .evaluation(let r): try r.encode(to: encoder)
         }
     }
 }

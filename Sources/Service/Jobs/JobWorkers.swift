@@ -89,6 +89,7 @@ final class JobWorkers: Sendable {
         case .train(let p): TrainingJobRunner(workers: self, job: job, owner: owner, params: .train(p)).run()
         case .task(let p): TrainingJobRunner(workers: self, job: job, owner: owner, params: .task(p)).run()
         case .analysis(let p): AnalysisJobRunner(workers: self, job: job, owner: owner, params: p).run()
+        case .evaluate(let p): EvaluationRunner(workers: self, job: job, owner: owner, params: p).run()
         }
     }
 

@@ -64,6 +64,8 @@ struct TrainingJobRunner {
         var stop: Stop? = nil
         var lastBeat = ContinuousClock.now - .seconds(3600)
         var lastCheckpoint = ContinuousClock.now
+        /// The last progress written (its position and sparsity carry into the final progress).
+        var lastProgress: TrainingProgressDTO?
     }
 
     func run() {
@@ -167,7 +169,9 @@ struct TrainingJobRunner {
                 guard now - state.lastBeat >= interval || p.batch == p.batches else { return .proceed }
                 state.lastBeat = now
                 do {
-                    let progress = try JSONColumn(TrainingProgressDTO(p, resumedFrom: resumedFrom))
+                    let dto = TrainingProgressDTO(p, resumedFrom: resumedFrom)
+                    state.lastProgress = dto
+                    let progress = try JSONColumn(dto)
                     if try store.heartbeat(jobID: job.id, owner: owner, progress: progress, leaseDuration: configuration.leaseSeconds) == .cancelRequested {
                         state.stop = .cancelled
                         return .stop
@@ -208,12 +212,22 @@ struct TrainingJobRunner {
         if let problem = nonFiniteProblem(network) {
             throw JobError("training diverged: \(problem) (try a smaller learning_rate); no model version was written")
         }
+        // Slip 6: the job's last progress is the last epoch's (validation included, named by `last`),
+        // so the end event shows it beside the result's `best_epoch`, the epoch the version keeps.
+        if let lastEpoch = report.history.last, !workers.isStopping {
+            let final = TrainingProgressDTO(finishedWith: lastEpoch, epochs: options.epochs, previous: state.lastProgress, resumedFrom: resumedFrom)
+            if try store.heartbeat(jobID: job.id, owner: owner, progress: try JSONColumn(final), leaseDuration: configuration.leaseSeconds) == .cancelRequested {
+                try store.finishCancelledJob(id: job.id, owner: owner)
+                return
+            }
+        }
 
         var metrics = VersionMetrics(report: report, datasetID: dataset.id)
         if let shape = dataset.imageShape.flatMap({ try? JSONDecoder().decode([Int].self, from: Data($0.utf8)) }) {
             continual.imageShape = shape  // carried into the metrics below, and by later forgets
         }
         var ledger: [LedgerBatch] = []
+        var rowEvaluations: [EvaluationDTO] = []
         if case .task(let task) = params {
             continual.tasks += 1
             continual.nextWindowStart = report.nextWindowStart ?? continual.nextWindowStart
@@ -227,6 +241,23 @@ struct TrainingJobRunner {
             metrics.grewBy = grewBy
             metrics.batches = ledger.count
             metrics.windowColumns = report.windowColumns.map { [$0.lowerBound, $0.upperBound] }
+            // Issue 17: row i of the accuracy matrix R, the new weights on every task's evaluation set.
+            metrics.evaluationDatasetID = task.evaluationDatasetID ?? task.evaluateOn?.last
+            let sets = try evaluationSets(task, number: continual.tasks, modelID: modelID)
+            if sets.contains(where: { $0 != nil }) {
+                var row: [Double?] = []
+                for id in sets {
+                    let e: EvaluationDTO?
+                    do { e = try id.flatMap { try evaluate(network, on: $0, modelID: modelID) } } catch EvaluationStop.cancelled {
+                        try store.finishCancelledJob(id: job.id, owner: owner)
+                        return
+                    }
+                    row.append(e?.accuracy)
+                    if let e { rowEvaluations.append(e) }
+                }
+                metrics.evaluatedOn = sets
+                metrics.accuracyRow = row
+            }
         }
         let trained = Set(ledger.flatMap { $0.windows.flatMap { Array($0) } })
         continual.resetColumns.removeAll(where: trained.contains) // retrained columns carry knowledge again
@@ -240,8 +271,78 @@ struct TrainingJobRunner {
             components: usage.isEmpty ? .none : .measured(meanActivations: usage, trained: trained, reset: Set(continual.resetColumns),
                                                           provenance: ComponentProvenance(jobID: job.id, datasetID: dataset.id, task: continual.tasks)),
             grownSpec: grewBy > 0 ? ModelSpec(architecture: network.architecture, seed: spec.seed) : nil,
-            job: (job.id, owner)))
+            job: (job.id, owner),
+            extra: rowEvaluations.isEmpty ? nil : { s, v in
+                // The evaluations behind R's row, listed with the version like POST …/evaluate's.
+                for var e in rowEvaluations {
+                    e.modelVersion = v.version
+                    try s.insert(try e.record(tenantID: tenant))
+                }
+            }))
         workers.logger.info("job succeeded", metadata: ["job": "\(job.id)", "accuracy": "\(report.validationAccuracy ?? report.trainAccuracy)"])
+    }
+
+    /// The evaluation sets of tasks 1…`number` for this task's row of R: `evaluate_on` as given, or
+    /// the `evaluation_dataset_id` each earlier task kept (nil where it named none) and this task's.
+    private func evaluationSets(_ task: TaskJobParams, number: Int, modelID: String) throws -> [String?] {
+        if let list = task.evaluateOn {
+            guard list.count == number else {
+                throw JobError("evaluate_on names \(list.count) datasets but this job is task \(number) (another task ran first): "
+                    + "give one per task so far, this one included")
+            }
+            return list
+        }
+        var kept: [Int: String] = [:]
+        var offset = 0
+        while true {
+            let page = try store.modelVersions(modelID: modelID, tenantID: job.tenantID, reason: .task, page: PageRequest(limit: 1000, offset: offset))
+            for v in page.items {
+                let m = VersionMetrics(column: v.metrics)
+                if let t = m.task, let e = m.evaluationDatasetID { kept[t] = e }
+            }
+            guard let next = page.nextOffset else { break }
+            offset = next
+        }
+        return (1..<max(1, number)).map { kept[$0] } + [task.evaluationDatasetID]
+    }
+
+    /// `network`'s evaluation on dataset `id` (version filled in at commit); nil when the dataset is
+    /// gone or no longer fits (checked at submit) or the outputs are not finite, or shutdown cut it short.
+    private func evaluate(_ network: any Network, on id: String, modelID: String) throws -> EvaluationDTO? {
+        let tenant = job.tenantID
+        let dataset: Dataset
+        do { dataset = try store.dataset(id: id, tenantID: tenant) } catch StoreError.notFound { return nil }
+        let arch = network.architecture
+        guard dataset.features == arch.featureCount, dataset.classes <= arch.outputDim, dataset.labelsPerExample == 1 else { return nil }
+        let data = try DatasetBlobReader.load(from: store, dataset: dataset, tenantID: tenant, classes: arch.outputDim)
+        guard data.featureCount == arch.featureCount, data.classes <= arch.outputDim, data.labelsPerExample == 1 else { return nil }
+        var evaluator = ModelEvaluator(network: network, data: data)
+        // The lease is kept (and a cancel request heard) between chunks, as while training.
+        var lastBeat = ContinuousClock.now
+        let interval = Duration.milliseconds(Int(configuration.heartbeatSeconds * 1000))
+        do {
+            try evaluator.run { _ in
+                if workers.isStopping { throw EvaluationStop.shutdown }
+                guard ContinuousClock.now - lastBeat >= interval else { return }
+                lastBeat = ContinuousClock.now
+                do {
+                    if try store.heartbeat(jobID: job.id, owner: owner, leaseDuration: configuration.leaseSeconds) == .cancelRequested {
+                        throw EvaluationStop.cancelled
+                    }
+                } catch let e as EvaluationStop {
+                    throw e
+                } catch StoreError.leaseLost(let id) {
+                    throw StoreError.leaseLost(jobID: id)
+                } catch {
+                    workers.logger.warning("heartbeat failed; continuing", metadata: ["job": "\(job.id)", "error": "\(error)"])
+                }
+            }
+        } catch EvaluationStop.notFinite {
+            return nil
+        } catch EvaluationStop.shutdown {
+            return nil  // nothing is stored: the caller sees isStopping
+        }
+        return evaluator.result(modelID: modelID, version: 0, datasetID: id, jobID: job.id)
     }
 
     /// Stores `checkpoint` as the job's; a lost lease stops the run, another failure only logs.

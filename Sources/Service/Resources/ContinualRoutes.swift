@@ -28,6 +28,21 @@ extension PFCService {
             }
             return try JSONCoding.response(ListPage(items: tasks, nextOffset: versions.nextOffset))
         }
+        r.get("/v1/models/{id}/tasks/metrics") { [store] request, ctx in
+            let tenant = try ctx.tenantID(), id = try request.pathParameter("id")
+            let versions = try storeCall { () -> [ModelVersion] in
+                var all: [ModelVersion] = []
+                var offset = 0
+                while true {
+                    let page = try store.modelVersions(modelID: id, tenantID: tenant, reason: .task, page: PageRequest(limit: 1000, offset: offset))
+                    all += page.items
+                    guard let next = page.nextOffset else { return all }
+                    offset = next
+                }
+            }
+            guard let metrics = TaskMetricsDTO(taskVersions: versions) else { throw APIError.notFound("tasks of model \(id)") }
+            return try JSONCoding.response(metrics)
+        }
         r.get("/v1/models/{id}/ledger") { [store] request, ctx in
             let tenant = try ctx.tenantID(), id = try request.pathParameter("id"), page = try Pagination(request)
             let task = try request.queryValue("task").map { t -> Int in
@@ -72,6 +87,17 @@ extension PFCService {
         let params = try body.jobParams(limits: configuration.limits, start: ContinualState(metrics: latest.metrics).nextWindowStart)
         let options = params.options
         try checkDataset(dataset, against: arch, tenantID: tenantID)
+        // Issue 17: the evaluation sets of the accuracy matrix, one per task so far with this one.
+        let number = ContinualState(metrics: latest.metrics).tasks + 1
+        if let list = body.evaluateOn, list.count != number {
+            throw APIError.invalid("evaluate_on must name \(number) datasets, one per task so far including this one (task \(number)); it names \(list.count)")
+        }
+        for evalID in Set((body.evaluateOn ?? []) + [body.evaluationDatasetID].compactMap { $0 }) {
+            let ds = try storeCall { try store.dataset(id: evalID, tenantID: tenantID) }
+            do { try checkDataset(ds, against: arch, tenantID: tenantID) } catch let e as HTTPError where e.status == .unprocessableContent {
+                throw APIError.invalid("evaluation dataset: \(e.message)")
+            }
+        }
         let (_, network) = try loadNetwork(modelID: modelID, tenantID: tenantID, version: latest.version)
         let trainer = Trainer(options: options)
         if let need = trainer.requiredBasis(trainingExamples: trainer.trainingExamples(fromDataSetOf: dataset.examples)),
@@ -159,11 +185,14 @@ extension PFCService {
             before = Trainer.evaluate(network, on: data).accuracy
             after = Trainer.evaluate(result.network, on: data).accuracy
         }
+        let verification = try body.referenceDatasetID.map { try verify(selected: selected, all: entries, reference: $0, before: network,
+                                                                        after: result.network, tenantID: tenantID) }
         let dryRun = body.dryRun ?? false
         let alreadyReset = columns.intersection(previouslyReset).union(result.alreadyReset).sorted()
         var response = ForgetResponse(modelVersion: latest.version, versionCreated: false, dryRun: dryRun,
                                       batches: selected.map(\.id), columnsReset: toReset, alreadyReset: alreadyReset,
-                                      collateralBatches: collateral, accuracyBefore: before, accuracyAfter: after)
+                                      collateralBatches: collateral, accuracyBefore: before, accuracyAfter: after,
+                                      verification: verification)
         guard !dryRun, !toReset.isEmpty else { return response }
 
         var newState = state
@@ -177,6 +206,7 @@ extension PFCService {
         let auditRequest = try text(body.auditJSON)
         let auditBatches = try text(.array(selected.map { .string($0.id) }))
         let auditColumns = try text(.array(toReset.map { .number(Double($0)) }))
+        let auditVerification = try verification.map { String(decoding: try JSONCoding.encoder.encode($0), as: UTF8.self) }
         var auditID = ""
         let version = try storeCall {
             try VersionWriter(store: store).commit(VersionCommit(
@@ -185,7 +215,8 @@ extension PFCService {
                 extra: { s, v in
                     let audit = ForgetAudit(tenantID: tenantID, modelID: modelID, version: v.version, request: auditRequest,
                                             batches: auditBatches, columnsReset: auditColumns,
-                                            accuracyBefore: before.map(Double.init), accuracyAfter: after.map(Double.init))
+                                            accuracyBefore: before.map(Double.init), accuracyAfter: after.map(Double.init),
+                                            verification: auditVerification)
                     try s.insert(audit)
                     auditID = audit.id
                 })).version
@@ -194,6 +225,60 @@ extension PFCService {
         response.versionCreated = true
         response.auditID = auditID
         return response
+    }
+
+    /// The membership-inference verification of a forget (issue 17): the forgotten examples (the
+    /// distinct rows of the selected batches), the rest (the other batches' rows, the forgotten ones
+    /// excluded) and the held-out `reference` set, scored by the model before and after the reset.
+    /// Runs on the request's thread: its forward passes are held to `max_predict_work`.
+    func verify(selected: [LedgerEntry], all entries: [LedgerEntry], reference: String, before: any Network, after: any Network,
+                tenantID: String) throws -> ForgetVerificationDTO {
+        let arch = before.architecture
+        let refSet = try storeCall { try store.dataset(id: reference, tenantID: tenantID) }
+        do { try checkDataset(refSet, against: arch, tenantID: tenantID) } catch let e as HTTPError where e.status == .unprocessableContent {
+            throw APIError.invalid("reference_dataset_id: \(e.message)")
+        }
+        guard refSet.examples > 0 else { throw APIError.invalid("reference_dataset_id \(reference) holds no examples") }
+        func rows(_ list: [LedgerEntry]) -> [String: Set<Int>] {
+            var out: [String: Set<Int>] = [:]
+            for e in list { if let ds = e.datasetID { out[ds, default: []].formUnion(LedgerRows.decode(e.examples)) } }
+            return out
+        }
+        let selectedIDs = Set(selected.map(\.id))
+        let forgotten = rows(selected)
+        var rest = rows(entries.filter { !selectedIDs.contains($0.id) })
+        for (ds, r) in forgotten { rest[ds]?.subtract(r) }
+        let counts = (forgotten.values.reduce(0) { $0 + $1.count }, rest.values.reduce(0) { $0 + $1.count })
+        // Two passes (before and after) over the three sets.
+        let total = CheckedSize.product(2, CheckedSize.sum(counts.0, counts.1, refSet.examples) ?? Int.max) ?? Int.max
+        try configuration.limits.checkInference(rows: total, of: arch, what: "reference_dataset_id's verification (two passes over the forgotten, other and reference examples)")
+        var loaded: [String: LabeledDataset] = [:]
+        func data(_ id: String) throws -> LabeledDataset? {
+            if let d = loaded[id] { return d }
+            guard let ds = try? storeCall({ try store.dataset(id: id, tenantID: tenantID) }) else { return nil }  // deleted since it trained
+            let d = try storeCall { try DatasetBlobReader.load(from: store, dataset: ds, tenantID: tenantID, classes: arch.outputDim) }
+            guard d.featureCount == arch.featureCount, d.classes <= arch.outputDim, d.labelsPerExample == 1 else { return nil }
+            loaded[id] = d
+            return d
+        }
+        func gather(_ byDataset: [String: Set<Int>]) throws -> LabeledDataset {
+            var parts: [LabeledDataset] = []
+            for (id, r) in byDataset.sorted(by: { $0.key < $1.key }) {
+                guard let d = try data(id) else { continue }
+                parts.append(d.subset(r.filter { $0 >= 0 && $0 < d.count }.sorted()))
+            }
+            var features: [Float] = [], labels: [Int] = []
+            for p in parts { features += p.features.storage; labels += p.labels }
+            return LabeledDataset(features: Matrix(rows: labels.count, cols: arch.featureCount, storage: features), labels: labels,
+                                  classes: arch.outputDim)
+        }
+        let forgottenData = try gather(forgotten), restData = try gather(rest)
+        guard let referenceData = try data(reference) else { throw APIError.invalid("reference_dataset_id \(reference) does not fit the model") }
+        return ForgetVerificationDTO(
+            referenceDatasetID: reference, forgottenExamples: forgottenData.count, restExamples: restData.count,
+            referenceExamples: referenceData.count,
+            before: MembershipInference.check(before, forgotten: forgottenData, rest: restData, reference: referenceData),
+            after: MembershipInference.check(after, forgotten: forgottenData, rest: restData, reference: referenceData))
     }
 
     /// 422 when a dataset does not fit a model (width, sequence form, classes, per-step labels, sign

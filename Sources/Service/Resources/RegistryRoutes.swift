@@ -41,11 +41,22 @@ extension PFCService {
         r.get("/v1/models/{id}/versions/{v}") { [store] request, ctx in
             let tenant = try ctx.tenantID(), id = try request.pathParameter("id")
             let v = try Self.versionParameter(request)
-            let version = try storeCall { try store.read { s in
+            let (version, evaluations) = try storeCall { try store.read { s in
                 _ = try s.model(id: id, tenantID: tenant)
-                return try s.modelVersion(modelID: id, version: v, tenantID: tenant)
+                let version = try s.modelVersion(modelID: id, version: v, tenantID: tenant)
+                return (version, try s.evaluations(modelID: id, version: v, tenantID: tenant, page: PageRequest(limit: Self.versionEvaluations, offset: 0)))
             } }
-            return try JSONCoding.response(ModelVersionDTO(version))
+            return try JSONCoding.response(VersionWithEvaluationsDTO(version: ModelVersionDTO(version), evaluations: evaluations))
+        }
+        r.get("/v1/models/{id}/versions/{v}/evaluations") { [store] request, ctx in
+            let tenant = try ctx.tenantID(), id = try request.pathParameter("id")
+            let v = try Self.versionParameter(request)
+            let page = try Pagination(request)
+            let found = try storeCall { try store.read { s in
+                _ = try s.modelVersion(modelID: id, version: v, tenantID: tenant)
+                return try s.evaluations(modelID: id, version: v, tenantID: tenant, page: PageRequest(limit: page.limit, offset: page.offset))
+            } }
+            return try JSONCoding.response(ListPage(items: found.items.map(EvaluationDTO.init), nextOffset: found.nextOffset))
         }
         r.get("/v1/models/{id}/versions/{v}/weights") { [store] request, ctx in
             let tenant = try ctx.tenantID(), id = try request.pathParameter("id")
@@ -102,6 +113,10 @@ extension PFCService {
         }
     }
 
+    /// Evaluations summarized in `GET /v1/models/{id}/versions/{v}` (the first, oldest first; all of
+    /// them, whole, at `…/versions/{v}/evaluations`).
+    static let versionEvaluations = 50
+
     /// The `{v}` path parameter: a version number ≥ 0.
     static func versionParameter(_ request: Request) throws -> Int {
         let text = (try? request.pathParameter("v")) ?? ""
@@ -155,5 +170,19 @@ extension PFCService {
         guard let weights = arch.parameterCount, weights <= limits.maxParameters else {
             throw APIError.invalid("the model has \(arch.parameterCount.map { "\($0)" } ?? "too many") weights; the limit max_parameters is \(limits.maxParameters)")
         }
+    }
+}
+
+/// A version with its evaluations (issue 16): `ModelVersionDTO`'s fields plus `evaluations`
+/// (summaries) and `evaluations_next_offset` (where `…/evaluations` continues; null when all are shown).
+struct VersionWithEvaluationsDTO: Encodable {
+    var version: ModelVersionDTO
+    var evaluations: Page<Evaluation>
+    enum CodingKeys: String, CodingKey { case evaluations, evaluationsNextOffset = "evaluations_next_offset" }
+    func encode(to encoder: any Encoder) throws {
+        try version.encode(to: encoder)
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(evaluations.items.map(EvaluationSummaryDTO.init), forKey: .evaluations)
+        try c.encode(evaluations.nextOffset, forKey: .evaluationsNextOffset)
     }
 }

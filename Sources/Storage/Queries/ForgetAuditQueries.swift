@@ -2,7 +2,7 @@
 import Foundation
 
 private let auditColumns: SQL = """
-    id, tenant_id, model_id, version, request, batches, columns_reset, accuracy_before, accuracy_after, created_at
+    id, tenant_id, model_id, version, request, batches, columns_reset, accuracy_before, accuracy_after, verification, created_at
     """
 
 extension StoreOperations {
@@ -12,7 +12,7 @@ extension StoreOperations {
             try session.connection.execute("""
                 INSERT INTO forget_audits (\(sql: auditColumns)) VALUES (\(audit.id), \(audit.tenantID), \(audit.modelID),
                 \(audit.version), \(audit.request), \(audit.batches), \(audit.columnsReset), \(audit.accuracyBefore),
-                \(audit.accuracyAfter), \(audit.createdAt))
+                \(audit.accuracyAfter), \(audit.verification), \(audit.createdAt))
                 """)
         }
     }

@@ -17,11 +17,14 @@ public struct ForgetAudit: Codable, Sendable, Equatable {
     public var columnsReset: String
     public var accuracyBefore: Double?
     public var accuracyAfter: Double?
+    /// The membership-inference verification as JSON (issue 17; nil without a reference dataset).
+    public var verification: String?
     public var createdAt: Date
 
     /// A new audit row with a fresh id.
     public init(id: String = StoreID.make(), tenantID: String, modelID: String, version: Int, request: String, batches: String,
-                columnsReset: String, accuracyBefore: Double? = nil, accuracyAfter: Double? = nil, createdAt: Date = StoreClock.now()) {
+                columnsReset: String, accuracyBefore: Double? = nil, accuracyAfter: Double? = nil, verification: String? = nil,
+                createdAt: Date = StoreClock.now()) {
         self.id = id
         self.tenantID = tenantID
         self.modelID = modelID
@@ -31,6 +34,7 @@ public struct ForgetAudit: Codable, Sendable, Equatable {
         self.columnsReset = columnsReset
         self.accuracyBefore = accuracyBefore
         self.accuracyAfter = accuracyAfter
+        self.verification = verification
         self.createdAt = createdAt
     }
 
@@ -38,6 +42,7 @@ public struct ForgetAudit: Codable, Sendable, Equatable {
         self.init(id: try row.string("id"), tenantID: try row.string("tenant_id"), modelID: try row.string("model_id"),
                   version: try row.int("version"), request: try row.string("request"), batches: try row.string("batches"),
                   columnsReset: try row.string("columns_reset"), accuracyBefore: try row.optionalDouble("accuracy_before"),
-                  accuracyAfter: try row.optionalDouble("accuracy_after"), createdAt: try row.date("created_at"))
+                  accuracyAfter: try row.optionalDouble("accuracy_after"), verification: try row.optionalString("verification"),
+                  createdAt: try row.date("created_at"))
     }
 }
