@@ -54,6 +54,7 @@ def main():
     a.add_argument("--server", required=True)
     a.add_argument("--repeat", type=int, default=3)
     a.add_argument("--data", default=DATA)
+    a.add_argument("--only", default="", help="comma-separated substrings: run only the formats whose label contains one")
     args = a.parse_args()
     data_dir = tempfile.mkdtemp(prefix="pfc-upload-")
     port = free_port()
@@ -68,7 +69,10 @@ def main():
         key = open(os.path.join(data_dir, "default-api-key")).read().strip()
         print("| format | body | best | median | MB/s (best) |")
         print("|---|---|---|---|---|")
+        only = [o.strip().lower() for o in args.only.split(",") if o.strip()]
         for label, ctype, query, body in bodies(args.data):
+            if only and not any(o in label.lower() for o in only):
+                continue
             times = []
             for r in range(args.repeat):
                 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
