@@ -315,7 +315,7 @@ public struct CSVRowParser {
         while i < n && isBlank(p[i]) { i += 1 }
         guard i == n || p[i] == 0x2C, exponent >= -10, exponent <= 10 else { return nil }
         let m = Float(mantissa)
-        let v = exponent >= 0 ? m * exactPower(exponent) : m / exactPower(-exponent)
+        let v = exponent == 0 ? m : exponent > 0 ? m * exactPower(exponent) : m / exactPower(-exponent)
         return (negative ? -v : v, i + 1)
     }
 
