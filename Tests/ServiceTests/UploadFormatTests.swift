@@ -209,6 +209,61 @@ import TestSupport
         #expect(bytes.minFeature == floats.minFeature && bytes.maxLabel == floats.maxLabel && bytes.examples == 5000)
     }
 
+    /// A CSV of whole numbers in 0…255 is stored in the compact form; the first other value (a
+    /// fraction, −0, a label over 255) turns the rows so far into float32 rows, also after a spill.
+    @Test(arguments: Backend.all)
+    func csvOfBytesIsStoredCompactly(backend: Backend) throws {
+        try ServiceHarness.with(backend) { h in
+            let c = h.client
+            let rows = 3000, d = 50
+            var g = Bytes(state: 21)
+            let table = (0..<rows).map { _ in (0...d).map { i in i == 0 ? g.byte() % 10 : g.byte() } }
+            func csv(_ edit: (inout [[String]]) -> Void) -> Data {
+                var cells = table.map { $0.map { String($0) } }
+                edit(&cells)
+                return Data(("label," + (1...d).map { "f\($0)" }.joined(separator: ",") + "\n" + cells.map { $0.joined(separator: ",") }.joined(separator: "\n")).utf8)
+            }
+            let cases: [(String, Data, Int, (Int, Int) -> Float?)] = [
+                ("bytes", csv { _ in }, 20 + rows * (d + 1), { _, _ in nil }),
+                ("a fraction at row 2500", csv { $0[2500][7] = "0.5" }, 12 + rows * 4 * (d + 1), { r, j in r == 2500 && j == 7 ? 0.5 : nil }),
+                ("-0 at row 3", csv { $0[3][1] = "-0" }, 12 + rows * 4 * (d + 1), { r, j in r == 3 && j == 1 ? -0.0 : nil }),
+                ("256 at the last row", csv { $0[rows - 1][d] = "256" }, 12 + rows * 4 * (d + 1), { r, j in r == rows - 1 && j == d ? 256 : nil }),
+            ]
+            for (name, body, size, override) in cases {
+                let r = checked(try c.request("POST", "/v1/datasets?name=c", body: body, contentType: "text/csv"), "POST", "/v1/datasets")
+                #expect(r.status == 201, "\(name): \(r.text)")
+                let (ds, got) = try stored(h, r)
+                #expect(ds.byteSize == size, "\(name): \(ds.byteSize) bytes")
+                var expected: [UInt32] = []
+                for (i, row) in table.enumerated() { for j in 1...d { expected.append((override(i, j) ?? Float(row[j])).bitPattern) } }
+                let read: [UInt32] = got.features.storage.map(\.bitPattern)
+                #expect(read == expected, "\(name)")
+                #expect(got.labels == table.map { Int($0[0]) })
+            }
+            let label300 = checked(try c.request("POST", "/v1/datasets?name=c", body: csv { $0[1][0] = "300" }, contentType: "text/csv"), "POST", "/v1/datasets")
+            let (ds300, got300) = try stored(h, label300)
+            #expect(ds300.byteSize == 12 + rows * 4 * (d + 1) && got300.labels[1] == 300 && ds300.classes == 301)
+        }
+        // The conversion across a spill file, at the builder.
+        let builder = DatasetBuilder(flushBytes: 4096, compactIntegers: true)
+        for i in 0..<2000 { try builder.append(label: i % 7, features: [Float(i % 256), 3, 255, 0], row: i + 1) }
+        #expect(builder.encoding == .uint8(scale: 1) && builder.spilledBytes > 0)
+        try builder.append(label: 1, features: [0.25, 1, 2, 3], row: 2001)
+        #expect(builder.encoding == .float32)
+        let read = try builder.withChunks { next in
+            var reader = DatasetBlobReader()
+            while let chunk = try next() { try reader.consume(chunk) }
+            return try reader.finish(classes: 7)
+        }
+        var expected: [Float] = []
+        var labels: [Int] = []
+        for i in 0..<2000 { expected += [Float(i % 256), 3, 255, 0]; labels.append(i % 7) }
+        expected += [0.25, 1, 2, 3]
+        labels.append(1)
+        #expect(read.features.storage == expected)
+        #expect(read.labels == labels)
+    }
+
     /// Truncated, overlong and corrupt bodies of each format are 4xx and store nothing, also when the
     /// problem comes after the builder spilled to disk, and when the client stops mid-body.
     @Test(arguments: Backend.all)

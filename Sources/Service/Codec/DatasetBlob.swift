@@ -5,8 +5,9 @@
 // - "PFCDATA2" | features u32 | L u32 | rows: L × label i32, features × f32 (L > 1 labels per example:
 //   sequences labelled per step, −1 = no target).
 // - "PFCDATA3" | features u32 | scale f64 | rows: label u8, features × u8: the compact form of a uint8
-//   upload (`.npy` `|u1`), a quarter of the float32 size; feature b reads as `Float(Double(b) * scale)`,
-//   exactly the value the float32 form of the same upload stores.
+//   upload (`.npy` `|u1`, or a CSV whose labels and features are all whole numbers in 0…255, scale 1),
+//   a quarter of the float32 size; feature b reads as `Float(Double(b) * scale)`, exactly the value the
+//   float32 form of the same upload stores.
 // `DatasetBlobReader` is the one decode point: training, tasks, predict and NPEFF on stored datasets
 // all load through it.
 import Foundation
@@ -29,7 +30,11 @@ final class DatasetBuilder {
         case uint8(scale: Double)
     }
 
-    let encoding: Encoding
+    private(set) var encoding: Encoding
+    /// While set (CSV uploads), rows whose label and features are all whole numbers in 0…255 (not −0)
+    /// go to the compact uint8 form with scale 1; the first row that is not converts the rows so far to
+    /// float32 rows, once, and the upload goes on in float32.
+    private var compactWhileBytes: Bool
     private(set) var features: Int?
     /// Labels per example, fixed by the first row: 1, or T for per-step labels.
     private(set) var labelsPerExample: Int?
@@ -48,8 +53,9 @@ final class DatasetBuilder {
     /// Bytes written to the spill file.
     private(set) var spilledBytes = 0
 
-    init(encoding: Encoding = .float32, flushBytes: Int = 4 << 20) {
+    init(encoding: Encoding = .float32, flushBytes: Int = 4 << 20, compactIntegers: Bool = false) {
         self.encoding = encoding
+        self.compactWhileBytes = compactIntegers && encoding == .float32
         self.flushBytes = flushBytes
         buffer.reserveCapacity(flushBytes + (64 << 10))
     }
@@ -98,7 +104,7 @@ final class DatasetBuilder {
 
     /// One row of one label and its features: the same checks, one copy of the floats.
     func appendRow(label: Int, features values: UnsafeBufferPointer<Float>, row: Int) throws {
-        precondition(encoding == .float32, "rows of floats go to a float32 builder")
+        precondition(encoding == .float32 || compactWhileBytes, "rows of floats go to a float32 builder")
         if let d = features, d != values.count {
             throw APIError.invalid("row \(row) has \(values.count) features, expected \(d) (ragged rows)")
         }
@@ -116,6 +122,27 @@ final class DatasetBuilder {
         }
         if !finite, let col = values.firstIndex(where: { !$0.isFinite }) {
             throw APIError.invalid("row \(row), column \(col + 1): feature is not a finite number")
+        }
+        if compactWhileBytes {
+            if label <= 255 && values.allSatisfy({ $0.sign == .plus && $0 <= 255 && $0 == $0.rounded(.towardZero) }) {
+                if features == nil {
+                    features = values.count
+                    labelsPerExample = 1
+                    encoding = .uint8(scale: 1)
+                    buffer.append(contentsOf: Self.magicBytes)
+                    appendU32(UInt32(values.count))
+                    withUnsafeBytes(of: (1.0).bitPattern.littleEndian) { buffer.append(contentsOf: $0) }
+                }
+                buffer.append(UInt8(label))
+                for v in values { buffer.append(UInt8(v)) }
+                minFeature = least
+                examples += 1
+                maxLabel = max(maxLabel, label)
+                if buffer.count >= flushBytes { try flush() }
+                return
+            }
+            compactWhileBytes = false
+            try convertToFloat32()
         }
         if features == nil {
             features = values.count
@@ -171,6 +198,47 @@ final class DatasetBuilder {
             offset += n
             if buffer.count >= flushBytes { try flush() }
         }
+    }
+
+    /// Rewrites the compact rows written so far (buffer and spill file) as float32 rows.
+    private func convertToFloat32() throws {
+        guard case .uint8(let scale) = encoding, let d = features else { return }
+        let oldSpill = spill, oldBuffer = buffer
+        spill = nil
+        spilledBytes = 0
+        buffer = []
+        buffer.reserveCapacity(flushBytes + (64 << 10))
+        encoding = .float32
+        buffer.append(contentsOf: Self.magic)
+        appendU32(UInt32(d))
+        let rowBytes = 1 + d
+        var skip = 20  // the compact header
+        var carry: [UInt8] = []
+        var floats = [Float](repeating: 0, count: d)
+        func feed(_ chunk: UnsafeRawBufferPointer) throws {
+            var work = carry
+            work.append(contentsOf: chunk)
+            let start = Swift.min(skip, work.count)
+            skip -= start
+            let rows = (work.count - start) / rowBytes
+            try work.withUnsafeBufferPointer { w in
+                for r in 0..<rows {
+                    let row = w.baseAddress! + start + r * rowBytes
+                    appendU32(UInt32(row[0]))
+                    for i in 0..<d { floats[i] = Float(Double(row[1 + i]) * scale) }
+                    floats.withUnsafeBufferPointer { appendFloats($0) }
+                    if buffer.count >= flushBytes { try flush() }
+                }
+            }
+            carry = Array(work[(start + rows * rowBytes)...])
+        }
+        if let oldSpill {
+            try oldSpill.seek(toOffset: 0)
+            while let chunk = try oldSpill.read(upToCount: datasetChunkSize), !chunk.isEmpty { try chunk.withUnsafeBytes { try feed($0) } }
+            try oldSpill.close()
+        }
+        try oldBuffer.withUnsafeBytes { try feed($0) }
+        precondition(carry.isEmpty && skip == 0, "the compact rows convert whole")
     }
 
     private func appendU32(_ v: UInt32) {

@@ -102,7 +102,7 @@ struct DatasetUpload {
         let name = try validName(request.queryValue("name"))
         let form = try SequenceForm.declared(query: request.queryValue)
         let shape = try queryShape(request)
-        let builder = DatasetBuilder()
+        let builder = DatasetBuilder(compactIntegers: true)
         var parser = CSVRowParser(source: "body")
         let emit: (Int, UnsafeBufferPointer<Float>, Int) throws -> Void = { label, row, line in
             try builder.appendRow(label: label, features: row, row: line)
