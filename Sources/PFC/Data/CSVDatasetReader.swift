@@ -188,6 +188,18 @@ public struct CSVRowParser {
         var next = first.next
         var column = 2
         while next <= n {
+            // The fused fast path reads the field and its number in one pass; anything unusual
+            // (many digits, a large exponent, inf, hex, a stray character) re-reads it below.
+            if let (fast, after) = Self.fastField(p, from: next, count: n) {
+                if rules.requireNonNegative && fast < 0 {
+                    let f = field(next)
+                    throw fail(column, "negative feature \(text(f.lo, f.hi)): a non-negative PFC model needs features ≥ 0")
+                }
+                row.append(fast)
+                next = after
+                column += 1
+                continue
+            }
             let f = field(next)
             let v: Float
             if let fast = Self.float(p + f.lo, count: f.hi - f.lo) {
@@ -215,11 +227,103 @@ public struct CSVRowParser {
 
     private static let exactPowers: [Float] = [1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10]
 
+    /// 10^e for 0 ≤ e ≤ 22, exact in a Double (5²² < 2⁵³).
+    @inline(__always)
+    static func exactDoublePower(_ e: Int) -> Double {
+        switch e {
+        case 0: 1
+        case 1: 1e1
+        case 2: 1e2
+        case 3: 1e3
+        case 4: 1e4
+        case 5: 1e5
+        case 6: 1e6
+        case 7: 1e7
+        case 8: 1e8
+        case 9: 1e9
+        case 10: 1e10
+        case 11: 1e11
+        case 12: 1e12
+        case 13: 1e13
+        case 14: 1e14
+        case 15: 1e15
+        case 16: 1e16
+        case 17: 1e17
+        case 18: 1e18
+        case 19: 1e19
+        case 20: 1e20
+        case 21: 1e21
+        default: 1e22
+        }
+    }
+
+    /// 10^e for 0 ≤ e ≤ 10, exact in a Float (5¹⁰ < 2²⁴).
+    @inline(__always)
+    static func exactPower(_ e: Int) -> Float {
+        switch e {
+        case 0: 1
+        case 1: 1e1
+        case 2: 1e2
+        case 3: 1e3
+        case 4: 1e4
+        case 5: 1e5
+        case 6: 1e6
+        case 7: 1e7
+        case 8: 1e8
+        case 9: 1e9
+        default: 1e10
+        }
+    }
+
+    /// The feature field starting at `start` (blanks around it allowed) when it is a plain decimal
+    /// `[+-]digits[.digits][(e|E)[+-]digits]` within Clinger's fast path (mantissa < 2²⁴,
+    /// |exponent| ≤ 10: one correctly rounded operation on exact operands, so the value equals
+    /// `strtof`'s); returns the value and the index after the field's comma (n + 1 at the end of the
+    /// line). nil for anything else: the caller re-reads the field the slow way.
+    @inline(__always)
+    static func fastField(_ p: UnsafePointer<UInt8>, from start: Int, count n: Int) -> (Float, Int)? {
+        var i = start
+        while i < n && isBlank(p[i]) { i += 1 }
+        var negative = false
+        if i < n && (p[i] == 0x2D || p[i] == 0x2B) { negative = p[i] == 0x2D; i += 1 }
+        var mantissa: UInt32 = 0, exponent = 0, sawDigit = false
+        while i < n {
+            let digit = p[i] &- 0x30
+            guard digit < 10 else { break }
+            guard mantissa < 1_677_721 else { return nil }  // the next digit could reach 2²⁴
+            mantissa = mantissa &* 10 &+ UInt32(digit); i += 1; sawDigit = true
+        }
+        if i < n && p[i] == 0x2E {
+            i += 1
+            while i < n {
+                let digit = p[i] &- 0x30
+                guard digit < 10 else { break }
+                guard mantissa < 1_677_721 else { return nil }
+                mantissa = mantissa &* 10 &+ UInt32(digit); exponent -= 1; i += 1; sawDigit = true
+            }
+        }
+        guard sawDigit else { return nil }
+        if i < n && (p[i] == 0x65 || p[i] == 0x45) {
+            i += 1
+            var expNegative = false
+            if i < n && (p[i] == 0x2D || p[i] == 0x2B) { expNegative = p[i] == 0x2D; i += 1 }
+            var e = 0, expDigits = 0
+            while i < n, p[i] &- 0x30 < 10, expDigits < 3 { e = e * 10 + Int(p[i] &- 0x30); i += 1; expDigits += 1 }
+            guard expDigits > 0 else { return nil }
+            exponent += expNegative ? -e : e
+        }
+        while i < n && isBlank(p[i]) { i += 1 }
+        guard i == n || p[i] == 0x2C, exponent >= -10, exponent <= 10 else { return nil }
+        let m = Float(mantissa)
+        let v = exponent == 0 ? m : exponent > 0 ? m * exactPower(exponent) : m / exactPower(-exponent)
+        return (negative ? -v : v, i + 1)
+    }
+
     /// The plain decimal `[+-]digits[.digits][(e|E)[+-]digits]` as a Float when Clinger's fast path
     /// applies (mantissa < 2²⁴, |exponent| ≤ 10: one correctly rounded operation on exact operands);
     /// nil for anything else (the caller falls back to `Float(String)`).
     @inline(__always)
-    static func float(_ p: UnsafePointer<UInt8>, count n: Int) -> Float? {
+    public static func float(_ p: UnsafePointer<UInt8>, count n: Int) -> Float? {
         guard let (negative, mantissa, exponent) = decimal(p, count: n), mantissa < (1 << 24), abs(exponent) <= 10 else { return nil }
         let m = Float(mantissa)
         let v = exponent >= 0 ? m * exactPowers[exponent] : m / exactPowers[-exponent]
@@ -227,10 +331,9 @@ public struct CSVRowParser {
     }
 
     /// The same for a Double (mantissa < 2⁵³, |exponent| ≤ 22), for labels.
-    static func double(_ p: UnsafePointer<UInt8>, count n: Int) -> Double? {
+    public static func double(_ p: UnsafePointer<UInt8>, count n: Int) -> Double? {
         guard let (negative, mantissa, exponent) = decimal(p, count: n), mantissa < (1 << 53), abs(exponent) <= 22 else { return nil }
-        var scale = 1.0
-        for _ in 0..<abs(exponent) { scale *= 10 }  // exact up to 1e22
+        let scale = exactDoublePower(abs(exponent))
         let m = Double(mantissa)
         let v = exponent >= 0 ? m * scale : m / scale
         return negative ? -v : v
@@ -239,7 +342,7 @@ public struct CSVRowParser {
     /// Sign, integer mantissa and base-10 exponent of a plain decimal; nil when it is not one, or
     /// has more than 18 significant digits.
     @inline(__always)
-    static func decimal(_ p: UnsafePointer<UInt8>, count n: Int) -> (Bool, UInt64, Int)? {
+    public static func decimal(_ p: UnsafePointer<UInt8>, count n: Int) -> (Bool, UInt64, Int)? {
         var i = 0
         var negative = false
         if i < n && (p[i] == 0x2D || p[i] == 0x2B) { negative = p[i] == 0x2D; i += 1 }

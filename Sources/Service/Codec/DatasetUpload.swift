@@ -102,7 +102,7 @@ struct DatasetUpload {
         let name = try validName(request.queryValue("name"))
         let form = try SequenceForm.declared(query: request.queryValue)
         let shape = try queryShape(request)
-        let builder = DatasetBuilder()
+        let builder = DatasetBuilder(compactIntegers: true)
         var parser = CSVRowParser(source: "body")
         let emit: (Int, UnsafeBufferPointer<Float>, Int) throws -> Void = { label, row, line in
             try builder.appendRow(label: label, features: row, row: line)
@@ -136,19 +136,25 @@ struct DatasetUpload {
         }
     }
 
-    /// Streams NDJSON lines into the builder as they arrive: memory stays bounded by one line.
+    /// Streams NDJSON lines into the builder as they arrive: memory stays bounded by one line. The
+    /// common flat line comes from `NDJSONReader`'s fast path straight into the builder.
     static func ndjson(_ request: Request, limits: ServiceLimits) throws -> DatasetUpload {
         let name = try validName(request.queryValue("name"))
         let builder = DatasetBuilder()
         var form = try SequenceForm.declared(query: request.queryValue)
-        try NDJSONReader.forEachExample(in: request.body, maxBytes: limits.maxStreamedDatasetBytes) { example, line in
-            // Nested lines imply the form; every line must agree with the first (or the declared) one.
-            form = try SequenceForm.merge(declared: form, nested: example.nestedForm, where: "NDJSON line \(line)")
-            let values = example.features.map { Float($0) }
-            if let col = values.firstIndex(where: { !$0.isFinite }) {
-                throw APIError.invalid("row \(line), column \(col + 1): not a finite 32-bit number")
+        try NDJSONReader.forEachLine(in: request.body, maxBytes: limits.maxStreamedDatasetBytes) { parsed, line in
+            switch parsed {
+            case .flat(let label, let features):
+                try builder.appendRow(label: label, features: features, row: line)
+            case .decoded(let example):
+                // Nested lines imply the form; every line must agree with the first (or the declared) one.
+                form = try SequenceForm.merge(declared: form, nested: example.nestedForm, where: "NDJSON line \(line)")
+                let values = example.features.map { Float($0) }
+                if let col = values.firstIndex(where: { !$0.isFinite }) {
+                    throw APIError.invalid("row \(line), column \(col + 1): not a finite 32-bit number")
+                }
+                try builder.append(labels: try example.label.values(form: form, row: line), features: values, row: line)
             }
-            try builder.append(labels: try example.label.values(form: form, row: line), features: values, row: line)
             if builder.examples == 1 { try checkForm(form, features: builder.features) }  // fail a bad stream early
         }
         try checkForm(form, features: builder.features)

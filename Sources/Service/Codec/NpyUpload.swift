@@ -105,42 +105,46 @@ extension DatasetUpload {
         return value
     }
 
-    /// Streams a `.npy` body into the builder.
+    /// Streams a `.npy` body into the builder. A uint8 array is stored as it is (the compact form,
+    /// `DatasetBuilder.Encoding.uint8`, its rows copied in whole chunks); float32 and float64 become
+    /// float32 rows.
     static func npy(_ request: Request, limits: ServiceLimits) throws -> DatasetUpload {
         let name = try validName(request.queryValue("name"))
         let form = try SequenceForm.declared(query: request.queryValue)
         let shape = try queryShape(request)
         let scale = try scaleQuery(request)
-        let builder = DatasetBuilder()
+        var builder = DatasetBuilder()
         var pending: [UInt8] = []
         var header: NpyHeader?
         var rowBytes = 0, rowsRead = 0
         var row = [Float]()
         func rows(_ p: UnsafeRawBufferPointer, _ h: NpyHeader) throws {
             let count = p.count / rowBytes
+            guard count > 0 else { return }
             guard rowsRead + count <= h.rows else {
                 throw APIError.invalid(".npy data is longer than its shape (\(h.rows), \(h.columns)) says")
             }
             let d = h.columns - 1
+            if h.element == .uint8 {
+                try builder.appendByteRows(UnsafeRawBufferPointer(rebasing: p[0..<(count * rowBytes)]), features: d)
+                rowsRead += count
+                return
+            }
             for r in 0..<count {
                 let base = p.baseAddress! + r * rowBytes
                 let label: Double
                 switch h.element {
                 case .uint8:
-                    let v = base.assumingMemoryBound(to: UInt8.self)
-                    label = Double(v[0])
-                    for i in 0..<d { row[i] = Float(Double(v[i + 1]) * scale) }
+                    preconditionFailure("uint8 rows are copied whole")
                 case .float32:
-                    var first: Float = 0
-                    withUnsafeMutableBytes(of: &first) { $0.copyMemory(from: UnsafeRawBufferPointer(start: base, count: 4)) }
-                    label = Double(first)
+                    label = Double(base.loadUnaligned(as: Float.self))
                     row.withUnsafeMutableBytes { $0.copyMemory(from: UnsafeRawBufferPointer(start: base + 4, count: 4 * d)) }
                     if scale != 1 { let s = Float(scale); for i in 0..<d { row[i] *= s } }
                 case .float64:
-                    var v = [Double](repeating: 0, count: h.columns)
-                    v.withUnsafeMutableBytes { $0.copyMemory(from: UnsafeRawBufferPointer(start: base, count: rowBytes)) }
-                    label = v[0]
-                    for i in 0..<d { row[i] = Float(v[i + 1] * scale) }
+                    label = base.loadUnaligned(as: Double.self)
+                    row.withUnsafeMutableBufferPointer { out in
+                        for i in 0..<d { out[i] = Float(base.loadUnaligned(fromByteOffset: 8 * (i + 1), as: Double.self) * scale) }
+                    }
                 }
                 rowsRead += 1
                 let labelValue = try integerLabel(label, row: rowsRead)
@@ -158,6 +162,7 @@ extension DatasetUpload {
                 header = h
                 rowBytes = h.columns * h.element.size
                 row = [Float](repeating: 0, count: h.columns - 1)
+                if h.element == .uint8 { builder = DatasetBuilder(encoding: .uint8(scale: scale)) }
                 data = pending[h.dataOffset...]
                 pending = []
             }
