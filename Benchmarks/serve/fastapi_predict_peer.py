@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The predict benchmark's peer: FastAPI + PyTorch (CPU) serving a pfc-server PFC model's forward pass.
 
-    PFC_PEER_WEIGHTS=model.safetensors python3 Benchmarks/serve/fastapi_predict_peer.py --port 8090 [--workers 2]
+    cd Benchmarks/serve && PFC_PEER_WEIGHTS=model.safetensors python3 -m uvicorn fastapi_predict_peer:app --port 8090 --workers 2
 
 Loads the model exported by `GET /v1/models/{id}/versions/{v}/weights?format=safetensors` (tensors `wx`
 d×K, `wy` C×K, the architecture in the metadata) and answers `POST /v1/models/{id}/predict` with the same
@@ -10,7 +10,6 @@ Tests/Integration/safetensors_numpy.py does in NumPy), predictions, outputs and 
 vectors by h_k·W_y[ŷ, k]. Like pfc-server it forms A = W_xᵀW_x and η = 1/λmax(A) once at load.
 One torch thread per worker process; uvicorn with 2 workers (the machine's cores).
 """
-import argparse
 import json
 import os
 
@@ -108,14 +107,3 @@ async def predict(model_id: str, request: Request):
     explanations = [[{"block": 0, "component": int(k), "activation": float(h[b, k]), "contribution": float(v)}
                      for v, k in zip(vals[b].tolist(), idx[b].tolist())] for b in range(x.shape[0])]
     return {"model_version": 1, "predictions": pred.tolist(), "outputs": out.tolist(), "explanations": explanations}
-
-
-if __name__ == "__main__":
-    import uvicorn
-
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--port", type=int, required=True)
-    ap.add_argument("--workers", type=int, default=2)
-    a = ap.parse_args()
-    os.chdir(os.path.dirname(os.path.abspath(__file__)))
-    uvicorn.run("fastapi_predict_peer:app", host="127.0.0.1", port=a.port, workers=a.workers, log_level="warning", access_log=False)

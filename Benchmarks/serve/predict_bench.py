@@ -125,8 +125,9 @@ def main():
             weights = os.path.join(work, "model.safetensors")
             open(weights, "wb").write(blob)
             peer_port = free_port()
-            peer = subprocess.Popen([sys.executable, os.path.join(ROOT, "Benchmarks", "serve", "fastapi_predict_peer.py"),
-                                     "--port", str(peer_port), "--workers", "2"],
+            peer = subprocess.Popen([sys.executable, "-m", "uvicorn", "fastapi_predict_peer:app", "--host", "127.0.0.1",
+                                     "--port", str(peer_port), "--workers", "2", "--log-level", "warning", "--no-access-log"],
+                                    cwd=os.path.join(ROOT, "Benchmarks", "serve"),
                                     env={**os.environ, "PFC_PEER_WEIGHTS": weights, "OMP_NUM_THREADS": "1"})
             peer_base = f"http://127.0.0.1:{peer_port}"
             wait_healthy(peer_base)
