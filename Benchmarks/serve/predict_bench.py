@@ -119,6 +119,14 @@ def main():
         body = json.dumps({"inputs": [test_rows[0]]})
         path = f"/v1/models/{model['id']}/predict"
 
+        # The compute ceiling: the test rows as one request (parts of the batch size on every compute thread).
+        call("POST", path, {"inputs": test_rows[:64]})
+        t0 = time.time()
+        many = call("POST", path, {"inputs": test_rows})
+        took = time.time() - t0
+        print(f"one request of {len(many['predictions'])} rows: {took * 1000:.0f} ms = {len(test_rows) / took:.0f} rows/s "
+              f"(the forward-pass ceiling at this load)", flush=True)
+
         results = {}
         if os.environ.get("NO_PEER") != "1":
             blob = call("GET", f"/v1/models/{model['id']}/versions/1/weights?format=safetensors", raw=True)

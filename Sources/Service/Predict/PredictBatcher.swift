@@ -200,7 +200,10 @@ public final class PredictBatcher: Sendable {
         guard first else { return }
         for i in 0..<max(1, options.threads) {
             let thread = Thread { [self] in
-                while let batch = queue.nextBatch() { run(batch) }
+                while let batch = queue.nextBatch() {
+                    run(batch)
+                    queue.batchDone()
+                }
             }
             thread.name = "pfc-predict-\(i)"
             thread.stackSize = 4 << 20

@@ -3,9 +3,10 @@
 //
 // A request is cut into parts of at most `maxRows` rows when it is submitted. A compute thread
 // takes the oldest part, then every queued part with the same key (model, version, top,
-// every_step) that still fits in `maxRows`; while the batch has room and the oldest part has waited
-// less than `delay`, parts of that key submitted meanwhile join it directly. Then the batch runs.
-// With `delay` 0 batching is off: every part runs on its own.
+// every_step) that still fits in `maxRows`; while the batch has room, the oldest part has waited
+// less than `delay` and another batch is computing (so requests arrive concurrently), parts of that
+// key submitted meanwhile join it directly. Then the batch runs. A request of a lone client thus
+// never waits for the delay. With `delay` 0 batching is off: every part runs on its own.
 //
 // The bound: at most `maxRequests` requests wait (a request counts until its last part is taken
 // into a batch); one more is refused (503 with Retry-After), and nothing waits unboundedly.
@@ -98,6 +99,7 @@ final class PredictQueue<Item: Sendable>: @unchecked Sendable {
     private var partsLeft: [ObjectIdentifier: Int] = [:]
     private var closed = false
     private var held = false
+    private var running = 0
 
     init(maxRows: Int, delayNanoseconds: UInt64, maxRequests: Int) {
         self.maxRows = max(1, maxRows)
@@ -145,7 +147,9 @@ final class PredictQueue<Item: Sendable>: @unchecked Sendable {
         let batch = Forming(first)
         if delayNanoseconds > 0 {
             takeMatching(into: batch)
-            if batch.rows < maxRows && forming[first.key] == nil {
+            // Wait for company only while another batch computes: then requests are arriving
+            // concurrently and the wait fills this batch. A lone client's request runs at once.
+            if batch.rows < maxRows && forming[first.key] == nil && running > 0 {
                 forming[first.key] = batch
                 let deadline = first.enqueuedAt &+ delayNanoseconds
                 while batch.rows < maxRows && !closed && DispatchTime.now().uptimeNanoseconds < deadline {
@@ -155,7 +159,15 @@ final class PredictQueue<Item: Sendable>: @unchecked Sendable {
             }
         }
         compact()
+        running += 1
         return batch.entries
+    }
+
+    /// A batch `nextBatch` returned has been run.
+    func batchDone() {
+        lock.lock()
+        running -= 1
+        lock.unlock()
     }
 
     /// Moves queued parts of `batch`'s key that fit into it (oldest first).
