@@ -107,6 +107,8 @@ public struct PredictBatchStats: Sendable, Equatable {
     public var queueFull = 0
     /// Requests waiting for a compute thread now.
     public var waiting = 0
+    /// Batches computing now.
+    public var running = 0
 }
 
 /// The dynamic batcher: a bounded queue and `threads` compute threads (started on first use).
@@ -182,6 +184,7 @@ public final class PredictBatcher: Sendable {
     public var stats: PredictBatchStats {
         var s = counters.withLock { $0 }
         s.waiting = queue.waitingRequests
+        s.running = queue.runningBatches
         return s
     }
 

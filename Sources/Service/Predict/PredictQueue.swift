@@ -209,6 +209,9 @@ final class PredictQueue<Item: Sendable>: @unchecked Sendable {
         }
     }
 
+    /// Batches running now.
+    var runningBatches: Int { lock.lock(); defer { lock.unlock() }; return running }
+
     /// Requests waiting now (the number the bound applies to).
     var waitingRequests: Int { lock.lock(); defer { lock.unlock() }; return partsLeft.count }
 
