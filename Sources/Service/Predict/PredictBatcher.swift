@@ -130,6 +130,15 @@ public final class PredictBatcher: Sendable {
         public init() {}
     }
 
+    /// Histogram buckets that fit `pfc_predict_batch_rows` (a Prometheus factory's
+    /// `valueHistogramBuckets[label]`; the default value buckets are made for seconds).
+    public static let batchRowsBuckets: [Double] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
+    /// Histogram buckets that fit `pfc_predict_queue_delay_seconds` (`durationHistogramBuckets[label]`).
+    public static let queueDelayBuckets: [Duration] = [
+        .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5),
+        .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250), .seconds(1),
+    ]
+
     let options: Options
     let queue: PredictQueue<PredictPart>
     private let started = Mutex(false)
