@@ -15,6 +15,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"), // tests only: reads openapi.yaml
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"), // CoreMetrics: predict batch metrics
     ],
     targets: [
         // C shims: module maps only, no Swift.
@@ -42,6 +43,7 @@ let package = Package(
         .target(name: "Service", dependencies: [
             "PFC", "Linalg", "HTTP", "Storage", "NPEFF",
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
         ], resources: [
             // A symbolic link to ../openapi.yaml: the contract compiled into the binary (PackageResources.openapi_yaml).
             .embedInCode("OpenAPI/openapi.yaml"),

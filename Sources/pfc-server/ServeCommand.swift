@@ -104,6 +104,18 @@ struct ServeCommand: ParsableCommand {
     @Option(name: .customLong("quota-jobs"), help: "Queued plus running jobs per tenant (beyond: 429; 0: unlimited).")
     var quotaJobs: Int = TenantLimits().maxActiveJobs
 
+    @Option(help: "Most rows per prediction batch; larger requests are split into parts of this size (1…10000).")
+    var predictBatchRows: Int = ServiceConfiguration().predictBatchRows
+
+    @Option(help: "Milliseconds the oldest request of a forming prediction batch waits for more of the same model version (0: no batching; 0…1000).")
+    var predictBatchDelayMs: Double = ServiceConfiguration().predictBatchDelayMilliseconds
+
+    @Option(help: "Predictions waiting for a compute thread beyond which one more is answered 503 with Retry-After (1…1000000).")
+    var predictQueueLimit: Int = ServiceConfiguration().predictQueueLimit
+
+    @Option(help: "Compute threads running prediction batches; default all cores (1…256).")
+    var predictThreads: Int = ServiceConfiguration().predictThreads
+
     func run() throws {
         Self.boundMallocArenas()
         let level = Logger.Level(rawValue: logLevel) ?? .info
@@ -158,6 +170,7 @@ struct ServeCommand: ParsableCommand {
         }
         if let instanceID { serviceConfig.instanceID = instanceID }
         serviceConfig.tenantLimits = try tenantLimits()
+        try configurePredictions(&serviceConfig)
         if let key = try APIKeys.bootstrapDefaultTenant(store: store, dataDirectory: serviceConfig.dataDirectory) {
             FileHandle.standardOutput.write(Data(
                 "Created tenant 'default'. Its API key (shown once; also in \(serviceConfig.dataDirectory)/default-api-key):\n\(key)\n".utf8))
@@ -216,6 +229,21 @@ struct ServeCommand: ParsableCommand {
         // exit handlers (OpenBLAS's among them) would wait for it. Everything durable is written.
         fflush(nil)
         _exit(0)
+    }
+
+    /// The prediction batching flags, range-checked; predictions keep the handler deadline themselves.
+    private func configurePredictions(_ c: inout ServiceConfiguration) throws {
+        guard (1...10_000).contains(predictBatchRows) else { throw ValidationError("--predict-batch-rows must be in 1…10000") }
+        guard predictBatchDelayMs.isFinite, (0...1000).contains(predictBatchDelayMs) else {
+            throw ValidationError("--predict-batch-delay-ms must be in 0…1000 (0: no batching)")
+        }
+        guard (1...1_000_000).contains(predictQueueLimit) else { throw ValidationError("--predict-queue-limit must be in 1…1000000") }
+        guard (1...256).contains(predictThreads) else { throw ValidationError("--predict-threads must be in 1…256") }
+        c.predictBatchRows = predictBatchRows
+        c.predictBatchDelayMilliseconds = predictBatchDelayMs
+        c.predictQueueLimit = predictQueueLimit
+        c.predictThreads = predictThreads
+        c.predictTimeoutSeconds = handlerTimeoutSeconds
     }
 
     /// The rate and quota flags, range-checked.

@@ -32,6 +32,9 @@ public struct PFCBlock: Sendable {
     /// Basis size K.
     public var basis: Int { wx.cols }
 
+    /// Computes (and caches) A = W_xᵀW_x and η for the current W_x before a forward pass needs them.
+    public func prepareInference() { _ = gramCache.prepared(for: wx) }
+
     /// Everything one forward pass of the block produced.
     public struct Activation: Sendable {
         /// The code Hᵀ, B×K (one row per example).

@@ -194,6 +194,16 @@ public protocol Network: Sendable {
 }
 
 extension Network {
+    /// Computes the inference constants a forward pass would otherwise form on its first call and
+    /// keeps them with the network (shared by its copies): A = W_xᵀW_x and η = 1/λmax(A) of every
+    /// PFC block, A and η of the factorized RNN's stacked W_z. Everything else a forward pass
+    /// computes depends on the batch (per-example scales) or is negligible (the N momentum
+    /// coefficients, 1ᵀA); the MLP and the vanilla RNN have no constants beyond their weights.
+    public func prepareInference() {
+        for block in pfcBlocks { block.prepareInference() }
+        if let s = self as? SequenceClassifier, let f = s.model as? FactorizedRNN { f.prepareInference() }
+    }
+
     /// No PFC blocks (the default for the kinds without them).
     public var pfcBlocks: [PFCBlock] { [] }
     /// No block activations (the default for the kinds without PFC blocks).

@@ -32,6 +32,9 @@ public struct FactorizedRNN: GradientSequenceModel {
     /// target always, the recurrent input too without BPTT), so finite differences differentiate
     /// the same function the backward pass does.
     var detached: [Matrix]? = nil
+    /// A = W_zᵀW_z and η for the current W_z = [W_h; W_x], reused while the weights are unchanged
+    /// (every prediction of a served version; a training step's new weights replace it).
+    let gramCache = GramCache()
 
     /// A freshly initialised network: W ~ (U − 0.5)·scale when signed, U·scale when non-negative
     /// (research/pfc.md §2.2; the official `weights_noise_scale` is 0.01).
@@ -86,7 +89,7 @@ public struct FactorizedRNN: GradientSequenceModel {
         let b = steps.first?.cols ?? 0
         var hPrev = Matrix(rows: b, cols: hidden) // h_{−1} = 0
         var trace = Trace(codes: [], outputs: [])
-        let prepared = FISTAInference.gramAndStep(wz) // W_z is the same at every step
+        let prepared = gramCache.prepared(for: wz) // W_z is the same at every step (and every call)
         for (t, x) in steps.enumerated() {
             if !bptt, let fixed = detached { hPrev = fixed[t] }
             let z = Self.stack(hPrev, x)
@@ -101,6 +104,9 @@ public struct FactorizedRNN: GradientSequenceModel {
     }
 
     public func predict(_ steps: [Matrix]) -> [Matrix] { run(steps, keepTape: false).outputs }
+
+    /// Computes (and caches) A = W_zᵀW_z and η before the first prediction needs them.
+    func prepareInference() { _ = gramCache.prepared(for: stackedInputFactor) }
 
     public func lossAndGradients(_ batch: SequenceBatch) -> SequenceGradients {
         var trace = run(batch.steps, keepTape: true)

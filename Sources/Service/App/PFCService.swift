@@ -1,6 +1,7 @@
 // PFCService: wires the store, the job workers and every REST resource into one router.
 import Foundation
 import HTTP
+import CoreMetrics
 import Logging
 import PFC
 import Storage
@@ -27,6 +28,8 @@ public final class PFCService: Sendable {
     let logger: Logger
     /// Where access-log lines go; nil when `configuration.accessLog` is off. Flush it before exiting.
     public let accessLog: AccessLogWriter?
+    /// Runs predictions in batches on compute threads of its own.
+    public let predictBatcher: PredictBatcher
 
     /// A service over `store`; access-log lines go to `accessLog` (default: standard error).
     public init(store: any Store, configuration: ServiceConfiguration = ServiceConfiguration(),
@@ -47,6 +50,22 @@ public final class PFCService: Sendable {
         self.rateLimiter = limits.requestsPerSecond > 0
             ? RateLimiter(rate: limits.requestsPerSecond, burst: max(1, limits.requestBurst), capacity: max(1, limits.maxTrackedKeys)) : nil
         self.quotas = TenantQuotas(store: store, limits: limits)
+        self.predictBatcher = PredictBatcher(options: Self.predictOptions(configuration), metrics: MetricsSystem.factory)
+    }
+
+    deinit { predictBatcher.shutdown() }
+
+    /// The batcher's options from the configuration, clamped to their valid ranges.
+    static func predictOptions(_ c: ServiceConfiguration) -> PredictBatcher.Options {
+        var o = PredictBatcher.Options()
+        o.maxRows = min(max(1, c.predictBatchRows), 10_000)
+        let delay = c.predictBatchDelayMilliseconds.isFinite ? min(max(0, c.predictBatchDelayMilliseconds), 1000) : 0
+        o.maxDelay = .microseconds(Int64((delay * 1000).rounded()))
+        o.queueLimit = min(max(1, c.predictQueueLimit), 1_000_000)
+        o.threads = min(max(1, c.predictThreads), 256)
+        let t = c.predictTimeoutSeconds
+        o.timeout = t.isFinite && t > 0 ? .milliseconds(Int64((min(t, 86_400) * 1000).rounded(.up))) : nil
+        return o
     }
 
     /// A `pfc_job_events` NOTIFY payload (`<job id>:<revision>`) from the store's listen connection.
@@ -74,7 +93,7 @@ public final class PFCService: Sendable {
             OpsController(store: store, metrics: metrics, saturationSeconds: configuration.saturationSeconds, workers: workers,
                           eventStreams: eventStreams, rateLimiter: rateLimiter, accessLog: accessLog, quotas: quotas),
             DatasetController(store: store, limits: configuration.limits, quotas: quotas),
-            PredictController(models: models, limits: configuration.limits),
+            PredictController(models: models, limits: configuration.limits, batcher: predictBatcher),
             ComponentController(store: store, models: models),
             UIController(),
         ]

@@ -131,6 +131,24 @@ public struct ServiceConfiguration: Sendable {
     /// An identifier of this process for job leases. Default host name and pid.
     public var instanceID = "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)"
 
+    // Predictions (`Predict/PredictBatcher.swift`, issue 15): dynamic batching on compute threads.
+    /// Most rows one FISTA batch of predictions holds; requests with more rows are split into parts
+    /// of this size. Default 64 (chosen by `Benchmarks/serve/predict.sh`). Valid: 1…10 000.
+    public var predictBatchRows = 64
+    /// How long the oldest request of a forming batch waits for more requests of the same model
+    /// version (top, every_step) before the batch runs. Default 1 ms; 0 turns batching off (every
+    /// request runs alone, in parts of 512 rows). Valid: 0…1000.
+    public var predictBatchDelayMilliseconds: Double = 1
+    /// Requests waiting for a compute thread; one more is answered 503 `predict_queue_full` with
+    /// `Retry-After: 1`. Default 1024 (the server's default connection limit). Valid: 1…1 000 000.
+    public var predictQueueLimit = 1024
+    /// Compute threads that run prediction batches (each batch splits its FISTA over the engine's
+    /// compute threads with single-threaded BLAS). Default: the cores. Valid: 1…256.
+    public var predictThreads = ProcessInfo.processInfo.activeProcessorCount
+    /// A prediction not answered this many seconds after it arrived is answered 503 and its
+    /// compute stops (the handler deadline, which a deferred answer does not have). Default 120; 0: none.
+    public var predictTimeoutSeconds: Double = 120
+
     /// The defaults.
     public init() {}
 }

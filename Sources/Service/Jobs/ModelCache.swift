@@ -3,7 +3,7 @@ import Foundation
 import PFC
 import Synchronization
 
-/// Keeps up to `capacity` decoded networks, least recently used evicted first. Versions are
+/// Keeps up to `capacity` decoded networks with their inference constants, least recently used evicted first. Versions are
 /// immutable, so a cached (model, version) never goes stale; deleting a model evicts it.
 final class ModelCache: Sendable {
     private struct Entry { var network: any Network; var used: UInt64 }
@@ -21,6 +21,9 @@ final class ModelCache: Sendable {
             return s.entries[key]?.network
         }) { return hit }
         let loaded = try load()
+        // The inference constants (Gram matrices, η = 1/λmax) are formed once here and kept with the
+        // cached network: versions are immutable, so they hold for every later prediction.
+        loaded.prepareInference()
         state.withLock { s in
             s.clock += 1
             s.entries[key] = Entry(network: loaded, used: s.clock)

@@ -1,14 +1,17 @@
 // PredictRoutes: predictions with per-example explanations (the basis vectors that drove them).
+import Dispatch
 import Foundation
 import HTTP
 import Linalg
 import PFC
 import Storage
 
-/// `POST /v1/models/{id}/predict`: needs the models and the request limits.
+/// `POST /v1/models/{id}/predict`: needs the models, the request limits and the batcher.
 struct PredictController: RouteCollection {
     let models: ModelLoader
     let limits: ServiceLimits
+    /// Runs the predictions (`Predict/PredictBatcher.swift`).
+    let batcher: PredictBatcher
 
     func register(on r: inout Router) {
         r.post("/v1/models/{id}/predict") { [self] request, ctx in
@@ -50,33 +53,29 @@ struct PredictController: RouteCollection {
                 throw HTTPError(.conflict, code: "not_trained", message: "model \(id) is not trained yet (its only version is 0, the random "
                     + "initialization); train it (POST /v1/models/{id}/train or /tasks), or ask for \"version\": 0 explicitly")
             }
-            // Chunks bound the FISTA buffers (K × rows floats each) and let a cancelled request
-            // (client gone, deadline passed, shutdown) stop between and within chunks.
-            let token = ctx.computeToken
-            var predictions: [Int] = [], outputs: [[Float]] = [], explanations: [[ExplanationDTO]] = []
-            var stepPredictions: [[Int]]? = everyStep ? [] : nil
-            for start in stride(from: 0, to: x.cols, by: Self.predictChunkRows) {
-                let chunk = x.columns(start..<min(x.cols, start + Self.predictChunkRows))
-                let (out, expl, stepOutputs) = ComputeCancellation.run(token) { Self.explain(network, x: chunk, top: top, everyStep: everyStep) }
-                if token.isCancelled { throw requestAbandoned() }
-                if let bad = (0..<out.cols).first(where: { j in
-                    out.column(j).contains { !$0.isFinite } || expl[j].contains { !$0.activation.isFinite || !$0.contribution.isFinite }
-                }) {
-                    throw APIError.invalid("the model's outputs for inputs[\(start + bad)] are not finite numbers "
-                        + "(inputs too large for this model, or version \(version) diverged in training)")
-                }
-                predictions += out.columnArgmax()
-                outputs += (0..<out.cols).map { out.column($0) }
-                explanations += expl
-                if everyStep, let stepOutputs {
-                    let perStep = stepOutputs.map { $0.columnArgmax() }
-                    stepPredictions! += (0..<chunk.cols).map { b in perStep.map { $0[b] } }
-                }
-            }
-            return try JSONCoding.response(PredictResponse(
-                modelVersion: version, predictions: predictions,
-                outputs: outputs, explanations: explanations, stepPredictions: stepPredictions))
+            // Validated: the prediction runs on the batcher's compute threads, never on this handler
+            // thread. It is merged with other queued requests of the same version, top and every_step
+            // into one FISTA batch (large requests are cut into parts of the batch size, which also
+            // bound the FISTA buffers), and answered later, with exactly its own columns.
+            let answer = DeferredResponse()
+            let ticket = PredictTicket(network: network, version: version, top: top, everyStep: everyStep,
+                                       token: Self.token(ctx, timeout: batcher.options.timeout), answer: answer,
+                                       parts: (x.cols + batcher.partRows - 1) / batcher.partRows)
+            try batcher.submit(ticket, key: PredictBatchKey(modelID: id, version: version, top: top, everyStep: everyStep), x: x)
+            return .deferred(answer)
         }
+    }
+
+    /// Raised when the client is gone (or shutdown closed its connection), or `timeout` after the
+    /// request arrived: a deferred answer has no handler deadline, so the prediction keeps its own.
+    static func token(_ ctx: RequestContext, timeout: Duration?) -> CancellationToken {
+        let base = ctx.computeToken
+        guard let timeout else { return base }
+        let left = timeout - (ContinuousClock.now - ctx.receivedAt)
+        let c = left.components
+        let ns = max(0, c.seconds) &* 1_000_000_000 &+ max(0, c.attoseconds / 1_000_000_000)
+        let deadline = DispatchTime.now().uptimeNanoseconds &+ UInt64(clamping: ns)
+        return CancellationToken { base.isCancelled || DispatchTime.now().uptimeNanoseconds > deadline }
     }
 
     /// Rows per forward pass of a prediction.
