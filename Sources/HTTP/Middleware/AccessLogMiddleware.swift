@@ -35,7 +35,7 @@ public struct AccessLogMiddleware: Middleware {
             status: response.status.code, bytesOut: bytesOut,
             latencyMicroseconds: elapsed.seconds * 1_000_000 + elapsed.attoseconds / 1_000_000_000_000,
             peer: context.remoteAddress, time: AccessLogLine.now())
-        writer.append(line.formatted(format, label: context.logger.label, level: level.rawValue))
+        writer.append(line, format: format, label: context.logger.label, level: level.rawValue)
         return response
     }
 }

@@ -20,6 +20,10 @@ public struct Router: Sendable {
 
     private(set) var routes: [Route] = []
     private(set) var middleware: [any Middleware] = []
+    /// The body limit of routes whose `RouteOptions` set none, and of unmatched requests, when lower
+    /// than the server's `maxBodyBytes` (nil: that). Checked against Content-Length on the head,
+    /// before any body byte is read.
+    public var defaultMaxBodyBytes: Int?
 
     /// An empty router.
     public init() {}

@@ -45,10 +45,13 @@ extension Connection {
 
     private func startRequest(_ head: RequestHead) {
         let resolution = core.router.resolve(method: head.method, rawPath: head.rawPath)
-        let limit = resolution.options.maxBodyBytes ?? core.configuration.maxBodyBytes
+        // The route's own limit, known before any body byte is read: a Content-Length over it is
+        // answered 413 (naming it) at once and the connection closes; the body is never buffered.
+        let limit = resolution.options.bodyLimit(for: head.headers)
+            ?? min(core.router.defaultMaxBodyBytes ?? .max, core.configuration.maxBodyBytes)
         parser.setBodyLimit(limit)
         if case .length(let n) = head.framing, n > limit {
-            failRequest(HTTPParseError(.contentTooLarge, "body of \(n) bytes exceeds \(limit)"), head: head)
+            failRequest(.bodyTooLarge(limit: limit, declared: n), head: head)
             return
         }
         let context = RequestContext(requestID: RequestIDMiddleware.requestID(for: head.headers), route: resolution.template,

@@ -2,6 +2,7 @@
 import Foundation
 import HTTP
 import Logging
+import Metrics
 import PFC
 import Storage
 
@@ -13,6 +14,9 @@ public final class PFCService: Sendable {
     public let configuration: ServiceConfiguration
     /// Request counters and latency histograms, exported at `/metrics`.
     public let metrics: MetricsRegistry
+    /// swift-metrics instruments made with this factory (`Counter(label:dimensions:factory:)`, `Recorder`,
+    /// `Timer`) are this service's own and appear at `/metrics`; no global `MetricsSystem.bootstrap`.
+    public let metricsFactory: any MetricsFactory
     let modelCache: ModelCache
     /// Models and their networks, for the controllers that serve them.
     let models: ModelLoader
@@ -36,6 +40,7 @@ public final class PFCService: Sendable {
         self.store = store
         self.configuration = configuration
         self.metrics = metrics
+        self.metricsFactory = metrics.factory
         self.logger = logger
         self.modelCache = ModelCache(capacity: configuration.modelCacheSize)
         self.models = ModelLoader(store: store, cache: modelCache)
@@ -65,6 +70,8 @@ public final class PFCService: Sendable {
     /// The router with every route and middleware.
     public func makeRouter() -> Router {
         var r = Router()
+        // Routes without a limit of their own take JSON bodies: over this they are refused on the head.
+        r.defaultMaxBodyBytes = configuration.limits.maxRequestBytes
         r.use(RequestIDMiddleware())
         if let accessLog { r.use(AccessLogMiddleware(writer: accessLog, format: configuration.accessLogFormat)) }
         r.use(MetricsMiddleware(registry: metrics))
