@@ -9,6 +9,9 @@ extension Connection {
 
     /// Parses buffered input as far as the current state allows.
     func processInput() {
+        let wasParsing = parsing
+        parsing = true
+        defer { parsing = wasParsing }
         while !closed && !closing {
             if phase == .bodyDone { break }
             if phase == .streamingBody && streamPaused { break }
@@ -235,8 +238,8 @@ extension Connection {
         switch response.body {
         case .bytes(let body):
             if onQueue {
-                // Inline handler: finish on a later turn of this queue (no re-entrant parsing).
-                queue.async { [self] in sendBuffered(response.status, response.headers, body, head: head) }
+                // Inline handler: answer now; the parsing loop it runs in goes on with the next request.
+                sendBuffered(response.status, response.headers, body, head: head)
             } else {
                 // From a handler thread, `sync` runs the (non-blocking) send on this thread as soon
                 // as the queue is free, saving a thread wake-up per response.
@@ -428,7 +431,7 @@ extension Connection {
         }
         phase = .awaitingHead
         becameIdle()
-        processInput()
+        if !parsing { processInput() }
         if peerEOF && !inFlight && phase == .awaitingHead { closeGracefully() }
         updateReadInterest()
         armTimer()
