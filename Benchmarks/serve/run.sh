@@ -5,8 +5,9 @@
 #      text lines, info level, to a file), then on Hummingbird 2 (Benchmarks/serve/hummingbird-peer,
 #      built here from the package mirror into its own scratch folder; no request logging), one
 #      server at a time, each after a warm-up; prints req/s, p50, p99 and the ratio pfc / Hummingbird
-#      (target >= 1.0x). The healthz and echo pairs are interleaved (A B A B) and each ratio uses the
-#      better of its two rounds for each side, so one burst of the machine's other load does not
+#      (target >= 1.0x), and healthz with --no-access-log for the log's cost. The servers alternate
+#      (pfc, pfc without log, Hummingbird; ROUNDS times); the table shows each side's best round and
+#      the ratios per round and their median, so one burst of the machine's other load does not
 #      decide it.
 #   2. Authenticated GET /v1/models/{id} with 64 clients (target >= 15 000 req/s), access log on.
 #   3. When Benchmarks/serve/predict.sh is executable: `predict.sh "$SERVER_BIN"`, its output as is.
@@ -14,13 +15,13 @@
 # Usage: Benchmarks/serve/run.sh            (from anywhere)
 # Env:   DURATION=10s THREADS=2 CONNECTIONS=64 PORT=18090 PEER_PORT=18290
 #        SERVER_BIN=path/to/pfc-server (skip the build)   HB_BIN=path/to/hb-peer (skip the peer build)
-#        ROUNDS=2 (rounds of the healthz/echo pairs)
+#        ROUNDS=3 (rounds of the healthz/echo pairs)
 # Needs: wrk, curl, python3; the Swift toolchain and the package mirror for the builds.
 # The machine is shared: the load average is printed before and after; compare ratios within a run.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
-duration="${DURATION:-10s}"; threads="${THREADS:-2}"; conns="${CONNECTIONS:-64}"; rounds="${ROUNDS:-2}"
+duration="${DURATION:-10s}"; threads="${THREADS:-2}"; conns="${CONNECTIONS:-64}"; rounds="${ROUNDS:-3}"
 port="${PORT:-18090}"; peer_port="${PEER_PORT:-18290}"
 work="$(mktemp -d)"; pids=()
 cleanup() { for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
@@ -86,6 +87,9 @@ for r in $(seq 1 "$rounds"); do
   bench pfc_healthz "http://127.0.0.1:$port/healthz"
   bench pfc_echo "http://127.0.0.1:$port/echo" -s "$work/post.lua"
   stop_last
+  start_pfc --no-access-log
+  bench pfc_nolog_healthz "http://127.0.0.1:$port/healthz"
+  stop_last
   start_hb
   curl -sf "http://127.0.0.1:$peer_port/healthz" >/dev/null
   bench hb_healthz "http://127.0.0.1:$peer_port/healthz"
@@ -115,12 +119,20 @@ printf '\nwrk -t%s -c%s -d%s, %s cores, best of %s rounds; load average %s (befo
   "$threads" "$conns" "$duration" "$(nproc)" "$rounds" "$load_before" "$load_after"
 printf '%-26s %-26s %12s %9s %9s\n' route server "requests/s" "p50 ms" "p99 ms"
 row "GET /healthz" "pfc-server, access log on" pfc_healthz
+row "GET /healthz" "pfc-server, --no-access-log" pfc_nolog_healthz
 row "GET /healthz" "Hummingbird 2, no log" hb_healthz
 row "POST /echo (1 KiB)" "pfc-server, access log on" pfc_echo
 row "POST /echo (1 KiB)" "Hummingbird 2, no log" hb_echo
 row "GET /v1/models/{id} (auth)" "pfc-server, access log on" pfc_model
 echo "every round (req/s): pfc healthz $(cut -d' ' -f1 "$work/pfc_healthz.txt" | paste -sd' '), hb healthz $(cut -d' ' -f1 "$work/hb_healthz.txt" | paste -sd' '), pfc echo $(cut -d' ' -f1 "$work/pfc_echo.txt" | paste -sd' '), hb echo $(cut -d' ' -f1 "$work/hb_echo.txt" | paste -sd' ')"
-echo "ratio pfc-server (access log on) / Hummingbird 2: healthz $(ratio pfc_healthz hb_healthz), echo $(ratio pfc_echo hb_echo) (target >= 1.0x)"
+echo "ratio pfc-server (access log on) / Hummingbird 2, best round of each: healthz $(ratio pfc_healthz hb_healthz), echo $(ratio pfc_echo hb_echo) (target >= 1.0x)"
+# Per round: the two servers ran back to back, so these pairs shared the machine's load most closely.
+paste -d' ' <(cut -d' ' -f1 "$work/pfc_healthz.txt") <(cut -d' ' -f1 "$work/hb_healthz.txt") <(cut -d' ' -f1 "$work/pfc_echo.txt") <(cut -d' ' -f1 "$work/hb_echo.txt") \
+  | awk '{ printf "%.2f %.2f\n", $1/$2, $3/$4 }' > "$work/ratios.txt"
+awk '{ printf "round %d: healthz %sx, echo %sx\n", NR, $1, $2 }' "$work/ratios.txt"
+median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+echo "median of the rounds: healthz $(cut -d' ' -f1 "$work/ratios.txt" | median)x, echo $(cut -d' ' -f2 "$work/ratios.txt" | median)x"
+awk -v a="$(best pfc_healthz | cut -d' ' -f1)" -v b="$(best pfc_nolog_healthz | cut -d' ' -f1)" 'BEGIN { printf "access log on / off (healthz, best rounds): %.2fx\n", a/b }'
 awk -v a="$(best pfc_model | cut -d' ' -f1)" 'BEGIN { printf "authenticated GET /v1/models/{id}, 64 clients: %.0f req/s (target >= 15000)\n", a }'
 echo "access-log lines written (healthz and echo rounds): $log_lines; dropped at the end of the model run: $dropped"
 
