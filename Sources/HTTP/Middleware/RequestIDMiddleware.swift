@@ -43,8 +43,12 @@ public struct RequestIDMiddleware: Middleware {
 
     private static let counter = Atomic<UInt64>(0)
 
+    /// 16 lowercase hex digits, zero-padded.
     private static func hex(_ v: UInt64) -> String {
-        let s = String(v, radix: 16)
-        return String(repeating: "0", count: 16 - s.count) + s
+        String(unsafeUninitializedCapacity: 16) { out in
+            let digits = Array("0123456789abcdef".utf8)
+            for i in 0..<16 { out[i] = digits[Int((v >> UInt64(60 - 4 * i)) & 0xF)] }
+            return 16
+        }
     }
 }
