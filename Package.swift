@@ -15,7 +15,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"), // tests only: reads openapi.yaml
-        .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"), // CoreMetrics: predict batch metrics
+        // Metrics: the swift-metrics API, exported as Prometheus text by swift-prometheus (neither uses SwiftNIO).
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // C shims: module maps only, no Swift.
@@ -31,7 +33,10 @@ let package = Package(
         .target(name: "NPEFF", dependencies: ["PFC", "Linalg"]),
 
         // Transport and persistence.
-        .target(name: "HTTP", dependencies: ["CSSL", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "HTTP", dependencies: [
+            "CSSL", .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"), .product(name: "Prometheus", package: "swift-prometheus"),
+        ]),
         .target(name: "Storage", dependencies: [
             "CLibPQ", "CSQLite", "COpenSSL",
             .product(name: "Logging", package: "swift-log"),

@@ -37,7 +37,12 @@ struct SHA256Hex {
         EVP_DigestFinal_ex(context, &digest, &length)
         EVP_MD_CTX_free(context)
         context = nil
-        return digest.prefix(Int(length)).map { String(format: "%02x", $0) }.joined()
+        // Lowercase hex by hand: `String(format:)` per byte was 15 % of an authenticated request's time.
+        let hex = Array("0123456789abcdef".utf8)
+        var out = [UInt8]()
+        out.reserveCapacity(Int(length) * 2)
+        for b in digest.prefix(Int(length)) { out.append(hex[Int(b >> 4)]); out.append(hex[Int(b & 0xF)]) }
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// The hex SHA-256 of `data` in one call.

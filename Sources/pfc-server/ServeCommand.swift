@@ -275,7 +275,9 @@ struct ServeCommand: ParsableCommand {
     }
 
     private func addEcho(_ router: inout Router) {
-        router.post("/echo", options: RouteOptions(maxBodyBytes: 1 << 20)) { request, _ in
+        // On the connection queue, as Hummingbird runs its handlers on the event loop: the body is
+        // already read and the answer is a copy, so nothing here blocks.
+        router.post("/echo", options: RouteOptions(maxBodyBytes: 1 << 20, execution: .connectionQueue)) { request, _ in
             guard request.headers["Content-Type"]?.lowercased().hasPrefix("application/json") ?? false else {
                 throw HTTPError(.unsupportedMediaType, message: "Content-Type must be application/json")
             }

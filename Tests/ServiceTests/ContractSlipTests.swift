@@ -188,5 +188,39 @@ extension ContractSlipTests {
             // And the job as GET /v1/jobs/{id} shows it validates against the contract.
             _ = checked(try c.request("GET", "/v1/jobs/\(done["id"] as! String)"), "GET", "/v1/jobs/{id}")
         }
+
+    /// Slip 3: a body over its route's limit is refused on the head with a 413 naming that route's
+    /// own limit (not the server's 64 MiB), before any of it is read, and the connection closes.
+    /// Over a real socket: the head declares 70 MB but only a few bytes follow, so an answer that
+    /// waited for the body would never come (the read would time out, or the server would answer 408).
+    @Test(arguments: Backend.all)
+    func oversizedBodyIsRefusedOnTheHeadNamingTheRoutesLimit(backend: Backend) throws {
+        let location = HarnessLocation(backend)
+        defer { location.destroy() }
+        let h = try ServiceHarness(location, configureHTTP: { $0.maxBodyBytes = 64 << 20 })  // the server's default
+        defer { h.stop() }
+        let model = try h.client.json("POST", "/v1/models", ["name": "m", "kind": "pfc", "input_dim": 4, "output_dim": 2, "basis": 4, "iterations": 4]).object["id"] as! String
+        let cases: [(method: String, path: String, template: String, type: String, limit: String)] = [
+            ("POST", "/v1/models/\(model)/predict", "/v1/models/{id}/predict", "application/json", "16777216 bytes (16 MiB)"),
+            ("POST", "/v1/models", "/v1/models", "application/json; charset=utf-8", "16777216 bytes (16 MiB)"),
+            ("POST", "/v1/datasets?name=big", "/v1/datasets", "application/json", "67108864 bytes (64 MiB)"),
+        ]
+        for c in cases {
+            let conn = try TestClient(port: h.server.port, timeout: 30)
+            try conn.send("\(c.method) \(c.path) HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer \(h.key)\r\n"
+                          + "Content-Type: \(c.type)\r\nContent-Length: 70000000\r\n\r\n{\"inputs\":[[")
+            let r = checked(try conn.readResponse(), c.method, c.template)
+            #expect(r.status == 413 && r.errorCode == "payload_too_large", "\(c.path): \(r.text)")
+            #expect(r.errorMessage.contains("Content-Length 70000000") && r.errorMessage.contains("limit of \(c.limit)"), "\(c.path): \(r.errorMessage)")
+            #expect(r.header("Connection")?.lowercased() == "close")
+            #expect(conn.waitForClose(), "the connection closes after the 413")
+        }
+        // The same body size on the streamed CSV route (1 GiB) is not refused on the head: the
+        // server reads on (here the few bytes sent, then the client gives up).
+        let csv = try TestClient(port: h.server.port, timeout: 1)
+        try csv.send("POST /v1/datasets?name=big HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer \(h.key)\r\n"
+                     + "Content-Type: text/csv\r\nContent-Length: 70000000\r\n\r\n0,1,2\n")
+        #expect((try? csv.readResponse()) == nil, "no early answer for a body within the route's limit")
+        #expect(try h.store.datasets(tenantID: try h.tenantID(), page: PageRequest(limit: 10, offset: 0)).items.isEmpty)
     }
 }

@@ -11,8 +11,20 @@ public struct RequestContext: Sendable {
     public var route: String?
     /// The peer address, "ip:port".
     public let remoteAddress: String
-    /// A logger carrying the request id in its metadata.
-    public var logger: Logger
+    /// A logger carrying the request id (`request-id`) in its metadata. Made when read, so that a
+    /// request that logs nothing costs no metadata copy (swift-log's stream handler re-renders its
+    /// metadata on every change); setting it replaces the logger the id is added to.
+    public var logger: Logger {
+        get {
+            guard !requestID.isEmpty else { return baseLogger }
+            var l = baseLogger
+            l[metadataKey: "request-id"] = .string(requestID)
+            return l
+        }
+        set { baseLogger = newValue }
+    }
+    /// The logger without the request id (its level and label, read on every request).
+    var baseLogger: Logger
     /// The authenticated principal (the Service's tenant id), set by an authenticating middleware.
     public var principal: String?
     /// Free-form values middleware passes to handlers.
@@ -33,7 +45,7 @@ public struct RequestContext: Sendable {
         self.requestID = requestID
         self.route = route
         self.remoteAddress = remoteAddress
-        self.logger = logger
+        self.baseLogger = logger
         self.principal = principal
         self.attributes = attributes
         self.receivedAt = receivedAt

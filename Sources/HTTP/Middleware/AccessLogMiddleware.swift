@@ -24,7 +24,7 @@ public struct AccessLogMiddleware: Middleware {
     public func handle(_ request: Request, context: RequestContext,
                        next: (Request, RequestContext) throws -> Response) throws -> Response {
         let response = try next(request, context)
-        guard context.logger.logLevel <= level else { return response }
+        guard context.baseLogger.logLevel <= level else { return response }
         let elapsed = (ContinuousClock.now - context.receivedAt).components
         let bytesOut: Int? = switch response.body {
         case .bytes(let b): b.count
@@ -35,7 +35,7 @@ public struct AccessLogMiddleware: Middleware {
             status: response.status.code, bytesOut: bytesOut,
             latencyMicroseconds: elapsed.seconds * 1_000_000 + elapsed.attoseconds / 1_000_000_000_000,
             peer: context.remoteAddress, time: AccessLogLine.now())
-        writer.append(line.formatted(format, label: context.logger.label, level: level.rawValue))
+        writer.append(line, format: format, label: context.baseLogger.label, level: level.rawValue)
         return response
     }
 }

@@ -13,9 +13,10 @@ public struct MetricsMiddleware: Middleware {
                        next: (Request, RequestContext) throws -> Response) throws -> Response {
         let response = try next(request, context)
         let elapsed = ContinuousClock.now - context.receivedAt
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let c = elapsed.components
+        let ns = c.seconds < 0 ? 0 : c.seconds >= 1_000_000_000 ? Int64.max : c.seconds * 1_000_000_000 + c.attoseconds / 1_000_000_000
         registry.observe(method: request.method.rawValue, route: context.route ?? "unmatched",
-                         status: response.status.code, seconds: seconds)
+                         status: response.status.code, nanoseconds: ns)
         return response
     }
 }

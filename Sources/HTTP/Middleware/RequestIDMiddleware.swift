@@ -1,11 +1,11 @@
-// RequestIDMiddleware: echoes a sane `X-Request-Id` or generates one, and puts it in the context,
-// the logger's metadata and the response. The server already picks the id the same way for every
+// RequestIDMiddleware: echoes a sane `X-Request-Id` or generates one, and puts it in the context
+// (whose logger then carries it in its metadata) and the response. The server already picks the id the same way for every
 // request (so its own answers, parse errors included, carry one); the middleware keeps that id.
 
 import Synchronization
 
 /// Keeps `context.requestID` when the server set it, else takes `X-Request-Id` (when sane) or a
-/// fresh random id; puts it in the logger's metadata and echoes it.
+/// fresh random id (`context.logger` carries it in its metadata), and echoes it.
 public struct RequestIDMiddleware: Middleware {
     /// Makes the middleware.
     public init() {}
@@ -15,7 +15,6 @@ public struct RequestIDMiddleware: Middleware {
                        next: (Request, RequestContext) throws -> Response) throws -> Response {
         var ctx = context
         if ctx.requestID.isEmpty { ctx.requestID = Self.requestID(for: request.headers) }
-        ctx.logger[metadataKey: "request-id"] = .string(ctx.requestID)
         var response = try next(request, ctx)
         response.headers.replaceOrAdd(name: "X-Request-Id", value: ctx.requestID)
         return response
@@ -44,8 +43,12 @@ public struct RequestIDMiddleware: Middleware {
 
     private static let counter = Atomic<UInt64>(0)
 
+    /// 16 lowercase hex digits, zero-padded.
     private static func hex(_ v: UInt64) -> String {
-        let s = String(v, radix: 16)
-        return String(repeating: "0", count: 16 - s.count) + s
+        String(unsafeUninitializedCapacity: 16) { out in
+            let digits = Array("0123456789abcdef".utf8)
+            for i in 0..<16 { out[i] = digits[Int((v >> UInt64(60 - 4 * i)) & 0xF)] }
+            return 16
+        }
     }
 }

@@ -67,7 +67,7 @@ public struct HTTPRequestParser: Sendable {
         case .lengthBody(let remaining, let declared):
             if !lengthChecked {
                 lengthChecked = true
-                if declared > bodyLimit { throw HTTPParseError(.contentTooLarge, "body exceeds \(bodyLimit) bytes") }
+                if declared > bodyLimit { throw HTTPParseError.bodyTooLarge(limit: bodyLimit, declared: declared) }
             }
             if remaining == 0 { return finish(trailers: HTTPHeaders(), consumed: 0) }
             let n = min(remaining, buffer.count)
@@ -180,7 +180,7 @@ public struct HTTPRequestParser: Sendable {
                 guard b == 0x0A else { throw HTTPParseError(.badRequest, "bare CR in chunk size line") }
                 i += 1
                 let (total, overflow) = bodyBytes.addingReportingOverflow(size)
-                guard !overflow, total <= bodyLimit else { throw HTTPParseError(.contentTooLarge, "body exceeds \(bodyLimit) bytes") }
+                guard !overflow, total <= bodyLimit else { throw HTTPParseError.bodyTooLarge(limit: bodyLimit) }
                 bodyBytes = total
                 if size == 0 {
                     state = .trailers

@@ -24,8 +24,11 @@ public struct RouteOptions: Sendable {
 
     /// Body mode; default `.buffered`.
     public var body: BodyMode
-    /// Body limit for this route, overriding `HTTPServer.Configuration.maxBodyBytes`.
+    /// Body limit for this route, overriding `Router.defaultMaxBodyBytes` and `HTTPServer.Configuration.maxBodyBytes`.
     public var maxBodyBytes: Int?
+    /// Body limits by media type (lowercase, no parameters: "application/json"), for a route whose
+    /// limit depends on the body's `Content-Type`; other types get `maxBodyBytes`.
+    public var maxBodyBytesByContentType: [String: Int] = [:]
     /// Execution; default `.handlerPool`.
     public var execution: Execution
 
@@ -34,6 +37,15 @@ public struct RouteOptions: Sendable {
         self.body = body
         self.maxBodyBytes = maxBodyBytes
         self.execution = execution
+    }
+
+    /// The limit for a request with these headers (nil: the router's or server's default).
+    func bodyLimit(for headers: HTTPHeaders) -> Int? {
+        if !maxBodyBytesByContentType.isEmpty, let type = headers["Content-Type"] {
+            let media = type.split(separator: ";", maxSplits: 1).first.map { $0.trimmingASCIIWhitespace().lowercasedASCII() } ?? ""
+            if let limit = maxBodyBytesByContentType[media] { return limit }
+        }
+        return maxBodyBytes
     }
 
     /// Buffered body, default limit, handler pool.

@@ -20,6 +20,10 @@ public struct Router: Sendable {
 
     private(set) var routes: [Route] = []
     private(set) var middleware: [any Middleware] = []
+    /// The body limit of routes whose `RouteOptions` set none, and of unmatched requests, when lower
+    /// than the server's `maxBodyBytes` (nil: that). Checked against Content-Length on the head,
+    /// before any body byte is read.
+    public var defaultMaxBodyBytes: Int?
 
     /// An empty router.
     public init() {}
@@ -87,18 +91,18 @@ public struct Router: Sendable {
     }
 
     /// Runs the middleware chain around `resolution.handler`; never throws (errors become responses).
+    /// The chain is walked by index with non-escaping `next` closures: nothing is allocated for it per request.
     func respond(to request: Request, context: RequestContext, resolution: Resolution) -> Response {
-        let handler = resolution.handler
-        var next: @Sendable (Request, RequestContext) -> Response = { req, ctx in
-            ErrorResponse.catching(ctx) { try handler(req, ctx) }
+        run(0, request, context, resolution.handler)
+    }
+
+    private func run(_ index: Int, _ request: Request, _ context: RequestContext, _ handler: Handler) -> Response {
+        guard index < middleware.count else {
+            return ErrorResponse.catching(context) { try handler(request, context) }
         }
-        for mw in middleware.reversed() {
-            let inner = next
-            next = { req, ctx in
-                ErrorResponse.catching(ctx) { try mw.handle(req, context: ctx) { r, c in inner(r, c) } }
-            }
+        return ErrorResponse.catching(context) {
+            try middleware[index].handle(request, context: context) { r, c in run(index + 1, r, c, handler) }
         }
-        return next(request, context)
     }
 }
 

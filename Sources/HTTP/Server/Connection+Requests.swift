@@ -9,6 +9,9 @@ extension Connection {
 
     /// Parses buffered input as far as the current state allows.
     func processInput() {
+        let wasParsing = parsing
+        parsing = true
+        defer { parsing = wasParsing }
         while !closed && !closing {
             if phase == .bodyDone { break }
             if phase == .streamingBody && streamPaused { break }
@@ -45,10 +48,13 @@ extension Connection {
 
     private func startRequest(_ head: RequestHead) {
         let resolution = core.router.resolve(method: head.method, rawPath: head.rawPath)
-        let limit = resolution.options.maxBodyBytes ?? core.configuration.maxBodyBytes
+        // The route's own limit, known before any body byte is read: a Content-Length over it is
+        // answered 413 (naming it) at once and the connection closes; the body is never buffered.
+        let limit = resolution.options.bodyLimit(for: head.headers)
+            ?? min(core.router.defaultMaxBodyBytes ?? .max, core.configuration.maxBodyBytes)
         parser.setBodyLimit(limit)
         if case .length(let n) = head.framing, n > limit {
-            failRequest(HTTPParseError(.contentTooLarge, "body of \(n) bytes exceeds \(limit)"), head: head)
+            failRequest(.bodyTooLarge(limit: limit, declared: n), head: head)
             return
         }
         let context = RequestContext(requestID: RequestIDMiddleware.requestID(for: head.headers), route: resolution.template,
@@ -232,8 +238,8 @@ extension Connection {
         switch response.body {
         case .bytes(let body):
             if onQueue {
-                // Inline handler: finish on a later turn of this queue (no re-entrant parsing).
-                queue.async { [self] in sendBuffered(response.status, response.headers, body, head: head) }
+                // Inline handler: answer now; the parsing loop it runs in goes on with the next request.
+                sendBuffered(response.status, response.headers, body, head: head)
             } else {
                 // From a handler thread, `sync` runs the (non-blocking) send on this thread as soon
                 // as the queue is free, saving a thread wake-up per response.
@@ -425,7 +431,7 @@ extension Connection {
         }
         phase = .awaitingHead
         becameIdle()
-        processInput()
+        if !parsing { processInput() }
         if peerEOF && !inFlight && phase == .awaitingHead { closeGracefully() }
         updateReadInterest()
         armTimer()

@@ -73,6 +73,9 @@ final class Connection: @unchecked Sendable {
     /// The body failed before the consumer was started: it gets this at `start`.
     var consumerFailure: (any Error)?
     var unrelatedPending = 0
+    /// True while `processInput` runs: a response finished inside it (an inline handler's) lets the
+    /// running loop go on to the next pipelined request instead of re-entering it.
+    var parsing = false
     /// Numbers the handler runs of this connection; the one whose deadline passed is abandoned.
     var handlerSerial = 0
     var abandonedSerial = 0

@@ -54,6 +54,13 @@ public final class AccessLogWriter: Sendable {
         return line.withUTF8 { sink.append($0) }
     }
 
+    /// Formats `line` straight into the buffer (no String, no allocation once the buffer has grown);
+    /// false when it did not fit and was dropped (counted in `droppedLines`). Never waits for the destination.
+    @discardableResult
+    func append(_ line: AccessLogLine, format: AccessLogFormat, label: String, level: String) -> Bool {
+        sink.append { out, clock in line.write(format, label: label, level: level, into: &out, clock: &clock) }
+    }
+
     /// Lines dropped because the buffer was full.
     public var droppedLines: Int { sink.counts().bufferFull }
 
@@ -111,6 +118,8 @@ private final class AccessLogSink: @unchecked Sendable {
     private var doneBytes = 0
     private var droppedFull = 0
     private var droppedWriteError = 0
+    /// The formatted current second of the lines' timestamps.
+    private var clock = AccessLogClock()
 
     init(fd: Int32, capacity: Int, flushInterval: Duration, ownsFD: Bool) {
         self.fd = fd
@@ -127,14 +136,26 @@ private final class AccessLogSink: @unchecked Sendable {
     }
 
     func append(_ line: UnsafeBufferPointer<UInt8>) -> Bool {
+        append { out, _ in out.append(contentsOf: line) }
+    }
+
+    /// Runs `write` (which appends one line) on the buffer under the lock; takes the line back out and
+    /// counts it dropped when it made the buffer exceed `capacity`.
+    func append(_ write: (inout [UInt8], inout AccessLogClock) -> Void) -> Bool {
         lock.lock()
         defer { lock.unlock() }
-        guard !stopping, pending.count + line.count <= capacity else {
+        guard !stopping, pending.count < capacity else {
             droppedFull += 1
             return false
         }
-        pending.append(contentsOf: line)
-        acceptedBytes += line.count
+        let start = pending.count
+        write(&pending, &clock)
+        guard pending.count <= capacity else {
+            pending.removeSubrange(start...)
+            droppedFull += 1
+            return false
+        }
+        acceptedBytes += pending.count - start
         switch state {
         case .notStarted:
             state = .busy

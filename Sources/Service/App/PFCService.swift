@@ -3,6 +3,7 @@ import Foundation
 import HTTP
 import CoreMetrics
 import Logging
+import Metrics
 import PFC
 import Storage
 
@@ -14,6 +15,9 @@ public final class PFCService: Sendable {
     public let configuration: ServiceConfiguration
     /// Request counters and latency histograms, exported at `/metrics`.
     public let metrics: MetricsRegistry
+    /// swift-metrics instruments made with this factory (`Counter(label:dimensions:factory:)`, `Recorder`,
+    /// `Timer`) are this service's own and appear at `/metrics`; no global `MetricsSystem.bootstrap`.
+    public let metricsFactory: any MetricsFactory
     let modelCache: ModelCache
     /// Models and their networks, for the controllers that serve them.
     let models: ModelLoader
@@ -39,6 +43,7 @@ public final class PFCService: Sendable {
         self.store = store
         self.configuration = configuration
         self.metrics = metrics
+        self.metricsFactory = metrics.factory
         self.logger = logger
         self.modelCache = ModelCache(capacity: configuration.modelCacheSize)
         self.models = ModelLoader(store: store, cache: modelCache)
@@ -50,7 +55,7 @@ public final class PFCService: Sendable {
         self.rateLimiter = limits.requestsPerSecond > 0
             ? RateLimiter(rate: limits.requestsPerSecond, burst: max(1, limits.requestBurst), capacity: max(1, limits.maxTrackedKeys)) : nil
         self.quotas = TenantQuotas(store: store, limits: limits)
-        self.predictBatcher = PredictBatcher(options: Self.predictOptions(configuration), metrics: MetricsSystem.factory)
+        self.predictBatcher = PredictBatcher(options: Self.predictOptions(configuration), metrics: metrics.factory)
     }
 
     deinit { predictBatcher.shutdown() }
@@ -84,6 +89,8 @@ public final class PFCService: Sendable {
     /// The router with every route and middleware.
     public func makeRouter() -> Router {
         var r = Router()
+        // Routes without a limit of their own take JSON bodies: over this they are refused on the head.
+        r.defaultMaxBodyBytes = configuration.limits.maxRequestBytes
         r.use(RequestIDMiddleware())
         if let accessLog { r.use(AccessLogMiddleware(writer: accessLog, format: configuration.accessLogFormat)) }
         r.use(MetricsMiddleware(registry: metrics))

@@ -12,7 +12,9 @@ struct DatasetController: RouteCollection {
 
     func register(on r: inout Router) {
         // Streaming body: NDJSON is consumed as it arrives; JSON and CSV are collected up to their limit.
-        r.post("/v1/datasets", options: .streaming(maxBodyBytes: limits.maxStreamedDatasetBytes)) { [store, quotas] request, ctx in
+        var upload = RouteOptions.streaming(maxBodyBytes: limits.maxStreamedDatasetBytes)
+        upload.maxBodyBytesByContentType["application/json"] = limits.maxDatasetBytes  // refused on the head when over
+        r.post("/v1/datasets", options: upload) { [store, quotas] request, ctx in
             let tenant = try ctx.tenantID()
             try quotas.admitDatasetUpload(tenantID: tenant)
             let upload = try DatasetUpload.parse(request, limits: limits)
