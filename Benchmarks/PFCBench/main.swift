@@ -165,10 +165,8 @@ func calibrate() {
                     let g = time { SparseRowKernels.gatherAccumulate(rows: bc, capacity: k, counts: cp.baseAddress!, indices: ip.baseAddress!, values: vp.baseAddress!,
                                                                      a: ap.baseAddress!, lda: k, n: k, out: op.baseAddress!, ldo: k, panelRows: k) }
                     let s = time {
-                        for r in 0..<bc {
-                            SparseRowKernels.scatterRow(count: Int(cp[r]), indices: ip.baseAddress! + r * k, values: vp.baseAddress! + r * k,
-                                                        x: zp.baseAddress! + r * k, n: k, c: abp.baseAddress!, ldc: k)
-                        }
+                        SparseRowKernels.scatterTransposed(rows: bc, capacity: k, k: k, counts: cp.baseAddress!, indices: ip.baseAddress!,
+                                                           values: vp.baseAddress!, z: zp.baseAddress!, ldz: k, n: k, c: abp.baseAddress!, ldc: k)
                     }
                     return (g, s)
                 } } }

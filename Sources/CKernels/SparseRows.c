@@ -2,6 +2,7 @@
 // version selected at run time by CPUID.
 #include "CKernels.h"
 #include <stddef.h>
+#include <stdlib.h>
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -45,6 +46,30 @@ static void scatter_portable(long count, const int32_t *idx, const float *val, c
         const float s = val[m];
         for (long j = 0; j < n; j++) p[j] += s * x[j];
     }
+}
+
+// Transposes the row lists into column lists: for column kk, rows[start[kk] ..< start[kk + 1]] and
+// their values. `start` has k + 1 entries.
+static void transpose_lists(long rows, long capacity, long k, const int32_t *counts, const int32_t *indices,
+                            const float *values, int32_t *start, int32_t *rowOf, float *valueOf) {
+    for (long kk = 0; kk <= k; kk++) start[kk] = 0;
+    for (long r = 0; r < rows; r++) {
+        const int32_t *ri = indices + r * capacity;
+        for (long m = 0; m < counts[r]; m++) start[ri[m] + 1]++;
+    }
+    for (long kk = 0; kk < k; kk++) start[kk + 1] += start[kk];
+    // Fill using start as a running cursor, then shift it back.
+    for (long r = 0; r < rows; r++) {
+        const int32_t *ri = indices + r * capacity;
+        const float *rv = values + r * capacity;
+        for (long m = 0; m < counts[r]; m++) {
+            const int32_t pos = start[ri[m]]++;
+            rowOf[pos] = (int32_t)r;
+            valueOf[pos] = rv[m];
+        }
+    }
+    for (long kk = k; kk > 0; kk--) start[kk] = start[kk - 1];
+    start[0] = 0;
 }
 
 // MARK: AVX2 + FMA
@@ -188,6 +213,28 @@ void pfc_gather_accumulate(long rows, long capacity, const int32_t *counts, cons
     if (level() == 1) { gather_avx2(rows, capacity, counts, indices, values, a, lda, n, out, ldo, width); return; }
 #endif
     gather_portable(rows, capacity, counts, indices, values, a, lda, n, out, ldo, width);
+}
+
+int pfc_scatter_transposed(long rows, long capacity, long k, const int32_t *counts, const int32_t *indices,
+                           const float *values, const float *z, long ldz, long n, float *c, long ldc) {
+    long nnz = 0;
+    for (long r = 0; r < rows; r++) nnz += counts[r];
+    if (nnz == 0) return 0;
+    int32_t *start = malloc(sizeof(int32_t) * (size_t)(k + 1));
+    int32_t *rowOf = malloc(sizeof(int32_t) * (size_t)nnz);
+    float *valueOf = malloc(sizeof(float) * (size_t)nnz);
+    if (!start || !rowOf || !valueOf) { free(start); free(rowOf); free(valueOf); return -1; }
+    transpose_lists(rows, capacity, k, counts, indices, values, start, rowOf, valueOf);
+    // Column kk of S gathers its rows of Z into row kk of C: the gather kernel with Z as the matrix.
+    const long width = n;
+    for (long kk = 0; kk < k; kk++) {
+        const long cnt = start[kk + 1] - start[kk];
+        if (cnt == 0) continue;
+        pfc_gather_accumulate(1, cnt, (const int32_t[]){(int32_t)cnt}, rowOf + start[kk], valueOf + start[kk], z, ldz, n,
+                              c + kk * ldc, ldc, width);
+    }
+    free(start); free(rowOf); free(valueOf);
+    return 0;
 }
 
 void pfc_scatter_row(long count, const int32_t *indices, const float *values, const float *x, long n, float *c,

@@ -32,6 +32,21 @@ public enum SparseRowKernels {
         pfc_scatter_row(count, indices, values, x, n, c, ldc)
     }
 
+    /// `c[k, 0..<n] += Σ_r S[r, k] · z[r, 0..<n]` (C += Sᵀ·Z, C: K × n, Z: rows × n) for S given as
+    /// `rows` sparse rows in fixed-capacity slots (as in `gatherAccumulate`) over K = `k` columns.
+    /// The lists are transposed first, so each listed row of C is read and written once while the
+    /// rows of Z (a chunk: small, in cache) are gathered into it; cheaper than a `scatterRow` per row
+    /// of S, which streams the listed rows of C once per row. Falls back to `scatterRow` when the
+    /// transposed lists cannot be allocated.
+    public static func scatterTransposed(rows: Int, capacity: Int, k: Int, counts: UnsafePointer<Int32>, indices: UnsafePointer<Int32>,
+                                         values: UnsafePointer<Float>, z: UnsafePointer<Float>, ldz: Int, n: Int,
+                                         c: UnsafeMutablePointer<Float>, ldc: Int) {
+        if pfc_scatter_transposed(rows, capacity, k, counts, indices, values, z, ldz, n, c, ldc) == 0 { return }
+        for r in 0..<rows {
+            scatterRow(count: Int(counts[r]), indices: indices + r * capacity, values: values + r * capacity, x: z + r * ldz, n: n, c: c, ldc: ldc)
+        }
+    }
+
     /// The kernels' instruction set: `.avx2FMA` where the CPU has AVX2 and FMA (x86-64), else `.portable`
     /// (C compiled for the baseline). Chosen once at run time; settable for tests and benchmarks.
     public enum VectorLevel: Int32, Sendable { case portable = 0, avx2FMA = 1 }

@@ -80,4 +80,37 @@ import Testing
         }
         SparseRowKernels.setVectorLevel(.avx2FMA)
     }
+
+    @Test(arguments: cases.indices)
+    func transposedScatterMatchesLoop(_ i: Int) {
+        let c = Self.cases[i]
+        var rng = SeededRandom(seed: UInt64(47 + i))
+        let z = (0..<(c.rows * c.n)).map { _ in (rng.uniform() * 2 - 1) }
+        var counts = [Int32](repeating: 0, count: c.rows), idx = [Int32](repeating: 0, count: c.rows * c.k)
+        var vals = [Float](repeating: 0, count: c.rows * c.k)
+        for r in 0..<c.rows {
+            var m = 0
+            for col in 0..<c.k where Double(rng.uniform()) < c.density {
+                idx[r * c.k + m] = Int32(col); vals[r * c.k + m] = (rng.uniform() * 4 - 2); m += 1
+            }
+            counts[r] = Int32(m)
+        }
+        let start = (0..<(c.k * c.n)).map { _ in (rng.uniform() * 2 - 1) }
+        var want = start.map(Double.init)
+        for r in 0..<c.rows { for m in 0..<Int(counts[r]) {
+            let row = Int(idx[r * c.k + m])
+            for j in 0..<c.n { want[row * c.n + j] += Double(vals[r * c.k + m]) * Double(z[r * c.n + j]) }
+        } }
+        for level in levels() {
+            SparseRowKernels.setVectorLevel(level)
+            var out = start
+            out.withUnsafeMutableBufferPointer { o in
+                SparseRowKernels.scatterTransposed(rows: c.rows, capacity: c.k, k: c.k, counts: counts, indices: idx, values: vals,
+                                                   z: z, ldz: c.n, n: c.n, c: o.baseAddress!, ldc: c.n)
+            }
+            let worst = zip(out, want).map { abs(Double($0) - $1) }.max() ?? 0
+            #expect(worst < 1e-4, "transposed scatter at \(level): worst error \(worst)")
+        }
+        SparseRowKernels.setVectorLevel(.avx2FMA)
+    }
 }

@@ -21,6 +21,14 @@ void pfc_gather_accumulate(long rows, long capacity, const int32_t *counts, cons
 void pfc_scatter_row(long count, const int32_t *indices, const float *values, const float *x, long n,
                      float *c, long ldc);
 
+/// c[k, 0..<n] += Σ_r S[r, k] · z[r·ldz ..< +n] (C += Sᵀ·Z) for S given as `rows` sparse rows
+/// (fixed-capacity slots: counts, indices, values as in `pfc_gather_accumulate`), K = `k` columns.
+/// The lists are transposed first (per column of S, the rows that list it), so each listed row of C
+/// is read and written once while rows of Z (small, in cache) are gathered into it. Returns 0, or -1
+/// when the scratch memory could not be allocated (nothing is written then).
+int pfc_scatter_transposed(long rows, long capacity, long k, const int32_t *counts, const int32_t *indices,
+                           const float *values, const float *z, long ldz, long n, float *c, long ldc);
+
 /// Which implementation runs: 1 = AVX2 + FMA, 0 = portable C (compiled for the baseline).
 int pfc_kernels_vector_level(void);
 
