@@ -27,8 +27,9 @@ let package = Package(
         .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),  // HTTP's TLS transport
 
-        // Pure compute.
-        .target(name: "Linalg", dependencies: ["CBLAS"]),
+        // Pure compute. CKernels: the active-set FISTA's sparse-row kernels in C (AVX2 + FMA chosen at run time).
+        .target(name: "CKernels"),
+        .target(name: "Linalg", dependencies: ["CBLAS", "CKernels"]),
         .target(name: "PFC", dependencies: ["Linalg"]),
         .target(name: "NPEFF", dependencies: ["PFC", "Linalg"]),
 

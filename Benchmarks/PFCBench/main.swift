@@ -135,8 +135,10 @@ func train(_ start: PFCClassifier, _ data: LabeledDataset, first: Int, steps: In
 /// Times the sparse kernels against the dense BLAS product for a B_c = 100 chunk, one thread.
 func calibrate() {
     var rng = SeededRandom(seed: 3)
-    print("| K | active fraction | dense gemm ms | sparse gather ms | sparse scatter (Ā) ms | gather / dense | scatter / dense |")
-    print("|---|---|---|---|---|---|---|")
+    SparseRowKernels.setVectorLevel(.avx2FMA)
+    let levels: [SparseRowKernels.VectorLevel] = SparseRowKernels.vectorLevel == .avx2FMA ? [.portable, .avx2FMA] : [.portable]
+    print("| K | kernels | active fraction | dense gemm ms | sparse gather ms | sparse scatter (Ā) ms | gather / dense | scatter / dense |")
+    print("|---|---|---|---|---|---|---|---|")
     for k in [300, 2000] {
         let bc = 100
         let a = rng.uniformMatrix(rows: k, cols: k), z = rng.uniformMatrix(rows: bc, cols: k)
@@ -149,6 +151,7 @@ func calibrate() {
         let dense = a.storage.withUnsafeBufferPointer { ap in z.storage.withUnsafeBufferPointer { zp in out.withUnsafeMutableBufferPointer { op in
             time { BLAS.gemm(.none, .none, m: bc, n: k, k: k, alpha: 1, a: zp.baseAddress!, lda: k, b: ap.baseAddress!, ldb: k, beta: 1, c: op.baseAddress!, ldc: k) }
         } } }
+        for level in levels { SparseRowKernels.setVectorLevel(level)
         for f in [0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.7] {
             var idx = [Int32](repeating: 0, count: bc * k), val = [Float](repeating: 0.5, count: bc * k), cnt = [Int32](repeating: 0, count: bc)
             for r in 0..<bc {
@@ -162,16 +165,17 @@ func calibrate() {
                     let g = time { SparseRowKernels.gatherAccumulate(rows: bc, capacity: k, counts: cp.baseAddress!, indices: ip.baseAddress!, values: vp.baseAddress!,
                                                                      a: ap.baseAddress!, lda: k, n: k, out: op.baseAddress!, ldo: k, panelRows: k) }
                     let s = time {
-                        for r in 0..<bc {
-                            SparseRowKernels.scatterRow(count: Int(cp[r]), indices: ip.baseAddress! + r * k, values: vp.baseAddress! + r * k,
-                                                        x: zp.baseAddress! + r * k, n: k, c: abp.baseAddress!, ldc: k)
-                        }
+                        SparseRowKernels.scatterTransposed(rows: bc, capacity: k, k: k, counts: cp.baseAddress!, indices: ip.baseAddress!,
+                                                           values: vp.baseAddress!, z: zp.baseAddress!, ldz: k, n: k, c: abp.baseAddress!, ldc: k)
                     }
                     return (g, s)
                 } } }
             } } } }
-            print(String(format: "| %d | %.2f | %.3f | %.3f | %.3f | %.2f | %.2f |", k, f, dense, g, s, g / dense, s / dense))
+            print(String(format: "| %d | \(level == .avx2FMA ? "avx2+fma" : "portable") | %.2f | %.3f | %.3f | %.3f | %.2f | %.2f |", k,
+                         f, dense, g, s, g / dense, s / dense))
         }
+        }
+        SparseRowKernels.setVectorLevel(.avx2FMA)
     }
 }
 

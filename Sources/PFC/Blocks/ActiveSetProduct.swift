@@ -23,13 +23,17 @@ final class ActiveSetProduct {
     private let panel: UnsafeMutablePointer<Float>    // m × K: rows of A on the common columns (or Sᵀ Z)
 
     /// Cost of one gathered multiply-add over one inside the dense BLAS product, measured by
-    /// `pfc-bench --calibrate` (Benchmarks/pfc/results-activeset-2026-12-01.md): at K = 300 a gather over
-    /// 10–20 % of the entries takes 0.5–1.0× the dense product's time, so ρ ≈ 5.
+    /// `pfc-bench --calibrate` (Benchmarks/pfc/results-activeset-2026-12-01*.md). With the AVX2 + FMA
+    /// kernels, at K = 300 a gather or a (transposed) scatter over 10–15 % of the entries takes
+    /// 0.22–0.38× the dense product's time, so ρ ≈ 2.5; with the portable (SSE) kernels, and for a
+    /// Gram matrix too large for the cache (K = 2000: 16 MB, gathers then run at memory speed), ρ ≈ 5.
     /// `PFC_GATHER_COST` overrides it (benchmarks only).
-    static let gatherCost: Float = {
-        if let v = getenv("PFC_GATHER_COST").flatMap({ Float(String(cString: $0)) }), v > 0 { return v }
-        return 5
-    }()
+    static func gatherCost(k: Int) -> Float {
+        if let v = overrideCost { return v }
+        return SparseRowKernels.vectorLevel == .avx2FMA && k * k * 4 <= 4 << 20 ? 2.5 : 5
+    }
+
+    private static let overrideCost: Float? = getenv("PFC_GATHER_COST").flatMap { Float(String(cString: $0)) }.flatMap { $0 > 0 ? $0 : nil }
 
     /// Planned split is used when it costs less than this share of the dense product (the planning,
     /// compaction and the elementwise work are not in the estimate).
@@ -57,7 +61,7 @@ final class ActiveSetProduct {
             let ri = indices + r * k
             for m in 0..<Int(counts[r]) { colCount[Int(ri[m])] &+= 1 }
         }
-        let bc = Float(rows), rho = Self.gatherCost
+        let bc = Float(rows), rho = Self.gatherCost(k: k)
         var cost: Float = 0
         for j in 0..<k { cost += Swift.min(bc, rho * Float(colCount[j])) }
         return cost / (bc * Float(k))
@@ -66,7 +70,7 @@ final class ActiveSetProduct {
     /// Splits the lists (after `relativeCost`): common columns into the compact panel, the other
     /// entries stay in the lists (filtered in place; `counts` updated).
     func prepare(counts: UnsafeMutablePointer<Int32>, indices: UnsafeMutablePointer<Int32>, values: UnsafeMutablePointer<Float>) {
-        let bc = Float(rows), rho = Self.gatherCost
+        let bc = Float(rows), rho = Self.gatherCost(k: k)
         commonCount = 0
         for j in 0..<k {
             if rho * Float(colCount[j]) > bc {
@@ -114,9 +118,7 @@ final class ActiveSetProduct {
                 for j in 0..<k { dst[j] += src[j] }
             }
         }
-        for r in 0..<rows {
-            SparseRowKernels.scatterRow(count: Int(counts[r]), indices: indices + r * k, values: values + r * k,
-                                        x: z + r * k, n: k, c: c, ldc: k)
-        }
+        SparseRowKernels.scatterTransposed(rows: rows, capacity: k, k: k, counts: counts, indices: indices, values: values,
+                                           z: z, ldz: k, n: k, c: c, ldc: k)
     }
 }

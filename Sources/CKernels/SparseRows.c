@@ -1,0 +1,246 @@
+// Sparse-row kernels (see include/CKernels.h): a portable version and, on x86-64, an AVX2 + FMA
+// version selected at run time by CPUID.
+#include "CKernels.h"
+#include <stddef.h>
+#include <stdlib.h>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define PFC_HAVE_AVX2_PATH 1
+#endif
+
+// MARK: portable
+
+static void gather_row_portable(long count, const int32_t *idx, const float *val, const float *a, long lda,
+                                long n, float *y) {
+    long m = 0;
+    for (; m + 4 <= count; m += 4) {
+        const float *p0 = a + (long)idx[m] * lda, *p1 = a + (long)idx[m + 1] * lda;
+        const float *p2 = a + (long)idx[m + 2] * lda, *p3 = a + (long)idx[m + 3] * lda;
+        const float s0 = val[m], s1 = val[m + 1], s2 = val[m + 2], s3 = val[m + 3];
+        for (long j = 0; j < n; j++) y[j] += s0 * p0[j] + s1 * p1[j] + s2 * p2[j] + s3 * p3[j];
+    }
+    for (; m < count; m++) {
+        const float *p = a + (long)idx[m] * lda;
+        const float s = val[m];
+        for (long j = 0; j < n; j++) y[j] += s * p[j];
+    }
+}
+
+static void gather_portable(long rows, long capacity, const int32_t *counts, const int32_t *indices,
+                            const float *values, const float *a, long lda, long n, float *out, long ldo,
+                            long width) {
+    for (long c0 = 0; c0 < n; c0 += width) {
+        const long w = (n - c0 < width) ? n - c0 : width;
+        for (long r = 0; r < rows; r++) {
+            const long cnt = counts[r];
+            if (cnt > 0) gather_row_portable(cnt, indices + r * capacity, values + r * capacity, a + c0, lda, w, out + r * ldo + c0);
+        }
+    }
+}
+
+static void scatter_portable(long count, const int32_t *idx, const float *val, const float *x, long n, float *c,
+                             long ldc) {
+    for (long m = 0; m < count; m++) {
+        float *p = c + (long)idx[m] * ldc;
+        const float s = val[m];
+        for (long j = 0; j < n; j++) p[j] += s * x[j];
+    }
+}
+
+// Transposes the row lists into column lists: for column kk, rows[start[kk] ..< start[kk + 1]] and
+// their values. `start` has k + 1 entries.
+static void transpose_lists(long rows, long capacity, long k, const int32_t *counts, const int32_t *indices,
+                            const float *values, int32_t *start, int32_t *rowOf, float *valueOf) {
+    for (long kk = 0; kk <= k; kk++) start[kk] = 0;
+    for (long r = 0; r < rows; r++) {
+        const int32_t *ri = indices + r * capacity;
+        for (long m = 0; m < counts[r]; m++) start[ri[m] + 1]++;
+    }
+    for (long kk = 0; kk < k; kk++) start[kk + 1] += start[kk];
+    // Fill using start as a running cursor, then shift it back.
+    for (long r = 0; r < rows; r++) {
+        const int32_t *ri = indices + r * capacity;
+        const float *rv = values + r * capacity;
+        for (long m = 0; m < counts[r]; m++) {
+            const int32_t pos = start[ri[m]]++;
+            rowOf[pos] = (int32_t)r;
+            valueOf[pos] = rv[m];
+        }
+    }
+    for (long kk = k; kk > 0; kk--) start[kk] = start[kk - 1];
+    start[0] = 0;
+}
+
+// MARK: AVX2 + FMA
+
+#ifdef PFC_HAVE_AVX2_PATH
+#define AVX2 __attribute__((target("avx2,fma")))
+
+// Mask for the last n % 8 lanes of a 256-bit load or store.
+AVX2 static inline __m256i tail_mask(long rem) {
+    const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)rem), lanes);
+}
+
+// y[0..<n] += Σ_m val[m]·a[idx[m]·lda ..< +n]: a block of 32 columns of y stays in four registers
+// while every listed row streams through it (one load and one FMA per 8 products).
+AVX2 static void gather_row_avx2(long count, const int32_t *idx, const float *val, const float *a, long lda,
+                                 long n, float *y) {
+    long j = 0;
+    for (; j + 32 <= n; j += 32) {
+        __m256 y0 = _mm256_loadu_ps(y + j), y1 = _mm256_loadu_ps(y + j + 8);
+        __m256 y2 = _mm256_loadu_ps(y + j + 16), y3 = _mm256_loadu_ps(y + j + 24);
+        __m256 z0 = _mm256_setzero_ps(), z1 = _mm256_setzero_ps(), z2 = _mm256_setzero_ps(), z3 = _mm256_setzero_ps();
+        long m = 0;
+        for (; m + 2 <= count; m += 2) {
+            const float *p = a + (long)idx[m] * lda + j, *q = a + (long)idx[m + 1] * lda + j;
+            const __m256 s = _mm256_set1_ps(val[m]), t = _mm256_set1_ps(val[m + 1]);
+            y0 = _mm256_fmadd_ps(s, _mm256_loadu_ps(p), y0);
+            y1 = _mm256_fmadd_ps(s, _mm256_loadu_ps(p + 8), y1);
+            y2 = _mm256_fmadd_ps(s, _mm256_loadu_ps(p + 16), y2);
+            y3 = _mm256_fmadd_ps(s, _mm256_loadu_ps(p + 24), y3);
+            z0 = _mm256_fmadd_ps(t, _mm256_loadu_ps(q), z0);
+            z1 = _mm256_fmadd_ps(t, _mm256_loadu_ps(q + 8), z1);
+            z2 = _mm256_fmadd_ps(t, _mm256_loadu_ps(q + 16), z2);
+            z3 = _mm256_fmadd_ps(t, _mm256_loadu_ps(q + 24), z3);
+        }
+        if (m < count) {
+            const float *p = a + (long)idx[m] * lda + j;
+            const __m256 s = _mm256_set1_ps(val[m]);
+            y0 = _mm256_fmadd_ps(s, _mm256_loadu_ps(p), y0);
+            y1 = _mm256_fmadd_ps(s, _mm256_loadu_ps(p + 8), y1);
+            y2 = _mm256_fmadd_ps(s, _mm256_loadu_ps(p + 16), y2);
+            y3 = _mm256_fmadd_ps(s, _mm256_loadu_ps(p + 24), y3);
+        }
+        _mm256_storeu_ps(y + j, _mm256_add_ps(y0, z0));
+        _mm256_storeu_ps(y + j + 8, _mm256_add_ps(y1, z1));
+        _mm256_storeu_ps(y + j + 16, _mm256_add_ps(y2, z2));
+        _mm256_storeu_ps(y + j + 24, _mm256_add_ps(y3, z3));
+    }
+    for (; j < n; j += 8) {
+        const long rem = n - j;
+        const __m256i mask = tail_mask(rem < 8 ? rem : 8);
+        __m256 y0 = _mm256_maskload_ps(y + j, mask);
+        for (long m = 0; m < count; m++) {
+            const float *p = a + (long)idx[m] * lda + j;
+            y0 = _mm256_fmadd_ps(_mm256_set1_ps(val[m]), _mm256_maskload_ps(p, mask), y0);
+        }
+        _mm256_maskstore_ps(y + j, mask, y0);
+    }
+}
+
+AVX2 static void gather_avx2(long rows, long capacity, const int32_t *counts, const int32_t *indices,
+                             const float *values, const float *a, long lda, long n, float *out, long ldo,
+                             long width) {
+    for (long c0 = 0; c0 < n; c0 += width) {
+        const long w = (n - c0 < width) ? n - c0 : width;
+        for (long r = 0; r < rows; r++) {
+            const long cnt = counts[r];
+            if (cnt > 0) gather_row_avx2(cnt, indices + r * capacity, values + r * capacity, a + c0, lda, w, out + r * ldo + c0);
+        }
+    }
+}
+
+// c[idx[m]] += val[m]·x: a block of 32 entries of x stays in registers while the listed rows of C
+// go by (one load, one FMA and one store per 8 products).
+AVX2 static void scatter_avx2(long count, const int32_t *idx, const float *val, const float *x, long n, float *c,
+                              long ldc) {
+    long j = 0;
+    for (; j + 32 <= n; j += 32) {
+        const __m256 x0 = _mm256_loadu_ps(x + j), x1 = _mm256_loadu_ps(x + j + 8);
+        const __m256 x2 = _mm256_loadu_ps(x + j + 16), x3 = _mm256_loadu_ps(x + j + 24);
+        for (long m = 0; m < count; m++) {
+            float *p = c + (long)idx[m] * ldc + j;
+            const __m256 s = _mm256_set1_ps(val[m]);
+            _mm256_storeu_ps(p, _mm256_fmadd_ps(s, x0, _mm256_loadu_ps(p)));
+            _mm256_storeu_ps(p + 8, _mm256_fmadd_ps(s, x1, _mm256_loadu_ps(p + 8)));
+            _mm256_storeu_ps(p + 16, _mm256_fmadd_ps(s, x2, _mm256_loadu_ps(p + 16)));
+            _mm256_storeu_ps(p + 24, _mm256_fmadd_ps(s, x3, _mm256_loadu_ps(p + 24)));
+        }
+    }
+    for (; j < n; j += 8) {
+        const long rem = n - j;
+        const __m256i mask = tail_mask(rem < 8 ? rem : 8);
+        const __m256 x0 = _mm256_maskload_ps(x + j, mask);
+        for (long m = 0; m < count; m++) {
+            float *p = c + (long)idx[m] * ldc + j;
+            _mm256_maskstore_ps(p, mask, _mm256_fmadd_ps(_mm256_set1_ps(val[m]), x0, _mm256_maskload_ps(p, mask)));
+        }
+    }
+}
+
+static int cpu_has_avx2_fma(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+#endif
+
+// MARK: dispatch
+
+static int vector_level = -1;  // -1: not decided yet; set once (a benign race: every writer stores the same value)
+
+static int level(void) {
+    int l = __atomic_load_n(&vector_level, __ATOMIC_RELAXED);
+    if (l < 0) {
+#ifdef PFC_HAVE_AVX2_PATH
+        l = cpu_has_avx2_fma();
+#else
+        l = 0;
+#endif
+        __atomic_store_n(&vector_level, l, __ATOMIC_RELAXED);
+    }
+    return l;
+}
+
+int pfc_kernels_vector_level(void) { return level(); }
+
+void pfc_kernels_set_vector_level(int requested) {
+#ifdef PFC_HAVE_AVX2_PATH
+    int l = requested > 0 ? cpu_has_avx2_fma() : 0;
+#else
+    int l = 0;
+    (void)requested;
+#endif
+    __atomic_store_n(&vector_level, l, __ATOMIC_RELAXED);
+}
+
+void pfc_gather_accumulate(long rows, long capacity, const int32_t *counts, const int32_t *indices,
+                           const float *values, const float *a, long lda, long n, float *out, long ldo,
+                           long panel_width) {
+    const long width = panel_width > 0 ? panel_width : n;
+#ifdef PFC_HAVE_AVX2_PATH
+    if (level() == 1) { gather_avx2(rows, capacity, counts, indices, values, a, lda, n, out, ldo, width); return; }
+#endif
+    gather_portable(rows, capacity, counts, indices, values, a, lda, n, out, ldo, width);
+}
+
+int pfc_scatter_transposed(long rows, long capacity, long k, const int32_t *counts, const int32_t *indices,
+                           const float *values, const float *z, long ldz, long n, float *c, long ldc) {
+    long nnz = 0;
+    for (long r = 0; r < rows; r++) nnz += counts[r];
+    if (nnz == 0) return 0;
+    int32_t *start = malloc(sizeof(int32_t) * (size_t)(k + 1));
+    int32_t *rowOf = malloc(sizeof(int32_t) * (size_t)nnz);
+    float *valueOf = malloc(sizeof(float) * (size_t)nnz);
+    if (!start || !rowOf || !valueOf) { free(start); free(rowOf); free(valueOf); return -1; }
+    transpose_lists(rows, capacity, k, counts, indices, values, start, rowOf, valueOf);
+    // Column kk of S gathers its rows of Z into row kk of C: the gather kernel with Z as the matrix.
+    const long width = n;
+    for (long kk = 0; kk < k; kk++) {
+        const long cnt = start[kk + 1] - start[kk];
+        if (cnt == 0) continue;
+        pfc_gather_accumulate(1, cnt, (const int32_t[]){(int32_t)cnt}, rowOf + start[kk], valueOf + start[kk], z, ldz, n,
+                              c + kk * ldc, ldc, width);
+    }
+    free(start); free(rowOf); free(valueOf);
+    return 0;
+}
+
+void pfc_scatter_row(long count, const int32_t *indices, const float *values, const float *x, long n, float *c,
+                     long ldc) {
+#ifdef PFC_HAVE_AVX2_PATH
+    if (level() == 1) { scatter_avx2(count, indices, values, x, n, c, ldc); return; }
+#endif
+    scatter_portable(count, indices, values, x, n, c, ldc);
+}

@@ -1,0 +1,41 @@
+// CKernels: the sparse-row kernels of the active-set FISTA (issue 14) in C, so that one binary
+// built for baseline x86-64 can still run them with AVX2 and FMA where the CPU has them (chosen
+// once at run time). Swift compiles for the baseline (SSE2, no FMA); OpenBLAS picks its own kernels
+// at run time the same way, so without this the sparse path competes with an AVX2 dense product
+// using SSE code.
+#ifndef PFC_CKERNELS_H
+#define PFC_CKERNELS_H
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// out[r, 0..<n] += Σ_m values[r·capacity + m] · a[indices[r·capacity + m]·lda ..< +n] for every
+/// r < rows and m < counts[r]. Columns go in panels of `panel_width` so a panel of A stays in cache.
+void pfc_gather_accumulate(long rows, long capacity, const int32_t *counts, const int32_t *indices,
+                           const float *values, const float *a, long lda, long n,
+                           float *out, long ldo, long panel_width);
+
+/// c[indices[m]·ldc ..< +n] += values[m] · x[0..<n] for m < count.
+void pfc_scatter_row(long count, const int32_t *indices, const float *values, const float *x, long n,
+                     float *c, long ldc);
+
+/// c[k, 0..<n] += Σ_r S[r, k] · z[r·ldz ..< +n] (C += Sᵀ·Z) for S given as `rows` sparse rows
+/// (fixed-capacity slots: counts, indices, values as in `pfc_gather_accumulate`), K = `k` columns.
+/// The lists are transposed first (per column of S, the rows that list it), so each listed row of C
+/// is read and written once while rows of Z (small, in cache) are gathered into it. Returns 0, or -1
+/// when the scratch memory could not be allocated (nothing is written then).
+int pfc_scatter_transposed(long rows, long capacity, long k, const int32_t *counts, const int32_t *indices,
+                           const float *values, const float *z, long ldz, long n, float *c, long ldc);
+
+/// Which implementation runs: 1 = AVX2 + FMA, 0 = portable C (compiled for the baseline).
+int pfc_kernels_vector_level(void);
+
+/// Forces the portable kernels (0) or the best available (1); for tests and benchmarks.
+void pfc_kernels_set_vector_level(int level);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
