@@ -188,7 +188,10 @@ extension ContractSlipTests {
             // And the job as GET /v1/jobs/{id} shows it validates against the contract.
             _ = checked(try c.request("GET", "/v1/jobs/\(done["id"] as! String)"), "GET", "/v1/jobs/{id}")
         }
+    }
+}
 
+extension ContractSlipTests {
     /// Slip 3: a body over its route's limit is refused on the head with a 413 naming that route's
     /// own limit (not the server's 64 MiB), before any of it is read, and the connection closes.
     /// Over a real socket: the head declares 70 MB but only a few bytes follow, so an answer that
