@@ -86,6 +86,51 @@ import TestSupport
         #expect(writer.failedLines == 0)
     }
 
+    /// A deferred answer (predictions, streamed tasks) is logged and counted with the status it was
+    /// finally given and the latency up to then, not the placeholder the handler returned; also when
+    /// the answer came before the middleware saw the placeholder.
+    @Test func deferredAnswersAreLoggedAndCountedWithTheirFinalStatus() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pfc-accesslog-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("access.log").path
+        let writer = try AccessLogWriter(path: path)
+        let registry = MetricsRegistry()
+        var router = Router()
+        router.use(RequestIDMiddleware())
+        router.use(MetricsMiddleware(registry: registry))
+        router.use(AccessLogMiddleware(writer: writer, format: .json, level: .critical))
+        router.get("/later") { _, _ in
+            let d = DeferredResponse()
+            DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(150)) { d.respond(.json("{}", status: .created)) }
+            return .deferred(d)
+        }
+        router.get("/at-once") { _, _ in
+            let d = DeferredResponse()
+            d.respond(.json("{}", status: .unprocessableContent))  // answered before any middleware sees it
+            return .deferred(d)
+        }
+        try TestServer.with(router: router) { server in
+            let c = try TestClient(port: server.port)
+            try c.send("GET /later HTTP/1.1\r\nHost: t\r\nX-Request-Id: later-1\r\n\r\n")
+            #expect(try c.readResponse().status == 201)
+            try c.send("GET /at-once HTTP/1.1\r\nHost: t\r\nX-Request-Id: once-1\r\n\r\n")
+            #expect(try c.readResponse().status == 422)
+            #expect(writer.flush(timeout: .seconds(10)))
+        }
+        #expect(registry.requestCount(method: "GET", route: "/later", status: 201) == 1)
+        #expect(registry.requestCount(method: "GET", route: "/later", status: 202) == 0)
+        #expect(registry.requestCount(method: "GET", route: "/at-once", status: 422) == 1)
+        let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").map {
+            try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] ?? [:]
+        }
+        let later = lines.first { $0["request_id"] as? String == "later-1" }, once = lines.first { $0["request_id"] as? String == "once-1" }
+        #expect(later?["status"] as? Int == 201, "\(lines)")
+        #expect((later?["latency_ms"] as? Double ?? 0) >= 140, "latency runs to the answer: \(String(describing: later))")
+        #expect(once?["status"] as? Int == 422, "\(lines)")
+        #expect(lines.count == 2)
+    }
+
     @Test func jsonLinesAreWholeAndWellFormedUnderConcurrentRequests() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pfc-accesslog-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)

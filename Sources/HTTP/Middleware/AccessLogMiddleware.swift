@@ -25,17 +25,33 @@ public struct AccessLogMiddleware: Middleware {
                        next: (Request, RequestContext) throws -> Response) throws -> Response {
         let response = try next(request, context)
         guard context.baseLogger.logLevel <= level else { return response }
-        let elapsed = (ContinuousClock.now - context.receivedAt).components
+        if case .deferred(let deferred) = response.body {
+            // Logged when the answer is given, with its status and the latency to that moment.
+            let (id, method, route, path, received, peer, label) = (context.requestID, request.method.rawValue, context.route,
+                                                                   request.path, context.receivedAt, context.remoteAddress,
+                                                                   context.baseLogger.label)
+            deferred.whenAnswered { [writer, format, level] answer in
+                writer.append(Self.line(id, method, route, path, answer, received, peer), format: format, label: label, level: level.rawValue)
+            }
+            return response
+        }
+        let line = Self.line(context.requestID, request.method.rawValue, context.route, request.path, response,
+                             context.receivedAt, context.remoteAddress)
+        writer.append(line, format: format, label: context.baseLogger.label, level: level.rawValue)
+        return response
+    }
+
+    static func line(_ requestID: String, _ method: String, _ route: String?, _ path: String, _ response: Response,
+                     _ receivedAt: ContinuousClock.Instant, _ peer: String) -> AccessLogLine {
+        let elapsed = (ContinuousClock.now - receivedAt).components
         let bytesOut: Int? = switch response.body {
         case .bytes(let b): b.count
         case .stream, .push, .deferred: nil
         }
-        let line = AccessLogLine(
-            requestID: context.requestID, method: request.method.rawValue, route: context.route, path: request.path,
+        return AccessLogLine(
+            requestID: requestID, method: method, route: route, path: path,
             status: response.status.code, bytesOut: bytesOut,
             latencyMicroseconds: elapsed.seconds * 1_000_000 + elapsed.attoseconds / 1_000_000_000_000,
-            peer: context.remoteAddress, time: AccessLogLine.now())
-        writer.append(line, format: format, label: context.baseLogger.label, level: level.rawValue)
-        return response
+            peer: peer, time: AccessLogLine.now())
     }
 }

@@ -179,7 +179,8 @@ public final class PushStream: Sendable {
 
 /// A response whose head and body are given later, from any thread (`respond`). The handler
 /// returns it at once; the connection waits (holding no thread) for the answer. Middleware that
-/// ran when the handler returned saw the placeholder, not the final status.
+/// ran when the handler returned saw the placeholder: to record the final status it registers
+/// `whenAnswered` (the access log and the metrics do).
 public final class DeferredResponse: Sendable {
     struct State {
         var connection: Connection?
@@ -187,6 +188,8 @@ public final class DeferredResponse: Sendable {
         var answered = false
         var gone = false
         var onCancel: [@Sendable () -> Void] = []
+        var observers: [@Sendable (Response) -> Void] = []
+        var answer: Response?  // kept for an observer registered after the answer
     }
     let state = Mutex(State())
 
@@ -195,13 +198,29 @@ public final class DeferredResponse: Sendable {
 
     /// Gives the answer (the first call wins; later ones are ignored). Any thread.
     public func respond(_ response: Response) {
-        let connection = state.withLock { s -> Connection? in
-            guard !s.answered else { return nil }
+        let (connection, observers) = state.withLock { s -> (Connection?, [@Sendable (Response) -> Void]) in
+            guard !s.answered else { return (nil, []) }
             s.answered = true
+            s.answer = response
             if s.connection == nil { s.pending = response }
-            return s.connection
+            let o = s.observers
+            s.observers = []
+            return (s.connection, o)
         }
         connection?.deliverDeferred(response)
+        for observe in observers { observe(response) }
+    }
+
+    /// Runs `observer` once with the answer: when `respond` gives it (on that thread), or at once
+    /// if it was already given. Middleware uses it to log and count the final status and latency.
+    /// Never runs if no answer is ever given.
+    public func whenAnswered(_ observer: @escaping @Sendable (Response) -> Void) {
+        let given = state.withLock { s -> Response? in
+            if s.answered { return s.answer }
+            s.observers.append(observer)
+            return nil
+        }
+        if let given { observer(given) }
     }
 
     /// True once the client went away before the answer (its work may stop).
