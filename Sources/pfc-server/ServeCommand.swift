@@ -199,7 +199,7 @@ struct ServeCommand: ParsableCommand {
 
         let signals = [SIGTERM, SIGINT].map { signo -> any DispatchSourceSignal in
             signal(signo, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: signo, queue: .global())
+            let source = DispatchSource.makeSignalSource(signal: signo, queue: ControlQueue.shared)
             source.setEventHandler {
                 logger.info("signal received, shutting down", metadata: ["signal": "\(signo)"])
                 // Both at once: the server's deadline starts now, and the workers' running job stops

@@ -18,7 +18,7 @@ public final class SSEWriter: @unchecked Sendable {
         h.replaceOrAdd(name: "Cache-Control", value: "no-cache")
         return Response.stream(status: .ok, headers: h) { writer in
             let sse = SSEWriter(writer: writer)
-            let timer = DispatchSource.makeTimerSource(queue: .global())
+            let timer = DispatchSource.makeTimerSource(queue: ControlQueue.shared)
             let interval = DispatchTimeInterval.nanoseconds(Int(heartbeat.components.seconds * 1_000_000_000
                 + heartbeat.components.attoseconds / 1_000_000_000))
             timer.schedule(deadline: .now() + interval, repeating: interval)

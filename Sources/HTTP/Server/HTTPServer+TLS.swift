@@ -38,7 +38,7 @@ extension HTTPServer {
     /// returned source; cancel it to stop. A failed reload is logged and the old certificate kept.
     public func reloadTLSOnSignal(_ signo: Int32 = SIGHUP) -> any DispatchSourceSignal {
         signal(signo, SIG_IGN)  // the Dispatch source sees it; the default action would end the process
-        let source = DispatchSource.makeSignalSource(signal: signo, queue: .global())
+        let source = DispatchSource.makeSignalSource(signal: signo, queue: ControlQueue.shared)
         source.setEventHandler { [self] in
             core.logger.info("signal received, reloading the TLS certificate", metadata: ["signal": "\(signo)"])
             _ = try? reloadTLS()
