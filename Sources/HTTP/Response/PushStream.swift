@@ -207,8 +207,9 @@ public final class DeferredResponse: Sendable {
             s.observers = []
             return (s.connection, o)
         }
-        connection?.deliverDeferred(response)
+        // Observers first: the access log's line exists before the client can see the answer.
         for observe in observers { observe(response) }
+        connection?.deliverDeferred(response)
     }
 
     /// Runs `observer` once with the answer: when `respond` gives it (on that thread), or at once
