@@ -86,7 +86,7 @@ def main():
         s, m = b.call("POST", "/v1/models", {"name": "ev", "kind": "pfc", "input_dim": 16, "output_dim": 3, "basis": 48, "iterations": 40})
         assert s == 201, m
         s, j = b.call("POST", f"/v1/models/{m['id']}/train",
-                      {"dataset_id": ds["id"], "epochs": int(os.environ.get("EVENTS_EPOCHS", "60")), "batch_size": 20, "early_stopping": None})
+                      {"dataset_id": ds["id"], "epochs": int(os.environ.get("EVENTS_EPOCHS", "200")), "batch_size": 20, "early_stopping": None})
         assert s == 202, j
         deadline = time.time() + 60
         while b.call("GET", f"/v1/jobs/{j['id']}")[1]["state"] != "running" and time.time() < deadline:

@@ -35,8 +35,8 @@ def main():
 
     try:
         rng = random.Random(1)
-        rows = [[rng.random() for _ in range(16)] for _ in range(1000)]
-        labels = [i % 3 for i in range(1000)]
+        rows = [[rng.random() for _ in range(16)] for _ in range(3000)]
+        labels = [i % 3 for i in range(3000)]
         status, ds = a.call("POST", "/v1/datasets", {"name": "resume", "features": rows, "labels": labels})
         assert status == 201, ds
         # Epochs of a few seconds (debug build), so a heartbeat lands in each and the kill in the 7th.
