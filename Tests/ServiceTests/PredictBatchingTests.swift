@@ -283,4 +283,50 @@ import TestSupport
             #expect(batcher.stats.batches - before.batches == 3 && batcher.stats.largestBatchParts == 1)
         }
     }
+
+    @Test(arguments: Backend.all)
+    func aLoneClientsRequestsRunAtOnceWithoutWaitingTheDelay(backend: Backend) throws {
+        // The longest delay the server accepts: a lone request must still not wait for company.
+        try ServiceHarness.with(backend, configure: { $0.predictBatchDelayMilliseconds = 1000 }) { h in
+            let c = h.client
+            let id = try Self.models(c)[0].1
+            let batcher = h.service.predictBatcher
+            let before = batcher.stats
+            for i in 0..<8 {
+                let r = try c.json("POST", "/v1/models/\(id)/predict", ["inputs": [Self.rows[i]], "version": 0, "top": 2])
+                #expect(r.status == 200 && r.object["model_version"] as? Int == 0, "\(r.text)")
+                #expect((r.object["predictions"] as? [Int])?.count == 1)
+            }
+            let after = batcher.stats
+            #expect(after.batches - before.batches == 8 && after.parts - before.parts == 8, "\(after)")
+            #expect(after.waitedForCompany == before.waitedForCompany, "a lone client's batches ran at once: \(after)")
+            #expect(after.largestBatchParts == 1 && after.running == 0 && after.forming == 0)
+
+            // While another batch computes, a batch waits for company (here: two held requests, then
+            // released together; whether the delay is over by then does not change what merges).
+            batcher.simulateBusy(true)
+            let results = ResultBox(count: 2)
+            let group = DispatchGroup()
+            batcher.hold(true)
+            for (i, inputs) in [[Self.rows[20]], [Self.rows[21], Self.rows[22]]].enumerated() {
+                group.enter()
+                _ = try Self.post(h, "/v1/models/\(id)/predict", ["inputs": inputs, "version": 0, "top": 2], into: results, at: i, group: group)
+            }
+            let end = Date().addingTimeInterval(60)
+            while batcher.stats.waiting < 2 && Date() < end { Thread.sleep(forTimeInterval: 0.002) }
+            batcher.hold(false)
+            while batcher.stats.forming == 0 && batcher.stats.parts - after.parts < 2 && Date() < end { Thread.sleep(forTimeInterval: 0.002) }
+            batcher.simulateBusy(false)
+            group.wait()
+            let merged = batcher.stats
+            #expect(merged.batches - after.batches == 1 && merged.largestBatchParts == 2 && merged.largestBatchRows == 3, "\(merged)")
+            #expect(merged.waitedForCompany - after.waitedForCompany == 1)
+            let answers = try results.values.map { try $0!.get() }
+            let alone = try [[Self.rows[20]], [Self.rows[21], Self.rows[22]]].map {
+                try c.json("POST", "/v1/models/\(id)/predict", ["inputs": $0, "version": 0, "top": 2])
+            }
+            Self.expectSame(answers[0], alone[0], "first")
+            Self.expectSame(answers[1], alone[1], "joined")
+        }
+    }
 }

@@ -74,12 +74,13 @@ final class PredictTicket: Sendable {
                 if let st { steps? += st }
             }
         }
-        do {
-            return try JSONCoding.response(PredictResponse(modelVersion: version, predictions: predictions, outputs: outputs,
-                                                           explanations: explanations, stepPredictions: steps))
-        } catch {
+        let answer = PredictResponse(modelVersion: version, predictions: predictions, outputs: outputs,
+                                     explanations: explanations, stepPredictions: steps)
+        // The same bytes as `JSONCoding.response`, written directly (PredictJSON).
+        guard let bytes = PredictJSON.encode(answer) else {
             return HTTPError(.internalServerError, message: "the prediction could not be encoded").response
         }
+        return Response.json(bytes, status: .ok)
     }
 }
 
@@ -109,6 +110,10 @@ public struct PredictBatchStats: Sendable, Equatable {
     public var waiting = 0
     /// Batches computing now.
     public var running = 0
+    /// Batches that waited for company because another batch was computing (the rest ran at once).
+    public var waitedForCompany = 0
+    /// Batches waiting for company now.
+    public var forming = 0
 }
 
 /// The dynamic batcher: a bounded queue and `threads` compute threads (started on first use).
@@ -194,6 +199,8 @@ public final class PredictBatcher: Sendable {
         var s = counters.withLock { $0 }
         s.waiting = queue.waitingRequests
         s.running = queue.runningBatches
+        s.waitedForCompany = queue.waitedBatches
+        s.forming = queue.formingBatches
         return s
     }
 
@@ -202,6 +209,9 @@ public final class PredictBatcher: Sendable {
 
     /// Test hook: while held no batch starts, so requests queue up deterministically.
     func hold(_ on: Bool) { queue.setHeld(on) }
+
+    /// Test hook: counts one more batch as computing while on (the next batches wait for company).
+    func simulateBusy(_ on: Bool) { queue.simulateRunningBatch(on) }
 
     private func startThreads() {
         let first = started.withLock { s -> Bool in
@@ -212,10 +222,7 @@ public final class PredictBatcher: Sendable {
         guard first else { return }
         for i in 0..<max(1, options.threads) {
             let thread = Thread { [self] in
-                while let batch = queue.nextBatch() {
-                    run(batch)
-                    queue.batchDone()
-                }
+                while let batch = queue.nextBatch() { run(batch) }
             }
             thread.name = "pfc-predict-\(i)"
             thread.stackSize = 4 << 20
@@ -223,8 +230,10 @@ public final class PredictBatcher: Sendable {
         }
     }
 
-    /// Runs one batch and answers its parts.
+    /// Runs one batch, tells the queue it is computed, and answers its parts.
     private func run(_ entries: [PredictQueue<PredictPart>.Entry]) {
+        var computed = false
+        defer { if !computed { queue.batchDone() } }
         let now = DispatchTime.now().uptimeNanoseconds
         var live: [PredictPart] = []
         for e in entries {
@@ -255,6 +264,10 @@ public final class PredictBatcher: Sendable {
         }
         let predictions = token.isCancelled ? [] : out.columnArgmax()
         let perStep = ticket.everyStep && !token.isCancelled ? stepOutputs?.map { $0.columnArgmax() } : nil
+        // The answers below run on this thread but need no core for long: the queue may give the
+        // next batch to an idle thread now (a client answered next sends its next request at once).
+        queue.batchDone()
+        computed = true
         var col = 0
         for part in live {
             let n = part.x.cols, range = col..<(col + n)

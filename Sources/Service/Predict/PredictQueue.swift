@@ -1,22 +1,23 @@
 // PredictQueue: the bounded queue of prediction parts waiting for a compute thread, and how a
 // compute thread forms its next batch from it (the dynamic batcher's policy; issue 15).
 //
-// A request is cut into parts of at most `maxRows` rows when it is submitted. A compute thread
-// takes the oldest part, then every queued part with the same key (model, version, top,
-// every_step) that still fits in `maxRows`; while the batch has room, the oldest part has waited
-// less than `delay` and another batch is computing (so requests arrive concurrently), parts of that
-// key submitted meanwhile join it directly. Then the batch runs. A request of a lone client thus
-// never waits for the delay. With `delay` 0 batching is off: every part runs on its own.
+// Natural batching, with the delay as the most extra wait. A request is cut into parts of at most
+// `maxRows` rows when it is submitted. A compute thread takes the oldest part, then every queued
+// part with the same key (model, version, top, every_step) that still fits in `maxRows`:
+// - when no other batch is computing (every compute thread is idle), the batch runs at once: a
+//   lone client's request never waits for the delay;
+// - while another batch computes, requests are arriving faster than one thread answers them, and
+//   the batch waits for company: parts of its key submitted meanwhile join it directly, until it
+//   is full, the oldest part has waited `delay` since it was submitted, or no other batch computes
+//   any more (then a thread is idle and holding the batch back only adds latency).
+// Requests that arrive while every thread computes gather in the queue by themselves and make the
+// next batches. With `delay` 0 batching is off: every part runs on its own.
 //
 // The bound: at most `maxRequests` requests wait (a request counts until its last part is taken
 // into a batch); one more is refused (503 with Retry-After), and nothing waits unboundedly.
 import Dispatch
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import HTTP
 
 /// What requests must share to run in one FISTA batch.
 struct PredictBatchKey: Hashable, Sendable {
@@ -24,49 +25,6 @@ struct PredictBatchKey: Hashable, Sendable {
     var version: Int
     var top: Int
     var everyStep: Bool
-}
-
-/// A pthread mutex with one condition variable (monotonic clock).
-final class PredictConditionLock: @unchecked Sendable {
-    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-    private let cond = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
-
-    init() {
-        pthread_mutex_init(mutex, nil)
-        var attr = pthread_condattr_t()
-        pthread_condattr_init(&attr)
-        #if !canImport(Darwin)
-        pthread_condattr_setclock(&attr, CLOCK_MONOTONIC)
-        #endif
-        pthread_cond_init(cond, &attr)
-        pthread_condattr_destroy(&attr)
-    }
-
-    deinit {
-        pthread_cond_destroy(cond)
-        pthread_mutex_destroy(mutex)
-        mutex.deallocate()
-        cond.deallocate()
-    }
-
-    func lock() { pthread_mutex_lock(mutex) }
-    func unlock() { pthread_mutex_unlock(mutex) }
-    func wait() { pthread_cond_wait(cond, mutex) }
-
-    /// Waits for a signal or until the monotonic `deadline` (DispatchTime nanoseconds); the lock must be held.
-    func wait(untilUptime deadline: UInt64) {
-        let now = DispatchTime.now().uptimeNanoseconds
-        guard deadline > now else { return }
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        let total = UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec) + (deadline - now)
-        var until = timespec()
-        until.tv_sec = Int(total / 1_000_000_000)
-        until.tv_nsec = Int(total % 1_000_000_000)
-        pthread_cond_timedwait(cond, mutex, &until)
-    }
-
-    func broadcast() { pthread_cond_broadcast(cond) }
 }
 
 /// The queue. `Item` is one part of a request; `Owner` identifies its request (for the bound).
@@ -91,7 +49,7 @@ final class PredictQueue<Item: Sendable>: @unchecked Sendable {
     let delayNanoseconds: UInt64
     let maxRequests: Int
 
-    private let lock = PredictConditionLock()
+    private let lock = ConditionLock()
     // Guarded by `lock`.
     private var pending: [Entry] = []
     private var pendingHead = 0
@@ -100,6 +58,7 @@ final class PredictQueue<Item: Sendable>: @unchecked Sendable {
     private var closed = false
     private var held = false
     private var running = 0
+    private var waited = 0
 
     init(maxRows: Int, delayNanoseconds: UInt64, maxRequests: Int) {
         self.maxRows = max(1, maxRows)
@@ -132,7 +91,7 @@ final class PredictQueue<Item: Sendable>: @unchecked Sendable {
     }
 
     /// Blocks until a batch is ready and returns its parts (in submission order within a request),
-    /// or nil once the queue is closed and empty.
+    /// or nil once the queue is closed and empty. The caller calls `batchDone` once it is computed.
     func nextBatch() -> [Entry]? {
         lock.lock()
         defer { lock.unlock() }
@@ -147,13 +106,15 @@ final class PredictQueue<Item: Sendable>: @unchecked Sendable {
         let batch = Forming(first)
         if delayNanoseconds > 0 {
             takeMatching(into: batch)
-            // Wait for company only while another batch computes: then requests are arriving
-            // concurrently and the wait fills this batch. A lone client's request runs at once.
+            // Wait for company only while another batch computes (see the top of the file).
             if batch.rows < maxRows && forming[first.key] == nil && running > 0 {
                 forming[first.key] = batch
+                waited += 1
                 let deadline = first.enqueuedAt &+ delayNanoseconds
-                while batch.rows < maxRows && !closed && DispatchTime.now().uptimeNanoseconds < deadline {
-                    lock.wait(untilUptime: deadline)
+                while batch.rows < maxRows && running > 0 && !closed {
+                    let now = DispatchTime.now().uptimeNanoseconds
+                    if now >= deadline { break }
+                    lock.wait(seconds: Double(deadline - now) / 1e9)
                 }
                 forming[first.key] = nil
             }
@@ -163,10 +124,13 @@ final class PredictQueue<Item: Sendable>: @unchecked Sendable {
         return batch.entries
     }
 
-    /// A batch `nextBatch` returned has been run.
+    /// A batch `nextBatch` returned has been computed (called before its answers go out, so a
+    /// client's next request already finds this thread idle). Wakes forming batches: with no batch
+    /// computing they stop waiting.
     func batchDone() {
         lock.lock()
         running -= 1
+        lock.broadcast()
         lock.unlock()
     }
 
@@ -212,6 +176,12 @@ final class PredictQueue<Item: Sendable>: @unchecked Sendable {
     /// Batches running now.
     var runningBatches: Int { lock.lock(); defer { lock.unlock() }; return running }
 
+    /// Batches that waited for company (formed while another batch computed) so far.
+    var waitedBatches: Int { lock.lock(); defer { lock.unlock() }; return waited }
+
+    /// Batches forming now (waiting for company).
+    var formingBatches: Int { lock.lock(); defer { lock.unlock() }; return forming.count }
+
     /// Requests waiting now (the number the bound applies to).
     var waitingRequests: Int { lock.lock(); defer { lock.unlock() }; return partsLeft.count }
 
@@ -219,6 +189,15 @@ final class PredictQueue<Item: Sendable>: @unchecked Sendable {
     func setHeld(_ on: Bool) {
         lock.lock()
         held = on
+        lock.broadcast()
+        lock.unlock()
+    }
+
+    /// Test hook: counts (or stops counting) one more batch as computing, as a busy compute thread
+    /// would, so the next batch waits for company deterministically.
+    func simulateRunningBatch(_ on: Bool) {
+        lock.lock()
+        running += on ? 1 : -1
         lock.broadcast()
         lock.unlock()
     }
