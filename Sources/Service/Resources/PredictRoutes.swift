@@ -16,7 +16,7 @@ struct PredictController: RouteCollection {
     func register(on r: inout Router) {
         r.post("/v1/models/{id}/predict") { [self] request, ctx in
             let tenant = try ctx.tenantID(), id = try request.pathParameter("id")
-            let body = try JSONCoding.decode(PredictRequest.self, from: request, maxBytes: limits.maxRequestBytes)
+            let body = try Self.body(request, maxBytes: limits.maxRequestBytes)
             let (version, network) = try models.network(modelID: id, tenantID: tenant, version: body.version)
             let arch = network.architecture
             let inputs = body.inputs
@@ -29,7 +29,7 @@ struct PredictController: RouteCollection {
             if everyStep && !arch.kind.isSequence {
                 throw APIError.invalid("every_step applies to the recurrent kinds (factorized_rnn, rnn); this model is \(arch.kind.rawValue)")
             }
-            if let nested = body.rows.nestedForm, !arch.kind.isSequence || nested.steps != arch.sequenceLength || nested.stepFeatures != arch.inputDim {
+            if let nested = body.nestedForm, !arch.kind.isSequence || nested.steps != arch.sequenceLength || nested.stepFeatures != arch.inputDim {
                 throw APIError.invalid("inputs are nested as \(nested.description) numbers but the model reads "
                     + (arch.kind.isSequence ? "sequence_length \(arch.sequenceLength) × input_dim \(arch.inputDim)" : "flat rows of input_dim \(arch.inputDim)"))
             }
@@ -64,6 +64,15 @@ struct PredictController: RouteCollection {
             try batcher.submit(ticket, key: PredictBatchKey(modelID: id, version: version, top: top, everyStep: everyStep), x: x)
             return .deferred(answer)
         }
+    }
+
+    /// The request body: the common form read in one pass (`PredictRequestParser`), anything else
+    /// by the general decoder (with its error messages).
+    static func body(_ request: Request, maxBytes: Int) throws -> PredictBody {
+        try JSONCoding.requireJSON(request)
+        let bytes = try request.body.collect(maxBytes: maxBytes)
+        if let fast = PredictRequestParser.parse(bytes) { return fast }
+        return PredictBody(try JSONCoding.decode(PredictRequest.self, from: Data(bytes)))
     }
 
     /// Raised when the client is gone (or shutdown closed its connection), or `timeout` after the
