@@ -77,17 +77,23 @@ final class PredictQueue<Item: Sendable>: @unchecked Sendable {
         if closed { throw .closed }
         if partsLeft.count >= maxRequests { throw .full }
         partsLeft[request] = parts.count
+        // Wake the threads only when one has something to do: a part queued (an idle thread takes
+        // it) or a forming batch filled (it runs now). A part joining a batch that still has room
+        // wakes nobody (under load that is most requests).
+        var wake = false
         for p in parts {
             let e = Entry(key: key, rows: p.rows, request: request, enqueuedAt: now, item: p.item)
             if let f = forming[key], f.rows + e.rows <= maxRows {
                 f.entries.append(e)
                 f.rows += e.rows
                 took(e)
+                if f.rows == maxRows { wake = true }
             } else {
                 pending.append(e)
+                wake = true
             }
         }
-        lock.broadcast()
+        if wake { lock.broadcast() }
     }
 
     /// Blocks until a batch is ready and returns its parts (in submission order within a request),
