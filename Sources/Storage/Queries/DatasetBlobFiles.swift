@@ -124,7 +124,7 @@ public final class DatasetBlobFile: @unchecked Sendable {
 
     /// Linux's `sync_file_range` (glibc declares it only under _GNU_SOURCE, which Swift's Glibc module
     /// does not set): starts writeback of a range without waiting for it.
-    nonisolated(unsafe) static let startWriteback: (@convention(c) (Int32, off_t, off_t, UInt32) -> Int32)? = {
+    static let startWriteback: (@convention(c) (Int32, off_t, off_t, UInt32) -> Int32)? = {
         guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "sync_file_range") else { return nil }
         return unsafeBitCast(symbol, to: (@convention(c) (Int32, off_t, off_t, UInt32) -> Int32).self)
     }()
