@@ -3,10 +3,11 @@
 (request sent → 201 received), in each body format: .npy (uint8, ?scale=1/255), CSV of integer
 pixels, CSV of pixels scaled to [0, 1] (4 significant digits), NDJSON of scaled pixels.
 
-    upload.py --server BIN [--repeat 3]
+    upload.py --server BIN [--repeat 3] [--only npy,csv] [--postgres URL]
 Prints a markdown table: format, body size, best and median seconds of the runs, MB/s (best), and the
 server's CPU seconds for the best run (user + system, all threads, from /proc) with the MB per CPU second
-they give: on a shared, loaded machine the wall time mostly measures the wait for a core.
+they give: on a shared, loaded machine the wall time mostly measures the wait for a core. The store is
+the default SQLite file in a fresh data directory, or PostgreSQL with --postgres (PFC_DATABASE_URL).
 """
 import argparse, gzip, os, socket, statistics, struct, subprocess, sys, tempfile, time, http.client
 
@@ -63,11 +64,16 @@ def main():
     a.add_argument("--repeat", type=int, default=3)
     a.add_argument("--data", default=DATA)
     a.add_argument("--only", default="", help="comma-separated substrings: run only the formats whose label contains one")
+    a.add_argument("--postgres", default="", help="a postgres:// URL: store in PostgreSQL instead of SQLite")
     args = a.parse_args()
+    env = dict(os.environ)
+    env.pop("PFC_DATABASE_URL", None)
+    if args.postgres:
+        env["PFC_DATABASE_URL"] = args.postgres
     data_dir = tempfile.mkdtemp(prefix="pfc-upload-")
     port = free_port()
     proc = subprocess.Popen([args.server, "serve", "--port", str(port), "--data-dir", data_dir],
-                            stdout=open(os.path.join(data_dir, "log"), "w"), stderr=subprocess.STDOUT)
+                            stdout=open(os.path.join(data_dir, "log"), "w"), stderr=subprocess.STDOUT, env=env)
     try:
         for _ in range(300):
             try:

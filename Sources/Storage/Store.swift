@@ -53,6 +53,10 @@ public final class StoreSession: StoreOperations {
     var isRetrySafe = true
     /// Jobs changed in this transaction (`jobChanged`), announced after commit.
     var changedJobs: [String] = []
+    /// Run once the transaction committed (content files of datasets: adopt or unlink).
+    var afterCommit: [() -> Void] = []
+    /// The SQLite store's directory of dataset content files (`DatasetBlobFiles`); nil for PostgreSQL.
+    var blobDirectory: String?
 
     init(connection: any SQLConnection, writing: Bool) {
         self.connection = connection

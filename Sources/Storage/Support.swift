@@ -30,6 +30,11 @@ struct SHA256Hex {
         data.withUnsafeBytes { bytes in _ = EVP_DigestUpdate(context, bytes.baseAddress, bytes.count) }
     }
 
+    /// Adds bytes to the digest.
+    mutating func update(_ bytes: UnsafeRawBufferPointer) {
+        _ = EVP_DigestUpdate(context, bytes.baseAddress, bytes.count)
+    }
+
     /// Finishes and returns the hex digest; the value must not be used afterwards.
     mutating func finalize() -> String {
         var digest = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))

@@ -207,6 +207,23 @@ import TestSupport
         }
         #expect(bytes.spilledBytes * 3 < floats.spilledBytes, "the compact form is about a quarter of the float32 form")
         #expect(bytes.minFeature == floats.minFeature && bytes.maxLabel == floats.maxLabel && bytes.examples == 5000)
+
+        // Into a SQLite store's content file: the same bound, and the file holds the whole blob.
+        let location = HarnessLocation(.sqlite)
+        defer { location.destroy() }
+        let store = try location.openStore()
+        defer { store.close() }
+        let direct = DatasetBuilder(encoding: .uint8(scale: 0.5), flushBytes: flush, contentFile: { try store.makeDatasetBlobFile() })
+        for start in stride(from: 0, to: rows.count, by: 333) {
+            let chunk = rows[start..<min(start + 333, rows.count)].flatMap { $0 }
+            try chunk.withUnsafeBytes { try direct.appendByteRows($0, features: d) }
+        }
+        let file = try #require(try direct.finishFile())
+        #expect(direct.peakBuffered <= flush + 4 * (d + 1), "\(direct.peakBuffered) bytes held")
+        #expect(file.byteCount == 20 + rows.count * (d + 1))
+        var reader = DatasetBlobReader()
+        try file.readBack { try reader.consume(Data($0)) }
+        #expect(try reader.finish(classes: 256).features.storage == rows.flatMap { $0.dropFirst().map { Float(Double($0) * 0.5) } })
     }
 
     /// A CSV of whole numbers in 0…255 is stored in the compact form; the first other value (a
@@ -279,7 +296,7 @@ import TestSupport
             let cases: [(String, Data, String, Int, String)] = [
                 ("npy cut mid-row", whole.prefix(whole.count - 100), "application/x-npy", 422, "truncated"),
                 ("npy cut at a row end", whole.prefix(whole.count - (d + 1) * 3), "application/x-npy", 422, "truncated"),
-                ("npy with stray bytes", whole + Data([1, 2, 3]), "application/x-npy", 422, "3 stray bytes"),
+                ("npy with stray bytes", whole + Data([1, 2, 3]), "application/x-npy", 422, "the Content-Length \(whole.count + 3)"),
                 ("npy with an extra row", whole + Data(u8.prefix(d + 1)), "application/x-npy", 422, "longer than its shape"),
                 ("CSV with a bad number after 5500 rows", Data(csvLines.joined(separator: "\n").utf8), "text/csv", 422, "line 5501, column 201"),
                 ("NDJSON cut inside its last line", Data((ndjson.joined(separator: "\n")).utf8.dropLast(7)), "application/x-ndjson", 400, "line 3000"),
@@ -292,16 +309,202 @@ import TestSupport
                 let r = checked(try c.request("POST", "/v1/datasets?name=bad", body: body, contentType: type), "POST", "/v1/datasets")
                 #expect(r.status == status && r.errorMessage.contains(mention), "\(name): \(r.status) \(r.text.prefix(300))")
             }
-            // The client sends half of the body it announced, then closes its side.
+            // Without a Content-Length (chunked) the rows are read: the truncation and the stray bytes
+            // are found at the end, past the builder's buffer (the rows already in the content file).
+            let chunkedCases: [(String, Data, String)] = [
+                ("chunked npy cut mid-row", whole.prefix(whole.count - 100), "truncated: 7999 of 8000 rows"),
+                ("chunked npy with stray bytes", whole + Data([1, 2, 3]), "3 stray bytes"),
+                ("chunked npy with an extra row", whole + Data(u8.prefix(d + 1)), "longer than its shape"),
+            ]
+            for (name, body, mention) in chunkedCases {
+                let r = try Self.chunkedUpload(c, key: h.key, body: body)
+                #expect(r.status == 422 && r.errorMessage.contains(mention), "\(name): \(r.status) \(r.text.prefix(300))")
+            }
+            // A Content-Length other than the header's size is refused before any row is read: the
+            // server answers with only the head and 64 KiB of rows sent (the rest is never needed).
+            let fd0 = try c.connect()
+            defer { close(fd0) }
+            let dataOffset = whole.count - u8.count
+            try c.sendAll(fd0, Array(Self.npyHead(key: h.key, length: "Content-Length: \(whole.count + 785)").utf8) + Array(whole.prefix(dataOffset + 65536)))
+            let early = try c.readResponse(fd0, method: "POST")
+            #expect(early.status == 422 && early.errorMessage.contains("longer than its shape says") && early.errorMessage.contains("\(whole.count)"),
+                    "\(early.status) \(early.text)")
+            // The client sends most of the body it announced (past the builder's buffer, so rows are in
+            // the content file already), then closes its side.
             let fd = try c.connect()
             defer { close(fd) }
-            let head = "POST /v1/datasets?name=cut HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(h.key)\r\nContent-Type: application/x-npy\r\nContent-Length: \(whole.count)\r\n\r\n"
-            try c.sendAll(fd, Array(head.utf8) + Array(whole.prefix(whole.count / 2)))
+            try c.sendAll(fd, Array(Self.npyHead(key: h.key, length: "Content-Length: \(whole.count)").utf8) + Array(whole.prefix(whole.count * 4 / 5)))
             shutdown(fd, Int32(SHUT_WR))
             let r = try c.readResponse(fd, method: "POST")
             #expect(r.status == 400, "\(r.status) \(r.text)")
-            #expect(try h.store.datasets(tenantID: try h.tenantID()).items.isEmpty, "a refused upload stores nothing")
+            try Self.expectNothingStored(h)
         }
+    }
+
+    static func npyHead(key: String, length: String) -> String {
+        "POST /v1/datasets?name=cut HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(key)\r\nContent-Type: application/x-npy\r\n\(length)\r\n\r\n"
+    }
+
+    /// POSTs `body` as a .npy upload in 1 MiB chunks of `Transfer-Encoding: chunked` (no Content-Length).
+    static func chunkedUpload(_ c: TestClient, key: String, query: String = "", body: Data) throws -> TestResponse {
+        let fd = try c.connect()
+        defer { close(fd) }
+        var out = Array(npyHead(key: key, length: "Transfer-Encoding: chunked").replacingOccurrences(of: "?name=cut", with: "?name=chunked\(query)").utf8)
+        var offset = body.startIndex
+        while offset < body.endIndex {
+            let end = min(offset + (1 << 20), body.endIndex)
+            out += Array(String(end - offset, radix: 16).utf8) + [13, 10] + Array(body[offset..<end]) + [13, 10]
+            offset = end
+        }
+        out += Array("0\r\n\r\n".utf8)
+        try c.sendAll(fd, out)
+        return try c.readResponse(fd, method: "POST")
+    }
+
+    /// No dataset row, no chunk row, and (SQLite) no content file.
+    static func expectNothingStored(_ h: ServiceHarness, _ comment: Comment? = nil) throws {
+        #expect(try h.store.datasets(tenantID: try h.tenantID()).items.isEmpty, "a refused upload stores no dataset \(comment?.description ?? "")")
+        #expect(try h.store.read { try $0.connection.queryOne("SELECT count(*) AS n FROM dataset_blobs")!.int("n") } == 0)
+        let files = try contentFiles(h)
+        #expect(files.isEmpty, "content files left: \(files) \(comment?.description ?? "")")
+    }
+
+    /// The SQLite store's content files (none for PostgreSQL).
+    static func contentFiles(_ h: ServiceHarness) throws -> [String] {
+        guard h.location.backend == .sqlite else { return [] }
+        return ((try? FileManager.default.contentsOfDirectory(atPath: h.location.sqlitePath + "-blobs")) ?? []).sorted()
+    }
+
+    func le<T: FixedWidthInteger>(_ v: T) -> [UInt8] { withUnsafeBytes(of: v.littleEndian) { Array($0) } }
+
+    /// A large upload (past the builder's 4 MiB buffer) is stored bit-exactly by the direct path: on
+    /// SQLite its rows go straight to one content file (no chunk rows), whose bytes are the blob and
+    /// whose SHA-256 is the dataset's checksum; deleting the dataset removes the file. PostgreSQL keeps
+    /// chunk rows. A CSV that turns from compact to float32 rows after the buffer leaves one file.
+    @Test(arguments: Backend.all)
+    func largeUploadsGoStraightToTheStore(backend: Backend) throws {
+        try ServiceHarness.with(backend) { h in
+            let c = h.client
+            let rows = 9000, d = 784  // 7.1 MB
+            var g = Bytes(state: 44)
+            var u8 = [UInt8]()
+            u8.reserveCapacity(rows * (d + 1))
+            for _ in 0..<rows {
+                u8.append(g.byte() % 10)
+                for _ in 0..<d { u8.append(g.byte() % 3 == 0 ? g.byte() : 7) }
+            }
+            let body = npy("|u1", rows: rows, columns: d + 1, u8)
+            let blob = Array("PFCDATA3".utf8) + le(UInt32(d)) + le((1.0 / 255).bitPattern) + u8
+            var ids: [String] = []
+            for (name, send) in [("Content-Length", { try c.request("POST", "/v1/datasets?name=big&scale=1/255", body: body, contentType: "application/x-npy") }),
+                                 ("chunked", { try Self.chunkedUpload(c, key: h.key, query: "&scale=1/255", body: body) })] {
+                let r = try send()
+                #expect(r.status == 201, "\(name): \(r.text)")
+                let (ds, got) = try stored(h, r)
+                ids.append(ds.id)
+                #expect(ds.byteSize == blob.count && ds.checksum == SHA256Hex.digest(Data(blob)), "\(name)")
+                #expect(ds.minFeature == 0 && ds.classes == 10 && ds.examples == rows)
+                #expect(got.labels == (0..<rows).map { Int(u8[$0 * (d + 1)]) }, "\(name)")
+                var expected = [UInt32]()
+                expected.reserveCapacity(rows * d)
+                for r in 0..<rows { for j in 1...d { expected.append(Float(Double(u8[r * (d + 1) + j]) / 255).bitPattern) } }
+                #expect(got.features.storage.map(\.bitPattern) == expected, "\(name): features differ")
+                let chunkRows = try h.store.read { try $0.connection.queryOne("SELECT count(*) AS n FROM dataset_blobs WHERE dataset_id = \(ds.id)")!.int("n") }
+                if backend == .sqlite {
+                    let file = try h.store.read { try $0.connection.queryOne("SELECT blob_file FROM datasets WHERE id = \(ds.id)")!.optionalString("blob_file") }
+                    #expect(chunkRows == 0 && file != nil, "\(name): \(chunkRows) chunk rows, file \(file ?? "none")")
+                    let onDisk = try Data(contentsOf: URL(fileURLWithPath: h.location.sqlitePath + "-blobs/" + (file ?? "")))
+                    #expect(onDisk == Data(blob), "\(name): the content file is the blob")
+                } else {
+                    #expect(chunkRows == (blob.count + datasetChunkSize - 1) / datasetChunkSize)
+                }
+            }
+            #expect(try Self.contentFiles(h).count == (backend == .sqlite ? 2 : 0))
+
+            // A CSV of bytes whose last row has a fraction: the compact rows in the first content file
+            // become float32 rows in a second one; only that one is kept.
+            let csvRows = 12000, cd = 100  // compact 1.2 MB, float32 4.8 MB: past the buffer
+            let table = (0..<csvRows).map { r in (0...cd).map { i in i == 0 ? UInt8(r % 10) : g.byte() } }
+            var lines = table.map { $0.map { String($0) }.joined(separator: ",") }
+            lines[csvRows - 1] += ".5"
+            let csv = checked(try c.request("POST", "/v1/datasets?name=csv", body: Data(lines.joined(separator: "\n").utf8), contentType: "text/csv"), "POST", "/v1/datasets")
+            #expect(csv.status == 201, "\(csv.text)")
+            let (csvSet, csvGot) = try stored(h, csv)
+            #expect(csvSet.byteSize == 12 + csvRows * 4 * (cd + 1))
+            var expected = table.flatMap { $0.dropFirst().map { Float($0) } }
+            expected[expected.count - 1] += 0.5
+            #expect(csvGot.features.storage == expected && csvGot.labels == table.map { Int($0[0]) })
+            #expect(try Self.contentFiles(h).count == (backend == .sqlite ? 3 : 0))
+
+            // Deleting a dataset removes its file once the delete committed.
+            for id in ids + [csvSet.id] {
+                #expect(try c.request("DELETE", "/v1/datasets/\(id)").status == 204)
+            }
+            try Self.expectNothingStored(h)
+        }
+    }
+
+    /// Crash safety of the content files: a file no committed row names is never read and is removed
+    /// (a rolled-back transaction unlinks its file; at start, `migrate()` sweeps files left by a
+    /// process that died mid-upload, but not the file of an upload still being written, nor a stored one).
+    @Test func contentFilesOfUncommittedUploadsAreRemoved() throws {
+        let location = HarnessLocation(.sqlite)
+        defer { location.destroy() }
+        let store = try location.openStore() as! SQLiteStore
+        defer { store.close() }
+        let tenant = Tenant(name: "t")
+        try store.insert(tenant)
+        let directory = location.sqlitePath + "-blobs"
+        func files() -> [String] { ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).sorted() }
+        let blob = Data(Array("PFCDATA3".utf8) + le(UInt32(2)) + le((1.0).bitPattern) + [1, 2, 3, 0, 4, 5])
+
+        // A transaction that fails after attaching the file: rolled back, the file goes with it.
+        do {
+            let file = try #require(try store.makeDatasetBlobFile())
+            try blob.withUnsafeBytes { try file.write($0) }
+            try file.finish()
+            let ds = Dataset(tenantID: tenant.id, name: "x", examples: 2, features: 2, classes: 2)
+            struct Refused: Error {}
+            #expect(throws: Refused.self) {
+                try store.transaction { s in
+                    try s.insert(ds)
+                    _ = try s.attachDatasetBlob(datasetID: ds.id, tenantID: tenant.id, file: file)
+                    throw Refused()
+                }
+            }
+            #expect(files() == [file.name], "still held by its upload")
+        }
+        let left = try store.datasets(tenantID: tenant.id).items
+        #expect(files().isEmpty && left.isEmpty)
+
+        // A stored dataset, an upload in progress, and two files of uploads that died with their process.
+        let ds = Dataset(tenantID: tenant.id, name: "kept", examples: 2, features: 2, classes: 2)
+        let storedName: String = try {
+            let stored = try #require(try store.makeDatasetBlobFile())
+            try blob.withUnsafeBytes { try stored.write($0) }
+            try stored.finish()
+            try store.transaction { s in
+                try s.insert(ds)
+                _ = try s.attachDatasetBlob(datasetID: ds.id, tenantID: tenant.id, file: stored)
+            }
+            return stored.name
+        }()  // released: only its row keeps it now
+        let writing = try #require(try store.makeDatasetBlobFile())
+        try blob.prefix(5).withUnsafeBytes { try writing.write($0) }
+        for orphan in ["dead-1.pfcdata", "dead-2.pfcdata"] {
+            #expect(FileManager.default.createFile(atPath: directory + "/" + orphan, contents: blob))
+        }
+        #expect(files().count == 4)
+        let removed = try store.sweepDatasetBlobFiles()
+        #expect(removed == ["dead-1.pfcdata", "dead-2.pfcdata"])
+        #expect(Set(files()) == [storedName, writing.name])
+        // A restart (migrate) sweeps too, and the stored dataset still reads.
+        #expect(FileManager.default.createFile(atPath: directory + "/dead-3.pfcdata", contents: blob))
+        try store.migrate()
+        #expect(Set(files()) == [storedName, writing.name])
+        let read = try DatasetBlobReader.load(from: store, dataset: ds, tenantID: tenant.id, classes: 2)
+        #expect(read.labels == [1, 0] && read.features.storage == [2, 3, 4, 5])
+        #expect(try store.dataset(id: ds.id, tenantID: tenant.id).checksum == SHA256Hex.digest(blob))
     }
 
     /// Tricky decimals: the CSV fast path gives `strtof`'s Float for every one of them.

@@ -15,8 +15,10 @@ import Linalg
 import PFC
 import Storage
 
-/// Builds a dataset blob from validated rows, spilling to a temporary file so an upload of any
-/// size is held in memory only one buffer at a time.
+/// Builds a dataset blob from validated rows, holding at most one buffer (`flushBytes`) in memory:
+/// past it, the rows go to the store's content file when the store keeps large payloads in files
+/// (SQLite, `DatasetBlobFile`: written once, attached to the row afterwards, `finishFile()`), else to a
+/// temporary spill file that `withChunks` streams into the database.
 final class DatasetBuilder {
     static let magic = Array("PFCDATA1".utf8)
     static let magicPerStep = Array("PFCDATA2".utf8)
@@ -46,6 +48,10 @@ final class DatasetBuilder {
     private var buffer: [UInt8] = []
     private var spill: FileHandle?
     private var spillURL: URL?
+    /// Makes the store's content file for rows past the buffer; nil (or a nil answer): a spill file.
+    private let makeFile: (() throws -> DatasetBlobFile?)?
+    private var file: DatasetBlobFile?
+    private var fileRefused = false
     /// Bytes held in memory before they go to the spill file.
     let flushBytes: Int
     /// The most bytes the builder held in memory at once (for tests of the memory bound).
@@ -53,7 +59,9 @@ final class DatasetBuilder {
     /// Bytes written to the spill file.
     private(set) var spilledBytes = 0
 
-    init(encoding: Encoding = .float32, flushBytes: Int = 4 << 20, compactIntegers: Bool = false) {
+    init(encoding: Encoding = .float32, flushBytes: Int = 4 << 20, compactIntegers: Bool = false,
+         contentFile: (() throws -> DatasetBlobFile?)? = nil) {
+        self.makeFile = contentFile
         self.encoding = encoding
         self.compactWhileBytes = compactIntegers && encoding == .float32
         self.flushBytes = flushBytes
@@ -203,8 +211,9 @@ final class DatasetBuilder {
     /// Rewrites the compact rows written so far (buffer and spill file) as float32 rows.
     private func convertToFloat32() throws {
         guard case .uint8(let scale) = encoding, let d = features else { return }
-        let oldSpill = spill, oldBuffer = buffer
+        let oldSpill = spill, oldFile = file, oldBuffer = buffer
         spill = nil
+        file = nil  // a new content file for the float32 rows; the old one is unlinked when it goes
         spilledBytes = 0
         buffer = []
         buffer.reserveCapacity(flushBytes + (64 << 10))
@@ -237,6 +246,7 @@ final class DatasetBuilder {
             while let chunk = try oldSpill.read(upToCount: datasetChunkSize), !chunk.isEmpty { try chunk.withUnsafeBytes { try feed($0) } }
             try oldSpill.close()
         }
+        try oldFile?.readBack { try feed($0) }
         try oldBuffer.withUnsafeBytes { try feed($0) }
         precondition(carry.isEmpty && skip == 0, "the compact rows convert whole")
     }
@@ -255,6 +265,16 @@ final class DatasetBuilder {
 
     private func flush() throws {
         peakBuffered = max(peakBuffered, buffer.count)
+        if file == nil && spill == nil && !fileRefused, let makeFile {
+            file = try makeFile()
+            fileRefused = file == nil
+        }
+        if let file {
+            try buffer.withUnsafeBytes { try file.write($0) }
+            spilledBytes += buffer.count
+            buffer.removeAll(keepingCapacity: true)
+            return
+        }
         if spill == nil {
             let url = FileManager.default.temporaryDirectory.appendingPathComponent("pfc-upload-\(UUID().uuidString)")
             _ = FileManager.default.createFile(atPath: url.path, contents: nil)
@@ -270,11 +290,32 @@ final class DatasetBuilder {
         buffer.removeAll(keepingCapacity: true)
     }
 
+    /// When the rows went to the store's content file: writes the rest, makes it durable
+    /// (`DatasetBlobFile.finish`, outside any transaction) and returns it for `attachDatasetBlob`; then
+    /// the builder is spent. Nil when the rows are in memory or a spill file: use `withChunks`.
+    func finishFile() throws -> DatasetBlobFile? {
+        guard examples > 0 else { throw APIError.invalid("the dataset has no examples") }
+        guard let file else { return nil }
+        if !buffer.isEmpty { try flush() }
+        try file.finish()
+        return file
+    }
+
     /// Hands the finished blob to `body` as a chunk producer (`datasetChunkSize` chunks); then the
     /// builder is spent.
     func withChunks<T>(_ body: (() throws -> Data?) throws -> T) throws -> T {
         guard examples > 0 else { throw APIError.invalid("the dataset has no examples") }
         peakBuffered = max(peakBuffered, buffer.count)
+        if let file {
+            if !buffer.isEmpty { try flush() }
+            var offset = 0
+            return try body {
+                guard offset < file.byteCount else { return nil }
+                let chunk = try file.readChunk(offset: offset, maxCount: datasetChunkSize)
+                offset += chunk.count
+                return chunk
+            }
+        }
         if let spill {
             try flush()
             try spill.seek(toOffset: 0)

@@ -3,6 +3,7 @@ import Foundation
 import Linalg
 import HTTP
 import PFC
+import Storage
 
 /// A parsed upload: its name, optional image shape, optional sequence form and the builder holding
 /// its rows.
@@ -14,14 +15,15 @@ struct DatasetUpload {
 
     static let mediaTypes = ["application/json", "text/csv", "application/x-ndjson", "application/x-npy"]
 
-    /// Parses the request according to its content type; 415 for anything else.
-    static func parse(_ request: Request, limits: ServiceLimits) throws -> DatasetUpload {
+    /// Parses the request according to its content type; 415 for anything else. `contentFile` makes
+    /// the store's content file for rows past the builder's buffer (`DatasetBuilder`).
+    static func parse(_ request: Request, limits: ServiceLimits, contentFile: (() throws -> DatasetBlobFile?)? = nil) throws -> DatasetUpload {
         let type = JSONCoding.mediaType(request)
         switch type {
         case "application/json": return try json(request, limits: limits)
-        case "text/csv": return try csv(request, limits: limits)
-        case "application/x-ndjson", "application/ndjson": return try ndjson(request, limits: limits)
-        case "application/x-npy", "application/npy": return try npy(request, limits: limits)
+        case "text/csv": return try csv(request, limits: limits, contentFile: contentFile)
+        case "application/x-ndjson", "application/ndjson": return try ndjson(request, limits: limits, contentFile: contentFile)
+        case "application/x-npy", "application/npy": return try npy(request, limits: limits, contentFile: contentFile)
         default: throw APIError.unsupportedMediaType(type, accepted: mediaTypes)
         }
     }
@@ -98,11 +100,11 @@ struct DatasetUpload {
 
     /// Streams CSV lines into the builder as they arrive (byte-level parser, `CSVRowParser`): memory
     /// stays bounded by one line and the blob buffer; the limit is the streamed one.
-    static func csv(_ request: Request, limits: ServiceLimits) throws -> DatasetUpload {
+    static func csv(_ request: Request, limits: ServiceLimits, contentFile: (() throws -> DatasetBlobFile?)? = nil) throws -> DatasetUpload {
         let name = try validName(request.queryValue("name"))
         let form = try SequenceForm.declared(query: request.queryValue)
         let shape = try queryShape(request)
-        let builder = DatasetBuilder(compactIntegers: true)
+        let builder = DatasetBuilder(compactIntegers: true, contentFile: contentFile)
         var parser = CSVRowParser(source: "body")
         let emit: (Int, UnsafeBufferPointer<Float>, Int) throws -> Void = { label, row, line in
             try builder.appendRow(label: label, features: row, row: line)
@@ -138,9 +140,9 @@ struct DatasetUpload {
 
     /// Streams NDJSON lines into the builder as they arrive: memory stays bounded by one line. The
     /// common flat line comes from `NDJSONReader`'s fast path straight into the builder.
-    static func ndjson(_ request: Request, limits: ServiceLimits) throws -> DatasetUpload {
+    static func ndjson(_ request: Request, limits: ServiceLimits, contentFile: (() throws -> DatasetBlobFile?)? = nil) throws -> DatasetUpload {
         let name = try validName(request.queryValue("name"))
-        let builder = DatasetBuilder()
+        let builder = DatasetBuilder(contentFile: contentFile)
         var form = try SequenceForm.declared(query: request.queryValue)
         try NDJSONReader.forEachLine(in: request.body, maxBytes: limits.maxStreamedDatasetBytes) { parsed, line in
             switch parsed {

@@ -6,6 +6,7 @@ import Foundation
 import HTTP
 import Linalg
 import PFC
+import Storage
 
 /// The element types accepted, by their `descr`.
 enum NpyElement: String {
@@ -107,13 +108,15 @@ extension DatasetUpload {
 
     /// Streams a `.npy` body into the builder. A uint8 array is stored as it is (the compact form,
     /// `DatasetBuilder.Encoding.uint8`, its rows copied in whole chunks); float32 and float64 become
-    /// float32 rows.
-    static func npy(_ request: Request, limits: ServiceLimits) throws -> DatasetUpload {
+    /// float32 rows. With `contentFile` (SQLite) the rows go straight to the store's content file as
+    /// they arrive, no spill file. A Content-Length other than the header's size is refused as soon as
+    /// the header is read, before any row.
+    static func npy(_ request: Request, limits: ServiceLimits, contentFile: (() throws -> DatasetBlobFile?)? = nil) throws -> DatasetUpload {
         let name = try validName(request.queryValue("name"))
         let form = try SequenceForm.declared(query: request.queryValue)
         let shape = try queryShape(request)
         let scale = try scaleQuery(request)
-        var builder = DatasetBuilder()
+        var builder = DatasetBuilder(contentFile: contentFile)
         var pending: [UInt8] = []
         var header: NpyHeader?
         var rowBytes = 0, rowsRead = 0
@@ -159,10 +162,14 @@ extension DatasetUpload {
                 guard let bytes = CheckedSize.product(h.rows, h.columns, h.element.size), bytes <= limits.maxStreamedDatasetBytes else {
                     throw HTTPError(.contentTooLarge, message: ".npy array of shape (\(h.rows), \(h.columns)) is over the \(limits.maxStreamedDatasetBytes)-byte upload limit")
                 }
+                if case .length(let length) = request.head.framing, length != h.dataOffset + bytes {
+                    let needs = "shape (\(h.rows), \(h.columns)) of \(h.element.size)-byte values after a \(h.dataOffset)-byte header is \(h.dataOffset + bytes) bytes, the Content-Length \(length)"
+                    throw APIError.invalid(length < h.dataOffset + bytes ? ".npy data is truncated: its \(needs)" : ".npy data is longer than its shape says: its \(needs)")
+                }
                 header = h
                 rowBytes = h.columns * h.element.size
                 row = [Float](repeating: 0, count: h.columns - 1)
-                if h.element == .uint8 { builder = DatasetBuilder(encoding: .uint8(scale: scale)) }
+                if h.element == .uint8 { builder = DatasetBuilder(encoding: .uint8(scale: scale), contentFile: contentFile) }
                 data = pending[h.dataOffset...]
                 pending = []
             }

@@ -17,7 +17,9 @@ struct DatasetController: RouteCollection {
         r.post("/v1/datasets", options: upload) { [store, quotas] request, ctx in
             let tenant = try ctx.tenantID()
             try quotas.admitDatasetUpload(tenantID: tenant)
-            let upload = try DatasetUpload.parse(request, limits: limits)
+            // Rows past the builder's buffer go straight to the store's content file (SQLite), outside
+            // any transaction; the short transaction below only attaches it to the new row.
+            let upload = try DatasetUpload.parse(request, limits: limits, contentFile: { try storeCall { try store.makeDatasetBlobFile() } })
             try APIError.refuseNUL(upload.name, field: "name")
             guard let features = upload.builder.features, upload.builder.examples > 0 else {
                 throw APIError.invalid("the dataset has no examples")
@@ -27,12 +29,12 @@ struct DatasetController: RouteCollection {
                                   classes: max(upload.builder.maxLabel + 1, 1), imageShape: shape,
                                   sequenceLength: upload.sequence?.steps, stepFeatures: upload.sequence?.stepFeatures,
                                   labelsPerExample: upload.builder.labelsPerExample ?? 1, minFeature: Double(upload.builder.minFeature))
+            let file = try storeCall { try upload.builder.finishFile() }  // durable before any row names it
             let stored = try storeCall {
                 try store.transaction { s in
                     try s.insert(dataset)
-                    let blob = try upload.builder.withChunks { next in
-                        try s.writeDatasetBlob(datasetID: dataset.id, tenantID: tenant, nextChunk: next)
-                    }
+                    let blob = try file.map { try s.attachDatasetBlob(datasetID: dataset.id, tenantID: tenant, file: $0) }
+                        ?? upload.builder.withChunks { next in try s.writeDatasetBlob(datasetID: dataset.id, tenantID: tenant, nextChunk: next) }
                     try quotas.admitDatasetBytes(tenantID: tenant, adding: blob.byteCount, in: s)
                     return try s.dataset(id: dataset.id, tenantID: tenant)
                 }

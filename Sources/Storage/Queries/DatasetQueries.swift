@@ -1,4 +1,4 @@
-// Datasets and their chunked blobs.
+// Datasets and their chunked blobs (large SQLite payloads: content files, `DatasetBlobFiles`).
 import Foundation
 
 /// Bytes per `dataset_blobs` row.
@@ -51,6 +51,7 @@ extension StoreOperations {
             if active > 0 {
                 throw StoreError.conflict(message: "dataset \(id) is used by \(active) queued or running job(s)", sql: nil)
             }
+            try session.releaseDatasetBlobFile(datasetID: id)
             try session.connection.execute("DELETE FROM datasets WHERE id = \(id) AND tenant_id = \(tenantID)")
         }
     }
@@ -68,7 +69,7 @@ extension StoreOperations {
         try withSession(writing: true) { session in
             session.isRetrySafe = false
             _ = try session.dataset(id: datasetID, tenantID: tenantID)
-            try session.connection.execute("DELETE FROM dataset_blobs WHERE dataset_id = \(datasetID)")
+            try session.releaseDatasetBlob(datasetID: datasetID)
             var hasher = SHA256Hex()
             var pending = Data()
             var summary = BlobSummary(byteCount: 0, chunkCount: 0, sha256: "")
@@ -104,6 +105,11 @@ extension StoreOperations {
     public func readDatasetBlob(datasetID: String, tenantID: String, _ body: (Data) throws -> Void) throws {
         try withSession(writing: false) { session in
             _ = try session.dataset(id: datasetID, tenantID: tenantID)
+            if let directory = session.blobDirectory,
+               let file = try session.connection.queryOne("SELECT blob_file FROM datasets WHERE id = \(datasetID)")?.optionalString("blob_file") {
+                try DatasetBlobDirectory.read(directory, name: file, chunkSize: datasetChunkSize, body)
+                return
+            }
             let sequence = try session.connection.query(
                 "SELECT seq FROM dataset_blobs WHERE dataset_id = \(datasetID) ORDER BY seq").map { try $0.int("seq") }
             for seq in sequence {

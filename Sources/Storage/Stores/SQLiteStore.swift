@@ -14,6 +14,8 @@ public final class SQLiteStore: Store {
     public let jobChanges = JobChangeFeed()
     /// The database file.
     public let path: String
+    /// Where large dataset payloads live (`DatasetBlobFiles`): `<path>-blobs`; nil for in-memory databases.
+    public let blobDirectory: String?
     private let writer: ConnectionPool<SQLiteConnection>
     private let readers: ConnectionPool<SQLiteConnection>
 
@@ -21,6 +23,7 @@ public final class SQLiteStore: Store {
     /// The file, its `-wal` and `-shm` are mode 0600 (see `SQLiteFileMode`).
     public init(path: String = SQLiteStore.defaultPath, readers readerCount: Int = 4, busyTimeoutMilliseconds: Int = 10_000) throws {
         self.path = path
+        blobDirectory = DatasetBlobDirectory.path(forDatabase: path)
         try SQLiteFileMode.secure(databasePath: path)
         let first = try SQLiteConnection(path: path, readOnly: false, busyTimeoutMilliseconds: busyTimeoutMilliseconds)
         let pending = PendingConnection(first)
@@ -45,7 +48,9 @@ public final class SQLiteStore: Store {
     }
 
     @discardableResult public func migrate() throws -> MigrationReport {
-        try Migrator(store: self, migrations: EmbeddedMigrations.sqlite).migrate()
+        let report = try Migrator(store: self, migrations: EmbeddedMigrations.sqlite).migrate()
+        try sweepDatasetBlobFiles()
+        return report
     }
 
     public func migrationStatus() throws -> MigrationReport {
@@ -61,8 +66,10 @@ public final class SQLiteStore: Store {
         try connection.executeScript(begin)
         do {
             let session = StoreSession(connection: connection, writing: writing)
+            session.blobDirectory = blobDirectory
             let result = try body(session)
             try connection.executeScript("COMMIT")
+            session.afterCommit.forEach { $0() }
             jobChanges.publish(session.changedJobs)
             return result
         } catch {
