@@ -157,7 +157,7 @@ final class Connection: @unchecked Sendable {
             case .bytes(let n):
                 total += n
                 if n < want && !readUntilBlocked { break reading }
-                if n == want { want = min(want * 4, 64 * 1024) }
+                if n == want { want = min(want * 4, 64 * 1024, cap - total) }
             case .eof:
                 peerEOF = true
                 break reading
