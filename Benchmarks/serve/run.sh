@@ -6,7 +6,8 @@
 #      built here from the package mirror into its own scratch folder; no request logging), one
 #      server at a time, each after a warm-up; prints req/s, p50, p99 and the ratio pfc / Hummingbird
 #      (target >= 1.0x), and healthz with --no-access-log for the log's cost. The servers alternate
-#      (pfc, pfc without log, Hummingbird; ROUNDS times); the table shows each side's best round and
+#      (pfc and Hummingbird back to back, which goes first alternating by round, then pfc without
+#      log; ROUNDS times); the table shows each side's best round and
 #      the ratios per round and their median, so one burst of the machine's other load does not
 #      decide it.
 #   2. Authenticated GET /v1/models/{id} with 64 clients (target >= 15 000 req/s), access log on.
@@ -15,13 +16,13 @@
 # Usage: Benchmarks/serve/run.sh            (from anywhere)
 # Env:   DURATION=10s THREADS=2 CONNECTIONS=64 PORT=18090 PEER_PORT=18290
 #        SERVER_BIN=path/to/pfc-server (skip the build)   HB_BIN=path/to/hb-peer (skip the peer build)
-#        ROUNDS=3 (rounds of the healthz/echo pairs)
+#        ROUNDS=5 (rounds of the healthz/echo pairs)
 # Needs: wrk, curl, python3; the Swift toolchain and the package mirror for the builds.
 # The machine is shared: the load average is printed before and after; compare ratios within a run.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
-duration="${DURATION:-10s}"; threads="${THREADS:-2}"; conns="${CONNECTIONS:-64}"; rounds="${ROUNDS:-3}"
+duration="${DURATION:-10s}"; threads="${THREADS:-2}"; conns="${CONNECTIONS:-64}"; rounds="${ROUNDS:-5}"
 port="${PORT:-18090}"; peer_port="${PEER_PORT:-18290}"
 work="$(mktemp -d)"; pids=()
 cleanup() { for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
@@ -81,19 +82,26 @@ bench() {
 
 load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
 echo "load average before: $load_before" >&2
-for r in $(seq 1 "$rounds"); do
+pfc_pair() {
   start_pfc
   curl -sf "http://127.0.0.1:$port/healthz" >/dev/null
   bench pfc_healthz "http://127.0.0.1:$port/healthz"
   bench pfc_echo "http://127.0.0.1:$port/echo" -s "$work/post.lua"
   stop_last
-  start_pfc --no-access-log
-  bench pfc_nolog_healthz "http://127.0.0.1:$port/healthz"
-  stop_last
+}
+hb_pair() {
   start_hb
   curl -sf "http://127.0.0.1:$peer_port/healthz" >/dev/null
   bench hb_healthz "http://127.0.0.1:$peer_port/healthz"
   bench hb_echo "http://127.0.0.1:$peer_port/echo" -s "$work/post.lua"
+  stop_last
+}
+for r in $(seq 1 "$rounds"); do
+  # pfc and Hummingbird back to back, the first of the pair alternating between rounds, so that
+  # neither side always runs in the same part of a round; the no-log run goes last.
+  if (( r % 2 == 1 )); then pfc_pair; hb_pair; else hb_pair; pfc_pair; fi
+  start_pfc --no-access-log
+  bench pfc_nolog_healthz "http://127.0.0.1:$port/healthz"
   stop_last
 done
 log_lines="$(grep -c ' 200$' "$work/access.log" || true)"

@@ -49,6 +49,38 @@ import TestSupport
         }
     }
 
+    /// Pipelined input beyond `maxPipelinedBytes` while a handler runs pauses reading (the fd leaves
+    /// its event loop's epoll set) and resumes once the answer is out: every request is answered, in order.
+    @Test func readingPausesAtThePipelineLimitAndResumes() throws {
+        try TestServer.with({ $0.maxPipelinedBytes = 4096 }, router: TestServer.basicRouter()) { server in
+            let c = try TestClient(port: server.port, timeout: 20)
+            var batch = TestClient.request("GET", "/slow/200")
+            for i in 0..<200 { batch += TestClient.request("POST", "/echo", body: Array("body-\(i)-".utf8) + [UInt8](repeating: 0x61, count: 200)) }
+            try c.send(batch)  // ~60 KiB: far over the 4 KiB read-ahead
+            #expect(try c.readResponse().text == "slow 200")
+            for i in 0..<200 {
+                let r = try c.readResponse()
+                #expect(r.status == 200)
+                #expect(r.text.hasPrefix("body-\(i)-"))
+            }
+            try c.send(TestClient.request("GET", "/hello"))
+            #expect(try c.readResponse().text == "hello")
+        }
+    }
+
+    /// More connections than event loops, each with keep-alive requests interleaved with the others':
+    /// every connection gets its own answers.
+    @Test func manyKeepAliveConnectionsAcrossEventLoops() throws {
+        try TestServer.with(router: TestServer.basicRouter()) { server in
+            let clients = try (0..<12).map { _ in try TestClient(port: server.port, timeout: 20) }
+            for round in 0..<20 {
+                for (k, c) in clients.enumerated() { try c.send(TestClient.request("GET", "/items/\(k)-\(round)")) }
+                for (k, c) in clients.enumerated() { #expect(try c.readResponse().text == "item \(k)-\(round) q=-") }
+            }
+            #expect(server.openConnectionCount == 12)
+        }
+    }
+
     @Test func chunkedRequestAndChunkedResponse() throws {
         var router = TestServer.basicRouter()
         router.get("/count/{n}") { req, _ in

@@ -1,5 +1,5 @@
 // Connection: one accepted socket as a state machine on its own serial DispatchQueue, driven by
-// read, write and timer sources. No blocking calls run here: handlers run on the handler pool.
+// its event loop's read events (`EventLoop`) and Dispatch write and timer sources. No blocking calls run here: handlers run on the handler pool.
 //
 // All mutable state below is confined to `queue` (hence `@unchecked Sendable`); other threads only
 // reach the connection through `queue.async`.
@@ -32,7 +32,8 @@ final class Connection: @unchecked Sendable {
     let transport: Transport
     let queue: DispatchQueue
     let core: ServerCore
-    private let readSource: any DispatchSourceRead
+    /// The epoll loop that watches the socket for input and runs `readEvent` on its thread.
+    private let loop: EventLoop
     private let writeSource: any DispatchSourceWrite
     private let timer: any DispatchSourceTimer
 
@@ -98,7 +99,7 @@ final class Connection: @unchecked Sendable {
         self.core = core
         self.queue = DispatchQueue(label: "pfc.http.connection", target: core.connectionTarget)
         self.parser = HTTPRequestParser(limits: core.configuration.parserLimits)
-        self.readSource = DispatchSource.makeReadSource(fileDescriptor: fd, queue: queue)
+        self.loop = EventLoop.pick()
         self.writeSource = DispatchSource.makeWriteSource(fileDescriptor: fd, queue: queue)
         self.timer = DispatchSource.makeTimerSource(queue: queue)
         let now = Self.now()
@@ -114,15 +115,14 @@ final class Connection: @unchecked Sendable {
 
     /// Starts reading; called once after registration.
     func start() {
-        readSource.setEventHandler { [self] in handleReadable() }
         writeSource.setEventHandler { [self] in flush() }
         timer.setEventHandler { [self] in timerFired() }
         let release: @Sendable () -> Void = { [self] in sourceCancelled() }
-        readSource.setCancelHandler(handler: release)
         writeSource.setCancelHandler(handler: release)
         timer.setCancelHandler(handler: release)
         queue.async { [self] in
-            readSource.activate()
+            guard !closed else { return }
+            loop.register(self)
             timer.schedule(deadline: .distantFuture)
             timer.activate()
             armTimer()
@@ -130,6 +130,12 @@ final class Connection: @unchecked Sendable {
     }
 
     // MARK: reading
+
+    /// The socket is readable (from the event loop's thread, on the queue).
+    func readEvent() {
+        guard !closed, !readSuspended else { return }  // an event taken just before a pause or close
+        handleReadable()
+    }
 
     private func handleReadable() {
         guard !closed else { return }
@@ -140,9 +146,9 @@ final class Connection: @unchecked Sendable {
             if closed { return }
         }
         var total = 0
-        // Size reads by what the kernel says is waiting, so idle and trickling connections keep
-        // small buffers (4 KiB) while bulk uploads read 64 KiB at a time.
-        let want = min(max(Int(readSource.data), 4096), 64 * 1024)
+        // Start with 4 KiB reads, so idle and trickling connections keep small buffers; a read
+        // that fills its space is followed by a larger one (up to 64 KiB) for bulk uploads.
+        var want = 4096
         // TLS returns at most one record per read: read on until it would block.
         let readUntilBlocked = transport.isTLS
         let cap = 256 * 1024
@@ -151,6 +157,7 @@ final class Connection: @unchecked Sendable {
             case .bytes(let n):
                 total += n
                 if n < want && !readUntilBlocked { break reading }
+                if n == want { want = min(want * 4, 64 * 1024, cap - total) }
             case .eof:
                 peerEOF = true
                 break reading
@@ -233,8 +240,8 @@ final class Connection: @unchecked Sendable {
         } else {
             want = true
         }
-        if want && readSuspended { readSuspended = false; readSource.resume(); kickBufferedInput() }
-        if !want && !readSuspended { readSuspended = true; readSource.suspend() }
+        if want && readSuspended { readSuspended = false; loop.setInterest(fd, true); kickBufferedInput() }
+        if !want && !readSuspended { readSuspended = true; loop.setInterest(fd, false) }
     }
 
     // MARK: writing
@@ -371,11 +378,12 @@ final class Connection: @unchecked Sendable {
             deferred.cancel()
             deferred.detach()
         }
-        if readSuspended { readSuspended = false; readSource.resume() }
+        loop.deregister(fd, watching: !readSuspended)
+        readSuspended = true
         if writeSuspended { writeSuspended = false; writeSource.resume() }
-        readSource.cancel()
         writeSource.cancel()
         timer.cancel()
+        sourceCancelled()  // the read registration: closes the fd when the two sources are also done
     }
 
     private func sourceCancelled() {
