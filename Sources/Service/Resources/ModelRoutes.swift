@@ -36,11 +36,20 @@ extension PFCService {
             }
             return try JSONCoding.response(ListPage(items: dtos.0, nextOffset: dtos.1))
         }
+        // The row and latest version are read on every request (one statement), so this is never
+        // stale; only the decoding and encoding are skipped while they are unchanged.
+        let bodies = ModelBodyCache(capacity: Self.modelBodyCacheCapacity)
         r.get("/v1/models/{id}") { [self] request, ctx in
             let tenant = try ctx.tenantID(), id = try request.pathParameter("id")
-            return try JSONCoding.response(try storeCall { try store.read { s in try modelDTO(try s.model(id: id, tenantID: tenant), session: s) } })
+            let (model, latest) = try storeCall { try store.modelWithLatestVersion(id: id, tenantID: tenant) }
+            let body = try bodies.body(for: .init(model: model, latestVersion: latest)) { source in
+                let dto = ModelDTO(id: source.model.id, name: source.model.name, spec: try spec(of: source.model),
+                                   version: source.latestVersion, createdAt: source.model.createdAt)
+                return Array(try JSONCoding.apiEncoder.encode(dto))
+            }
+            return Response.json(body)
         }
-        r.delete("/v1/models/{id}") { [store, modelCache] request, ctx in
+        r.delete("/v1/models/{id}") { [store, modelCache, bodies] request, ctx in
             let tenant = try ctx.tenantID(), id = try request.pathParameter("id")
             try storeCall {
                 try store.transaction { s in
@@ -51,6 +60,7 @@ extension PFCService {
                 }
             }
             modelCache.evict(modelID: id)
+            bodies.evict(modelID: id)
             return Response(status: .noContent)
         }
         r.get("/v1/models/{id}/versions") { [store] request, ctx in
@@ -70,6 +80,9 @@ extension PFCService {
             return try JSONCoding.response(JobDTO(job: job), status: .accepted, headers: [("Location", "/v1/jobs/\(job.id)")])
         }
     }
+
+    /// Models whose `GET /v1/models/{id}` body is kept (`ModelBodyCache`).
+    static let modelBodyCacheCapacity = 4096
 
     /// Checks a creation request against the architecture rules and the service limits.
     static func validate(_ b: CreateModelRequest, limits: ServiceLimits) throws -> ModelSpec {

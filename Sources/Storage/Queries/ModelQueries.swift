@@ -23,6 +23,21 @@ extension StoreOperations {
         }
     }
 
+    /// The tenant's model and its highest version number, in one statement (one snapshot, one round
+    /// trip: the `GET /v1/models/{id}` path); `notFound` as `model(id:tenantID:)` when there is no such
+    /// model of this tenant, and as `latestModelVersion` when it has no version.
+    public func modelWithLatestVersion(id: String, tenantID: String) throws -> (model: Model, latestVersion: Int) {
+        try withSession(writing: false) { session in
+            let row = try session.one("""
+                SELECT m.id, m.tenant_id, m.name, m.kind, m.architecture, m.created_at,
+                (SELECT max(v.version) FROM model_versions v WHERE v.model_id = m.id) AS latest_version
+                FROM models m WHERE m.id = \(id) AND m.tenant_id = \(tenantID)
+                """, notFound: "model \(id)") { $0 }
+            guard let latest = try row.optionalInt("latest_version") else { throw StoreError.notFound("versions of model \(id)") }
+            return (try Model(row: row), latest)
+        }
+    }
+
     /// The tenant's models, oldest first.
     public func models(tenantID: String, page: PageRequest = PageRequest()) throws -> Page<Model> {
         try withSession(writing: false) { session in
