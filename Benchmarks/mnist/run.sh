@@ -18,6 +18,8 @@
 #   mnist.py --experiment seq --seq-rows 2000 --epochs 2 --chunk 1 --seq-batch 50 --seq-lr 1e-3
 #   mnist.py --experiment unlearning --unlearn-rows 4000 --unlearn-reference 1000 --unlearn-epochs 2
 #   mnist.py --experiment split-mlp --split-epochs 1 --split-batch 50 --split-mlp-lr 1e-4
+#   mnist.py --experiment seq --kinds mlp --seq-rows 2000 --epochs 3 --seq-batch 25 --seq-lr 3e-4   (vanilla RNN, after lr 1e-3 diverged)
+#   mnist.py --experiment seq --kinds mlp --epochs 1 --seq-batch 25 --seq-lr 3e-4   (vanilla RNN, all rows)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 swift build -c release --scratch-path .build-release --product pfc-server >&2
