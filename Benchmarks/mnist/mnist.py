@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
-"""MNIST through the REST API only (issue 17): the paper's experiments, research/pfc.md §1.3, §2.2, §3, §5.
+"""MNIST through the REST API only (issue 17): the paper's experiments, research/pfc.md §1.3, §2.2, §3, §4, §5.
 
-Usage: mnist.py --server BIN [--experiment NAME ...] [--epochs N] [--out DIR]
+Usage: mnist.py --server BIN [--experiment NAME ...] [--epochs N] [--out DIR [--results FILE]] (--help: all options)
 
-Starts `BIN serve` on SQLite in a temporary data directory, uploads MNIST (../shared/data/mnist/, pixels
-scaled to [0, 1], the paper's §1.3 preprocessing) as NDJSON, and runs each experiment with `POST /v1/models`,
-`POST /v1/models/{id}/train` or `/tasks`, following the job until it ends, then scores the official test set
-with `POST /v1/models/{id}/predict` in chunks. Prints one markdown table row per run (and a JSON line per run
-to DIR/results.jsonl): the figure, the paper's, the protocol, and the wall time on this machine.
+Starts `BIN serve` on SQLite in a temporary data directory, uploads MNIST (../shared/data/mnist/) as .npy
+(uint8 pixels with `scale=1/255`: [0, 1], the paper's §1.3 preprocessing), and runs each experiment with
+`POST /v1/models`, `/train`, `/tasks` (Split MNIST, with `evaluate_on`, then `/tasks/metrics` for R and BWT) or
+`/forget` (unlearning, with `reference_dataset_id` for the MIA check), following each job until it ends, then
+scores the official test set with `POST /v1/models/{id}/evaluate`. Prints one markdown table row per job (and a
+JSON line per job to DIR/FILE, `table.py` renders it): the figure, the paper's, the protocol, the epochs, the wall
+time and the load average on this machine.
 Nothing here touches the engine directly: what it measures is what a user of the service gets.
 """
 import argparse, gzip, json, os, socket, struct, subprocess, sys, tempfile, time, urllib.request, urllib.error
