@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
-"""MNIST through the REST API only (issue 17): the paper's experiments, research/pfc.md §1.3, §2.2, §3, §5.
+"""MNIST through the REST API only (issue 17): the paper's experiments, research/pfc.md §1.3, §2.2, §3, §4, §5.
 
-Usage: mnist.py --server BIN [--experiment NAME ...] [--epochs N] [--out DIR]
+Usage: mnist.py --server BIN [--experiment NAME ...] [--epochs N] [--out DIR [--results FILE]] (--help: all options)
 
-Starts `BIN serve` on SQLite in a temporary data directory, uploads MNIST (../shared/data/mnist/, pixels
-scaled to [0, 1], the paper's §1.3 preprocessing) as NDJSON, and runs each experiment with `POST /v1/models`,
-`POST /v1/models/{id}/train` or `/tasks`, following the job until it ends, then scores the official test set
-with `POST /v1/models/{id}/predict` in chunks. Prints one markdown table row per run (and a JSON line per run
-to DIR/results.jsonl): the figure, the paper's, the protocol, and the wall time on this machine.
+Starts `BIN serve` on SQLite in a temporary data directory, uploads MNIST (../shared/data/mnist/) as .npy
+(uint8 pixels with `scale=1/255`: [0, 1], the paper's §1.3 preprocessing), and runs each experiment with
+`POST /v1/models`, `/train`, `/tasks` (Split MNIST, with `evaluate_on`, then `/tasks/metrics` for R and BWT) or
+`/forget` (unlearning, with `reference_dataset_id` for the MIA check), following each job until it ends, then
+scores the official test set with `POST /v1/models/{id}/evaluate`. Prints one markdown table row per job (and a
+JSON line per job to DIR/FILE, `table.py` renders it): the figure, the paper's, the protocol, the epochs, the wall
+time and the load average on this machine.
 Nothing here touches the engine directly: what it measures is what a user of the service gets.
 """
 import argparse, gzip, json, os, socket, struct, subprocess, sys, tempfile, time, urllib.request, urllib.error
@@ -46,11 +48,26 @@ def ndjson_bytes(n, d, images, labels, rows=None):
     return ("\n".join(out) + "\n").encode()
 
 
+def npy_bytes(n, d, images, labels, rows=None, relabel=None):
+    """A NumPy .npy (format 1.0) of uint8, shape (rows, 1 + d): the label, then the raw pixels (the upload
+    scales them by 1/255 with `scale`). `relabel` maps a row index to the label to store instead."""
+    rows = range(n) if rows is None else rows
+    rows = list(rows)
+    header = "{'descr': '|u1', 'fortran_order': False, 'shape': (%d, %d), }" % (len(rows), d + 1)
+    header += " " * ((64 - (10 + len(header) + 1) % 64) % 64) + "\n"
+    out = bytearray(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode("latin1"))
+    for i in rows:
+        y = labels[i] if relabel is None else relabel(i)
+        out.append(y)
+        out += images[i * d:(i + 1) * d]
+    return bytes(out)
+
+
 class API:
     def __init__(self, base, key):
         self.base, self.key = base, key
 
-    def call(self, method, path, body=None, content_type="application/json", timeout=600):
+    def call(self, method, path, body=None, content_type="application/json", timeout=600, status=False):
         data = body if isinstance(body, (bytes, bytearray)) or body is None else json.dumps(body).encode()
         req = urllib.request.Request(self.base + path, data=data, method=method)
         req.add_header("Authorization", f"Bearer {self.key}")
@@ -58,9 +75,21 @@ class API:
             req.add_header("Content-Type", content_type)
         try:
             with urllib.request.urlopen(req, timeout=timeout) as r:
-                return json.loads(r.read() or b"null")
+                out = json.loads(r.read() or b"null")
+                return (r.status, out) if status else out
         except urllib.error.HTTPError as e:
             raise SystemExit(f"{method} {path}: {e.code} {e.read()[:400]!r}")
+
+    def evaluate(self, model_id, dataset_id, version=None, label="evaluate"):
+        """POST /v1/models/{id}/evaluate: the result at once (200) or, for a large set, the evaluate job's."""
+        body = {"dataset_id": dataset_id} if version is None else {"dataset_id": dataset_id, "version": version}
+        code, out = self.call("POST", f"/v1/models/{model_id}/evaluate", body, status=True)
+        if code == 202:
+            job = self.wait(out["id"], label)
+            if job["state"] != "succeeded":
+                raise SystemExit(f"{label}: evaluate job {job['state']}: {job.get('error')}")
+            out = job["result"]
+        return out
 
     def wait(self, job_id, label):
         last = None
@@ -69,6 +98,8 @@ class API:
             if job["state"] in ("succeeded", "failed", "cancelled"):
                 return job
             p = job.get("progress") or {}
+            if p.get("validation_accuracy") is None and isinstance(p.get("last"), dict):
+                p = {**p, "validation_accuracy": p["last"].get("validation_accuracy")}
             line = {k: p.get(k) for k in ("epoch", "epochs", "batch", "loss", "validation_accuracy", "examples_per_second", "task") if k in p}
             if line != last:
                 print(f"  [{label}] {json.dumps(line)}", file=sys.stderr, flush=True)
@@ -102,25 +133,37 @@ def start_server(binary, data_dir):
 class Session:
     """Datasets uploaded once per server, shared by the experiments."""
 
-    def __init__(self, api, data_dir):
+    def __init__(self, api, data_dir, limit_train=0, limit_test=0):
         self.api, self.data_dir, self.cache = api, data_dir, {}
-        self.train = load("train", data_dir)
-        self.test = load("test", data_dir)
+        self.train = self.limit(load("train", data_dir), limit_train)
+        self.test = self.limit(load("test", data_dir), limit_test)
 
-    def dataset(self, name, split="train", rows=None, query=""):
+    @staticmethod
+    def limit(split, rows):
+        """The first `rows` examples of a split (a smoke test of the script); all of them for 0."""
+        n, d, images, labels = split
+        return split if not rows or rows >= n else (rows, d, images[:rows * d], labels[:rows])
+
+    def dataset(self, name, split="train", rows=None, query="", relabel=None):
+        """Uploads (once per name) the rows of a split as .npy (uint8 pixels, `scale=1/255` on the server)."""
         if name in self.cache:
             return self.cache[name]
         n, d, images, labels = self.train if split == "train" else self.test
-        body = ndjson_bytes(n, d, images, labels, rows)
+        body = npy_bytes(n, d, images, labels, rows, relabel)
         t = time.time()
-        ds = self.api.call("POST", f"/v1/datasets?name={name}{query}", body, "application/x-ndjson")
+        ds = self.api.call("POST", f"/v1/datasets?name={name}&scale=1/255{query}", body, "application/x-npy")
         secs = time.time() - t
         print(f"  uploaded {name}: {len(body) / 1e6:.1f} MB in {secs:.1f} s ({len(body) / 1e6 / secs:.1f} MB/s)", file=sys.stderr, flush=True)
         self.cache[name] = ds["id"]
         return ds["id"]
 
-    def test_accuracy(self, model_id, labels_of=None, chunk=500, rows=None):
-        """Accuracy of the model's latest version on the official test set (or `rows` of it)."""
+    def test_accuracy(self, model_id, version=None):
+        """Accuracy of the model's latest version (or `version`) on the official 10,000 test digits,
+        through POST /v1/models/{id}/evaluate on the uploaded test set."""
+        return self.api.evaluate(model_id, self.dataset("mnist-test", "test"), version, "test")["accuracy"]
+
+    def test_accuracy_predict(self, model_id, labels_of=None, chunk=500, rows=None):
+        """Accuracy of the model's latest version on the official test set (or `rows` of it), through predict."""
         n, d, images, labels = self.test
         rows = list(range(n)) if rows is None else list(rows)
         right = 0
@@ -132,57 +175,226 @@ class Session:
         return right / len(rows)
 
 
-def train(s, label, model, request, paper, protocol):
-    t0 = time.time()
+def load_avg():
+    return round(os.getloadavg()[0], 1)
+
+
+def train(s, label, model, request, paper, protocol, chunk=0):
+    """Creates the model and trains it with `request`; yields one row per job. With `chunk` > 0 the epochs run
+    as consecutive jobs of `chunk` epochs (each continuing from the version the previous one wrote, with a fresh
+    optimizer state), each scored on the test set, so a run cut short by the deadline still has its figures."""
+    t0, load0 = time.time(), load_avg()
     m = s.api.call("POST", "/v1/models", model)
-    job = s.api.call("POST", f"/v1/models/{m['id']}/train", request)
-    job = s.api.wait(job["id"], label)
-    train_secs = time.time() - t0
-    if job["state"] != "succeeded":
-        raise SystemExit(f"{label}: job {job['state']}: {job.get('error')}")
-    acc = s.test_accuracy(m["id"])
-    metrics = (job.get("result") or {}).get("metrics") or {}
-    return {"experiment": label, "test_accuracy": round(acc, 4), "paper": paper, "protocol": protocol,
-            "epochs_run": metrics.get("epochs_run", metrics.get("epochs")), "wall_seconds": round(train_secs),
-            "metrics": metrics, "model_id": m["id"]}
+    total = request.get("epochs", 10)
+    chunk = chunk if 0 < chunk < total else total
+    done = 0
+    while done < total:
+        n = min(chunk, total - done)
+        job = s.api.call("POST", f"/v1/models/{m['id']}/train", {**request, "epochs": n})
+        job = s.api.wait(job["id"], f"{label} epochs {done + 1}–{done + n}")
+        if job["state"] != "succeeded":
+            raise SystemExit(f"{label}: job {job['state']}: {job.get('error')}")
+        metrics = (job.get("result") or {}).get("metrics") or {}
+        ran = metrics.get("epochs_run", n)
+        done += n
+        train_secs = time.time() - t0
+        acc = s.test_accuracy(m["id"])
+        yield {"experiment": label, "test_accuracy": round(acc, 4), "paper": paper, "protocol": protocol,
+               "epochs_run": ran if chunk == total else f"{done - n + ran} ({n}-epoch jobs)", "wall_seconds": round(train_secs),
+               "load": f"{load0}–{load_avg()}", "metrics": metrics, "model_id": m["id"]}
+        if metrics.get("stopped_early"):
+            break
 
 
 def exp_small(s, a):
     ds = s.dataset("mnist-train")
-    return [train(s, "small: PFC K 100", {"name": "small", "kind": "pfc", "input_dim": 784, "output_dim": 10, "basis": 100,
+    yield from train(s, "small: PFC K 100", {"name": "small", "kind": "pfc", "input_dim": 784, "output_dim": 10, "basis": 100,
                   "iterations": 100, "loss": "images_labels_mse", "label_loss_weight": 0.5, "seed": a.seed},
                   {"dataset_id": ds, "epochs": 5, "batch_size": 50, "learning_rate": 1e-3, "seed": a.seed},
-                  0.9497, "§5.1: K 100, N 100, 5 epochs, lr 1e-3, batch 50, images+labels MSE λ 0.5")]
+                  0.9497, "§5.1: K 100, N 100, 5 epochs, lr 1e-3, batch 50, images+labels MSE λ 0.5")
 
 
 def exp_mlp(s, a):
+    """PFC K vs MLP h = K on the same budget. Defaults are the paper's §1.3 (RMSprop, batch 200, PFC lr 3e-4,
+    MLP lr 1e-4, wd 1e-4, MSE to one-hot, patience 20); --batch, --pfc-lr, --mlp-lr, --optimizer,
+    --nonnegative and --patience change them (the protocol column says what ran)."""
     ds = s.dataset("mnist-train")
-    rows = []
     for k in a.sizes:
-        common = {"dataset_id": ds, "epochs": a.epochs, "batch_size": 200, "weight_decay": 1e-4, "seed": a.seed}
-        rows.append(train(s, f"PFC K {k}", {"name": f"pfc{k}", "kind": "pfc", "input_dim": 784, "output_dim": 10, "basis": k,
-                          "iterations": 100, "seed": a.seed}, {**common, "learning_rate": 3e-4},
-                          "competitive", f"§1.3 defaults (batch 200, lr 3e-4, wd 1e-4, N 100, best val-loss checkpoint), {a.epochs} epochs"))
-        rows.append(train(s, f"MLP h {k}", {"name": f"mlp{k}", "kind": "mlp", "input_dim": 784, "output_dim": 10, "hidden": k,
-                          "seed": a.seed}, {**common, "learning_rate": 1e-4},
-                          "–", f"§1.3 MLP (GELU, lr 1e-4, wd 1e-4), {a.epochs} epochs"))
-    return rows
+        common = {"dataset_id": ds, "epochs": a.epochs, "batch_size": a.batch, "weight_decay": a.wd, "seed": a.seed,
+                  "optimizer": a.optimizer, "early_stopping": a.patience}
+        how = f"{a.optimizer}, batch {a.batch}, wd {a.wd}, MSE to one-hot, patience {a.patience}, ≤ {a.epochs} epochs, best val-loss checkpoint"
+        if "pfc" in a.kinds:
+            yield from (train(s, f"PFC K {k}" + ("" if a.nonnegative else " (± weights)"),
+                              {"name": f"pfc{k}", "kind": "pfc", "input_dim": 784, "output_dim": 10, "basis": k,
+                               "iterations": 100, "nonnegative": a.nonnegative, "seed": a.seed}, {**common, "learning_rate": a.pfc_lr},
+                              "competitive", f"§1.3: N 100, lr {a.pfc_lr:g}, {how}", a.chunk))
+        if "mlp" in a.kinds:
+            yield from (train(s, f"MLP h {k}", {"name": f"mlp{k}", "kind": "mlp", "input_dim": 784, "output_dim": 10, "hidden": k,
+                              "seed": a.seed}, {**common, "learning_rate": a.mlp_lr},
+                              "–", f"§1.3 MLP (GELU): lr {a.mlp_lr:g}, {how}", a.chunk))
 
 
 def exp_seq(s, a):
-    ds = s.dataset("mnist-train-seq", query="&sequence_length=28&step_features=28")
-    common = {"dataset_id": ds, "epochs": a.epochs, "batch_size": 200, "seed": a.seed}
-    return [
-        train(s, "seqMNIST factorized RNN K 512 BPTT", {"name": "frnn", "kind": "factorized_rnn", "input_dim": 28, "sequence_length": 28,
-              "output_dim": 10, "basis": 512, "iterations": 10, "bptt": True, "nonnegative": False, "seed": a.seed},
-              {**common, "learning_rate": a.seq_lr}, 0.9816, f"§5.4 row 8: K 512, N 10, BPTT, ± weights, {a.epochs} epochs"),
-        train(s, "seqMNIST vanilla RNN 512 BPTT", {"name": "rnn", "kind": "rnn", "input_dim": 28, "sequence_length": 28,
-              "output_dim": 10, "hidden": 512, "bptt": True, "seed": a.seed},
-              {**common, "learning_rate": a.seq_lr}, 0.9794, f"§5.4 row 13: h 512, BPTT, {a.epochs} epochs"),
-    ]
+    """Sequential MNIST (§5.4 rows 8 and 13). --seq-rows trains on the first R training rows only (a reduced budget)."""
+    n = s.train[0]
+    rows = range(min(n, a.seq_rows)) if a.seq_rows else None
+    ds = s.dataset(f"mnist-train-seq{a.seq_rows or ''}", rows=rows, query="&sequence_length=28&step_features=28")
+    common = {"dataset_id": ds, "epochs": a.epochs, "batch_size": a.seq_batch, "seed": a.seed, "early_stopping": a.patience}
+    budget = f"{a.epochs} epochs, batch {a.seq_batch}, lr {a.seq_lr:g}" + (f", first {a.seq_rows} training rows" if a.seq_rows else "")
+    if "pfc" in a.kinds:
+        yield from (train(s, "seqMNIST factorized RNN K 512 BPTT", {"name": "frnn", "kind": "factorized_rnn", "input_dim": 28, "sequence_length": 28,
+                         "output_dim": 10, "basis": 512, "iterations": 10, "bptt": True, "nonnegative": False, "seed": a.seed},
+                         {**common, "learning_rate": a.seq_lr}, 0.9816, f"§5.4 row 8: K 512, N 10, BPTT, ± weights, {budget}", a.chunk))
+    if "mlp" in a.kinds:
+        yield from (train(s, "seqMNIST vanilla RNN 512 BPTT", {"name": "rnn", "kind": "rnn", "input_dim": 28, "sequence_length": 28,
+                         "output_dim": 10, "hidden": 512, "bptt": True, "seed": a.seed},
+                         {**common, "learning_rate": a.seq_lr}, 0.9794, f"§5.4 row 13: h 512, BPTT, {budget}", a.chunk))
 
 
-EXPERIMENTS = {"small": exp_small, "mlp": exp_mlp, "seq": exp_seq}
+def class_rows(labels, n, classes):
+    return [i for i in range(n) if labels[i] in classes]
+
+
+def exp_split(s, a):
+    """Split MNIST (§3.1): 5 class-incremental tasks (0,1) … (8,9), one 10-way head, PFC + SLW K 2000, w 15,
+    s 0.25, batch 200, lr 3e-4, wd 1e-4, images+labels MSE λ 0.5, patience 5, through POST /v1/models/{id}/tasks.
+    Every task names the test digits of every task so far (`evaluate_on`), so the service's R matrix, average
+    accuracy, BWT and forgetting come back from GET /v1/models/{id}/tasks/metrics. The headline figure is the
+    test accuracy on all 10 digits after task 5 (the paper's 0.9373)."""
+    ntr, _, _, ltr = s.train
+    nte, _, _, lte = s.test
+    pairs = [(0, 1), (2, 3), (4, 5), (6, 7), (8, 9)]
+    t0, load0 = time.time(), load_avg()
+    m = s.api.call("POST", "/v1/models", {"name": "split", "kind": "pfc", "input_dim": 784, "output_dim": 10, "basis": a.split_k,
+                                          "iterations": 100, "loss": "images_labels_mse", "label_loss_weight": 0.5, "seed": a.seed})
+    evals, sizes, tasks = [], [], []
+    for t, pair in enumerate(pairs, 1):
+        tr = s.dataset(f"split-train-{pair[0]}{pair[1]}", rows=class_rows(ltr, ntr, pair))
+        test_rows = class_rows(lte, nte, pair)
+        evals.append(s.dataset(f"split-test-{pair[0]}{pair[1]}", "test", rows=test_rows))
+        sizes.append(len(test_rows))
+        job = s.api.call("POST", f"/v1/models/{m['id']}/tasks", {
+            "name": f"digits {pair[0]},{pair[1]}", "dataset_id": tr, "epochs": a.split_epochs, "batch_size": a.split_batch,
+            "learning_rate": a.split_lr, "weight_decay": 1e-4, "window": 15, "slide": 0.25, "early_stopping": 5,
+            "validation_fraction": 0.15, "seed": a.seed, "evaluate_on": evals})
+        job = s.api.wait(job["id"], f"split task {t}")
+        if job["state"] != "succeeded":
+            raise SystemExit(f"split task {t}: job {job['state']}: {job.get('error')}")
+        tasks.append((job.get("result") or {}).get("metrics") or {})
+        secs = time.time() - t0
+        metrics = s.api.call("GET", f"/v1/models/{m['id']}/tasks/metrics")
+        listed = s.api.call("GET", f"/v1/models/{m['id']}/tasks")
+        R = metrics.get("accuracy_matrix")
+        # The task test sets partition the test digits seen so far, so the size-weighted last row of R is the
+        # test accuracy on all of them (all 10 digits after task 5): no separate 10,000-row evaluation needed.
+        last = R[-1] if R else []
+        acc = sum(r * n for r, n in zip(last, sizes)) / sum(sizes) if last and None not in last else None
+        epochs = [tm.get("epochs_run") for tm in tasks]
+        print(f"  [split] task {t} done after {secs:.0f} s: R[{t}] = {last}", file=sys.stderr, flush=True)
+        yield {"experiment": f"Split MNIST: PFC + SLW K {a.split_k}" + ("" if t == 5 else f" (after task {t}, digits 0–{2 * t - 1})"),
+               "test_accuracy": round(acc, 4) if acc is not None else float("nan"), "paper": 0.9373 if t == 5 else "–",
+               "protocol": f"§3.1: 5 class-incremental tasks, w 15, s 0.25, batch {a.split_batch}, lr {a.split_lr:g}, wd 1e-4, "
+                           f"images+labels MSE λ 0.5, patience 5, ≤ {a.split_epochs} epochs per task",
+               "epochs_run": "+".join(str(e) for e in epochs), "wall_seconds": round(secs), "load": f"{load0}–{load_avg()}",
+               "R": R, "average_accuracy": metrics.get("average_accuracy"),
+               "backward_transfer": metrics.get("backward_transfer"), "forgetting": metrics.get("forgetting"),
+               "task_metrics": metrics, "tasks": [{"task": x.get("task"), "columns": x.get("columns")} for x in listed.get("items", [])],
+               "per_task": tasks, "model_id": m["id"]}
+
+
+def exp_split_mlp(s, a):
+    """Split MNIST baseline (§3.1): MLP h 1357 trained task after task with plain /train jobs (each continuing
+    from the previous version, a fresh optimizer), no window. /tasks (and its R) is for the sliding window only,
+    so R is measured here with POST /v1/models/{id}/evaluate on each task's test digits after every task, and
+    BWT is computed from it by the same definition."""
+    ntr, _, _, ltr = s.train
+    nte, _, _, lte = s.test
+    pairs = [(0, 1), (2, 3), (4, 5), (6, 7), (8, 9)]
+    t0, load0 = time.time(), load_avg()
+    m = s.api.call("POST", "/v1/models", {"name": "split-mlp", "kind": "mlp", "input_dim": 784, "output_dim": 10,
+                                          "hidden": a.split_mlp_h, "seed": a.seed})
+    evals, sizes, R, epochs = [], [], [], []
+    for t, pair in enumerate(pairs, 1):
+        tr = s.dataset(f"split-train-{pair[0]}{pair[1]}", rows=class_rows(ltr, ntr, pair))
+        test_rows = class_rows(lte, nte, pair)
+        evals.append(s.dataset(f"split-test-{pair[0]}{pair[1]}", "test", rows=test_rows))
+        sizes.append(len(test_rows))
+        job = s.api.wait(s.api.call("POST", f"/v1/models/{m['id']}/train", {
+            "dataset_id": tr, "epochs": a.split_epochs, "batch_size": a.split_batch, "learning_rate": a.split_mlp_lr,
+            "weight_decay": 1e-4, "early_stopping": 5, "seed": a.seed})["id"], f"split mlp task {t}")
+        if job["state"] != "succeeded":
+            raise SystemExit(f"split mlp task {t}: job {job['state']}: {job.get('error')}")
+        epochs.append(((job.get("result") or {}).get("metrics") or {}).get("epochs_run"))
+        R.append([s.api.evaluate(m["id"], e)["accuracy"] for e in evals])
+    secs = time.time() - t0
+    T = len(R)
+    bwt = sum(R[T - 1][j] - R[j][j] for j in range(T - 1)) / (T - 1)
+    acc = sum(r * n for r, n in zip(R[-1], sizes)) / sum(sizes)
+    yield {"experiment": f"Split MNIST baseline: MLP h {a.split_mlp_h}", "test_accuracy": round(acc, 4), "paper": 0.4011,
+           "protocol": f"§3.1 baseline: plain /train per task, batch {a.split_batch}, lr {a.split_mlp_lr:g} (paper 2e-6), wd 1e-4, "
+                       f"≤ {a.split_epochs} epochs per task; R from /evaluate per task",
+           "epochs_run": "+".join(str(e) for e in epochs), "wall_seconds": round(secs), "load": f"{load0}–{load_avg()}",
+           "R": [[r if j <= i else None for j, r in enumerate(row + [None] * (T - len(row)))] for i, row in enumerate(R)],
+           "average_accuracy": sum(R[-1]) / T, "backward_transfer": bwt,
+           "forgetting": [max(R[l][j] for l in range(j, T - 1)) - R[T - 1][j] for j in range(T - 1)] + [None],
+           "model_id": m["id"]}
+
+
+def exp_unlearning(s, a):
+    """Knowledge removal (§4) through the forget API, on a reduced scale (--unlearn-rows training rows, so the
+    forget's membership-inference check fits max_predict_work): deterministic sliding window (w 50, s 2.5,
+    batch 50, lr 1e-3, wd 1e-4, images+labels MSE λ 0.5), no validation split, so batch j is rows 50j…50j+49 and
+    trains columns [⌊2.5j⌋, ⌊2.5j⌋+50). The batches in the paper's proportion 500–800 of 1020 get labels
+    (y + 1) mod 10. Three models: corrupted; corrupted then forgotten (POST /v1/models/{id}/forget with those
+    rows as `examples`, `evaluate_on` the test set and `reference_dataset_id` held-out training rows, so the
+    service measures the MIA AUC before and after); retrained on the same rows without the corrupted ones."""
+    rows = a.unlearn_rows
+    batches = rows // 50
+    b0, b1 = round(batches * 500 / 1020), round(batches * 800 / 1020)
+    bad = set(range(50 * b0, 50 * b1))
+    k = int(2.5 * batches + 50) + 10
+    ntr, _, _, ltr = s.train
+    corrupted = s.dataset(f"unlearn-corrupted-{rows}", rows=range(rows), relabel=lambda i: (ltr[i] + 1) % 10 if i in bad else ltr[i])
+    clean = s.dataset(f"unlearn-clean-{rows}", rows=[i for i in range(rows) if i not in bad])
+    reference = s.dataset(f"unlearn-reference-{a.unlearn_reference}", rows=range(ntr - a.unlearn_reference, ntr))
+    test = s.dataset("mnist-test", "test")
+    model = {"kind": "pfc", "input_dim": 784, "output_dim": 10, "basis": k, "iterations": 100, "loss": "images_labels_mse",
+             "label_loss_weight": 0.5, "seed": a.seed}
+    task = {"epochs": a.unlearn_epochs, "batch_size": 50, "learning_rate": 1e-3, "weight_decay": 1e-4, "window": 50, "slide": 2.5,
+            "deterministic": True, "validation_fraction": 0, "early_stopping": None, "seed": a.seed}
+    out = {}
+    t0, load0 = time.time(), load_avg()
+    for name, ds in (("corrupted", corrupted), ("retrained", clean)):
+        m = s.api.call("POST", "/v1/models", {**model, "name": f"unlearn-{name}"})
+        job = s.api.wait(s.api.call("POST", f"/v1/models/{m['id']}/tasks", {**task, "name": name, "dataset_id": ds})["id"], f"unlearn {name}")
+        if job["state"] != "succeeded":
+            raise SystemExit(f"unlearning {name}: job {job['state']}: {job.get('error')}")
+        out[name] = {"model_id": m["id"], "test_accuracy": s.test_accuracy(m["id"])}
+    mid = out["corrupted"]["model_id"]
+    f = s.api.call("POST", f"/v1/models/{mid}/forget", {"examples": [{"dataset_id": corrupted, "rows": sorted(bad)}],
+                                                       "evaluate_on": test, "reference_dataset_id": reference})
+    secs = time.time() - t0
+    out["forgotten"] = {"test_accuracy": s.test_accuracy(mid), "columns_reset": [min(f["columns_reset"]), max(f["columns_reset"]) + 1]
+                        if f["columns_reset"] else [], "collateral_batches": len(f["collateral_batches"]), "forget": f}
+    v = f.get("verification") or {}
+    proto = (f"§4 reduced: first {rows} training rows ({batches} batches of 50, batches {b0}–{b1} relabelled), K {k}, w 50, s 2.5, "
+             f"lr 1e-3, deterministic window, {a.unlearn_epochs} epochs, no validation split; MIA reference: the last "
+             f"{a.unlearn_reference} training rows")
+    res = []
+    for name in ("corrupted", "forgotten", "retrained"):
+        row = {"experiment": f"unlearning: {name}", "test_accuracy": round(out[name]["test_accuracy"], 4), "paper": "none",
+               "protocol": proto, "epochs_run": a.unlearn_epochs, "wall_seconds": round(secs), "load": f"{load0}–{load_avg()}"}
+        if name == "forgotten":
+            row.update({"mia_auc_before": (v.get("before") or {}).get("mia_auc"), "mia_auc_after": (v.get("after") or {}).get("mia_auc"),
+                        "verification": v, "columns_reset": out[name]["columns_reset"],
+                        "collateral_batches": out[name]["collateral_batches"],
+                        "accuracy_before": f.get("accuracy_before"), "accuracy_after": f.get("accuracy_after")})
+            row["protocol"] += (f"; MIA AUC {row['mia_auc_before']} → {row['mia_auc_after']}, columns {row['columns_reset']} reset")
+        res.append(row)
+    return res
+
+
+EXPERIMENTS = {"small": exp_small, "mlp": exp_mlp, "seq": exp_seq, "split": exp_split, "split-mlp": exp_split_mlp, "unlearning": exp_unlearning}
 
 
 def main():
@@ -191,10 +403,33 @@ def main():
     p.add_argument("--experiment", action="append", choices=sorted(EXPERIMENTS) + ["all"])
     p.add_argument("--epochs", type=int, default=10, help="epoch budget of the mlp and seq experiments")
     p.add_argument("--sizes", type=int, nargs="+", default=[300], help="K = h of the PFC-vs-MLP runs")
+    p.add_argument("--kinds", nargs="+", default=["pfc", "mlp"], choices=["pfc", "mlp"], help="mlp/seq: which of the pair to run (mlp = the baseline)")
+    p.add_argument("--chunk", type=int, default=0, help="mlp/seq: run the epochs as jobs of this many epochs, each scored (0: one job)")
+    p.add_argument("--batch", type=int, default=200, help="mlp experiment batch size (paper 200)")
+    p.add_argument("--pfc-lr", type=float, default=3e-4)
+    p.add_argument("--mlp-lr", type=float, default=1e-4)
+    p.add_argument("--wd", type=float, default=1e-4)
+    p.add_argument("--optimizer", default="rmsprop", choices=["rmsprop", "adam"])
+    p.add_argument("--nonnegative", type=lambda v: v.lower() in ("1", "true", "yes"), default=True, help="PFC weights ≥ 0 (mlp experiment)")
+    p.add_argument("--patience", type=int, default=20, help="early stopping patience in epochs (paper 20)")
     p.add_argument("--seq-lr", type=float, default=1e-3)
+    p.add_argument("--seq-batch", type=int, default=200)
+    p.add_argument("--seq-rows", type=int, default=0, help="seq: train on the first R training rows only (0: all)")
+    p.add_argument("--split-k", type=int, default=2000)
+    p.add_argument("--split-epochs", type=int, default=100, help="most epochs per Split MNIST task (patience 5 as the paper)")
+    p.add_argument("--split-batch", type=int, default=200)
+    p.add_argument("--split-lr", type=float, default=3e-4)
+    p.add_argument("--split-mlp-h", type=int, default=1357)
+    p.add_argument("--split-mlp-lr", type=float, default=2e-6)
+    p.add_argument("--unlearn-rows", type=int, default=8000)
+    p.add_argument("--unlearn-reference", type=int, default=1000)
+    p.add_argument("--unlearn-epochs", type=int, default=8)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data", default=DATA)
+    p.add_argument("--limit-train", type=int, default=0, help="use only the first N training rows (smoke tests; 0: all)")
+    p.add_argument("--limit-test", type=int, default=0, help="use only the first N test rows (smoke tests; 0: all)")
     p.add_argument("--out", default=None, help="append a JSON line per run to OUT/results.jsonl")
+    p.add_argument("--results", default="results.jsonl", help="file name under --out")
     a = p.parse_args()
     names = a.experiment or ["small"]
     if "all" in names:
@@ -202,15 +437,18 @@ def main():
     data_dir = tempfile.mkdtemp(prefix="pfc-mnist-")
     proc, api = start_server(a.server, data_dir)
     try:
-        s = Session(api, a.data)
-        print("| experiment | test accuracy | paper | protocol | epochs run | wall time (train) |")
-        print("|---|---|---|---|---|---|")
+        s = Session(api, a.data, a.limit_train, a.limit_test)
+        print("| experiment | test accuracy | paper | protocol | epochs run | wall time (train) | load |")
+        print("|---|---|---|---|---|---|---|")
         for name in names:
             for row in EXPERIMENTS[name](s, a):
                 print(f"| {row['experiment']} | {row['test_accuracy']:.4f} | {row['paper']} | {row['protocol']} | "
-                      f"{row['epochs_run']} | {row['wall_seconds']} s |", flush=True)
+                      f"{row['epochs_run']} | {row['wall_seconds']} s | {row.get('load', '')} |", flush=True)
+                if row.get("R") is not None:
+                    print(f"  R = {json.dumps(row['R'])}; average accuracy {row['average_accuracy']}, BWT {row['backward_transfer']}, "
+                          f"forgetting {json.dumps(row['forgetting'])}", flush=True)
                 if a.out:
-                    with open(os.path.join(a.out, "results.jsonl"), "a") as f:
+                    with open(os.path.join(a.out, a.results), "a") as f:
                         f.write(json.dumps(row) + "\n")
     finally:
         proc.terminate()
