@@ -35,6 +35,27 @@ int pfc_kernels_vector_level(void);
 /// Forces the portable kernels (0) or the best available (1); for tests and benchmarks.
 void pfc_kernels_set_vector_level(int level);
 
+/// FISTA row passes (FISTARows.c), bit for bit the scalar loops (no FMA contraction), AVX2 where
+/// the CPU has it (the same switch as the sparse-row kernels).
+///
+/// The clamp of one row: hc[j] = max(u[j], floor); *row_max = max_j hc[j]; returns #{j : u[j] ≥ floor}.
+long pfc_fista_clamp_row(long k, const float *u, float floor, float *hc, float *row_max);
+
+/// Scale and momentum of one row: h = hc[j]·s (stored in hc), z_next[j] = h + β·(h − hp[j]). When
+/// `indices` is not NULL, lists every j with z_next[j] ≠ cst (value neg_eta·(z_next[j] − cst)) and
+/// returns how many (the row's slots need k entries); else returns 0.
+long pfc_fista_momentum_row(long k, float *hc, const float *hp, float s, float beta, float cst, float neg_eta,
+                            float *z_next, int32_t *indices, float *values);
+
+/// The backward pass's adjoint step of one row: H̄ = c1·zb1 + c2·zb2 (+ g when not NULL),
+/// Ū = [ub ≥ floor]·H̄·s written to ub and zb2 and added to bb. When `indices` is not NULL, lists
+/// the j with ub[j] ≥ floor (value neg_eta·Ū[j]) and returns how many; else returns 0.
+long pfc_fista_adjoint_row(long k, const float *zb1, float *zb2, const float *g, float c1, float c2, float *ub,
+                           float floor, float s, float *bb, float neg_eta, int32_t *indices, float *values);
+
+/// u[j] = (z[j] + e[j]) + cr·colsum[j] for one row.
+void pfc_fista_affine_row(long k, const float *z, const float *e, float cr, const float *colsum, float *u);
+
 #ifdef __cplusplus
 }
 #endif

@@ -39,6 +39,10 @@ final class ActiveSetProduct {
     /// compaction and the elementwise work are not in the estimate).
     static let worthIt: Float = 0.8
 
+    /// The factored dense product (Z W_xᵀ) W_x's time per multiply-add over the Gram product's (two
+    /// thinner BLAS calls); `PFC_FACTORED_COST` overrides it (benchmarks only).
+    static let factoredOverhead: Float = getenv("PFC_FACTORED_COST").flatMap { Float(String(cString: $0)) }.flatMap { $0 > 0 ? $0 : nil } ?? 1
+
     init(rows: Int, k: Int) {
         self.rows = rows
         self.k = k
