@@ -29,6 +29,7 @@ dir=$(mktemp -d); trap 'rm -rf "$dir"' EXIT
 gzip -dc "$mnist/train-images-idx3-ubyte.gz" > "$dir/train-images.idx"
 gzip -dc "$mnist/train-labels-idx1-ubyte.gz" > "$dir/train-labels.idx"
 
+date -u; uptime
 echo "## dense/sparse kernel calibration (one thread, B_c = 100; time of the sparse kernel / BLAS dense product)"
 "$bench" --calibrate
 echo
@@ -36,14 +37,16 @@ echo
 run_case() { # name basis steps torch-steps pretrain data [bench options]
     local name=$1 k=$2 st=$3 tst=$4 pre=$5 data=$6; shift 6
     local out="$dir/$name"; mkdir -p "$out"
+    local load0; load0=$(cut -d' ' -f1-3 /proc/loadavg)
     "$bench" --out-dir "$out" --basis "$k" --steps "$st" --pretrain-steps "$pre" --threads "$threads" --data "$data" \
         --mnist-images "$dir/train-images.idx" --mnist-labels "$dir/train-labels.idx" "$@" > "$out/swift.json"
     for form in official gram; do
         python3 Benchmarks/pfc/peer_torch.py --data-dir "$out" --steps "$tst" --threads "$threads" --basis "$k" --form "$form" > "$out/torch_$form.json"
     done
-    python3 - "$out" "$name" <<'PY'
+    python3 - "$out" "$name" "$load0" "$(cut -d' ' -f1-3 /proc/loadavg)" <<'PY'
 import json, sys
 d, name = sys.argv[1], sys.argv[2]
+print(f"load average (1, 5, 15 min) at the start of the case: {sys.argv[3]}; at its end: {sys.argv[4]}")
 s = json.load(open(f"{d}/swift.json")); t = json.load(open(f"{d}/torch_official.json")); g = json.load(open(f"{d}/torch_gram.json"))
 de, sp = s["engines"]["dense"], s["engines"]["sparse"]
 start = f"trained {s['pretrain_steps']} batches ({s['pretrain_steps'] * 200} examples)" if s["pretrain_steps"] else "random init"
@@ -53,6 +56,8 @@ print(f"|---|---|---|---|")
 for label, e in [("swift dense", de["examples_per_second"]), ("swift sparse (active set)", sp["examples_per_second"]),
                  ("pytorch official", t["examples_per_second"]), ("pytorch gram", g["examples_per_second"])]:
     print(f"| {label} | {e:.1f} | {e / de['examples_per_second']:.2f}x | {e / g['examples_per_second']:.2f}x |")
+print(f"the Swift engines train interleaved, one batch each in turn: sparse / dense = {sp['examples_per_second'] / de['examples_per_second']:.2f}x measured back to back "
+      f"(dense {de['seconds']:.1f} s, sparse {sp['seconds']:.1f} s over the same {s['steps'] - 1} timed batches)")
 print(f"dense engine: {100 * de['fraction_of_peak']:.0f}% of sgemm peak ({s['sgemm_peak_gflops']:.0f} GFLOPS); torch {t['torch']}")
 gap = max(abs(a - b) / max(abs(b), 1e-12) for a, b in zip(sp["losses"], de["losses"]))
 def gaps(x, y): return [abs(a - b) / max(abs(b), 1e-12) for a, b in zip(x, y)]
@@ -85,3 +90,4 @@ run_case mnist-K300-random 300 "$steps" "$tsteps" 0 mnist --engines dense,sparse
 run_case mnist-K300-trained 300 "$steps" "$tsteps" "$pretrain" mnist --predict --engines dense,sparse,dense-1chunk
 run_case mnist-K2000-random 2000 "$steps2000" "$tsteps2000" 0 mnist
 run_case mnist-K2000-trained 2000 "$steps2000" "$tsteps2000" "$pretrain2000" mnist
+date -u; uptime

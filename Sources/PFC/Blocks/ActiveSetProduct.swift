@@ -49,7 +49,7 @@ final class ActiveSetProduct {
         colCount = .allocate(capacity: k)
         position = .allocate(capacity: k)
         common = .allocate(capacity: k)
-        compact = .allocate(capacity: max(1, rows * k))
+        compact = .allocate(capacity: rows * k + 1) // + a sink slot for `prepare`
         panel = .allocate(capacity: max(1, k * k))
     }
 
@@ -88,12 +88,17 @@ final class ActiveSetProduct {
         let m = commonCount
         if m == 0 { return }
         compact.initialize(repeating: 0, count: rows * m)
+        let sink = compact + rows * k
         for r in 0..<rows {
             let ri = indices + r * k, rv = values + r * k, out = compact + r * m
             var kept = 0
+            // Branch-free (common and rare columns interleave unpredictably): a common entry goes to
+            // its panel slot, a rare one to the sink; every entry is copied down, kept only if rare.
             for e in 0..<Int(counts[r]) {
-                let j = Int(ri[e]), p = Int(position[j])
-                if p >= 0 { out[p] = rv[e] } else { ri[kept] = ri[e]; rv[kept] = rv[e]; kept += 1 }
+                let j = ri[e], v = rv[e], p = Int(position[Int(j)])
+                (p >= 0 ? out + p : sink).pointee = v
+                ri[kept] = j; rv[kept] = v
+                kept &+= p < 0 ? 1 : 0
             }
             counts[r] = Int32(truncatingIfNeeded: kept)
         }
