@@ -148,8 +148,8 @@ func calibrate() {
     var rng = SeededRandom(seed: 3)
     SparseRowKernels.setVectorLevel(.avx2FMA)
     let levels: [SparseRowKernels.VectorLevel] = SparseRowKernels.vectorLevel == .avx2FMA ? [.portable, .avx2FMA] : [.portable]
-    print("| K | kernels | active fraction | dense gemm ms | sparse gather ms | sparse scatter (Ā) ms | gather / dense | scatter / dense |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| K | kernels | active fraction | dense gemm ms | sparse gather ms | sparse scatter (Ā) ms | gather / dense | scatter / dense | gather by columns / dense |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for k in [300, 2000] {
         let bc = 100
         let a = rng.uniformMatrix(rows: k, cols: k), z = rng.uniformMatrix(rows: bc, cols: k)
@@ -170,7 +170,7 @@ func calibrate() {
                 for j in 0..<k where rng.uniform() < Float(f) { idx[r * k + c] = Int32(j); c += 1 }
                 cnt[r] = Int32(c)
             }
-            let (g, s) = a.storage.withUnsafeBufferPointer { ap in z.storage.withUnsafeBufferPointer { zp in out.withUnsafeMutableBufferPointer { op in
+            let (g, s, gc) = a.storage.withUnsafeBufferPointer { ap in z.storage.withUnsafeBufferPointer { zp in out.withUnsafeMutableBufferPointer { op in
                 abar.withUnsafeMutableBufferPointer { abp in
                 idx.withUnsafeBufferPointer { ip in val.withUnsafeBufferPointer { vp in cnt.withUnsafeBufferPointer { cp in
                     let g = time { SparseRowKernels.gatherAccumulate(rows: bc, capacity: k, counts: cp.baseAddress!, indices: ip.baseAddress!, values: vp.baseAddress!,
@@ -179,11 +179,13 @@ func calibrate() {
                         SparseRowKernels.scatterTransposed(rows: bc, capacity: k, k: k, counts: cp.baseAddress!, indices: ip.baseAddress!,
                                                            values: vp.baseAddress!, z: zp.baseAddress!, ldz: k, n: k, c: abp.baseAddress!, ldc: k)
                     }
-                    return (g, s)
+                    let gc = time { SparseRowKernels.gatherByColumns(rows: bc, capacity: k, k: k, counts: cp.baseAddress!, indices: ip.baseAddress!,
+                                                                     values: vp.baseAddress!, a: ap.baseAddress!, lda: k, n: k, out: op.baseAddress!, ldo: k) }
+                    return (g, s, gc)
                 } } }
             } } } }
-            print(String(format: "| %d | \(level == .avx2FMA ? "avx2+fma" : "portable") | %.2f | %.3f | %.3f | %.3f | %.2f | %.2f |", k,
-                         f, dense, g, s, g / dense, s / dense))
+            print(String(format: "| %d | \(level == .avx2FMA ? "avx2+fma" : "portable") | %.2f | %.3f | %.3f | %.3f | %.2f | %.2f | %.2f |", k,
+                         f, dense, g, s, g / dense, s / dense, gc / dense))
         }
         }
         SparseRowKernels.setVectorLevel(.avx2FMA)

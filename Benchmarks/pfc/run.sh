@@ -3,7 +3,7 @@
 # the PyTorch (CPU) peers (official form and Gram form), same data, same starting weights, same
 # algorithm (research/pfc.md §1.2–1.3), same thread count, in one run.
 #   Benchmarks/pfc/run.sh [--steps 50] [--steps-2000 6] [--torch-steps 6] [--torch-steps-2000 3] [--pretrain 300]
-#                         [--pretrain-2000 20] [--threads 2] [--quick]
+#                         [--pretrain-2000 20] [--threads 2] [--quick] [--cases name,name (default all)] [--skip-calibrate]
 # Cases (d = 784, N = 100, B = 200): synthetic MNIST-like data at K = 300 from random init; real
 # MNIST (../shared/data/mnist, pixels / 255) at K = 300 and K = 2000, each from random init and
 # from a model already trained for --pretrain batches (300 batches = one MNIST epoch). Every case
@@ -14,11 +14,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 steps=50; steps2000=6; tsteps=6; tsteps2000=3; pretrain=300; pretrain2000=20; threads=2; quick=0
+cases=all; calib=1
 while [ $# -gt 0 ]; do case "$1" in
     --steps) steps=$2; shift 2;; --steps-2000) steps2000=$2; shift 2;;
     --torch-steps) tsteps=$2; shift 2;; --torch-steps-2000) tsteps2000=$2; shift 2;;
     --pretrain) pretrain=$2; shift 2;; --pretrain-2000) pretrain2000=$2; shift 2;;
     --threads) threads=$2; shift 2;; --quick) quick=1; shift;;
+    --cases) cases=$2; shift 2;; --skip-calibrate) calib=0; shift;;
     *) echo "unknown $1"; exit 2;; esac; done
 python3 -c 'import torch, numpy' 2>/dev/null || { echo "PyTorch is missing: pip install torch numpy" >&2; exit 2; }
 mnist=../shared/data/mnist
@@ -30,12 +32,15 @@ gzip -dc "$mnist/train-images-idx3-ubyte.gz" > "$dir/train-images.idx"
 gzip -dc "$mnist/train-labels-idx1-ubyte.gz" > "$dir/train-labels.idx"
 
 date -u; uptime
+if [ "$calib" = 1 ]; then
 echo "## dense/sparse kernel calibration (one thread, B_c = 100; time of the sparse kernel / BLAS dense product)"
 "$bench" --calibrate
 echo
+fi
 
 run_case() { # name basis steps torch-steps pretrain data [bench options]
     local name=$1 k=$2 st=$3 tst=$4 pre=$5 data=$6; shift 6
+    case ",$cases," in ",all,"|*",$name,"*) ;; *) return 0;; esac
     local out="$dir/$name"; mkdir -p "$out"
     local load0; load0=$(cut -d' ' -f1-3 /proc/loadavg)
     "$bench" --out-dir "$out" --basis "$k" --steps "$st" --pretrain-steps "$pre" --threads "$threads" --data "$data" \

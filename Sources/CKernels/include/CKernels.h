@@ -29,6 +29,14 @@ void pfc_scatter_row(long count, const int32_t *indices, const float *values, co
 int pfc_scatter_transposed(long rows, long capacity, long k, const int32_t *counts, const int32_t *indices,
                            const float *values, const float *z, long ldz, long n, float *c, long ldc);
 
+/// The same product as `pfc_gather_accumulate` (out[r] += Σ_m values·a[indices]) computed column by
+/// column of S: the lists are transposed, then each listed row of A is read once, in order, and
+/// added into every output row that lists it (`pfc_scatter_row`). For an A far larger than the cache
+/// (K = 2000: 16 MB) this streams A once instead of gathering its rows once per output row. Returns
+/// 0, or -1 when the scratch memory could not be allocated (nothing is written then).
+int pfc_gather_by_columns(long rows, long capacity, long k, const int32_t *counts, const int32_t *indices,
+                          const float *values, const float *a, long lda, long n, float *out, long ldo);
+
 /// Which implementation runs: 1 = AVX2 + FMA, 0 = portable C (compiled for the baseline).
 int pfc_kernels_vector_level(void);
 
