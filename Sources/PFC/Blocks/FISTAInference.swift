@@ -478,7 +478,7 @@ public enum FISTAInference {
 /// its tape stays correct by copy-on-write (the forward pass then writes a fresh copy).
 enum TapeBuffers {
     static let maxBuffers = 6
-    static let maxBytes = 1 << 30
+    static let maxBytes = 512 << 20 // one K 2000 training tape (B 200, N 100: 2 × 160 MB) fits
     private static let pool = Mutex<[[Float]]>([])
 
     /// A buffer of exactly `count` floats, contents unspecified.
