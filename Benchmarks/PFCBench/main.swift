@@ -108,28 +108,39 @@ struct RunResult {
 
 /// Trains `steps` batches starting at batch `first`; step 0 warms up and is not timed.
 func train(_ start: PFCClassifier, _ data: LabeledDataset, first: Int, steps: Int, o: Options) -> (PFCClassifier, RunResult) {
-    var net = start
-    var optimizer = RMSprop(learningRate: o.lr, weightDecay: 1e-4)
-    var r = RunResult()
-    let batches = data.features.rows / o.b
-    for step in 0..<steps {
-        let bi = (first + step) % batches
+    var run = EngineRun(start, o: o)
+    for step in 0..<steps { run.step(data, batch: first + step, timed: step > 0, o: o) }
+    return (run.net, run.result)
+}
+
+/// One engine's training run, advanced one batch at a time (so several engines can interleave).
+struct EngineRun {
+    var net: PFCClassifier
+    var optimizer: RMSprop
+    var result = RunResult()
+    init(_ start: PFCClassifier, o: Options) {
+        net = start
+        optimizer = RMSprop(learningRate: o.lr, weightDecay: 1e-4)
+    }
+
+    mutating func step(_ data: LabeledDataset, batch: Int, timed: Bool, o: Options) {
+        let batches = data.features.rows / o.b
+        let bi = batch % batches
         let (xb, lb) = data.batch((bi * o.b)..<((bi + 1) * o.b))
         let t = ContinuousClock.now
         let res = net.lossAndGradients(x: xb, labels: lb)
         var p = net.parameters
         optimizer.step(&p, gradients: res.gradients)
         net.parameters = p
-        if step > 0 { r.seconds += seconds(ContinuousClock.now - t) }
-        r.losses.append(res.loss)
+        if timed { result.seconds += seconds(ContinuousClock.now - t) }
+        result.losses.append(res.loss)
         if let s = FISTAStatistics.lastTraining {
-            r.meanActive.append(s.meanActiveFraction)
-            r.sparseShare.append(s.sparseFraction)
-            if step == 0 { r.curveFirst = s.activeFraction }
-            r.curveLast = s.activeFraction
+            result.meanActive.append(s.meanActiveFraction)
+            result.sparseShare.append(s.sparseFraction)
+            if result.curveFirst.isEmpty { result.curveFirst = s.activeFraction }
+            result.curveLast = s.activeFraction
         }
     }
-    return (net, r)
 }
 
 /// Times the sparse kernels against the dense BLAS product for a B_c = 100 chunk, one thread.
@@ -137,8 +148,8 @@ func calibrate() {
     var rng = SeededRandom(seed: 3)
     SparseRowKernels.setVectorLevel(.avx2FMA)
     let levels: [SparseRowKernels.VectorLevel] = SparseRowKernels.vectorLevel == .avx2FMA ? [.portable, .avx2FMA] : [.portable]
-    print("| K | kernels | active fraction | dense gemm ms | sparse gather ms | sparse scatter (Ā) ms | gather / dense | scatter / dense |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| K | kernels | active fraction | dense gemm ms | sparse gather ms | sparse scatter (Ā) ms | gather / dense | scatter / dense | gather by columns / dense |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for k in [300, 2000] {
         let bc = 100
         let a = rng.uniformMatrix(rows: k, cols: k), z = rng.uniformMatrix(rows: bc, cols: k)
@@ -159,7 +170,7 @@ func calibrate() {
                 for j in 0..<k where rng.uniform() < Float(f) { idx[r * k + c] = Int32(j); c += 1 }
                 cnt[r] = Int32(c)
             }
-            let (g, s) = a.storage.withUnsafeBufferPointer { ap in z.storage.withUnsafeBufferPointer { zp in out.withUnsafeMutableBufferPointer { op in
+            let (g, s, gc) = a.storage.withUnsafeBufferPointer { ap in z.storage.withUnsafeBufferPointer { zp in out.withUnsafeMutableBufferPointer { op in
                 abar.withUnsafeMutableBufferPointer { abp in
                 idx.withUnsafeBufferPointer { ip in val.withUnsafeBufferPointer { vp in cnt.withUnsafeBufferPointer { cp in
                     let g = time { SparseRowKernels.gatherAccumulate(rows: bc, capacity: k, counts: cp.baseAddress!, indices: ip.baseAddress!, values: vp.baseAddress!,
@@ -168,11 +179,13 @@ func calibrate() {
                         SparseRowKernels.scatterTransposed(rows: bc, capacity: k, k: k, counts: cp.baseAddress!, indices: ip.baseAddress!,
                                                            values: vp.baseAddress!, z: zp.baseAddress!, ldz: k, n: k, c: abp.baseAddress!, ldc: k)
                     }
-                    return (g, s)
+                    let gc = time { SparseRowKernels.gatherByColumns(rows: bc, capacity: k, k: k, counts: cp.baseAddress!, indices: ip.baseAddress!,
+                                                                     values: vp.baseAddress!, a: ap.baseAddress!, lda: k, n: k, out: op.baseAddress!, ldo: k) }
+                    return (g, s, gc)
                 } } }
             } } } }
-            print(String(format: "| %d | \(level == .avx2FMA ? "avx2+fma" : "portable") | %.2f | %.3f | %.3f | %.3f | %.2f | %.2f |", k,
-                         f, dense, g, s, g / dense, s / dense))
+            print(String(format: "| %d | \(level == .avx2FMA ? "avx2+fma" : "portable") | %.2f | %.3f | %.3f | %.3f | %.2f | %.2f | %.2f |", k,
+                         f, dense, g, s, g / dense, s / dense, gc / dense))
         }
         }
         SparseRowKernels.setVectorLevel(.avx2FMA)
@@ -227,15 +240,26 @@ let (d, k, n, b) = (Double(o.d), Double(o.k), Double(o.n), Double(o.b))
 // N·2BK² (Z̄) + 2NBK² (stacked Ā) + W·S 2dK² + X·B̄ and W·B̄ᵀ 4dBK; plus the small W_y products.
 let flopsPerStep = 6 * n * b * k * k + 4 * d * k * k + 6 * d * b * k + 6 * Double(o.classes) * k * b
 var engines: [String: Any] = [:]
-for engine in o.engines.split(separator: ",").map(String.init) {
-    // "dense-1chunk": the dense engine with the batch in one chunk (BLAS threads instead): the same
-    // function summed in another order, the float-rounding yardstick for the loss agreement.
+// The engines train interleaved, one batch each in turn (each on its own copy of the start), so a
+// shared machine's load swings hit all of them alike and their ratio is measured back to back.
+let engineNames = o.engines.split(separator: ",").map(String.init)
+var runs = engineNames.map { engine -> EngineRun in
     let kernel: FISTAKernel = engine.hasPrefix("dense") ? .dense : .automatic
-    if engine == "dense-1chunk" { ComputeThreads.set(1); BLAS.setThreads(o.threads) } else { ComputeThreads.set(o.threads) }
-    let (_, r) = train(withKernel(initial, kernel), data, first: first, steps: o.steps, o: o)
+    return EngineRun(withKernel(initial, kernel), o: o)
+}
+for step in 0..<o.steps {
+    for (i, engine) in engineNames.enumerated() {
+        // "dense-1chunk": the dense engine with the batch in one chunk (BLAS threads instead): the same
+        // function summed in another order, the float-rounding yardstick for the loss agreement.
+        if engine == "dense-1chunk" { ComputeThreads.set(1); BLAS.setThreads(o.threads) } else { ComputeThreads.set(o.threads); BLAS.setThreads(1) }
+        runs[i].step(data, batch: first + step, timed: step > 0, o: o)
+    }
+}
+for (i, engine) in engineNames.enumerated() {
+    let r = runs[i].result
     let sps = Double(o.steps - 1) / r.seconds
     engines[engine] = [
-        "examples_per_second": sps * b, "gflops_equivalent": flopsPerStep * sps / 1e9,
+        "examples_per_second": sps * b, "gflops_equivalent": flopsPerStep * sps / 1e9, "seconds": r.seconds,
         "fraction_of_peak": flopsPerStep * sps / 1e9 / peak, "losses": r.losses.map(Double.init),
         "mean_active_per_step": r.meanActive.map(Double.init), "sparse_share_per_step": r.sparseShare.map(Double.init),
         "active_curve_first_step": r.curveFirst.map(Double.init), "active_curve_last_step": r.curveLast.map(Double.init),

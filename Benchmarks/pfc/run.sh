@@ -3,7 +3,7 @@
 # the PyTorch (CPU) peers (official form and Gram form), same data, same starting weights, same
 # algorithm (research/pfc.md §1.2–1.3), same thread count, in one run.
 #   Benchmarks/pfc/run.sh [--steps 50] [--steps-2000 6] [--torch-steps 6] [--torch-steps-2000 3] [--pretrain 300]
-#                         [--pretrain-2000 20] [--threads 2] [--quick]
+#                         [--pretrain-2000 20] [--threads 2] [--quick] [--cases name,name (default all)] [--skip-calibrate]
 # Cases (d = 784, N = 100, B = 200): synthetic MNIST-like data at K = 300 from random init; real
 # MNIST (../shared/data/mnist, pixels / 255) at K = 300 and K = 2000, each from random init and
 # from a model already trained for --pretrain batches (300 batches = one MNIST epoch). Every case
@@ -14,11 +14,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 steps=50; steps2000=6; tsteps=6; tsteps2000=3; pretrain=300; pretrain2000=20; threads=2; quick=0
+cases=all; calib=1
 while [ $# -gt 0 ]; do case "$1" in
     --steps) steps=$2; shift 2;; --steps-2000) steps2000=$2; shift 2;;
     --torch-steps) tsteps=$2; shift 2;; --torch-steps-2000) tsteps2000=$2; shift 2;;
     --pretrain) pretrain=$2; shift 2;; --pretrain-2000) pretrain2000=$2; shift 2;;
     --threads) threads=$2; shift 2;; --quick) quick=1; shift;;
+    --cases) cases=$2; shift 2;; --skip-calibrate) calib=0; shift;;
     *) echo "unknown $1"; exit 2;; esac; done
 python3 -c 'import torch, numpy' 2>/dev/null || { echo "PyTorch is missing: pip install torch numpy" >&2; exit 2; }
 mnist=../shared/data/mnist
@@ -29,21 +31,27 @@ dir=$(mktemp -d); trap 'rm -rf "$dir"' EXIT
 gzip -dc "$mnist/train-images-idx3-ubyte.gz" > "$dir/train-images.idx"
 gzip -dc "$mnist/train-labels-idx1-ubyte.gz" > "$dir/train-labels.idx"
 
+date -u; uptime
+if [ "$calib" = 1 ]; then
 echo "## dense/sparse kernel calibration (one thread, B_c = 100; time of the sparse kernel / BLAS dense product)"
 "$bench" --calibrate
 echo
+fi
 
 run_case() { # name basis steps torch-steps pretrain data [bench options]
     local name=$1 k=$2 st=$3 tst=$4 pre=$5 data=$6; shift 6
+    case ",$cases," in ",all,"|*",$name,"*) ;; *) return 0;; esac
     local out="$dir/$name"; mkdir -p "$out"
+    local load0; load0=$(cut -d' ' -f1-3 /proc/loadavg)
     "$bench" --out-dir "$out" --basis "$k" --steps "$st" --pretrain-steps "$pre" --threads "$threads" --data "$data" \
         --mnist-images "$dir/train-images.idx" --mnist-labels "$dir/train-labels.idx" "$@" > "$out/swift.json"
     for form in official gram; do
         python3 Benchmarks/pfc/peer_torch.py --data-dir "$out" --steps "$tst" --threads "$threads" --basis "$k" --form "$form" > "$out/torch_$form.json"
     done
-    python3 - "$out" "$name" <<'PY'
+    python3 - "$out" "$name" "$load0" "$(cut -d' ' -f1-3 /proc/loadavg)" <<'PY'
 import json, sys
 d, name = sys.argv[1], sys.argv[2]
+print(f"load average (1, 5, 15 min) at the start of the case: {sys.argv[3]}; at its end: {sys.argv[4]}")
 s = json.load(open(f"{d}/swift.json")); t = json.load(open(f"{d}/torch_official.json")); g = json.load(open(f"{d}/torch_gram.json"))
 de, sp = s["engines"]["dense"], s["engines"]["sparse"]
 start = f"trained {s['pretrain_steps']} batches ({s['pretrain_steps'] * 200} examples)" if s["pretrain_steps"] else "random init"
@@ -53,6 +61,8 @@ print(f"|---|---|---|---|")
 for label, e in [("swift dense", de["examples_per_second"]), ("swift sparse (active set)", sp["examples_per_second"]),
                  ("pytorch official", t["examples_per_second"]), ("pytorch gram", g["examples_per_second"])]:
     print(f"| {label} | {e:.1f} | {e / de['examples_per_second']:.2f}x | {e / g['examples_per_second']:.2f}x |")
+print(f"the Swift engines train interleaved, one batch each in turn: sparse / dense = {sp['examples_per_second'] / de['examples_per_second']:.2f}x measured back to back "
+      f"(dense {de['seconds']:.1f} s, sparse {sp['seconds']:.1f} s over the same {s['steps'] - 1} timed batches)")
 print(f"dense engine: {100 * de['fraction_of_peak']:.0f}% of sgemm peak ({s['sgemm_peak_gflops']:.0f} GFLOPS); torch {t['torch']}")
 gap = max(abs(a - b) / max(abs(b), 1e-12) for a, b in zip(sp["losses"], de["losses"]))
 def gaps(x, y): return [abs(a - b) / max(abs(b), 1e-12) for a, b in zip(x, y)]
@@ -85,3 +95,4 @@ run_case mnist-K300-random 300 "$steps" "$tsteps" 0 mnist --engines dense,sparse
 run_case mnist-K300-trained 300 "$steps" "$tsteps" "$pretrain" mnist --predict --engines dense,sparse,dense-1chunk
 run_case mnist-K2000-random 2000 "$steps2000" "$tsteps2000" 0 mnist
 run_case mnist-K2000-trained 2000 "$steps2000" "$tsteps2000" "$pretrain2000" mnist
+date -u; uptime

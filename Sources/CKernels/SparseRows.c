@@ -244,3 +244,23 @@ void pfc_scatter_row(long count, const int32_t *indices, const float *values, co
 #endif
     scatter_portable(count, indices, values, x, n, c, ldc);
 }
+
+int pfc_gather_by_columns(long rows, long capacity, long k, const int32_t *counts, const int32_t *indices,
+                          const float *values, const float *a, long lda, long n, float *out, long ldo) {
+    long nnz = 0;
+    for (long r = 0; r < rows; r++) nnz += counts[r];
+    if (nnz == 0) return 0;
+    int32_t *start = malloc(sizeof(int32_t) * (size_t)(k + 1));
+    int32_t *rowOf = malloc(sizeof(int32_t) * (size_t)nnz);
+    float *valueOf = malloc(sizeof(float) * (size_t)nnz);
+    if (!start || !rowOf || !valueOf) { free(start); free(rowOf); free(valueOf); return -1; }
+    transpose_lists(rows, capacity, k, counts, indices, values, start, rowOf, valueOf);
+    // Row kk of A, read once in order, goes into every output row that lists column kk.
+    for (long kk = 0; kk < k; kk++) {
+        const long cnt = start[kk + 1] - start[kk];
+        if (cnt == 0) continue;
+        pfc_scatter_row(cnt, rowOf + start[kk], valueOf + start[kk], a + kk * lda, n, out, ldo);
+    }
+    free(start); free(rowOf); free(valueOf);
+    return 0;
+}

@@ -51,6 +51,17 @@ public enum SparseRowKernels {
     /// (C compiled for the baseline). Chosen once at run time; settable for tests and benchmarks.
     public enum VectorLevel: Int32, Sendable { case portable = 0, avx2FMA = 1 }
 
+    /// `gatherAccumulate`'s product (every row of A the lists reach is `k` rows deep), computed by
+    /// streaming each listed row of A once into the output rows that list it; for an A far larger
+    /// than the cache. Falls back to `gatherAccumulate` when the transposed lists cannot be allocated.
+    public static func gatherByColumns(rows: Int, capacity: Int, k: Int, counts: UnsafePointer<Int32>, indices: UnsafePointer<Int32>,
+                                       values: UnsafePointer<Float>, a: UnsafePointer<Float>, lda: Int, n: Int,
+                                       out: UnsafeMutablePointer<Float>, ldo: Int) {
+        if pfc_gather_by_columns(rows, capacity, k, counts, indices, values, a, lda, n, out, ldo) == 0 { return }
+        gatherAccumulate(rows: rows, capacity: capacity, counts: counts, indices: indices, values: values, a: a, lda: lda, n: n,
+                         out: out, ldo: ldo, panelRows: k)
+    }
+
     /// The instruction set the kernels run with.
     public static var vectorLevel: VectorLevel { VectorLevel(rawValue: pfc_kernels_vector_level()) ?? .portable }
 

@@ -50,6 +50,14 @@ import Testing
             }
             let worst = zip(out, want).map { abs(Double($0) - $1) }.max() ?? 0
             #expect(worst < 1e-4, "gather at \(level): worst error \(worst)")
+            // The column-streaming form of the same product (A's rows read once each).
+            var byColumns = start
+            byColumns.withUnsafeMutableBufferPointer { o in
+                SparseRowKernels.gatherByColumns(rows: c.rows, capacity: c.k, k: c.k, counts: counts, indices: idx, values: vals,
+                                                 a: a, lda: c.n, n: c.n, out: o.baseAddress!, ldo: c.n)
+            }
+            let worstColumns = zip(byColumns, want).map { abs(Double($0) - $1) }.max() ?? 0
+            #expect(worstColumns < 1e-4, "gather by columns at \(level): worst error \(worstColumns)")
         }
         SparseRowKernels.setVectorLevel(.avx2FMA)
     }

@@ -93,8 +93,9 @@ import Testing
 
     @Test func automaticKernelGoesSparseOnceTheCodesAreSparse() {
         // W = I (η = 1): U_t = x from the first step on, so 𝒜_t is x's support, 2 of 40 entries per
-        // example at distinct columns. The first iteration is dense by construction; every later one
-        // has a 5 % dense operand, far below the split's break-even, so `.automatic` runs it sparse.
+        // example at distinct columns. The first iteration starts from the floor (Z_0 = floor·1ᵀ: an
+        // empty S_0); every later one has a 5 % dense operand, far below the split's break-even, so
+        // `.automatic` runs every iteration sparse.
         let k = 40, b = 40
         var w = Matrix(rows: k, cols: k)
         for i in 0..<k { w[i, i] = 1 }
@@ -102,14 +103,14 @@ import Testing
         for e in 0..<b { x[e, e] = 0.5; x[(e + 7) % k, e] = 0.25 }
         let s = FISTASettings(iterations: 10, normalizeColumns: false)
         let (hT, _, stats) = FISTAInference.forwardWithStatistics(wx: w, x: x, settings: s, keepTape: false, threads: 1)
-        #expect(stats.sparseFraction == 0.9, "sparse share \(stats.sparseFraction)")
+        #expect(stats.sparseFraction == 1, "sparse share \(stats.sparseFraction)")
         #expect(stats.activeFraction.allSatisfy { $0 == 0.05 }, "active \(stats.activeFraction)")
         for e in 0..<b { for j in 0..<k { #expect(abs(hT[e, j] - max(x[j, e], 1e-5)) < 1e-6) } }
         #expect(FISTAStatistics.lastPrediction == stats)
-        // A dense operand keeps the dense product: x with every entry positive.
+        // A dense operand keeps the dense product after the first iteration: x with every entry positive.
         let full = Matrix(rows: k, cols: b, repeating: 0.3)
         let dense = FISTAInference.forwardWithStatistics(wx: w, x: full, settings: s, keepTape: false, threads: 1).statistics
-        #expect(dense.sparseFraction == 0)
+        #expect(dense.sparseFraction == 0.1)
     }
 
     @Test func cachedGramGivesBitIdenticalCodesAndFollowsNewWeights() {
@@ -279,5 +280,55 @@ import Testing
         rnn.detached = [Matrix(rows: 3, cols: 5)] + probe.codes.dropLast()
         let err = SequenceGradientTests.check(rnn, batch)
         #expect(err < 2e-2, "worst relative error \(err)")
+    }
+}
+
+/// The factored dense product (Z W_xᵀ) W_x that `.automatic` takes for K > 2d (issue 14).
+@Suite struct FactoredProductTests {
+    @Test func automaticTakesTheFactoredFormForWideBasesAndAgreesWithTheGramForm() {
+        // d = 8, K = 40: the factored product costs 2d/K = 0.4 of the Gram one.
+        var rng = SeededRandom(seed: 21)
+        let block = PFCBlock(wx: rng.uniformMatrix(rows: 8, cols: 40, low: 0, high: 0.5),
+                             wy: rng.uniformMatrix(rows: 3, cols: 40, low: 0, high: 1), settings: FISTASettings(iterations: 30))
+        let x = ActiveSetFISTATests.batch(d: 8, b: 36, seed: 22, sparsity: 0.2)
+        let target = rng.uniformMatrix(rows: 3, cols: 36)
+        func run(_ kernel: FISTAKernel, threads: Int) -> (hT: Matrix, gWx: Matrix, gWy: Matrix, gX: Matrix) {
+            var b = block
+            b.settings.kernel = kernel
+            let (hT, tape, stats) = FISTAInference.forwardWithStatistics(wx: b.wx, x: x, settings: b.settings, keepTape: true, threads: threads)
+            var act = PFCBlock.Activation(hT: hT, y: Matrix.product(b.wy, hT, transB: .transposed),
+                                          reconstruction: Matrix.product(b.wx, hT, transB: .transposed), tape: tape, statistics: stats)
+            let g = b.backward(&act, x: x, gradY: Losses.mse(act.y, target).grad, gradReconstruction: Losses.mse(act.reconstruction!, x).grad)
+            return (hT, g.gradWx, g.gradWy, g.gradX)
+        }
+        for threads in [1, 2] {
+            let f = run(.automatic, threads: threads), g = run(.dense, threads: threads)
+            #expect(f.hT.storage != g.hT.storage, "the factored form sums in another order; equal bits mean it did not run")
+            #expect(ActiveSetFISTATests.relativeGap(f.hT, g.hT) < 1e-5)
+            #expect(ActiveSetFISTATests.relativeGap(f.gWx, g.gWx) < 1e-5, "W_x gap \(ActiveSetFISTATests.relativeGap(f.gWx, g.gWx))")
+            #expect(ActiveSetFISTATests.relativeGap(f.gWy, g.gWy) < 1e-5)
+            #expect(ActiveSetFISTATests.relativeGap(f.gX, g.gX) < 1e-5, "x gap \(ActiveSetFISTATests.relativeGap(f.gX, g.gX))")
+        }
+    }
+
+    @Test func choiceFollowsTheCosts() {
+        // 4 rows × K = 10, every row lists every column: the split costs as much as the Gram product.
+        let k = 10, rows = 4
+        let plan = ActiveSetProduct(rows: rows, k: k)
+        var idx = [Int32](repeating: 0, count: rows * k), cnt = [Int32](repeating: Int32(k), count: rows)
+        for r in 0..<rows { for j in 0..<k { idx[r * k + j] = Int32(j) } }
+        let full = idx.withUnsafeBufferPointer { ip in cnt.withUnsafeBufferPointer { cp in
+            (FISTAInference.choose(.automatic, plan, counts: cp.baseAddress!, indices: ip.baseAddress!, factoredCost: 0.5),
+             FISTAInference.choose(.automatic, plan, counts: cp.baseAddress!, indices: ip.baseAddress!, factoredCost: 1.5),
+             FISTAInference.choose(.dense, plan, counts: cp.baseAddress!, indices: ip.baseAddress!, factoredCost: 0.5),
+             FISTAInference.choose(.sparse, plan, counts: cp.baseAddress!, indices: ip.baseAddress!, factoredCost: 0.5))
+        } }
+        #expect(full.0 == .factored && full.1 == .gram && full.2 == .gram && full.3 == .sparse)
+        // One entry per row: the split is far cheaper than either dense form.
+        cnt = [Int32](repeating: 1, count: rows)
+        let few = idx.withUnsafeBufferPointer { ip in cnt.withUnsafeBufferPointer { cp in
+            FISTAInference.choose(.automatic, plan, counts: cp.baseAddress!, indices: ip.baseAddress!, factoredCost: 0.5)
+        } }
+        #expect(few == .sparse)
     }
 }

@@ -26,11 +26,14 @@ final class ActiveSetProduct {
     /// `pfc-bench --calibrate` (Benchmarks/pfc/results-activeset-2026-12-01*.md). With the AVX2 + FMA
     /// kernels, at K = 300 a gather or a (transposed) scatter over 10–15 % of the entries takes
     /// 0.22–0.38× the dense product's time, so ρ ≈ 2.5; with the portable (SSE) kernels, and for a
-    /// Gram matrix too large for the cache (K = 2000: 16 MB, gathers then run at memory speed), ρ ≈ 5.
+    /// Gram matrix too large for the cache (K = 2000: 16 MB) the row gathers run at memory speed (ρ ≈ 5), so
+    /// there `multiply` streams A by columns instead (`streamsGram`), again ρ ≈ 2.5.
     /// `PFC_GATHER_COST` overrides it (benchmarks only).
     static func gatherCost(k: Int) -> Float {
         if let v = overrideCost { return v }
-        return SparseRowKernels.vectorLevel == .avx2FMA && k * k * 4 <= 4 << 20 ? 2.5 : 5
+        // K = 2000 (A 16 MB) with A streamed by columns (`streamsGram`): 0.22–0.33× the dense product
+        // at 10–20 % active (`pfc-bench --calibrate`, 2026-12-01c), so ρ ≈ 2.5 there too.
+        return SparseRowKernels.vectorLevel == .avx2FMA ? 2.5 : 5
     }
 
     private static let overrideCost: Float? = getenv("PFC_GATHER_COST").flatMap { Float(String(cString: $0)) }.flatMap { $0 > 0 ? $0 : nil }
@@ -39,13 +42,17 @@ final class ActiveSetProduct {
     /// compaction and the elementwise work are not in the estimate).
     static let worthIt: Float = 0.8
 
+    /// The factored dense product (Z W_xᵀ) W_x's time per multiply-add over the Gram product's (two
+    /// thinner BLAS calls); `PFC_FACTORED_COST` overrides it (benchmarks only).
+    static let factoredOverhead: Float = getenv("PFC_FACTORED_COST").flatMap { Float(String(cString: $0)) }.flatMap { $0 > 0 ? $0 : nil } ?? 1
+
     init(rows: Int, k: Int) {
         self.rows = rows
         self.k = k
         colCount = .allocate(capacity: k)
         position = .allocate(capacity: k)
         common = .allocate(capacity: k)
-        compact = .allocate(capacity: max(1, rows * k))
+        compact = .allocate(capacity: rows * k + 1) // + a sink slot for `prepare`
         panel = .allocate(capacity: max(1, k * k))
     }
 
@@ -84,12 +91,17 @@ final class ActiveSetProduct {
         let m = commonCount
         if m == 0 { return }
         compact.initialize(repeating: 0, count: rows * m)
+        let sink = compact + rows * k
         for r in 0..<rows {
             let ri = indices + r * k, rv = values + r * k, out = compact + r * m
             var kept = 0
+            // Branch-free (common and rare columns interleave unpredictably): a common entry goes to
+            // its panel slot, a rare one to the sink; every entry is copied down, kept only if rare.
             for e in 0..<Int(counts[r]) {
-                let j = Int(ri[e]), p = Int(position[j])
-                if p >= 0 { out[p] = rv[e] } else { ri[kept] = ri[e]; rv[kept] = rv[e]; kept += 1 }
+                let j = ri[e], v = rv[e], p = Int(position[Int(j)])
+                (p >= 0 ? out + p : sink).pointee = v
+                ri[kept] = j; rv[kept] = v
+                kept &+= p < 0 ? 1 : 0
             }
             counts[r] = Int32(truncatingIfNeeded: kept)
         }
@@ -103,9 +115,25 @@ final class ActiveSetProduct {
             for p in 0..<m { (panel + p * k).update(from: a + Int(common[p]) * k, count: k) }
             BLAS.gemm(.none, .none, m: rows, n: k, k: m, alpha: 1, a: compact, lda: m, b: panel, ldb: k, beta: 1, c: out, ldc: k)
         }
-        SparseRowKernels.gatherAccumulate(rows: rows, capacity: k, counts: counts, indices: indices, values: values,
-                                          a: a, lda: k, n: k, out: out, ldo: k, panelRows: k)
+        if Self.streamsGram(k: k) {
+            SparseRowKernels.gatherByColumns(rows: rows, capacity: k, k: k, counts: counts, indices: indices, values: values,
+                                             a: a, lda: k, n: k, out: out, ldo: k)
+        } else {
+            SparseRowKernels.gatherAccumulate(rows: rows, capacity: k, counts: counts, indices: indices, values: values,
+                                              a: a, lda: k, n: k, out: out, ldo: k, panelRows: k)
+        }
     }
+
+    /// Whether `multiply` streams A row by row into the output rows (`gatherByColumns`) instead of
+    /// gathering A's rows per output row: for a Gram matrix beyond the 4 MB the row gathers keep in
+    /// cache (K = 2000: 16 MB, where the calibration's transposed-scatter column, the same access
+    /// pattern, costs 0.2–0.3× the gathers). `PFC_STREAM_GRAM=0/1` overrides it (benchmarks only).
+    static func streamsGram(k: Int) -> Bool {
+        if let v = streamOverride { return v }
+        return k * k * 4 > 4 << 20
+    }
+
+    private static let streamOverride: Bool? = getenv("PFC_STREAM_GRAM").map { String(cString: $0) != "0" }
 
     /// `c += Sᵀ·Z` (Z: B_c × K, C: K × K), after `prepare` (reuses the panel: call after `multiply`).
     func accumulateTransposed(z: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>,

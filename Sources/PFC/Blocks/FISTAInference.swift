@@ -1,5 +1,6 @@
 // FISTAInference: the PFC block's unrolled non-negative inference and its hand-written backward.
 import Linalg
+import Synchronization
 
 /// Settings of the unrolled inference (research/pfc.md §1.2).
 public struct FISTASettings: Sendable, Equatable, Codable {
@@ -99,6 +100,27 @@ public enum FISTAInference {
         return (gram, l > 0 ? 1 / l : 1)
     }
 
+    /// How one iteration forms Z A: the dense Gram product (B_c·K² multiply-adds), the active-set
+    /// split (`ActiveSetProduct`), or the factored dense form (Z W_xᵀ) W_x (2·B_c·K·d), the cheapest
+    /// dense one once K > 2d (K = 2000 at d = 784: 0.78× the Gram product).
+    enum Product { case gram, sparse, factored }
+
+    /// `.automatic` takes the cheapest of the three by the planned split's estimated cost and
+    /// `factoredCost` (both relative to the Gram product); the sparse split only below
+    /// `ActiveSetProduct.worthIt`. `.sparse` always splits, `.dense` is always the Gram product.
+    @inline(__always)
+    static func choose(_ kernel: FISTAKernel, _ plan: ActiveSetProduct, counts: UnsafePointer<Int32>, indices: UnsafePointer<Int32>,
+                       factoredCost: Float) -> Product {
+        switch kernel {
+        case .dense: return .gram
+        case .sparse: _ = plan.relativeCost(counts: counts, indices: indices); return .sparse
+        case .automatic:
+            let cost = plan.relativeCost(counts: counts, indices: indices)
+            if cost < ActiveSetProduct.worthIt && cost < factoredCost { return .sparse }
+            return factoredCost < 1 ? .factored : .gram
+        }
+    }
+
     /// Whether an iteration runs the sparse products: `.automatic` plans the split of the chunk's
     /// sparse operand (`ActiveSetProduct`) and takes it when its estimated cost is below
     /// `ActiveSetProduct.worthIt` of the dense product's.
@@ -134,8 +156,10 @@ public enum FISTAInference {
         let momentum = momentumSequence(n)
         let chunks = ComputeThreads.ranges(b, parts: threads)
         let zSlots = keepTape ? n : 2, uSlots = keepTape ? n : 1
-        var zs = [Float](repeating: 0, count: zSlots * b * k)
-        var us = [Float](repeating: 0, count: uSlots * b * k)
+        // Every slot is written before it is read, so the buffers need no clearing (and a training
+        // tape's come back from the last backward pass: no page faults per batch).
+        var zs = TapeBuffers.take(zSlots * b * k)
+        var us = TapeBuffers.take(uSlots * b * k)
         var scales = [Float](repeating: 1, count: n * b)
         var hT = Matrix(rows: b, cols: k)
         let frozenScales = settings.frozen?.scales
@@ -144,6 +168,8 @@ public enum FISTAInference {
         let buildLists = kernel != .dense // the dense engine needs no active-set lists
         // 1ᵀA: A is symmetric, so its column sums are its row sums.
         let gramSums = gram.rowSums()
+        // The factored product's cost relative to the dense Gram one (`Product.factored`).
+        let factoredCost = Float(2 * d) / Float(k) * ActiveSetProduct.factoredOverhead
         // Per chunk and iteration: entries at or above the floor, and whether the product ran sparse.
         var activeCounts = [Int](repeating: 0, count: chunks.count * n)
         var sparseRuns = [Int](repeating: 0, count: chunks.count)
@@ -184,8 +210,15 @@ public enum FISTAInference {
                 let zRegion = zBase + zSlots * c0 * k, uRegion = uBase + uSlots * c0 * k
                 zRegion.update(from: stBase + c0 * k, count: kb) // Z_0 = start
                 var hp = hpb, hc = hcb
-                var sValid = false
+                // From the floor, Z_0 = floor·1ᵀ: S_0 is empty and Z_0 A = floor·(1ᵀA) (issue 14).
+                var sValid = buildLists && !warm
+                if sValid {
+                    sCnt.initialize(repeating: 0, count: bc)
+                    zConst.initialize(repeating: floor, count: bc)
+                }
                 let plan = ActiveSetProduct(rows: bc, k: k)
+                let zw: UnsafeMutablePointer<Float>? = kernel == .automatic && factoredCost < 1 ? .allocate(capacity: bc * d) : nil
+                defer { zw?.deallocate() }
                 for t in 0..<n {
                     if let cancellation, cancellation.isCancelled { break }
                     let beta = momentum[t]
@@ -193,15 +226,22 @@ public enum FISTAInference {
                     let zNext = zRegion + (keepTape ? t + 1 : (t + 1) % 2) * kb
                     let u = uRegion + (keepTape ? t : 0) * kb
                     // U = Z + ηXᵀW − η Z A
-                    if sValid && runsSparse(kernel, plan, counts: sCnt, indices: sIdx) {
+                    let product: Product = sValid ? choose(kernel, plan, counts: sCnt, indices: sIdx, factoredCost: factoredCost)
+                                                  : (kernel == .automatic && factoredCost < 1 ? .factored : .gram)
+                    if product == .sparse {
                         // Z A = c·(1ᵀA) + S A
                         for r in 0..<bc {
-                            let cr = -eta * zConst[r], row = r * k
-                            for j in 0..<k { u[row + j] = z[row + j] + e[row + j] + cr * colSum[j] }
+                            let row = r * k
+                            FISTARowKernels.affine(k: k, z: z + row, e: e + row, cr: -eta * zConst[r], colSum: colSum, into: u + row)
                         }
                         plan.prepare(counts: sCnt, indices: sIdx, values: sVal)
                         plan.multiply(a: aBase, out: u, counts: sCnt, indices: sIdx, values: sVal)
                         srBase[c] += 1
+                    } else if product == .factored {
+                        // Z A = (Z W_xᵀ) W_x: 2·B_c·K·d multiply-adds instead of B_c·K², cheaper for K > 2d.
+                        for i in 0..<kb { u[i] = z[i] + e[i] }
+                        BLAS.gemm(.none, .transposed, m: bc, n: d, k: k, alpha: 1, a: z, lda: k, b: wBase, ldb: k, beta: 0, c: zw!, ldc: d)
+                        BLAS.gemm(.none, .none, m: bc, n: k, k: d, alpha: -eta, a: zw!, lda: d, b: wBase, ldb: k, beta: 1, c: u, ldc: k)
                     } else {
                         for i in 0..<kb { u[i] = z[i] + e[i] }
                         BLAS.gemm(.none, .none, m: bc, n: k, k: k, alpha: -eta, a: z, lda: k, b: aBase, ldb: k, beta: 1, c: u, ldc: k)
@@ -213,15 +253,8 @@ public enum FISTAInference {
                     let listing = buildLists && (kernel == .sparse || t == 0 || Float(acBase[c * n + t - 1]) < ActiveSetProduct.worthIt * Float(kb))
                     for r in 0..<bc {
                         let row = r * k
-                        var rowMax: Float = -.infinity
-                        var alive = 0
-                        for j in 0..<k {
-                            let uv = u[row + j]
-                            alive &+= uv >= floor ? 1 : 0
-                            let v = Swift.max(uv, floor)
-                            hc[row + j] = v
-                            rowMax = Swift.max(rowMax, v)
-                        }
+                        // hc = max(U, floor), its active count and row maximum (one fused pass).
+                        let (alive, rowMax) = FISTARowKernels.clamp(k: k, u: u + row, floor: floor, into: hc + row)
                         active += alive
                         var s: Float = 1
                         if let frozen = frozenScales {
@@ -236,19 +269,11 @@ public enum FISTAInference {
                             let cst = h0 + beta * (h0 - hp0)
                             zConst[r] = cst
                             sPrev[r] = s
-                            let ri = sIdx + row, rv = sVal + row
-                            var cnt = 0
-                            for j in 0..<k {
-                                let h = hc[row + j] * s
-                                hc[row + j] = h
-                                let zv = h + beta * (h - hp[row + j])
-                                zNext[row + j] = zv
-                                // Branch-free compaction: always write, advance only for an entry of S.
-                                if listing {
-                                    ri[cnt] = Int32(truncatingIfNeeded: j); rv[cnt] = -eta * (zv - cst)
-                                    cnt &+= zv != cst ? 1 : 0
-                                }
-                            }
+                            // H = s·hc, Z_{t+1} = H + β(H − H_{t−1}) and, when listing, S_{t+1}'s entries
+                            // (those differing from c_{t+1}, value −η(Z − c)) in one pass.
+                            let cnt = FISTARowKernels.momentum(k: k, hc: hc + row, hp: hp + row, scale: s, beta: beta, constant: cst,
+                                                               negEta: -eta, zNext: zNext + row,
+                                                               indices: listing ? sIdx + row : nil, values: listing ? sVal + row : nil)
                             sCnt[r] = Int32(truncatingIfNeeded: cnt)
                         } else if s != 1 {
                             for j in 0..<k { hc[row + j] *= s }
@@ -303,19 +328,21 @@ public enum FISTAInference {
     public static func backward(
         tape: inout FISTATape, wx: Matrix, x: Matrix, gradHT: Matrix, settings: FISTASettings
     ) -> (gradWx: Matrix, gradX: Matrix) {
-        let g = backwardWithStart(tape: &tape, wx: wx, x: x, gradHT: gradHT, settings: settings)
+        let g = backwardWithStart(tape: &tape, wx: wx, x: x, gradHT: gradHT, settings: settings, needsStart: false)
         return (g.gradWx, g.gradX)
     }
 
     /// `backward` that also returns ∂L/∂start (B×K). Because β_0 = 0 the start reaches the output
-    /// only through Z_0, so ∂L/∂start = Z̄_0 = Ū_0 − η Ū_0 A.
+    /// only through Z_0, so ∂L/∂start = Z̄_0 = Ū_0 − η Ū_0 A. Without `needsStart` that last product
+    /// is skipped and gradStart is zero.
     static func backwardWithStart(
-        tape: inout FISTATape, wx: Matrix, x: Matrix, gradHT: Matrix, settings: FISTASettings
+        tape: inout FISTATape, wx: Matrix, x: Matrix, gradHT: Matrix, settings: FISTASettings, needsStart: Bool = true
     ) -> (gradWx: Matrix, gradX: Matrix, gradStart: Matrix) {
         let b = tape.batch, k = tape.basis, n = tape.iterations, d = x.rows
         precondition(gradHT.rows == b && gradHT.cols == k, "gradient shape mismatch")
         let eta = tape.step, floor = settings.floor, kernel = settings.kernel.resolved(entries: b * k * n)
         let buildLists = kernel != .dense
+        let factoredCost = Float(2 * d) / Float(k) * ActiveSetProduct.factoredOverhead
         let chunks = tape.chunks, beta = tape.momentum, activeCounts = tape.activeCounts
         let cancellation = ComputeCancellation.current  // a cancelled caller discards the gradient
         let parts = chunks.count
@@ -351,6 +378,8 @@ public enum FISTAInference {
                 // Iterations whose Ā term was scattered sparsely (the others go to one stacked product).
                 var sparseAt = [Bool](repeating: false, count: n)
                 let plan = ActiveSetProduct(rows: bc, k: k)
+                let zw: UnsafeMutablePointer<Float>? = kernel == .automatic && factoredCost < 1 ? .allocate(capacity: bc * d) : nil
+                defer { zw?.deallocate() }
                 defer { for p in [zb1, zb2, bb, uVal] { p.deallocate() }; uIdx.deallocate(); uCnt.deallocate() }
                 zb1.initialize(repeating: 0, count: kb)
                 zb2.initialize(repeating: 0, count: kb)
@@ -367,38 +396,32 @@ public enum FISTAInference {
                     let listing = buildLists && (kernel == .sparse || Float(activeCounts[c * n + t]) < ActiveSetProduct.worthIt * Float(kb))
                     for r in 0..<bc {
                         let s = sBase[t * b + c0 + r], row = r * k
-                        let ri = uIdx + row, rv = uVal + row
-                        var cnt = 0
-                        for j in 0..<k {
-                            let i = row + j
-                            var hbar = c1 * zb1[i] + c2 * zb2[i]
-                            if isLast { hbar += g[i] }
-                            let alive = ub[i] >= floor
-                            let ubar = alive ? hbar * s : 0
-                            ub[i] = ubar
-                            bb[i] += ubar
-                            zb2[i] = ubar // becomes Z̄_t after the product below
-                            // Branch-free compaction of 𝒜_t: always write, advance only on the mask.
-                            if listing {
-                                ri[cnt] = Int32(truncatingIfNeeded: j); rv[cnt] = -eta * ubar
-                                cnt &+= alive ? 1 : 0
-                            }
-                        }
+                        // H̄ = c1·Z̄_{t+1} + c2·Z̄_{t+2} (+ ḡ), Ū_t = mask·H̄·s into ub and zb2 (becomes
+                        // Z̄_t after the product below), B̄ += Ū_t, and 𝒜_t's list: one fused pass.
+                        let cnt = FISTARowKernels.adjoint(k: k, zb1: zb1 + row, zb2: zb2 + row, g: isLast ? g + row : nil, c1: c1, c2: c2,
+                                                          ub: ub + row, floor: floor, scale: s, bb: bb + row, negEta: -eta,
+                                                          indices: listing ? uIdx + row : nil, values: listing ? uVal + row : nil)
                         uCnt[r] = Int32(truncatingIfNeeded: cnt)
                     }
                     // Z̄_t = Ū_t − η Ū_t A (at t = 0 that is ∂L/∂start). Ū_t is zero off 𝒜_t.
+                    // Z̄_0 only matters as ∂L/∂start.
+                    let productNeeded = t > 0 || needsStart
                     if listing && FISTAInference.runsSparse(kernel, plan, counts: uCnt, indices: uIdx) {
                         plan.prepare(counts: uCnt, indices: uIdx, values: uVal)
-                        plan.multiply(a: aBase, out: zb2, counts: uCnt, indices: uIdx, values: uVal)
+                        if productNeeded { plan.multiply(a: aBase, out: zb2, counts: uCnt, indices: uIdx, values: uVal) }
                         // Ā_c += −η Ū_tᵀ Z_t: Z_t's rows scattered into the rows of Ā on 𝒜_t.
                         plan.accumulateTransposed(z: zRegion + t * kb, c: pAc, counts: uCnt, indices: uIdx, values: uVal)
                         sparseAt[t] = true
-                    } else {
+                    } else if productNeeded, let zw {
+                        // Ū_t A = (Ū_t W_xᵀ) W_x, the cheaper dense form for K > 2d (`Product.factored`).
+                        BLAS.gemm(.none, .transposed, m: bc, n: d, k: k, alpha: 1, a: ub, lda: k, b: wBase, ldb: k, beta: 0, c: zw, ldc: d)
+                        BLAS.gemm(.none, .none, m: bc, n: k, k: d, alpha: -eta, a: zw, lda: d, b: wBase, ldb: k, beta: 1, c: zb2, ldc: k)
+                    } else if productNeeded {
                         BLAS.gemm(.none, .none, m: bc, n: k, k: k, alpha: -eta, a: ub, lda: k, b: aBase, ldb: k, beta: 1, c: zb2, ldc: k)
                     }
                     swap(&zb1, &zb2) // zb1 = Z̄_t, zb2 = Z̄_{t+1}
                 }
-                (gsBase + c0 * k).update(from: zb1, count: kb)
+                if needsStart { (gsBase + c0 * k).update(from: zb1, count: kb) }
                 for i in 0..<kb { bb[i] *= eta }
                 // Ā_c += −η Σ_t Ū_tᵀ Z_t over the dense iterations: one product per run of consecutive
                 // iterations over the chunk's stacked (run·B_c)×K tapes.
@@ -441,6 +464,41 @@ public enum FISTAInference {
             for i in 0..<(d * k) { gradW.storage[i] += partialW[off + i] }
         }
         gradW.accumulateProduct(wx, sym)
+        // The tape is consumed: its large buffers serve the next forward pass.
+        TapeBuffers.give(&tape.z)
+        TapeBuffers.give(&tape.u)
         return (gradW, gradX, gradStart)
+    }
+}
+
+/// Large tape buffers (Z_t and U_t of a batch: N × B × K floats each) kept between a backward pass
+/// and the next forward pass, so training does not map, fault in and clear tens to hundreds of MB
+/// per batch. Contents are unspecified (the forward pass writes every slot before reading it).
+/// Bounded: at most `maxBuffers` buffers and `maxBytes` in all; a buffer still shared with a copy of
+/// its tape stays correct by copy-on-write (the forward pass then writes a fresh copy).
+enum TapeBuffers {
+    static let maxBuffers = 6
+    static let maxBytes = 512 << 20 // one K 2000 training tape (B 200, N 100: 2 × 160 MB) fits
+    private static let pool = Mutex<[[Float]]>([])
+
+    /// A buffer of exactly `count` floats, contents unspecified.
+    static func take(_ count: Int) -> [Float] {
+        if let reused = pool.withLock({ p -> [Float]? in
+            guard let i = p.firstIndex(where: { $0.count == count }) else { return nil }
+            return p.remove(at: i)
+        }) { return reused }
+        return [Float](unsafeUninitializedCapacity: count) { _, n in n = count }
+    }
+
+    /// Returns `buffer` to the pool (it is left empty); the oldest buffers go when the pool is full.
+    static func give(_ buffer: inout [Float]) {
+        guard !buffer.isEmpty else { return }
+        let b = buffer
+        buffer = []
+        guard b.count * 4 <= maxBytes else { return }
+        pool.withLock { p in
+            p.append(b)
+            while p.count > maxBuffers || p.reduce(0, { $0 + $1.count * 4 }) > maxBytes { p.removeFirst() }
+        }
     }
 }
