@@ -63,17 +63,17 @@ public final class SQLiteStore: Store {
     }
 
     private func run<T>(on connection: SQLiteConnection, writing: Bool, begin: String, _ body: (StoreSession) throws -> T) throws -> T {
-        try connection.executeScript(begin)
+        try connection.executeCached(begin)
         do {
             let session = StoreSession(connection: connection, writing: writing)
             session.blobDirectory = blobDirectory
             let result = try body(session)
-            try connection.executeScript("COMMIT")
+            try connection.executeCached("COMMIT")
             session.afterCommit.forEach { $0() }
             jobChanges.publish(session.changedJobs)
             return result
         } catch {
-            try? connection.executeScript("ROLLBACK")
+            try? connection.executeCached("ROLLBACK")
             throw error
         }
     }

@@ -7,6 +7,7 @@ import Foundation
 final class SQLiteConnection: SQLConnection, @unchecked Sendable {
     private let handle: OpaquePointer
     private var statements: [String: OpaquePointer] = [:]
+    private var names: [String: [String]] = [:]
     let dialect = SQLDialect.sqlite
 
     /// Opens (creating if needed) the file at `path`. WAL mode, foreign keys on, a busy timeout;
@@ -42,7 +43,7 @@ final class SQLiteConnection: SQLConnection, @unchecked Sendable {
         defer { sqlite3_reset(statement); sqlite3_clear_bindings(statement) }
         try bind(parameters, to: statement, sql: sql)
         let columnCount = sqlite3_column_count(statement)
-        let names = (0..<columnCount).map { String(cString: sqlite3_column_name(statement, $0)) }
+        let names = columnNames(statement, sql: sql, count: columnCount)
         var rows: [Row] = []
         while true {
             let status = sqlite3_step(statement)
@@ -59,6 +60,12 @@ final class SQLiteConnection: SQLConnection, @unchecked Sendable {
         return Int(sqlite3_changes(handle))
     }
 
+    /// Runs a statement without parameters or rows (`BEGIN`, `COMMIT`, …) through the
+    /// prepared-statement cache: `sqlite3_exec` would parse it again on every transaction.
+    func executeCached(_ sql: String) throws {
+        _ = try query(sql, [])
+    }
+
     func executeScript(_ sql: String) throws {
         var message: UnsafeMutablePointer<CChar>?
         let status = sqlite3_exec(handle, sql, nil, nil, &message)
@@ -69,6 +76,14 @@ final class SQLiteConnection: SQLConnection, @unchecked Sendable {
     }
 
     // MARK: - Statements
+
+    /// A statement's column names, read once per prepared statement (a result's shape is fixed by its SQL).
+    private func columnNames(_ statement: OpaquePointer, sql: String, count: Int32) -> [String] {
+        if let names = names[sql], names.count == Int(count) { return names }
+        let fresh = (0..<count).map { String(cString: sqlite3_column_name(statement, $0)) }
+        names[sql] = fresh
+        return fresh
+    }
 
     private func prepared(_ sql: String) throws -> OpaquePointer {
         if let cached = statements[sql] { return cached }
