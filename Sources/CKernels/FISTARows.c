@@ -24,9 +24,9 @@ static long clamp_portable(long k, const float *u, float floor, float *hc, float
     for (long j = 0; j < k; j++) {
         const float uv = u[j];
         alive += uv >= floor ? 1 : 0;
-        const float v = uv > floor ? uv : floor;
+        const float v = floor >= uv ? floor : uv;  // Swift.max(uv, floor): a NaN stays NaN
         hc[j] = v;
-        mx = mx > v ? mx : v;
+        mx = v >= mx ? v : mx;  // Swift.max(mx, v)
     }
     *row_max = mx;
     return alive;
@@ -113,11 +113,13 @@ AVX2 static long clamp_avx2(long k, const float *u, float floor, float *hc, floa
     for (; j + 8 <= k; j += 8) {
         const __m256 uv = _mm256_loadu_ps(u + j);
         alive += __builtin_popcount((unsigned)_mm256_movemask_ps(_mm256_cmp_ps(uv, f, _CMP_GE_OQ)));
-        // max(u, floor) as the scalar `u > floor ? u : floor`: vmaxps returns its second operand
-        // unless the first is greater.
-        const __m256 v = _mm256_max_ps(uv, f);
+        // max(u, floor) as Swift.max(u, floor) = `floor >= u ? floor : u`: vmaxps(a, b) is
+        // `a > b ? a : b`, so with the floor first a NaN entry stays NaN (the loss then reports the
+        // divergence; clamping it to the floor would hide an overflow), and equal values are equal.
+        const __m256 v = _mm256_max_ps(f, uv);
         _mm256_storeu_ps(hc + j, v);
-        mx = _mm256_max_ps(mx, v);
+        // The row maximum as Swift.max(mx, v) = `v >= mx ? v : mx`: a NaN entry does not enter it.
+        mx = _mm256_max_ps(v, mx);
     }
     float lanes[8], m = -__builtin_inff();
     _mm256_storeu_ps(lanes, mx);
@@ -125,9 +127,9 @@ AVX2 static long clamp_avx2(long k, const float *u, float floor, float *hc, floa
     for (; j < k; j++) {
         const float uv = u[j];
         alive += uv >= floor ? 1 : 0;
-        const float v = uv > floor ? uv : floor;
+        const float v = floor >= uv ? floor : uv;  // Swift.max(uv, floor): a NaN stays NaN
         hc[j] = v;
-        m = m > v ? m : v;
+        m = v >= m ? v : m;
     }
     *row_max = m;
     return alive;

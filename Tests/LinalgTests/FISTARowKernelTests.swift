@@ -23,6 +23,32 @@ import Testing
         }
     }
 
+    /// An overflowed entry (NaN) stays NaN through the clamp, as `Swift.max(u, floor)` kept it, and
+    /// does not enter the row maximum: clamping it to the floor would hide the overflow from the
+    /// loss, and a diverged training run would "succeed" with all-floor codes (HardeningTests).
+    @Test(arguments: [7, 8, 37, 300])
+    func theClampKeepsNaNAsSwiftMaxDid(_ k: Int) {
+        let floor: Float = 1e-5
+        var u = Self.values(k, floor: floor, seed: UInt64(k) &+ 7)
+        for j in stride(from: 1, to: k, by: 3) { u[j] = .nan }
+        var refH = [Float](repeating: 0, count: k), refMax = -Float.infinity, refAlive = 0
+        for j in 0..<k { refAlive += u[j] >= floor ? 1 : 0; refH[j] = max(u[j], floor); refMax = max(refMax, refH[j]) }
+        #expect(refH.contains { $0.isNaN } && !refMax.isNaN)
+        for level in levels() {
+            SparseRowKernels.setVectorLevel(level)
+            var hc = [Float](repeating: 0, count: k)
+            let (alive, rowMax) = u.withUnsafeBufferPointer { up in
+                hc.withUnsafeMutableBufferPointer { FISTARowKernels.clamp(k: k, u: up.baseAddress!, floor: floor, into: $0.baseAddress!) }
+            }
+            #expect(alive == refAlive, "\(level)")
+            #expect(rowMax.bitPattern == refMax.bitPattern, "\(level)")
+            for j in 0..<k {
+                #expect(hc[j].isNaN == refH[j].isNaN && (hc[j].isNaN || hc[j].bitPattern == refH[j].bitPattern), "\(level) j \(j)")
+            }
+        }
+        SparseRowKernels.setVectorLevel(.avx2FMA)
+    }
+
     @Test(arguments: [7, 8, 37, 300])
     func forwardPassesMatchTheScalarLoops(_ k: Int) {
         let floor: Float = 1e-5, s: Float = 0.73, beta: Float = 0.41, eta: Float = 0.013
