@@ -18,10 +18,12 @@
 
 // MARK: portable
 
-static long clamp_portable(long k, const float *u, float floor, float *hc, float *row_max) {
-    float mx = -__builtin_inff();
-    long alive = 0;
-    for (long j = 0; j < k; j++) {
+// Each pass over j0 ..< k, carrying its running count (and maximum) in and out: the whole row for the
+// portable level, the remainder after the 8-wide loop for AVX2.
+
+static long clamp_range(long j0, long k, const float *u, float floor, float *hc, float *row_max, long alive) {
+    float mx = *row_max;
+    for (long j = j0; j < k; j++) {
         const float uv = u[j];
         alive += uv >= floor ? 1 : 0;
         const float v = floor >= uv ? floor : uv;  // Swift.max(uv, floor): a NaN stays NaN
@@ -32,10 +34,9 @@ static long clamp_portable(long k, const float *u, float floor, float *hc, float
     return alive;
 }
 
-static long momentum_portable(long k, float *hc, const float *hp, float s, float beta, float cst, float neg_eta,
-                              float *z_next, int32_t *idx, float *val) {
-    long cnt = 0;
-    for (long j = 0; j < k; j++) {
+static long momentum_range(long j0, long k, float *hc, const float *hp, float s, float beta, float cst, float neg_eta,
+                           float *z_next, int32_t *idx, float *val, long cnt) {
+    for (long j = j0; j < k; j++) {
         const float h = hc[j] * s;
         hc[j] = h;
         const float d = h - hp[j];
@@ -51,10 +52,9 @@ static long momentum_portable(long k, float *hc, const float *hp, float s, float
     return cnt;
 }
 
-static long adjoint_portable(long k, const float *zb1, float *zb2, const float *g, float c1, float c2, float *ub,
-                             float floor, float s, float *bb, float neg_eta, int32_t *idx, float *val) {
-    long cnt = 0;
-    for (long j = 0; j < k; j++) {
+static long adjoint_range(long j0, long k, const float *zb1, float *zb2, const float *g, float c1, float c2, float *ub,
+                          float floor, float s, float *bb, float neg_eta, int32_t *idx, float *val, long cnt) {
+    for (long j = j0; j < k; j++) {
         const float a = c1 * zb1[j];
         const float b = c2 * zb2[j];
         float hbar = a + b;
@@ -73,8 +73,8 @@ static long adjoint_portable(long k, const float *zb1, float *zb2, const float *
     return cnt;
 }
 
-static void affine_portable(long k, const float *z, const float *e, float cr, const float *colsum, float *u) {
-    for (long j = 0; j < k; j++) {
+static void affine_range(long j0, long k, const float *z, const float *e, float cr, const float *colsum, float *u) {
+    for (long j = j0; j < k; j++) {
         const float a = z[j] + e[j];
         const float b = cr * colsum[j];
         u[j] = a + b;
@@ -124,15 +124,8 @@ AVX2 static long clamp_avx2(long k, const float *u, float floor, float *hc, floa
     float lanes[8], m = -__builtin_inff();
     _mm256_storeu_ps(lanes, mx);
     for (int l = 0; l < 8; l++) m = m > lanes[l] ? m : lanes[l];
-    for (; j < k; j++) {
-        const float uv = u[j];
-        alive += uv >= floor ? 1 : 0;
-        const float v = floor >= uv ? floor : uv;  // Swift.max(uv, floor): a NaN stays NaN
-        hc[j] = v;
-        m = v >= m ? v : m;
-    }
     *row_max = m;
-    return alive;
+    return clamp_range(j, k, u, floor, hc, row_max, alive);
 }
 
 AVX2 static long momentum_avx2(long k, float *hc, const float *hp, float s, float beta, float cst, float neg_eta,
@@ -151,16 +144,7 @@ AVX2 static long momentum_avx2(long k, float *hc, const float *hp, float s, floa
             if (mask) cnt = append(mask, jv, _mm256_mul_ps(ve, _mm256_sub_ps(zv, vc)), idx, val, cnt);
         }
     }
-    for (; j < k; j++) {
-        const float h = hc[j] * s;
-        hc[j] = h;
-        const float d = h - hp[j];
-        const float bd = beta * d;
-        const float zv = h + bd;
-        z_next[j] = zv;
-        if (idx && zv != cst) { idx[cnt] = (int32_t)j; val[cnt] = neg_eta * (zv - cst); cnt++; }
-    }
-    return cnt;
+    return momentum_range(j, k, hc, hp, s, beta, cst, neg_eta, z_next, idx, val, cnt);
 }
 
 AVX2 static long adjoint_avx2(long k, const float *zb1, float *zb2, const float *g, float c1, float c2, float *ub,
@@ -183,19 +167,7 @@ AVX2 static long adjoint_avx2(long k, const float *zb1, float *zb2, const float 
             if (mask) cnt = append(mask, jv, _mm256_mul_ps(ve, ubar), idx, val, cnt);
         }
     }
-    for (; j < k; j++) {
-        const float a = c1 * zb1[j];
-        const float b = c2 * zb2[j];
-        float hbar = a + b;
-        if (g) hbar = hbar + g[j];
-        const int alive = ub[j] >= floor;
-        const float ubar = alive ? hbar * s : 0.0f;
-        ub[j] = ubar;
-        bb[j] = bb[j] + ubar;
-        zb2[j] = ubar;
-        if (idx && alive) { idx[cnt] = (int32_t)j; val[cnt] = neg_eta * ubar; cnt++; }
-    }
-    return cnt;
+    return adjoint_range(j, k, zb1, zb2, g, c1, c2, ub, floor, s, bb, neg_eta, idx, val, cnt);
 }
 
 AVX2 static void affine_avx2(long k, const float *z, const float *e, float cr, const float *colsum, float *u) {
@@ -204,11 +176,7 @@ AVX2 static void affine_avx2(long k, const float *z, const float *e, float cr, c
     for (; j + 8 <= k; j += 8)
         _mm256_storeu_ps(u + j, _mm256_add_ps(_mm256_add_ps(_mm256_loadu_ps(z + j), _mm256_loadu_ps(e + j)),
                                               _mm256_mul_ps(vc, _mm256_loadu_ps(colsum + j))));
-    for (; j < k; j++) {
-        const float a = z[j] + e[j];
-        const float b = cr * colsum[j];
-        u[j] = a + b;
-    }
+    affine_range(j, k, z, e, cr, colsum, u);
 }
 #endif
 
@@ -218,7 +186,8 @@ long pfc_fista_clamp_row(long k, const float *u, float floor, float *hc, float *
 #ifdef PFC_HAVE_AVX2_PATH
     if (pfc_kernels_vector_level() == 1) return clamp_avx2(k, u, floor, hc, row_max);
 #endif
-    return clamp_portable(k, u, floor, hc, row_max);
+    *row_max = -__builtin_inff();
+    return clamp_range(0, k, u, floor, hc, row_max, 0);
 }
 
 long pfc_fista_momentum_row(long k, float *hc, const float *hp, float s, float beta, float cst, float neg_eta,
@@ -226,7 +195,7 @@ long pfc_fista_momentum_row(long k, float *hc, const float *hp, float s, float b
 #ifdef PFC_HAVE_AVX2_PATH
     if (pfc_kernels_vector_level() == 1) return momentum_avx2(k, hc, hp, s, beta, cst, neg_eta, z_next, indices, values);
 #endif
-    return momentum_portable(k, hc, hp, s, beta, cst, neg_eta, z_next, indices, values);
+    return momentum_range(0, k, hc, hp, s, beta, cst, neg_eta, z_next, indices, values, 0);
 }
 
 long pfc_fista_adjoint_row(long k, const float *zb1, float *zb2, const float *g, float c1, float c2, float *ub,
@@ -234,12 +203,12 @@ long pfc_fista_adjoint_row(long k, const float *zb1, float *zb2, const float *g,
 #ifdef PFC_HAVE_AVX2_PATH
     if (pfc_kernels_vector_level() == 1) return adjoint_avx2(k, zb1, zb2, g, c1, c2, ub, floor, s, bb, neg_eta, indices, values);
 #endif
-    return adjoint_portable(k, zb1, zb2, g, c1, c2, ub, floor, s, bb, neg_eta, indices, values);
+    return adjoint_range(0, k, zb1, zb2, g, c1, c2, ub, floor, s, bb, neg_eta, indices, values, 0);
 }
 
 void pfc_fista_affine_row(long k, const float *z, const float *e, float cr, const float *colsum, float *u) {
 #ifdef PFC_HAVE_AVX2_PATH
     if (pfc_kernels_vector_level() == 1) { affine_avx2(k, z, e, cr, colsum, u); return; }
 #endif
-    affine_portable(k, z, e, cr, colsum, u);
+    affine_range(0, k, z, e, cr, colsum, u);
 }
