@@ -72,6 +72,25 @@ static void transpose_lists(long rows, long capacity, long k, const int32_t *cou
     start[0] = 0;
 }
 
+/// The column lists of a set of row lists (`transpose_lists`), in buffers of their own.
+typedef struct { int32_t *start, *rowOf; float *valueOf; } column_lists;
+
+static void column_lists_free(column_lists *cl) { free(cl->start); free(cl->rowOf); free(cl->valueOf); }
+
+// 1 when made, 0 when no row lists anything (nothing allocated), -1 when out of memory.
+static int column_lists_make(long rows, long capacity, long k, const int32_t *counts, const int32_t *indices,
+                             const float *values, column_lists *cl) {
+    long nnz = 0;
+    for (long r = 0; r < rows; r++) nnz += counts[r];
+    if (nnz == 0) return 0;
+    cl->start = malloc(sizeof(int32_t) * (size_t)(k + 1));
+    cl->rowOf = malloc(sizeof(int32_t) * (size_t)nnz);
+    cl->valueOf = malloc(sizeof(float) * (size_t)nnz);
+    if (!cl->start || !cl->rowOf || !cl->valueOf) { column_lists_free(cl); return -1; }
+    transpose_lists(rows, capacity, k, counts, indices, values, cl->start, cl->rowOf, cl->valueOf);
+    return 1;
+}
+
 // MARK: AVX2 + FMA
 
 #ifdef PFC_HAVE_AVX2_PATH
@@ -217,14 +236,11 @@ void pfc_gather_accumulate(long rows, long capacity, const int32_t *counts, cons
 
 int pfc_scatter_transposed(long rows, long capacity, long k, const int32_t *counts, const int32_t *indices,
                            const float *values, const float *z, long ldz, long n, float *c, long ldc) {
-    long nnz = 0;
-    for (long r = 0; r < rows; r++) nnz += counts[r];
-    if (nnz == 0) return 0;
-    int32_t *start = malloc(sizeof(int32_t) * (size_t)(k + 1));
-    int32_t *rowOf = malloc(sizeof(int32_t) * (size_t)nnz);
-    float *valueOf = malloc(sizeof(float) * (size_t)nnz);
-    if (!start || !rowOf || !valueOf) { free(start); free(rowOf); free(valueOf); return -1; }
-    transpose_lists(rows, capacity, k, counts, indices, values, start, rowOf, valueOf);
+    column_lists cl;
+    const int made = column_lists_make(rows, capacity, k, counts, indices, values, &cl);
+    if (made <= 0) return made;
+    const int32_t *start = cl.start, *rowOf = cl.rowOf;
+    const float *valueOf = cl.valueOf;
     // Column kk of S gathers its rows of Z into row kk of C: the gather kernel with Z as the matrix.
     const long width = n;
     for (long kk = 0; kk < k; kk++) {
@@ -233,7 +249,7 @@ int pfc_scatter_transposed(long rows, long capacity, long k, const int32_t *coun
         pfc_gather_accumulate(1, cnt, (const int32_t[]){(int32_t)cnt}, rowOf + start[kk], valueOf + start[kk], z, ldz, n,
                               c + kk * ldc, ldc, width);
     }
-    free(start); free(rowOf); free(valueOf);
+    column_lists_free(&cl);
     return 0;
 }
 
@@ -247,20 +263,17 @@ void pfc_scatter_row(long count, const int32_t *indices, const float *values, co
 
 int pfc_gather_by_columns(long rows, long capacity, long k, const int32_t *counts, const int32_t *indices,
                           const float *values, const float *a, long lda, long n, float *out, long ldo) {
-    long nnz = 0;
-    for (long r = 0; r < rows; r++) nnz += counts[r];
-    if (nnz == 0) return 0;
-    int32_t *start = malloc(sizeof(int32_t) * (size_t)(k + 1));
-    int32_t *rowOf = malloc(sizeof(int32_t) * (size_t)nnz);
-    float *valueOf = malloc(sizeof(float) * (size_t)nnz);
-    if (!start || !rowOf || !valueOf) { free(start); free(rowOf); free(valueOf); return -1; }
-    transpose_lists(rows, capacity, k, counts, indices, values, start, rowOf, valueOf);
+    column_lists cl;
+    const int made = column_lists_make(rows, capacity, k, counts, indices, values, &cl);
+    if (made <= 0) return made;
+    const int32_t *start = cl.start, *rowOf = cl.rowOf;
+    const float *valueOf = cl.valueOf;
     // Row kk of A, read once in order, goes into every output row that lists column kk.
     for (long kk = 0; kk < k; kk++) {
         const long cnt = start[kk + 1] - start[kk];
         if (cnt == 0) continue;
         pfc_scatter_row(cnt, rowOf + start[kk], valueOf + start[kk], a + kk * lda, n, out, ldo);
     }
-    free(start); free(rowOf); free(valueOf);
+    column_lists_free(&cl);
     return 0;
 }
