@@ -507,6 +507,36 @@ import TestSupport
         #expect(try store.dataset(id: ds.id, tenantID: tenant.id).checksum == SHA256Hex.digest(blob))
     }
 
+    /// A content file of several direct-I/O blocks, written in odd pieces and read back part-way (which
+    /// drains the direct appender and goes on through the page cache), holds exactly the bytes given,
+    /// and its checksum is theirs.
+    @Test func contentFilesKeepEveryByteAcrossDirectBlocks() throws {
+        let location = HarnessLocation(.sqlite)
+        defer { location.destroy() }
+        let store = try location.openStore() as! SQLiteStore
+        defer { store.close() }
+        var source = Bytes(state: 7)
+        let block = DirectAppender.blockBytes
+        let bytes = (0..<(2 * block + 12_345)).map { _ in source.byte() }
+        let more = (0..<(block + 777)).map { _ in source.byte() }
+        let file = try #require(try store.makeDatasetBlobFile())
+        var offset = 0, piece = 1
+        while offset < bytes.count {  // pieces of 1, 1000, 999_001, ... bytes: some cross block borders
+            let n = min(bytes.count - offset, piece)
+            try bytes[offset..<(offset + n)].withUnsafeBytes { try file.write($0) }
+            offset += n
+            piece = piece * 1000 % 1_999_993 + 1
+        }
+        #expect(try file.readChunk(offset: block - 10, maxCount: 20) == Data(bytes[(block - 10)..<(block + 10)]))
+        try more.withUnsafeBytes { try file.write($0) }
+        let summary = try file.finish()
+        let all = bytes + more
+        #expect(summary.byteCount == all.count && file.byteCount == all.count)
+        #expect(summary.sha256 == SHA256Hex.digest(Data(all)))
+        let onDisk = try #require(FileManager.default.contents(atPath: location.sqlitePath + "-blobs/" + file.name))
+        #expect(onDisk == Data(all))
+    }
+
     /// Tricky decimals: the CSV fast path gives `strtof`'s Float for every one of them.
     @Test func csvNumbersEqualStrtof() throws {
         var texts = ["0", "-0", "+0", "1", "255", "0.5", "-0.5", "+0.5", ".5", "5.", "0.1", "0.2", "0.3", "1e10", "1e-10", "-1E+10",

@@ -35,6 +35,9 @@ public final class DatasetBlobFile: @unchecked Sendable {
     private var writebackStart = 0
     private var summary: BlobSummary?
     private var committed = false
+    /// The bulk of the bytes bypasses the page cache (see `DirectAppender`); nil once drained, or
+    /// where the file system refuses direct I/O.
+    private var direct: DirectAppender?
 
     /// Bytes after which written data is handed to the disk (`sync_file_range`), so the final
     /// `fdatasync` has little left to wait for.
@@ -52,6 +55,7 @@ public final class DatasetBlobFile: @unchecked Sendable {
             close(fd); unlink(path)
             throw error
         }
+        direct = DirectAppender(path: path, bufferedFD: fd)
     }
 
     deinit {
@@ -62,18 +66,14 @@ public final class DatasetBlobFile: @unchecked Sendable {
     /// Appends bytes (hashing them on the way).
     public func write(_ bytes: UnsafeRawBufferPointer) throws {
         guard summary == nil else { throw StoreError.invalidArgument("the dataset blob file is already finished") }
-        guard var p = bytes.baseAddress else { return }
-        var left = bytes.count
+        guard bytes.count > 0 else { return }
         hasher.update(bytes)
-        while left > 0 {
-            let n = Glibc.write(fd, p, left)
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw Self.failure("cannot write a dataset blob file")
-            }
-            p += n
-            left -= n
+        if let direct {
+            try direct.append(bytes)
+            byteCount += bytes.count
+            return
         }
+        try Self.pwriteAll(fd, bytes, at: byteCount)
         byteCount += bytes.count
         if byteCount - writebackStart >= Self.writebackBytes {
             _ = Self.startWriteback?(fd, off_t(writebackStart), off_t(byteCount - writebackStart), 2 /* SYNC_FILE_RANGE_WRITE */)
@@ -81,9 +81,35 @@ public final class DatasetBlobFile: @unchecked Sendable {
         }
     }
 
+    /// Writes what the direct appender still stages through the page cache and goes on without it
+    /// (before a read, and at the end).
+    private func drainDirect() throws {
+        guard let appender = direct else { return }
+        direct = nil
+        let staged = appender.staged
+        try Self.pwriteAll(fd, staged, at: appender.written)
+        writebackStart = appender.written
+    }
+
+    static func pwriteAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, at offset: Int) throws {
+        guard var p = bytes.baseAddress else { return }
+        var left = bytes.count, at = offset
+        while left > 0 {
+            let n = Glibc.pwrite(fd, p, left, off_t(at))
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw Self.failure("cannot write a dataset blob file")
+            }
+            p += n
+            left -= n
+            at += n
+        }
+    }
+
     /// Calls `body` with the bytes written so far, in chunks of at most `chunkSize` (for a builder
     /// that rewrites its rows in another form).
     public func readBack(chunkSize: Int = datasetChunkSize, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+        try drainDirect()
         var buffer = [UInt8](repeating: 0, count: chunkSize)
         var offset = 0
         while offset < byteCount {
@@ -96,6 +122,7 @@ public final class DatasetBlobFile: @unchecked Sendable {
 
     /// Up to `maxCount` bytes written so far, from `offset`.
     public func readChunk(offset: Int, maxCount: Int) throws -> Data {
+        try drainDirect()
         var chunk = Data(count: max(0, min(maxCount, byteCount - offset)))
         var filled = 0
         while filled < chunk.count {
@@ -110,6 +137,7 @@ public final class DatasetBlobFile: @unchecked Sendable {
     /// the transaction that attaches the file, so the write lock is not held over the disk flush.
     @discardableResult public func finish() throws -> BlobSummary {
         if let summary { return summary }
+        try drainDirect()
         guard fdatasync(fd) == 0 else { throw Self.failure("cannot sync a dataset blob file") }
         try DatasetBlobDirectory.syncDirectory(directory)
         let done = BlobSummary(byteCount: byteCount, chunkCount: 0, sha256: hasher.finalize())
