@@ -26,6 +26,32 @@ public enum BLAS {
         _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int
     ) {
         if m == 0 || n == 0 { return }
+        // A product with one output row or column is a matrix-vector product: OpenBLAS 0.3.21's
+        // sgemm would still pack both operands for it (a one-example prediction's every product).
+        if (m == 1 || n == 1) && k > 0 && beta == 0 {
+            // gemm never reads C when β = 0; sgemv scales y by β, which would keep a NaN of an unwritten buffer.
+            for i in 0..<m { for j in 0..<n { c[i * ldc + j] = 0 } }
+        }
+        if m == 1 && k > 0 {
+            // c (1×n) = α·a·op(B) + β·c: y = op(B)ᵀ·x, x = op(A)'s one row (stride 1, or lda when transposed).
+            let incX = transA == .none ? 1 : lda
+            if transB == .none {
+                cblas_sgemv(CblasRowMajor, CblasTrans, Int32(k), Int32(n), alpha, b, Int32(ldb), a, Int32(incX), beta, c, 1)
+            } else {
+                cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(n), Int32(k), alpha, b, Int32(ldb), a, Int32(incX), beta, c, 1)
+            }
+            return
+        }
+        if n == 1 && k > 0 {
+            // c (m×1, stride ldc) = α·op(A)·b + β·c, b = op(B)'s one column (stride ldb, or 1 when transposed).
+            let incX = transB == .none ? ldb : 1
+            if transA == .none {
+                cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(m), Int32(k), alpha, a, Int32(lda), b, Int32(incX), beta, c, Int32(ldc))
+            } else {
+                cblas_sgemv(CblasRowMajor, CblasTrans, Int32(k), Int32(m), alpha, a, Int32(lda), b, Int32(incX), beta, c, Int32(ldc))
+            }
+            return
+        }
         cblas_sgemm(CblasRowMajor, transA.cblas, transB.cblas, Int32(m), Int32(n), Int32(k),
                     alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }

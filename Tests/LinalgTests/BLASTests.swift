@@ -25,6 +25,34 @@ import Testing
         for i in 0..<c.count { #expect(abs(c.storage[i] - r.storage[i]) < 1e-5) }
     }
 
+    /// Products with one output row or one output column go to sgemv (`BLAS.sgemmRaw`): every
+    /// transpose combination, leading dimensions wider than the operands, α and β, and a C full of
+    /// NaN that β = 0 must ignore, against the naive loop.
+    @Test(arguments: [(false, false), (true, false), (false, true), (true, true)])
+    func vectorShapedProductsMatchNaiveLoop(_ t: (Bool, Bool)) {
+        var rng = SeededRandom(seed: 11)
+        for (m, n) in [(1, 6), (6, 1), (1, 1)] {
+            let k = 9, pad = 3
+            let a = t.0 ? rng.uniformMatrix(rows: k, cols: m, low: -1) : rng.uniformMatrix(rows: m, cols: k, low: -1)
+            let b = t.1 ? rng.uniformMatrix(rows: n, cols: k, low: -1) : rng.uniformMatrix(rows: k, cols: n, low: -1)
+            let r = naive(a, t.0, b, t.1)
+            // Operands stored with `pad` spare columns, C with its own.
+            func padded(_ x: Matrix) -> [Float] { (0..<x.rows).flatMap { i in (0..<x.cols).map { x[i, $0] } + [Float](repeating: 7, count: pad) } }
+            let pa = padded(a), pb = padded(b)
+            for (alpha, beta) in [(Float(1), Float(0)), (2, 0.5)] {
+                let ldc = n + pad
+                var c = [Float](repeating: beta == 0 ? .nan : 1, count: m * ldc)
+                BLAS.gemm(t.0 ? .transposed : .none, t.1 ? .transposed : .none, m: m, n: n, k: k, alpha: alpha,
+                          a: pa, lda: a.cols + pad, b: pb, ldb: b.cols + pad, beta: beta, c: &c, ldc: ldc)
+                for i in 0..<m { for j in 0..<n {
+                    let want = alpha * r[i, j] + (beta == 0 ? 0 : beta)
+                    #expect(abs(c[i * ldc + j] - want) < 1e-5, "m \(m) n \(n) α \(alpha) β \(beta) at \(i),\(j)")
+                } }
+                for i in 0..<m { for j in n..<ldc { #expect(c[i * ldc + j].isNaN == (beta == 0), "padding of C untouched") } }
+            }
+        }
+    }
+
     @Test func accumulateProductUsesAlphaAndBeta() {
         let a = Matrix([[1, 2], [3, 4]]), b = Matrix([[5, 6], [7, 8]])
         var c = Matrix([[1, 1], [1, 1]])

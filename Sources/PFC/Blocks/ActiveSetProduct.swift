@@ -29,8 +29,13 @@ final class ActiveSetProduct {
     /// Gram matrix too large for the cache (K = 2000: 16 MB) the row gathers run at memory speed (ρ ≈ 5), so
     /// there `multiply` streams A by columns instead (`streamsGram`), again ρ ≈ 2.5.
     /// `PFC_GATHER_COST` overrides it (benchmarks only).
-    static func gatherCost(k: Int) -> Float {
+    /// For a single row the dense product is a matrix-vector product, as bound by reading A as a
+    /// gather is (no reuse for BLAS to exploit), so there ρ = 1: every listed entry is gathered and the
+    /// split costs S's density (a one-example prediction; before, each iteration copied the active
+    /// rows of A into the panel and ran a one-row sgemm on them).
+    static func gatherCost(k: Int, rows: Int) -> Float {
         if let v = overrideCost { return v }
+        if rows == 1 { return 1 }
         // K = 2000 (A 16 MB) with A streamed by columns (`streamsGram`): 0.22–0.33× the dense product
         // at 10–20 % active (`pfc-bench --calibrate`, 2026-12-01c), so ρ ≈ 2.5 there too.
         return SparseRowKernels.vectorLevel == .avx2FMA ? 2.5 : 5
@@ -68,7 +73,7 @@ final class ActiveSetProduct {
             let ri = indices + r * k
             for m in 0..<Int(counts[r]) { colCount[Int(ri[m])] &+= 1 }
         }
-        let bc = Float(rows), rho = Self.gatherCost(k: k)
+        let bc = Float(rows), rho = Self.gatherCost(k: k, rows: rows)
         var cost: Float = 0
         for j in 0..<k { cost += Swift.min(bc, rho * Float(colCount[j])) }
         return cost / (bc * Float(k))
@@ -77,7 +82,7 @@ final class ActiveSetProduct {
     /// Splits the lists (after `relativeCost`): common columns into the compact panel, the other
     /// entries stay in the lists (filtered in place; `counts` updated).
     func prepare(counts: UnsafeMutablePointer<Int32>, indices: UnsafeMutablePointer<Int32>, values: UnsafeMutablePointer<Float>) {
-        let bc = Float(rows), rho = Self.gatherCost(k: k)
+        let bc = Float(rows), rho = Self.gatherCost(k: k, rows: rows)
         commonCount = 0
         for j in 0..<k {
             if rho * Float(colCount[j]) > bc {

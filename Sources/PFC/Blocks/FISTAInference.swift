@@ -93,11 +93,16 @@ public enum FISTAInference {
         return (r.hT, r.tape)
     }
 
-    /// A = W_xᵀW_x and the stop-gradient step η = 1/λmax(A) (power iteration, research/pfc.md §1.2).
-    static func gramAndStep(_ wx: Matrix) -> (gram: Matrix, eta: Float) {
+    /// What a forward pass derives from W_x alone: A = W_xᵀW_x, the stop-gradient step η = 1/λmax(A)
+    /// (power iteration, research/pfc.md §1.2) and 1ᵀA (the active-set form's constant part).
+    typealias Constants = (gram: Matrix, eta: Float, gramSums: [Float])
+
+    /// The `Constants` of `wx`.
+    static func gramAndStep(_ wx: Matrix) -> Constants {
         let gram = Matrix.product(wx, wx, transA: .transposed)
         let l = gram.storage.withUnsafeBufferPointer { PowerIteration.largestEigenvalue(of: $0.baseAddress!, k: wx.cols) }
-        return (gram, l > 0 ? 1 / l : 1)
+        // 1ᵀA: A is symmetric, so its column sums are its row sums.
+        return (gram, l > 0 ? 1 / l : 1, gram.rowSums())
     }
 
     /// How one iteration forms Z A: the dense Gram product (B_c·K² multiply-adds), the active-set
@@ -143,14 +148,14 @@ public enum FISTAInference {
     /// picks the sparse or the dense product per iteration from S's measured density; the first
     /// iteration (Z_0 = start) is always dense.
     static func forwardWithStatistics(wx: Matrix, x: Matrix, settings: FISTASettings, keepTape: Bool, threads: Int,
-                                      start: Matrix? = nil, prepared: (gram: Matrix, eta: Float)? = nil)
+                                      start: Matrix? = nil, prepared: Constants? = nil)
         -> (hT: Matrix, tape: FISTATape?, statistics: FISTAStatistics)
     {
         precondition(wx.rows == x.rows, "W_x has \(wx.rows) rows but x has \(x.rows) features")
         let d = x.rows, b = x.cols, k = wx.cols, n = max(1, settings.iterations)
         if let start { precondition(start.rows == b && start.cols == k, "start must be B×K") }
         let startValues = start?.storage ?? [Float](repeating: settings.floor, count: b * k)
-        let (gram, computedEta) = prepared ?? gramAndStep(wx)
+        let (gram, computedEta, gramSums) = prepared ?? gramAndStep(wx)
         let eta: Float = settings.frozen?.step ?? computedEta
         let xMax = x.columnMaxima()
         let momentum = momentumSequence(n)
@@ -166,8 +171,6 @@ public enum FISTAInference {
         let floor = settings.floor, normalize = settings.normalizeColumns, kernel = settings.kernel.resolved(entries: b * k * n)
         let warm = start != nil
         let buildLists = kernel != .dense // the dense engine needs no active-set lists
-        // 1ᵀA: A is symmetric, so its column sums are its row sums.
-        let gramSums = gram.rowSums()
         // The factored product's cost relative to the dense Gram one (`Product.factored`).
         let factoredCost = Float(2 * d) / Float(k) * ActiveSetProduct.factoredOverhead
         // Per chunk and iteration: entries at or above the floor, and whether the product ran sparse.

@@ -76,23 +76,23 @@ public struct PFCBlock: Sendable {
     }
 }
 
-/// The Gram matrix A = W_xᵀW_x and the step η = 1/λmax(A) of the last W_x a block's inference saw.
+/// The Gram matrix A = W_xᵀW_x, the step η = 1/λmax(A) and 1ᵀA of the last W_x a block's inference saw.
 /// Both are pure functions of W_x (the power iteration starts from a fixed vector), so reusing them
 /// for unchanged weights gives bit-identical results; predicting one example at a time otherwise
 /// spends most of its time forming A (d·K² multiply-adds) and its eigenvalue. Shared by copies of
 /// the block; a new W_x (every training step) just replaces the entry.
 final class GramCache: Sendable {
-    private struct Entry: @unchecked Sendable { var wx: Matrix; var gram: Matrix; var eta: Float }
+    private struct Entry: @unchecked Sendable { var wx: Matrix; var constants: FISTAInference.Constants }
     private let entry = Mutex<Entry?>(nil)
 
     /// A and η for `wx`, computed on a miss.
-    func prepared(for wx: Matrix) -> (gram: Matrix, eta: Float) {
-        if let hit = entry.withLock({ e -> (Matrix, Float)? in
+    func prepared(for wx: Matrix) -> FISTAInference.Constants {
+        if let hit = entry.withLock({ e -> FISTAInference.Constants? in
             guard let e, e.wx.rows == wx.rows, e.wx.cols == wx.cols, e.wx.storage == wx.storage else { return nil }
-            return (e.gram, e.eta)
+            return e.constants
         }) { return hit }
         let p = FISTAInference.gramAndStep(wx)
-        entry.withLock { $0 = Entry(wx: wx, gram: p.gram, eta: p.eta) }
+        entry.withLock { $0 = Entry(wx: wx, constants: p) }
         return p
     }
 }

@@ -22,7 +22,7 @@ enum WarmStartFISTA {
     /// as the code's active set shrinks.
     static func forward(w: Matrix, x: Matrix, start: Matrix?, settings: FISTASettings,
                         frozen: FISTAStopGradients?, keepTape: Bool,
-                        prepared: (gram: Matrix, eta: Float)? = nil) -> (hT: Matrix, tape: WarmStartTape?) {
+                        prepared: FISTAInference.Constants? = nil) -> (hT: Matrix, tape: WarmStartTape?) {
         var s = settings
         if let frozen { s.frozen = (frozen.step, frozen.scales) }
         let r = FISTAInference.forwardWithStatistics(wx: w, x: x, settings: s, keepTape: keepTape, threads: ComputeThreads.count,
