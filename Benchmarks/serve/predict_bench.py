@@ -11,7 +11,7 @@ and p99 per server, the pfc/peer ratio at 64 clients, and pfc against the 638 re
 batching. Environment: DURATION (wrk seconds, default 10), EPOCHS (default 10), PFC_ARGS (extra serve
 flags, e.g. "--predict-batch-rows 32"), CLIENTS (default "1 16 64"), NO_PEER=1 to skip the peer.
 """
-import json
+import collections, json
 import os
 import re
 import socket
@@ -170,6 +170,14 @@ def main():
         if ("pfc", 1) in results:
             p50 = results[("pfc", 1)]["p50"]
             print(f"pfc-server at 1 client: p50 {p50:.2f} ms (target <= 1.5 ms: {'met' if p50 <= 1.5 else 'NOT met'})")
+        if any(r["non2xx"] for r in results.values()):
+            # Which statuses, from the access log (and any warning the server logged), so a non-2xx is never a mystery.
+            log.flush()
+            lines = open(os.path.join(work, "server.log"), errors="replace").read().split("\n")
+            codes = collections.Counter(l.rsplit(" ", 1)[-1] for l in lines if re.search(r" [345]\d\d$", l) and "[HTTP]" in l)
+            print("non-2xx statuses in the access log: " + ", ".join(f"{c} x{n}" for c, n in sorted(codes.items())))
+            for l in [l for l in lines if " warning " in l or " error " in l][:5]:
+                print("  server: " + l[:300])
         stats = urllib.request.urlopen(base + "/metrics", timeout=10).read().decode()
         lines = [l for l in stats.split("\n") if l.startswith("pfc_predict")]
         if lines:

@@ -26,6 +26,9 @@ public protocol Store: StoreOperations, Sendable {
     @discardableResult func transaction<T>(_ body: (StoreSession) throws -> T) throws -> T
     /// Runs `body` against a consistent read-only snapshot.
     func read<T>(_ body: (StoreSession) throws -> T) throws -> T
+    /// `read` for a `body` that runs exactly one statement: a single statement is its own snapshot,
+    /// so a store may run it without an explicit transaction (SQLite: no BEGIN and COMMIT around it).
+    func readStatement<T>(_ body: (StoreSession) throws -> T) throws -> T
     /// Applies pending migrations; refuses a database with migrations newer than this binary.
     @discardableResult func migrate() throws -> MigrationReport
     /// Reports applied and pending migrations without changing anything; throws
@@ -40,6 +43,17 @@ public protocol Store: StoreOperations, Sendable {
 extension Store {
     @discardableResult public func withSession<T>(writing: Bool, _ body: (StoreSession) throws -> T) throws -> T {
         writing ? try transaction(body) : try read(body)
+    }
+
+    public func readStatement<T>(_ body: (StoreSession) throws -> T) throws -> T { try read(body) }
+}
+
+extension StoreOperations {
+    /// `withSession(writing: false)` for a body of one statement: on a `Store`, `readStatement`; in a
+    /// session, the session itself.
+    func withStatementSession<T>(_ body: (StoreSession) throws -> T) throws -> T {
+        if let store = self as? any Store { return try store.readStatement(body) }
+        return try withSession(writing: false, body)
     }
 }
 

@@ -113,7 +113,7 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Predictions waiting for a compute thread beyond which one more is answered 503 with Retry-After (1…1000000).")
     var predictQueueLimit: Int = ServiceConfiguration().predictQueueLimit
 
-    @Option(help: "Compute threads running prediction batches; default all cores (1…256).")
+    @Option(help: "Compute threads running prediction batches, each spread over the cores; default 1 (1…256).")
     var predictThreads: Int = ServiceConfiguration().predictThreads
 
     func run() throws {

@@ -179,4 +179,32 @@ import TestSupport
         }
         #expect(try cache.body(for: Self.source("m4999")) { _ in Issue.record("evicted"); return [] } == Array("m4999".utf8))
     }
+    /// On the embedded store the route runs on the event loop, which reads on a connection of its
+    /// own (`SQLiteStore.giveOwnReaders`): with every shared reader held by long reads on other
+    /// threads it still answers at once, and sees a change committed meanwhile.
+    @Test func onTheEmbeddedStoreTheLoopReadsOnItsOwnConnection() throws {
+        try ServiceHarness.with(.sqlite) { h in
+            let id = try Self.createModel(h.client)
+            #expect(try Self.get(h.client, id).status == 200)
+            let tenant = try h.tenantID()  // (reads through the shared readers)
+            let release = DispatchSemaphore(value: 0), held = DispatchSemaphore(value: 0), done = DispatchGroup()
+            let store = h.store
+            for _ in 0..<4 {  // SQLiteStore's default reader pool
+                DispatchQueue.global().async(group: done) {
+                    _ = try? store.read { _ -> Int in
+                        held.signal()
+                        _ = release.wait(timeout: .now() + 60)
+                        return 0
+                    }
+                }
+            }
+            for _ in 0..<4 { #expect(held.wait(timeout: .now() + 10) == .success) }
+            defer { for _ in 0..<4 { release.signal() }; done.wait() }
+            try Self.rawUpdate(h.store, "UPDATE models SET name = 'renamed' WHERE id = \(id) AND tenant_id = \(tenant)")
+            let started = Date()
+            let r = try Self.get(h.client, id)
+            #expect(r.status == 200 && r.object["name"] as? String == "renamed", "\(r.text)")
+            #expect(Date().timeIntervalSince(started) < 5, "waited for a shared reader")
+        }
+    }
 }

@@ -17,8 +17,10 @@ public struct RouteOptions: Sendable {
     public enum Execution: Sendable {
         /// On the server's bounded handler-thread pool (default; blocking is fine).
         case handlerPool
-        /// Directly on the connection's queue. Only for handlers that never block and finish in
-        /// microseconds (health checks); a slow one would stall its connection.
+        /// Directly on the connection's queue (usually the event loop thread that read the request).
+        /// Only for handlers that never wait for other work and finish in microseconds (health
+        /// checks, embedded-store reads on the loop's own connection); a slow one stalls every
+        /// connection of its loop.
         case connectionQueue
     }
 

@@ -199,7 +199,10 @@ extension Connection {
             }
             core.pool.submit { [self] in
                 // A request whose deadline passed while it waited for a thread is not run at all.
-                if let serial, queue.sync(execute: { serial == abandonedSerial || closed }) { return }
+                if let serial {
+                    let skipped = skippedSerial.load(ordering: .acquiring)
+                    if skipped == serial || skipped == Int.max { return }
+                }
                 let response = core.router.respond(to: request, context: current.context, resolution: current.resolution)
                 deliver(response, for: current.head, onQueue: false, serial: serial)
             }
@@ -211,6 +214,7 @@ extension Connection {
         guard !closed, inFlight, let current, let limit = core.configuration.handlerTimeout else { return }
         handlerDeadline = nil
         abandonedSerial = handlerSerial
+        skippedSerial.store(handlerSerial, ordering: .releasing)
         current.context.cancellation.cancel()
         core.logger.warning("handler missed its deadline", metadata: ["peer": .string(peer), "path": .string(current.head.path)])
         let ms = limit.components.seconds * 1000 + limit.components.attoseconds / 1_000_000_000_000_000

@@ -6,6 +6,7 @@
 
 import Dispatch
 import Logging
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -80,6 +81,9 @@ final class Connection: @unchecked Sendable {
     /// Numbers the handler runs of this connection; the one whose deadline passed is abandoned.
     var handlerSerial = 0
     var abandonedSerial = 0
+    /// `abandonedSerial`, or `Int.max` once closed, for a handler thread to read without waiting for
+    /// the queue (a `queue.sync` there blocked on the read handler still finishing on the loop).
+    let skippedSerial = Atomic<Int>(0)
     /// When the running handler must have answered (uptime ns); nil once it has, or without a limit.
     var handlerDeadline: UInt64?
 
@@ -363,6 +367,7 @@ final class Connection: @unchecked Sendable {
     private func destroy() {
         guard !closed else { return }
         closed = true
+        skippedSerial.store(Int.max, ordering: .releasing)
         current?.context.cancellation.cancel()
         gate?.close()
         bodyStream?.fail(ResponseBodyWriter.ClientDisconnected())

@@ -94,7 +94,15 @@ final class EventLoop: @unchecked Sendable {
         lock.withLock { _ = watched.removeValue(forKey: fd) }
     }
 
+    /// Marks the loop threads (`HTTPServer.isEventLoopThread`): a non-nil value under this key.
+    static let threadKey: pthread_key_t = {
+        var key = pthread_key_t()
+        precondition(pthread_key_create(&key, nil) == 0, "pthread_key_create failed")
+        return key
+    }()
+
     private func run() {
+        pthread_setspecific(Self.threadKey, UnsafeRawPointer(bitPattern: 1))
         let capacity = 256
         let events = UnsafeMutableRawPointer.allocate(byteCount: capacity * Epoll.eventSize, alignment: 8)
         var ready: [Connection] = []
@@ -117,3 +125,16 @@ final class EventLoop: @unchecked Sendable {
     }
 }
 #endif
+
+extension HTTPServer {
+    /// Whether the calling thread is one of the event loops, which run `.connectionQueue` routes
+    /// inline: code there must not wait for other requests (a store gives such threads their own
+    /// database reader, `SQLiteStore.giveOwnReaders`).
+    public static var isEventLoopThread: Bool {
+        #if canImport(Glibc)
+        pthread_getspecific(EventLoop.threadKey) != nil
+        #else
+        false
+        #endif
+    }
+}

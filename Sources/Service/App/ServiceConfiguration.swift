@@ -143,8 +143,12 @@ public struct ServiceConfiguration: Sendable {
     /// `Retry-After: 1`. Default 1024 (the server's default connection limit). Valid: 1…1 000 000.
     public var predictQueueLimit = 1024
     /// Compute threads that run prediction batches (each batch splits its FISTA over the engine's
-    /// compute threads with single-threaded BLAS). Default: the cores. Valid: 1…256.
-    public var predictThreads = ProcessInfo.processInfo.activeProcessorCount
+    /// compute threads with single-threaded BLAS). Default 1: one batch at a time, spread over the
+    /// cores, so requests arriving meanwhile form the next, larger batch (`Benchmarks/serve/predict.sh`,
+    /// 64 clients: 4,000–4,600 req/s, p99 28–35 ms, against 2,500–3,700 and 34–83 ms with a thread per
+    /// core, whose concurrent batches stayed at 7 rows on average). More threads run batches side by
+    /// side (several models with small batches). Valid: 1…256.
+    public var predictThreads = 1
     /// A prediction not answered this many seconds after it arrived is answered 503 and its
     /// compute stops (the handler deadline, which a deferred answer does not have). Default 120; 0: none.
     public var predictTimeoutSeconds: Double = 120

@@ -39,7 +39,7 @@ extension PFCService {
         // The row and latest version are read on every request (one statement), so this is never
         // stale; only the decoding and encoding are skipped while they are unchanged.
         let bodies = ModelBodyCache(capacity: Self.modelBodyCacheCapacity)
-        r.get("/v1/models/{id}") { [self] request, ctx in
+        r.get("/v1/models/{id}", options: inlineOnEmbeddedStore) { [self] request, ctx in
             let tenant = try ctx.tenantID(), id = try request.pathParameter("id")
             let (model, latest) = try storeCall { try store.modelWithLatestVersion(id: id, tenantID: tenant) }
             let body = try bodies.body(for: .init(model: model, latestVersion: latest)) { source in

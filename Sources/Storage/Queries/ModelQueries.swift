@@ -27,7 +27,7 @@ extension StoreOperations {
     /// trip: the `GET /v1/models/{id}` path); `notFound` as `model(id:tenantID:)` when there is no such
     /// model of this tenant, and as `latestModelVersion` when it has no version.
     public func modelWithLatestVersion(id: String, tenantID: String) throws -> (model: Model, latestVersion: Int) {
-        try withSession(writing: false) { session in
+        try withStatementSession { session in
             let row = try session.one("""
                 SELECT m.id, m.tenant_id, m.name, m.kind, m.architecture, m.created_at,
                 (SELECT max(v.version) FROM model_versions v WHERE v.model_id = m.id) AS latest_version

@@ -18,11 +18,21 @@ public final class SQLiteStore: Store {
     public let blobDirectory: String?
     private let writer: ConnectionPool<SQLiteConnection>
     private let readers: ConnectionPool<SQLiteConnection>
+    private let busyTimeoutMilliseconds: Int
+    /// Which threads read on a connection of their own (`ThreadReaders`); nil: none. Boxed: a closure
+    /// read back out of a `Mutex` by value gained a pair of reabstraction thunks on every read, until
+    /// calling it overflowed the stack.
+    private final class ThreadPredicate: Sendable {
+        let holds: @Sendable () -> Bool
+        init(_ holds: @escaping @Sendable () -> Bool) { self.holds = holds }
+    }
+    private let ownReaders = Mutex<ThreadPredicate?>(nil)
 
     /// Opens (creating the file and its parent directory if needed) the database at `path`.
     /// The file, its `-wal` and `-shm` are mode 0600 (see `SQLiteFileMode`).
     public init(path: String = SQLiteStore.defaultPath, readers readerCount: Int = 4, busyTimeoutMilliseconds: Int = 10_000) throws {
         self.path = path
+        self.busyTimeoutMilliseconds = busyTimeoutMilliseconds
         blobDirectory = DatasetBlobDirectory.path(forDatabase: path)
         try SQLiteFileMode.secure(databasePath: path)
         let first = try SQLiteConnection(path: path, readOnly: false, busyTimeoutMilliseconds: busyTimeoutMilliseconds)
@@ -42,9 +52,39 @@ public final class SQLiteStore: Store {
     }
 
     public func read<T>(_ body: (StoreSession) throws -> T) throws -> T {
-        try readers.withConnection(keep: { _ in true }) { connection in
+        if let result = try onOwnReader({ try run(on: $0, writing: false, begin: "BEGIN", body) }) { return result }
+        return try readers.withConnection(keep: { _ in true }) { connection in
             try run(on: connection, writing: false, begin: "BEGIN", body)
         }
+    }
+
+    /// Threads for which `predicate` holds (the HTTP event loops, which run some read-only routes
+    /// inline) read on a reader connection of their own instead of the shared pool, so they never
+    /// wait for a connection another thread holds. At most one connection per such thread.
+    public func giveOwnReaders(to predicate: @escaping @Sendable () -> Bool) {
+        let box = ThreadPredicate(predicate)
+        ownReaders.withLock { $0 = box }
+    }
+
+    /// `body` on this thread's own reader, when this thread has one (nil: use the pool).
+    private func onOwnReader<T>(_ body: (SQLiteConnection) throws -> T) throws -> T? {
+        guard let wants = ownReaders.withLock({ $0 }), wants.holds() else { return nil }
+        let (path, timeout) = (self.path, busyTimeoutMilliseconds)
+        return try ThreadReaders.current.withConnection(of: self, open: {
+            try SQLiteConnection(path: path, readOnly: true, busyTimeoutMilliseconds: timeout)
+        }, body)
+    }
+
+    /// One statement on a reader, in SQLite's autocommit mode: it is its own read transaction, and
+    /// the two extra statements (BEGIN, COMMIT) and their lock round trips are saved.
+    public func readStatement<T>(_ body: (StoreSession) throws -> T) throws -> T {
+        let run = { [blobDirectory] (connection: SQLiteConnection) throws -> T in
+            let session = StoreSession(connection: connection, writing: false)
+            session.blobDirectory = blobDirectory
+            return try body(session)
+        }
+        if let result = try onOwnReader(run) { return result }
+        return try readers.withConnection(keep: { _ in true }, run)
     }
 
     @discardableResult public func migrate() throws -> MigrationReport {
