@@ -21,6 +21,11 @@ final class ActiveSetProduct {
     private var commonCount = 0
     private let compact: UnsafeMutablePointer<Float>  // B_c × m: S on the common columns
     private let panel: UnsafeMutablePointer<Float>    // m × K: rows of A on the common columns (or Sᵀ Z)
+    /// The common columns whose rows of `panelSource` the panel holds now (`multiply` reuses them when
+    /// the next iteration's common columns are the same, as they mostly are once the active set settles).
+    private let panelColumns: UnsafeMutablePointer<Int32>
+    private var panelCount = -1
+    private var panelSource: UnsafePointer<Float>?
 
     /// Cost of one gathered multiply-add over one inside the dense BLAS product, measured by
     /// `pfc-bench --calibrate` (Benchmarks/pfc/results-activeset-2026-12-01*.md). With the AVX2 + FMA
@@ -59,10 +64,12 @@ final class ActiveSetProduct {
         common = .allocate(capacity: k)
         compact = .allocate(capacity: rows * k + 1) // + a sink slot for `prepare`
         panel = .allocate(capacity: max(1, k * k))
+        panelColumns = .allocate(capacity: max(1, k))
     }
 
     deinit {
         colCount.deallocate(); position.deallocate(); common.deallocate(); compact.deallocate(); panel.deallocate()
+        panelColumns.deallocate()
     }
 
     /// Estimated cost of the split relative to the dense product (1 = as costly), from the lists.
@@ -117,7 +124,14 @@ final class ActiveSetProduct {
                   counts: UnsafePointer<Int32>, indices: UnsafePointer<Int32>, values: UnsafePointer<Float>) {
         let m = commonCount
         if m > 0 {
-            for p in 0..<m { (panel + p * k).update(from: a + Int(common[p]) * k, count: k) }
+            let same = panelSource == UnsafePointer(a) && panelCount == m
+                && memcmp(panelColumns, common, m * MemoryLayout<Int32>.stride) == 0
+            if !same {
+                for p in 0..<m { (panel + p * k).update(from: a + Int(common[p]) * k, count: k) }
+                panelColumns.update(from: common, count: m)
+                panelCount = m
+                panelSource = UnsafePointer(a)
+            }
             BLAS.gemm(.none, .none, m: rows, n: k, k: m, alpha: 1, a: compact, lda: m, b: panel, ldb: k, beta: 1, c: out, ldc: k)
         }
         if Self.streamsGram(k: k) {
@@ -145,6 +159,7 @@ final class ActiveSetProduct {
                               counts: UnsafePointer<Int32>, indices: UnsafePointer<Int32>, values: UnsafePointer<Float>) {
         let m = commonCount
         if m > 0 {
+            panelCount = -1  // the panel now holds Sᵀ Z, not rows of A
             BLAS.gemm(.transposed, .none, m: m, n: k, k: rows, alpha: 1, a: compact, lda: m, b: z, ldb: k, beta: 0, c: panel, ldc: k)
             for p in 0..<m {
                 let dst = c + Int(common[p]) * k, src = panel + p * k
