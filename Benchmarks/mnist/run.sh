@@ -20,6 +20,9 @@
 #   mnist.py --experiment split-mlp --split-epochs 1 --split-batch 50 --split-mlp-lr 1e-4
 #   mnist.py --experiment seq --kinds mlp --seq-rows 2000 --epochs 3 --seq-batch 25 --seq-lr 3e-4   (vanilla RNN, after lr 1e-3 diverged)
 #   mnist.py --experiment seq --kinds mlp --epochs 1 --seq-batch 25 --seq-lr 3e-4   (vanilla RNN, all rows)
+# The 2026-12-01c figures (one at a time, nice -n 19):
+#   mnist.py --experiment mlp --kinds pfc|mlp --sizes 300 --epochs 60 --chunk 15 --batch 200 --pfc-lr 3e-4 --mlp-lr 1e-4
+#   mnist.py --experiment split --split-k 2000 --split-epochs 5 --split-batch 200 --split-lr 3e-4
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 swift build -c release --scratch-path .build-release --product pfc-server >&2
