@@ -13,6 +13,9 @@ public enum StoreBackend: String, Sendable {
 public protocol StoreOperations {
     /// Runs `body` in a session: a write transaction when `writing`, else a read snapshot.
     @discardableResult func withSession<T>(writing: Bool, _ body: (StoreSession) throws -> T) throws -> T
+    /// `withSession(writing: false)` for a body of exactly one statement: on a `Store`, its
+    /// `readStatement`; in a session, the session itself.
+    func withStatementSession<T>(_ body: (StoreSession) throws -> T) throws -> T
 }
 
 /// A database behind the `Storage` API. Blocking and synchronous: call it from worker or
@@ -46,15 +49,12 @@ extension Store {
     }
 
     public func readStatement<T>(_ body: (StoreSession) throws -> T) throws -> T { try read(body) }
+
+    public func withStatementSession<T>(_ body: (StoreSession) throws -> T) throws -> T { try readStatement(body) }
 }
 
 extension StoreOperations {
-    /// `withSession(writing: false)` for a body of one statement: on a `Store`, `readStatement`; in a
-    /// session, the session itself.
-    func withStatementSession<T>(_ body: (StoreSession) throws -> T) throws -> T {
-        if let store = self as? any Store { return try store.readStatement(body) }
-        return try withSession(writing: false, body)
-    }
+    public func withStatementSession<T>(_ body: (StoreSession) throws -> T) throws -> T { try withSession(writing: false, body) }
 }
 
 /// A transaction or read snapshot on one connection, handed to `Store.transaction { }` and

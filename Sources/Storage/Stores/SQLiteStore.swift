@@ -78,11 +78,7 @@ public final class SQLiteStore: Store {
     /// One statement on a reader, in SQLite's autocommit mode: it is its own read transaction, and
     /// the two extra statements (BEGIN, COMMIT) and their lock round trips are saved.
     public func readStatement<T>(_ body: (StoreSession) throws -> T) throws -> T {
-        let run = { [blobDirectory] (connection: SQLiteConnection) throws -> T in
-            let session = StoreSession(connection: connection, writing: false)
-            session.blobDirectory = blobDirectory
-            return try body(session)
-        }
+        let run = { (connection: SQLiteConnection) throws -> T in try self.run(on: connection, writing: false, begin: nil, body) }
         if let result = try onOwnReader(run) { return result }
         return try readers.withConnection(keep: { _ in true }, run)
     }
@@ -102,18 +98,20 @@ public final class SQLiteStore: Store {
         writer.drain()
     }
 
-    private func run<T>(on connection: SQLiteConnection, writing: Bool, begin: String, _ body: (StoreSession) throws -> T) throws -> T {
-        try connection.executeCached(begin)
+    /// `body` in a session on `connection`, inside `begin` … COMMIT (ROLLBACK when it throws); with no
+    /// `begin`, in SQLite's autocommit mode (one read statement, its own transaction).
+    private func run<T>(on connection: SQLiteConnection, writing: Bool, begin: String?, _ body: (StoreSession) throws -> T) throws -> T {
+        if let begin { try connection.executeCached(begin) }
         do {
             let session = StoreSession(connection: connection, writing: writing)
             session.blobDirectory = blobDirectory
             let result = try body(session)
-            try connection.executeCached("COMMIT")
+            if begin != nil { try connection.executeCached("COMMIT") }
             session.afterCommit.forEach { $0() }
             jobChanges.publish(session.changedJobs)
             return result
         } catch {
-            try? connection.executeCached("ROLLBACK")
+            if begin != nil { try? connection.executeCached("ROLLBACK") }
             throw error
         }
     }
