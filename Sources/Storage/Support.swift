@@ -19,10 +19,15 @@ public enum StoreID {
 struct SHA256Hex {
     private var context: OpaquePointer?
 
+    /// SHA-256 fetched from the default provider once. `EVP_sha256()` makes every digest fetch it
+    /// again (a locked look-up in OpenSSL's global store), which showed on the authenticated path.
+    /// An `EVP_MD` is immutable once fetched and may be shared by threads (OpenSSL 3 docs).
+    nonisolated(unsafe) private static let algorithm: OpaquePointer? = EVP_MD_fetch(nil, "SHA256", nil) ?? EVP_sha256()
+
     /// Starts an incremental digest.
     init() {
         context = EVP_MD_CTX_new()
-        EVP_DigestInit_ex(context, EVP_sha256(), nil)
+        EVP_DigestInit_ex(context, Self.algorithm, nil)
     }
 
     /// Adds bytes to the digest.
@@ -37,24 +42,44 @@ struct SHA256Hex {
 
     /// Finishes and returns the hex digest; the value must not be used afterwards.
     mutating func finalize() -> String {
-        var digest = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
-        var length: UInt32 = 0
-        EVP_DigestFinal_ex(context, &digest, &length)
-        EVP_MD_CTX_free(context)
-        context = nil
-        // Lowercase hex by hand: `String(format:)` per byte was 15 % of an authenticated request's time.
-        let hex = Array("0123456789abcdef".utf8)
-        var out = [UInt8]()
-        out.reserveCapacity(Int(length) * 2)
-        for b in digest.prefix(Int(length)) { out.append(hex[Int(b >> 4)]); out.append(hex[Int(b & 0xF)]) }
-        return String(decoding: out, as: UTF8.self)
+        defer { EVP_MD_CTX_free(context); context = nil }
+        return Self.hexDigest { digest, length in EVP_DigestFinal_ex(context, digest, length) }
     }
 
     /// The hex SHA-256 of `data` in one call.
     static func digest(_ data: Data) -> String {
-        var hasher = SHA256Hex()
-        hasher.update(data)
-        return hasher.finalize()
+        data.withUnsafeBytes { digest($0) }
+    }
+
+    /// The hex SHA-256 of the UTF-8 bytes of `text` in one call (an API key on every request).
+    static func digest(_ text: String) -> String {
+        var text = text
+        return text.withUTF8 { digest(UnsafeRawBufferPointer($0)) }
+    }
+
+    /// The hex SHA-256 of `bytes` in one call: no digest context of its own to allocate and free.
+    static func digest(_ bytes: UnsafeRawBufferPointer) -> String {
+        hexDigest { digest, length in EVP_Digest(bytes.baseAddress, bytes.count, digest, length, algorithm, nil) }
+    }
+
+    /// Runs `produce` into a stack buffer and returns its bytes as lowercase hex ("" if it fails), made by hand:
+    /// `String(format:)` per byte was 15 % of an authenticated request's time.
+    private static func hexDigest(_ produce: (UnsafeMutablePointer<UInt8>, UnsafeMutablePointer<UInt32>) -> Int32) -> String {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: Int(EVP_MAX_MD_SIZE)) { digest in
+            var length: UInt32 = 0
+            // OpenSSL fails here only when out of memory; "" then matches no stored digest.
+            guard produce(digest.baseAddress!, &length) == 1 else { return "" }
+            let count = Int(length)
+            return String(unsafeUninitializedCapacity: 2 * count) { out in
+                let hex: StaticString = "0123456789abcdef"
+                let digits = hex.utf8Start
+                for i in 0..<count {
+                    out[2 * i] = digits[Int(digest[i] >> 4)]
+                    out[2 * i + 1] = digits[Int(digest[i] & 0xF)]
+                }
+                return 2 * count
+            }
+        }
     }
 }
 

@@ -45,7 +45,7 @@ public struct APIKey: Codable, Sendable, Equatable {
     public func isValid(at date: Date = StoreClock.now()) -> Bool { revokedAt.map { $0 > date } ?? true }
 
     /// Lowercase hex SHA-256 of a secret (OpenSSL).
-    public static func hash(_ secret: String) -> String { SHA256Hex.digest(Data(secret.utf8)) }
+    public static func hash(_ secret: String) -> String { SHA256Hex.digest(secret) }
 
     /// A new random secret to hand to a user once: `pfc_` and 64 hex digits (256 bits).
     public static func generateSecret() -> String { "pfc_" + randomHex(byteCount: 32) }
