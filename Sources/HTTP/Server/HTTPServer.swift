@@ -69,8 +69,7 @@ public final class HTTPServer: Sendable {
         acceptQueue.sync {}  // an accept in progress finishes before connections are told to close
         core.logger.info("shutting down", metadata: ["open-connections": .stringConvertible(core.connectionCount)])
         core.beginShutdown()
-        // Not on a global queue: compute (FISTA's concurrentPerform) can hold every thread of the
-        // global pool for seconds, and the deadline must fire regardless.
+        // Not on a global queue: whatever else fills the global pool, the deadline must fire.
         ControlQueue.shared.asyncAfter(deadline: .now() + .nanoseconds(Int(deadline.nanoseconds))) { [core] in
             core.forceClose()
         }

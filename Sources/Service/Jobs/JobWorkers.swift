@@ -51,6 +51,7 @@ final class JobWorkers: Sendable {
             let owner = "\(configuration.instanceID)-w\(i)"
             running.add(1, ordering: .relaxed)
             let thread = Thread { [self] in
+                ComputeThreads.lowerCurrentThreadPriority()  // training yields to the HTTP loops
                 loop(owner: owner)
                 running.subtract(1, ordering: .relaxed)
             }

@@ -224,6 +224,7 @@ public final class PredictBatcher: Sendable {
         guard first else { return }
         for i in 0..<max(1, options.threads) {
             let thread = Thread { [self] in
+                ComputeThreads.lowerCurrentThreadPriority()  // batches yield to the HTTP loops that feed them
                 while let batch = queue.nextBatch() { run(batch) }
             }
             thread.name = "pfc-predict-\(i)"

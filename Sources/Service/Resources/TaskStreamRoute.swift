@@ -163,6 +163,7 @@ final class StreamedTask: @unchecked Sendable {
     /// Starts the training thread and the body's delivery; `answer` gets the summary or the error.
     func start(feed: RequestBodyFeed, answer: DeferredResponse, slot: Slot) {
         let thread = Thread { [self] in
+            ComputeThreads.lowerCurrentThreadPriority()  // training yields to the HTTP loops
             withExtendedLifetime(slot) { run(feed: feed, answer: answer) }
         }
         thread.name = "pfc-task-stream"
