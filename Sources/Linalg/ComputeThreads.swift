@@ -155,9 +155,3 @@ final class ComputePool: @unchecked Sendable {
         return job.retired
     }
 }
-
-/// Carries a value into a `@Sendable` closure when the caller guarantees there is no data race.
-struct UncheckedSendableBox<T>: @unchecked Sendable {
-    let value: T
-    init(_ value: T) { self.value = value }
-}
