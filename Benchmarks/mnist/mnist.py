@@ -179,10 +179,12 @@ def load_avg():
     return round(os.getloadavg()[0], 1)
 
 
-def train(s, label, model, request, paper, protocol, chunk=0):
+def train(s, label, model, request, paper, protocol, chunk=0, decay=1.0):
     """Creates the model and trains it with `request`; yields one row per job. With `chunk` > 0 the epochs run
-    as consecutive jobs of `chunk` epochs (each continuing from the version the previous one wrote, with a fresh
-    optimizer state), each scored on the test set, so a run cut short by the deadline still has its figures."""
+    as consecutive jobs of `chunk` epochs (each continuing from the version the previous one wrote, and with
+    `s.continue_optimizer` from its optimizer statistics too), each scored on the test set, so a run cut short by
+    the deadline still has its figures.
+    `decay` multiplies the learning rate after each job (a step schedule; 1: constant)."""
     t0, load0 = time.time(), load_avg()
     m = s.api.call("POST", "/v1/models", model)
     total = request.get("epochs", 10)
@@ -190,7 +192,11 @@ def train(s, label, model, request, paper, protocol, chunk=0):
     done = 0
     while done < total:
         n = min(chunk, total - done)
-        job = s.api.call("POST", f"/v1/models/{m['id']}/train", {**request, "epochs": n})
+        lr = request.get("learning_rate")
+        step = {"learning_rate": lr * decay ** (done // chunk)} if lr is not None else {}
+        if done > 0 and getattr(s, "continue_optimizer", False):
+            step["continue_optimizer"] = True
+        job = s.api.call("POST", f"/v1/models/{m['id']}/train", {**request, "epochs": n, **step})
         job = s.api.wait(job["id"], f"{label} epochs {done + 1}–{done + n}")
         if job["state"] != "succeeded":
             raise SystemExit(f"{label}: job {job['state']}: {job.get('error')}")
@@ -199,7 +205,7 @@ def train(s, label, model, request, paper, protocol, chunk=0):
         done += n
         train_secs = time.time() - t0
         acc = s.test_accuracy(m["id"])
-        yield {"experiment": label, "test_accuracy": round(acc, 4), "paper": paper, "protocol": protocol,
+        yield {"experiment": label, "test_accuracy": round(acc, 4), "paper": paper, "protocol": protocol, **step,
                "epochs_run": ran if chunk == total else f"{done - n + ran} ({n}-epoch jobs)", "wall_seconds": round(train_secs),
                "load": f"{load0}–{load_avg()}", "metrics": metrics, "model_id": m["id"]}
         if metrics.get("stopped_early"):
@@ -240,15 +246,15 @@ def exp_seq(s, a):
     rows = range(min(n, a.seq_rows)) if a.seq_rows else None
     ds = s.dataset(f"mnist-train-seq{a.seq_rows or ''}", rows=rows, query="&sequence_length=28&step_features=28")
     common = {"dataset_id": ds, "epochs": a.epochs, "batch_size": a.seq_batch, "seed": a.seed, "early_stopping": a.patience}
-    budget = f"{a.epochs} epochs, batch {a.seq_batch}, lr {a.seq_lr:g}" + (f", first {a.seq_rows} training rows" if a.seq_rows else "")
+    budget = f"{a.epochs} epochs, batch {a.seq_batch}, lr {a.seq_lr:g}" + (f" × {a.chunk_lr_decay:g} per {a.chunk}-epoch job" if a.chunk and a.chunk_lr_decay != 1 else "") + (f", first {a.seq_rows} training rows" if a.seq_rows else "")
     if "pfc" in a.kinds:
         yield from (train(s, "seqMNIST factorized RNN K 512 BPTT", {"name": "frnn", "kind": "factorized_rnn", "input_dim": 28, "sequence_length": 28,
                          "output_dim": 10, "basis": 512, "iterations": 10, "bptt": True, "nonnegative": False, "seed": a.seed},
-                         {**common, "learning_rate": a.seq_lr}, 0.9816, f"§5.4 row 8: K 512, N 10, BPTT, ± weights, {budget}", a.chunk))
+                         {**common, "learning_rate": a.seq_lr}, 0.9816, f"§5.4 row 8: K 512, N 10, BPTT, ± weights, {budget}", a.chunk, a.chunk_lr_decay))
     if "mlp" in a.kinds:
         yield from (train(s, "seqMNIST vanilla RNN 512 BPTT", {"name": "rnn", "kind": "rnn", "input_dim": 28, "sequence_length": 28,
                          "output_dim": 10, "hidden": 512, "bptt": True, "seed": a.seed},
-                         {**common, "learning_rate": a.seq_lr}, 0.9794, f"§5.4 row 13: h 512, BPTT, {budget}", a.chunk))
+                         {**common, "learning_rate": a.seq_lr}, 0.9794, f"§5.4 row 13: h 512, BPTT, {budget}", a.chunk, a.chunk_lr_decay))
 
 
 def class_rows(labels, n, classes):
@@ -405,6 +411,9 @@ def main():
     p.add_argument("--sizes", type=int, nargs="+", default=[300], help="K = h of the PFC-vs-MLP runs")
     p.add_argument("--kinds", nargs="+", default=["pfc", "mlp"], choices=["pfc", "mlp"], help="mlp/seq: which of the pair to run (mlp = the baseline)")
     p.add_argument("--chunk", type=int, default=0, help="mlp/seq: run the epochs as jobs of this many epochs, each scored (0: one job)")
+    p.add_argument("--continue-optimizer", type=lambda v: v.lower() in ("1", "true", "yes"), default=True,
+                   help="with --chunk: each follow-on job continues the optimizer statistics of the last (continue_optimizer)")
+    p.add_argument("--chunk-lr-decay", type=float, default=1.0, help="seq: multiply the learning rate by this after each --chunk job (1: constant)")
     p.add_argument("--batch", type=int, default=200, help="mlp experiment batch size (paper 200)")
     p.add_argument("--pfc-lr", type=float, default=3e-4)
     p.add_argument("--mlp-lr", type=float, default=1e-4)
@@ -438,6 +447,7 @@ def main():
     proc, api = start_server(a.server, data_dir)
     try:
         s = Session(api, a.data, a.limit_train, a.limit_test)
+        s.continue_optimizer = a.continue_optimizer
         print("| experiment | test accuracy | paper | protocol | epochs run | wall time (train) | load |")
         print("|---|---|---|---|---|---|---|")
         for name in names:

@@ -84,7 +84,7 @@ private func actualSchema(_ store: any Store) throws -> [String: Set<String>] {
         let postgres = try migrationFiles("postgres").map(\.text).joined(separator: "\n")
         let sqlite = try migrationFiles("sqlite").map(\.text).joined(separator: "\n")
         #expect(declaredSchema(postgres) == declaredSchema(sqlite))
-        #expect(declaredSchema(postgres).count == 15)  // 0004 job_checkpoints, 0005 task_stream_batches, 0007 evaluations
+        #expect(declaredSchema(postgres).count == 16)  // 0004 job_checkpoints, 0005 task_stream_batches, 0007 evaluations, 0010 optimizer_states
     }
 }
 

@@ -137,6 +137,10 @@ public struct TrainingReport: Sendable, Codable, Equatable {
     public var failure: String? = nil
     /// Every finished epoch, in order (the learning curve; a resumed run includes the epochs before its checkpoint).
     public var history: [EpochSummary] = []
+    /// The optimizer's statistics when the kept parameters were taken (the best-validation-loss
+    /// epoch's, else the last step's): what a follow-on run passes as `continuingOptimizer` to go on
+    /// as if it had never stopped. Not part of the report's JSON.
+    public var optimizerState: OptimizerState? = nil
 
     enum CodingKeys: String, CodingKey {
         case epochsRun = "epochs_run", bestEpoch = "best_epoch", finalLoss = "final_loss", trainAccuracy = "train_accuracy"
@@ -238,18 +242,28 @@ public struct Trainer: Sendable {
     /// `train(_:on:onStep:progress:)` that continues from `state` (nil: from the start) and saves
     /// checkpoints through `checkpointing`. With the same options and data, a run resumed from any
     /// of its checkpoints ends with the same weights, bit for bit, as the run that never stopped
-    /// (on the same number of compute threads). Throws `CheckpointError` when the state does not
-    /// fit this network, data or options, and `SlidingWindowError` as the other entry points.
+    /// (on the same number of compute threads). A fresh run (`state` nil) may start its optimizer
+    /// from `continuingOptimizer`, an earlier run's `TrainingReport.optimizerState`, instead of zero
+    /// statistics (RMSprop and Adam only). Throws `CheckpointError` when the state does not fit this
+    /// network, data or options, and `SlidingWindowError` as the other entry points.
     public func train(_ network: inout any Network, on data: LabeledDataset, resumingFrom state: TrainerState?,
+                      continuingOptimizer: OptimizerState? = nil,
                       checkpointing: Checkpointing?, onStep: ((BatchRecord) -> Void)?,
                       progress: (TrainingProgress) -> TrainingControl = { _ in .proceed }) throws -> TrainingReport {
         if options.validationFraction > 0 && data.count >= 2 {
             let (a, b) = data.splitIndices(fraction: options.validationFraction, seed: options.seed)
             return try run(&network, train: data.subset(a), rows: a, validation: b.isEmpty ? nil : data.subset(b),
-                           resume: state, checkpointing: checkpointing, onStep: onStep, progress: progress)
+                           resume: state, continuing: continuingOptimizer, checkpointing: checkpointing, onStep: onStep, progress: progress)
         }
-        return try run(&network, train: data, rows: nil, validation: nil, resume: state, checkpointing: checkpointing,
-                       onStep: onStep, progress: progress)
+        return try run(&network, train: data, rows: nil, validation: nil, resume: state, continuing: continuingOptimizer,
+                       checkpointing: checkpointing, onStep: onStep, progress: progress)
+    }
+
+    /// Checks that optimizer `buffers` fit `parameters` (`sets` buffers per parameter; empty: not started).
+    static func optimizerBuffersFit(_ buffers: [FloatBuffer], sets: Int, parameters: [Parameter]) -> Bool {
+        let sizes = parameters.map(\.value.count)
+        return buffers.isEmpty || (!sizes.isEmpty && buffers.count == sets * sizes.count
+            && buffers.enumerated().allSatisfy { $0.element.values.count == sizes[$0.offset % sizes.count] })
     }
 
     /// `parameters` with the values of `buffers` (same count and sizes), or why not.
@@ -275,7 +289,7 @@ public struct Trainer: Sendable {
 
     /// The training loop. `rows[i]` is the caller's row of training example i (nil: the identity).
     func run(_ network: inout any Network, train: LabeledDataset, rows: [Int]?, validation: LabeledDataset?,
-             resume: TrainerState?, checkpointing: Checkpointing?,
+             resume: TrainerState?, continuing: OptimizerState? = nil, checkpointing: Checkpointing?,
              onStep: ((BatchRecord) -> Void)?, progress: (TrainingProgress) -> TrainingControl) throws -> TrainingReport {
         try checkCapacity(network, trainingExamples: train.count)
         let clock = ContinuousClock(), start = clock.now
@@ -290,7 +304,7 @@ public struct Trainer: Sendable {
         var rng = SeededRandom(seed: options.seed &+ 1)
         let n = train.count, bs = max(1, min(options.batchSize, n))
         let batches = (n + bs - 1) / bs
-        var best: (loss: Float, epoch: Int, params: [Parameter], steps: Int, position: Double?)? = nil
+        var best: (loss: Float, epoch: Int, params: [Parameter], steps: Int, position: Double?, optimizer: OptimizerState?)? = nil
         var bestAccuracy: Float = -1, sinceLoss = 0, sinceAccuracy = 0
         var lastValidation: (loss: Float, accuracy: Float)? = nil
         var stepSeconds = 0.0, stepExamples = 0, steps = 0
@@ -310,19 +324,14 @@ public struct Trainer: Sendable {
             }
             guard let r = SeededRandom(state: s.random) else { throw CheckpointError("the checkpoint's random state is invalid") }
             let restored = try Self.parameters(network.parameters, with: s.parameters)
-            let sizes = restored.map(\.value.count)
-            func fits(_ buffers: [FloatBuffer], sets: Int) -> Bool {
-                buffers.isEmpty || (buffers.count == sets * sizes.count
-                    && buffers.enumerated().allSatisfy { $0.element.values.count == sizes[$0.offset % sizes.count] })
-            }
-            guard fits(s.optimizer.buffers, sets: s.optimizer.kind == "adam" ? 2 : 1) else {
+            guard Self.optimizerBuffersFit(s.optimizer.buffers, sets: s.optimizer.kind == "adam" ? 2 : 1, parameters: restored) else {
                 throw CheckpointError("the checkpoint's optimizer state does not fit the network's parameters")
             }
             network.parameters = restored
             if window != nil { try window!.restore(s.optimizer) } else { try optimizer.restore(s.optimizer) }
             rng = r
             if let bp = s.bestParameters, let loss = s.bestLoss, let epoch = s.bestEpoch, let bsteps = s.bestSteps {
-                best = (loss, epoch, try Self.parameters(restored, with: bp), bsteps, s.bestPosition)
+                best = (loss, epoch, try Self.parameters(restored, with: bp), bsteps, s.bestPosition, s.bestOptimizer)
             }
             bestAccuracy = s.bestAccuracy; sinceLoss = s.sinceLoss; sinceAccuracy = s.sinceAccuracy
             if let l = s.lastValidationLoss, let a = s.lastValidationAccuracy { lastValidation = (l, a) }
@@ -338,6 +347,14 @@ public struct Trainer: Sendable {
                 resumedOrder = order
                 resumedSums = (s.lossSum, s.correct, s.seen, s.targetsSeen)
             }
+        } else if let o = continuing {
+            // A follow-on run: the optimizer goes on from an earlier run's statistics (not the window's:
+            // its state is tied to the schedule's position, which tasks carry themselves).
+            guard window == nil else { throw CheckpointError("a sliding-window run cannot continue another run's optimizer state") }
+            guard Self.optimizerBuffersFit(o.buffers, sets: o.kind == "adam" ? 2 : 1, parameters: network.parameters) else {
+                throw CheckpointError("the stored optimizer state does not fit the network's parameters")
+            }
+            try optimizer.restore(o)
         }
 
         /// The loop's state with `epoch`/`batch` the next batch to run.
@@ -347,7 +364,7 @@ public struct Trainer: Sendable {
                          optimizer: window?.state ?? optimizer.state, random: rng.state, order: order,
                          lossSum: sums.0, correct: sums.1, seen: sums.2, targetsSeen: sums.3,
                          bestLoss: best?.loss, bestEpoch: best?.epoch, bestParameters: best?.params.map { FloatBuffer($0.value.storage) },
-                         bestSteps: best?.steps, bestPosition: best?.position ?? nil,
+                         bestSteps: best?.steps, bestPosition: best?.position ?? nil, bestOptimizer: best?.optimizer ?? nil,
                          bestAccuracy: bestAccuracy, sinceLoss: sinceLoss, sinceAccuracy: sinceAccuracy,
                          lastValidationLoss: lastValidation?.loss, lastValidationAccuracy: lastValidation?.accuracy,
                          stepSeconds: stepSeconds, stepExamples: stepExamples,
@@ -422,7 +439,7 @@ public struct Trainer: Sendable {
                 summary.validationLoss = v.loss; summary.validationAccuracy = v.accuracy
                 lastValidation = v
                 if best == nil || v.loss < best!.loss {
-                    best = (v.loss, epoch, network.parameters, steps, window?.position)
+                    best = (v.loss, epoch, network.parameters, steps, window?.position, window == nil ? optimizer.state : nil)
                     sinceLoss = 0
                 } else { sinceLoss += 1 }
                 if v.accuracy > bestAccuracy { bestAccuracy = v.accuracy; sinceAccuracy = 0 } else { sinceAccuracy += 1 }
@@ -448,7 +465,7 @@ public struct Trainer: Sendable {
             examplesPerSecond: stepSeconds > 0 ? Double(stepExamples) / stepSeconds : 0,
             seconds: (clock.now - start).seconds, stoppedEarly: stoppedEarly, cancelled: cancelled,
             keptSteps: best?.steps ?? steps, nextWindowStart: best.map { $0.position } ?? window?.position, windowColumns: columns,
-            history: history)
+            history: history, optimizerState: window != nil ? nil : best.map { $0.optimizer } ?? optimizer.state)
     }
 
     /// Mean loss and accuracy of `network` on `data`, in batches of `batchSize` to bound memory.

@@ -96,6 +96,8 @@ public struct TrainerState: Sendable, Equatable, Codable {
     public var bestParameters: [FloatBuffer]?
     public var bestSteps: Int?
     public var bestPosition: Double?
+    /// The optimizer's statistics at the best snapshot (nil in states written before it existed).
+    public var bestOptimizer: OptimizerState? = nil
     /// Early stopping: best accuracy and the epochs since loss / accuracy last improved.
     public var bestAccuracy: Float = -1
     public var sinceLoss = 0

@@ -30,9 +30,11 @@ struct TrainRequest: Decodable, Equatable {
     var earlyStopping: Int? = 20
     var seed: UInt64 = 0
     var version: Int?
+    /// Continue the optimizer statistics a train job kept with the base version (else zero statistics).
+    var continueOptimizer = false
 
     enum CodingKeys: String, CodingKey {
-        case epochs, optimizer, seed, version
+        case epochs, optimizer, seed, version, continueOptimizer = "continue_optimizer"
         case datasetID = "dataset_id", batchSize = "batch_size", learningRate = "learning_rate", weightDecay = "weight_decay"
         case validationFraction = "validation_fraction", earlyStopping = "early_stopping", patience
     }
@@ -53,6 +55,7 @@ struct TrainRequest: Decodable, Equatable {
                                                      patience: try c.decodeIfPresent(Int.self, forKey: .patience))
         seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? seed
         version = try c.decodeIfPresent(Int.self, forKey: .version)
+        continueOptimizer = try c.decodeIfPresent(Bool.self, forKey: .continueOptimizer) ?? false
     }
 
     /// The trainer's options, or a message naming the bad field.
@@ -74,7 +77,8 @@ struct TrainRequest: Decodable, Equatable {
 
     /// The job's parameters: this request validated.
     func jobParams(limits: ServiceLimits) throws -> TrainJobParams {
-        TrainJobParams(datasetID: datasetID, baseVersion: version, options: try trainingOptions(limits: limits))
+        TrainJobParams(datasetID: datasetID, baseVersion: version, options: try trainingOptions(limits: limits),
+                       continueOptimizer: continueOptimizer ? true : nil)
     }
 }
 

@@ -28,6 +28,8 @@ struct TrainJobParams: Codable, Sendable, Equatable {
     /// Start from this version; nil: the latest when the job runs.
     var baseVersion: Int?
     var options: TrainingOptions
+    /// Start the optimizer from the statistics kept with the base version (pinned at submit), not from zero.
+    var continueOptimizer: Bool? = nil
 }
 
 /// A task job's validated parameters. `options.slidingWindow` holds the validated schedule; its

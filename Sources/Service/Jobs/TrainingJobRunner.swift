@@ -137,6 +137,18 @@ struct TrainingJobRunner {
             }
         }
 
+        // A follow-on train job continues the optimizer statistics kept with its base version
+        // (checked at submit; a checkpoint, when there is one, holds the statistics since then).
+        var continuing: OptimizerState? = nil
+        if case .train(let p) = params, p.continueOptimizer == true {
+            guard let stored = try store.optimizerState(modelID: modelID, version: base.version, tenantID: tenant) else {
+                throw JobError("version \(base.version) has no optimizer state to continue (continue_optimizer)")
+            }
+            do { continuing = try JSONDecoder().decode(OptimizerState.self, from: stored.state) } catch {
+                throw JobError("the optimizer state kept with version \(base.version) is unreadable: \(error)")
+            }
+        }
+
         let state = RunState()
         if let c = checkpoint { state.records = c.records }
         let resumedFrom = checkpoint.map { ResumePoint(epoch: $0.trainer.epoch, batch: $0.trainer.batch) }
@@ -155,7 +167,7 @@ struct TrainingJobRunner {
         ) : nil
 
         let run = { (resume: TrainerState?, network: inout any Network) throws -> TrainingReport in
-            try Trainer(options: options).train(&network, on: data, resumingFrom: resume, checkpointing: checkpointing,
+            try Trainer(options: options).train(&network, on: data, resumingFrom: resume, continuingOptimizer: continuing, checkpointing: checkpointing,
                                                 onStep: params.recordsBatches ? { state.records.append($0) } : nil) { p in
                 workers.recordThroughput(p.examplesPerSecond)
                 if state.stop != nil { return .stop }
@@ -272,6 +284,7 @@ struct TrainingJobRunner {
                                                           provenance: ComponentProvenance(jobID: job.id, datasetID: dataset.id, task: continual.tasks)),
             grownSpec: grewBy > 0 ? ModelSpec(architecture: network.architecture, seed: spec.seed) : nil,
             job: (job.id, owner),
+            optimizerState: params.recordsBatches ? nil : report.optimizerState,
             extra: rowEvaluations.isEmpty ? nil : { s, v in
                 // The evaluations behind R's row, listed with the version like POST …/evaluate's.
                 for var e in rowEvaluations {

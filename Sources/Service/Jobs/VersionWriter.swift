@@ -65,6 +65,8 @@ struct VersionCommit {
     var grownSpec: ModelSpec? = nil
     /// The job this version completes (its result is written in the same transaction).
     var job: (id: String, owner: String)? = nil
+    /// The optimizer's statistics matching the new weights (train jobs), kept for a follow-on job.
+    var optimizerState: OptimizerState? = nil
     /// Extra rows of the same transaction, given the new version (a forget's audit).
     var extra: ((StoreSession, ModelVersion) throws -> Void)? = nil
 }
@@ -79,9 +81,13 @@ struct VersionWriter {
     func commit(_ c: VersionCommit) throws -> ModelVersion {
         let weights = Data(ModelFile.encode(c.network))
         let metrics = try JSONColumn(c.metrics)
+        let optimizer = try c.optimizerState.map { ($0.kind, try JSONEncoder().encode($0)) }
         return try store.transaction { s in
             let v = try s.appendModelVersion(modelID: c.modelID, tenantID: c.tenantID, parentVersion: c.parentVersion,
                                              reason: c.reason, metrics: metrics, weights: weights)
+            if let (kind, state) = optimizer {
+                try s.insert(StoredOptimizerState(modelID: c.modelID, version: v.version, kind: kind, state: state))
+            }
             if !c.ledger.isEmpty {
                 try s.appendLedger(c.ledger.map { b in
                     LedgerEntry(modelID: c.modelID, version: v.version, task: b.task, epoch: b.epoch, batchIndex: b.batchIndex,

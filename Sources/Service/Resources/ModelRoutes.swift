@@ -125,13 +125,30 @@ extension PFCService {
     /// Validates a training request against the model and dataset and queues the job.
     func enqueueTraining(_ body: TrainRequest, modelID: String, tenantID: String) throws -> Job {
         try quotas.admitJob(tenantID: tenantID)
-        let params = try body.jobParams(limits: configuration.limits)
-        let (model, dataset) = try storeCall {
+        var params = try body.jobParams(limits: configuration.limits)
+        let (model, dataset, kept) = try storeCall {
             try store.read { s in
                 let m = try s.model(id: modelID, tenantID: tenantID)
                 if let v = params.baseVersion { _ = try s.modelVersion(modelID: modelID, version: v, tenantID: tenantID) }
-                return (m, try s.dataset(id: params.datasetID, tenantID: tenantID))
+                var kept: (version: Int, kind: String?)? = nil
+                if params.continueOptimizer == true {
+                    let v = try params.baseVersion ?? s.latestModelVersion(modelID: modelID, tenantID: tenantID).version
+                    kept = (v, try s.optimizerStateKind(modelID: modelID, version: v, tenantID: tenantID))
+                }
+                return (m, try s.dataset(id: params.datasetID, tenantID: tenantID), kept)
             }
+        }
+        if let kept {
+            // The job continues exactly this version's statistics, even if another job writes a newer version meanwhile.
+            guard let kind = kept.kind else {
+                throw APIError.conflict("version \(kept.version) of model \(modelID) has no optimizer state to continue: only versions "
+                    + "written by a train job keep one; omit continue_optimizer to start the optimizer afresh")
+            }
+            guard kind == params.options.optimizer.rawValue else {
+                throw APIError.invalid("continue_optimizer: version \(kept.version) kept \(kind) statistics but this request uses "
+                    + "\(params.options.optimizer.rawValue); send \"optimizer\": \"\(kind)\" or omit continue_optimizer")
+            }
+            params.baseVersion = kept.version
         }
         try checkDataset(dataset, against: try spec(of: model).architecture, tenantID: tenantID, perStepLabels: true)
         let job = try Job(tenantID: tenantID, modelID: modelID, params: .train(params))
