@@ -2,7 +2,8 @@
 # The paper's MNIST experiments through the REST API only (issue 17; protocols in research/pfc.md §1.3, §3, §4, §5):
 #   Benchmarks/mnist/run.sh [--experiment small|mlp|seq|split|split-mlp|unlearning|all]... [--epochs N] [--sizes 300 2000] [--seed 0]
 #     mlp:        [--kinds pfc mlp] [--batch 200] [--pfc-lr 3e-4] [--mlp-lr 1e-4] [--optimizer rmsprop] [--patience 20] [--chunk E]
-#     seq:        [--seq-rows R] [--seq-batch 200] [--seq-lr 1e-3] [--chunk E]
+#     seq:        [--seq-rows R] [--seq-batch 200] [--seq-lr 1e-3] [--chunk E] [--chunk-lr-decay F]
+#     with --chunk: [--continue-optimizer true] each follow-on job continues the last one's optimizer statistics
 #     split:      [--split-k 2000] [--split-epochs 100] [--split-batch 200] [--split-lr 3e-4]
 #     split-mlp:  [--split-mlp-h 1357] [--split-mlp-lr 2e-6] (and --split-epochs, --split-batch)
 #     unlearning: [--unlearn-rows 8000] [--unlearn-reference 1000] [--unlearn-epochs 8]
@@ -23,6 +24,10 @@
 # The 2026-12-01c figures (one at a time, nice -n 19):
 #   mnist.py --experiment mlp --kinds pfc|mlp --sizes 300 --epochs 60 --chunk 15 --batch 200 --pfc-lr 3e-4 --mlp-lr 1e-4
 #   mnist.py --experiment split --split-k 2000 --split-epochs 5 --split-batch 200 --split-lr 3e-4
+# The 2026-12-02 figures (nice -n 19; the two 02b runs side by side):
+#   mnist.py --experiment seq --kinds pfc --epochs 6 --chunk 2 --seq-batch 100 --seq-lr 3e-4
+#   mnist.py --experiment seq --kinds pfc --epochs 12 --chunk 4 --chunk-lr-decay 0.5 --seq-batch 100 --seq-lr 3e-4   (02b)
+#   mnist.py --experiment mlp --kinds pfc --sizes 300 --nonnegative false --epochs 40 --chunk 10                      (02b)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 swift build -c release --scratch-path .build-release --product pfc-server >&2
