@@ -186,7 +186,9 @@ def train(s, label, model, request, paper, protocol, chunk=0, decay=1.0):
     the deadline still has its figures.
     `decay` multiplies the learning rate after each job (a step schedule; 1: constant)."""
     t0, load0 = time.time(), load_avg()
-    m = s.api.call("POST", "/v1/models", model)
+    # `model` is a spec to create, or {"id": …} of a model already on the server (--experiment more).
+    m = model if set(model) == {"id"} else s.api.call("POST", "/v1/models", model)
+    continues = m is model
     total = request.get("epochs", 10)
     chunk = chunk if 0 < chunk < total else total
     done = 0
@@ -194,7 +196,7 @@ def train(s, label, model, request, paper, protocol, chunk=0, decay=1.0):
         n = min(chunk, total - done)
         lr = request.get("learning_rate")
         step = {"learning_rate": lr * decay ** (done // chunk)} if lr is not None else {}
-        if done > 0 and getattr(s, "continue_optimizer", False):
+        if (done > 0 or (continues and a_continue_first(s))) and getattr(s, "continue_optimizer", False):
             step["continue_optimizer"] = True
         job = s.api.call("POST", f"/v1/models/{m['id']}/train", {**request, "epochs": n, **step})
         job = s.api.wait(job["id"], f"{label} epochs {done + 1}–{done + n}")
@@ -210,6 +212,35 @@ def train(s, label, model, request, paper, protocol, chunk=0, decay=1.0):
                "load": f"{load0}–{load_avg()}", "metrics": metrics, "model_id": m["id"]}
         if metrics.get("stopped_early"):
             break
+
+
+def a_continue_first(s):
+    """--experiment more: whether the first job continues the optimizer of the model's latest version."""
+    return getattr(s, "continue_first", False)
+
+
+def exp_more(s, a):
+    """More epochs for a model trained by an earlier run on the same --data-dir (--model ID): the same dataset
+    rows and request as its kind's experiment, continuing from its latest version."""
+    if not a.model:
+        raise SystemExit("--experiment more needs --model ID (and --data-dir of the run that trained it)")
+    spec = s.api.call("GET", f"/v1/models/{a.model}")
+    kind = spec.get("kind")
+    if kind in ("factorized_rnn", "rnn"):
+        ds = s.dataset("mnist-train-seq", query="&sequence_length=28&step_features=28")
+        request = {"dataset_id": ds, "epochs": a.epochs, "batch_size": a.seq_batch, "seed": a.seed, "early_stopping": a.patience,
+                   "learning_rate": a.seq_lr}
+        paper = 0.9816 if kind == "factorized_rnn" else 0.9794
+    else:
+        ds = s.dataset("mnist-train")
+        request = {"dataset_id": ds, "epochs": a.epochs, "batch_size": a.batch, "weight_decay": a.wd, "seed": a.seed,
+                   "optimizer": a.optimizer, "early_stopping": a.patience, "learning_rate": a.pfc_lr if kind != "mlp" else a.mlp_lr}
+        paper = "competitive"
+    s.continue_first = a.continue_first
+    label = f"{spec.get('name')} ({kind}), more epochs"
+    yield from train(s, label, {"id": a.model}, request, paper,
+                     f"{a.epochs} more epochs, lr {request['learning_rate']:g}" + (f" × {a.chunk_lr_decay:g} per {a.chunk}-epoch job" if a.chunk else ""),
+                     a.chunk, a.chunk_lr_decay)
 
 
 def exp_small(s, a):
@@ -400,7 +431,7 @@ def exp_unlearning(s, a):
     return res
 
 
-EXPERIMENTS = {"small": exp_small, "mlp": exp_mlp, "seq": exp_seq, "split": exp_split, "split-mlp": exp_split_mlp, "unlearning": exp_unlearning}
+EXPERIMENTS = {"more": exp_more, "small": exp_small, "mlp": exp_mlp, "seq": exp_seq, "split": exp_split, "split-mlp": exp_split_mlp, "unlearning": exp_unlearning}
 
 
 def main():
@@ -434,6 +465,10 @@ def main():
     p.add_argument("--unlearn-reference", type=int, default=1000)
     p.add_argument("--unlearn-epochs", type=int, default=8)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data-dir", default=None, help="server data directory to reuse (an earlier run's, printed at its start); default: a new one")
+    p.add_argument("--model", default=None, help="more: the id of the model to train further")
+    p.add_argument("--continue-first", type=lambda v: v.lower() in ("1", "true", "yes"), default=False,
+                   help="more: the first job too continues the latest version's optimizer statistics (it must have some)")
     p.add_argument("--data", default=DATA)
     p.add_argument("--limit-train", type=int, default=0, help="use only the first N training rows (smoke tests; 0: all)")
     p.add_argument("--limit-test", type=int, default=0, help="use only the first N test rows (smoke tests; 0: all)")
@@ -442,8 +477,9 @@ def main():
     a = p.parse_args()
     names = a.experiment or ["small"]
     if "all" in names:
-        names = sorted(EXPERIMENTS)
-    data_dir = tempfile.mkdtemp(prefix="pfc-mnist-")
+        names = sorted(set(EXPERIMENTS) - {"more"})
+    data_dir = a.data_dir or tempfile.mkdtemp(prefix="pfc-mnist-")
+    print(f"server data directory: {data_dir}", file=sys.stderr, flush=True)
     proc, api = start_server(a.server, data_dir)
     try:
         s = Session(api, a.data, a.limit_train, a.limit_test)
