@@ -93,5 +93,29 @@ import TestSupport
     }
 }
 
+extension ContinueOptimizerServiceTests {
+    /// A kept state that no longer fits the weights (here: rewritten in the database) fails the job with
+    /// a message naming it, and no version is written.
+    @Test(arguments: Backend.all)
+    func aStateThatDoesNotFitFailsTheJob(backend: Backend) throws {
+        try ServiceHarness.with(backend) { h in
+            let (rows, labels) = try RegistryTests.digits(limit: 100)
+            let ds = checked(try h.client.json("POST", "/v1/datasets", ["name": "d", "features": rows, "labels": labels]), "POST", "/v1/datasets")
+            let dsID = ds.object["id"] as! String
+            let m = try model(h)
+            #expect(try train(h, m, ["dataset_id": dsID, "epochs": 1, "validation_fraction": 0]) == 1)
+            let wrong = try JSONEncoder().encode(OptimizerState(kind: "rmsprop", buffers: [FloatBuffer([1, 2, 3])], steps: 0))
+            try ModelReadCacheTests.rawUpdate(h.store, "UPDATE optimizer_states SET state = \(wrong) WHERE model_id = \(m) AND version = 1")
+            let r = checked(try h.client.json("POST", "/v1/models/\(m)/train", ["dataset_id": dsID, "epochs": 1, "continue_optimizer": true]),
+                            "POST", "/v1/models/{id}/train")
+            #expect(r.status == 202, "\(r.text)")
+            let done = try h.waitForJob(r.object["id"] as! String)
+            #expect(done["state"] as? String == "failed", "\(done)")
+            #expect((done["error"] as? String ?? "").contains("continue_optimizer"), "\(done)")
+            #expect(try h.store.latestModelVersion(modelID: m, tenantID: try h.tenantID()).version == 1, "no version written")
+        }
+    }
+}
+
 /// `text ~= fragment`: whether `text` contains `fragment`.
 private func ~= (text: String, fragment: String) -> Bool { text.contains(fragment) }

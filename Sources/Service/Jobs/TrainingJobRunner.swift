@@ -201,6 +201,8 @@ struct TrainingJobRunner {
         do {
             let start = network
             do { report = try run(checkpoint?.trainer, &network) } catch let e as CheckpointError {
+                // No checkpoint: the continued optimizer state is what did not fit (it cannot, unless the model changed).
+                guard checkpoint != nil else { throw JobError("continue_optimizer: \(e)") }
                 // A checkpoint that does not fit this run (it cannot, unless the code changed): start over.
                 workers.logger.warning("the job's checkpoint does not fit; starting from the beginning",
                                        metadata: ["job": "\(job.id)", "error": "\(e)"])
