@@ -25,6 +25,13 @@ import TestSupport
         try EvaluateTests.network(h, model, version).parameters.flatMap(\.value.storage)
     }
 
+    /// Uploads the first `rows` digits and returns the dataset's id.
+    func digits(_ h: ServiceHarness, rows: Int) throws -> String {
+        let (features, labels) = try RegistryTests.digits(limit: rows)
+        let ds = checked(try h.client.json("POST", "/v1/datasets", ["name": "d", "features": features, "labels": labels]), "POST", "/v1/datasets")
+        return ds.object["id"] as! String
+    }
+
     func model(_ h: ServiceHarness) throws -> String {
         let m = checked(try h.client.json("POST", "/v1/models", ["name": "cont", "kind": "mlp", "input_dim": 64, "output_dim": 10,
                                                                   "hidden": 24, "seed": 4]), "POST", "/v1/models")
@@ -34,10 +41,9 @@ import TestSupport
     @Test(arguments: Backend.all)
     func followOnJobsTrainAsOneJob(backend: Backend) throws {
         try ServiceHarness.with(backend) { h in
-            let (rows, labels) = try RegistryTests.digits(limit: 200)
-            let ds = checked(try h.client.json("POST", "/v1/datasets", ["name": "d", "features": rows, "labels": labels]), "POST", "/v1/datasets")
+            let dsID = try digits(h, rows: 200)
             // One batch per epoch, no validation: the batch order cannot differ between the runs.
-            let common: [String: Any] = ["dataset_id": ds.object["id"] as! String, "batch_size": 200, "validation_fraction": 0,
+            let common: [String: Any] = ["dataset_id": dsID, "batch_size": 200, "validation_fraction": 0,
                                          "early_stopping": NSNull(), "learning_rate": 0.01]
             let whole = try model(h), chained = try model(h), fresh = try model(h)
             #expect(try train(h, whole, common.merging(["epochs": 4]) { $1 }) == 1)
@@ -64,9 +70,7 @@ import TestSupport
     @Test(arguments: Backend.all)
     func versionsWithoutStatisticsAreRefused(backend: Backend) throws {
         try ServiceHarness.with(backend) { h in
-            let (rows, labels) = try RegistryTests.digits(limit: 100)
-            let ds = checked(try h.client.json("POST", "/v1/datasets", ["name": "d", "features": rows, "labels": labels]), "POST", "/v1/datasets")
-            let dsID = ds.object["id"] as! String
+            let dsID = try digits(h, rows: 100)
             let m = try model(h)
             let jobs = try h.store.jobs(tenantID: try h.tenantID(), page: PageRequest(limit: 100, offset: 0)).items.count
 
@@ -99,9 +103,7 @@ extension ContinueOptimizerServiceTests {
     @Test(arguments: Backend.all)
     func aStateThatDoesNotFitFailsTheJob(backend: Backend) throws {
         try ServiceHarness.with(backend) { h in
-            let (rows, labels) = try RegistryTests.digits(limit: 100)
-            let ds = checked(try h.client.json("POST", "/v1/datasets", ["name": "d", "features": rows, "labels": labels]), "POST", "/v1/datasets")
-            let dsID = ds.object["id"] as! String
+            let dsID = try digits(h, rows: 100)
             let m = try model(h)
             #expect(try train(h, m, ["dataset_id": dsID, "epochs": 1, "validation_fraction": 0]) == 1)
             let wrong = try JSONEncoder().encode(OptimizerState(kind: "rmsprop", buffers: [FloatBuffer([1, 2, 3])], steps: 0))
