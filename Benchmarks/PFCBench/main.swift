@@ -146,8 +146,7 @@ struct EngineRun {
 /// Times the sparse kernels against the dense BLAS product for a B_c = 100 chunk, one thread.
 func calibrate() {
     var rng = SeededRandom(seed: 3)
-    SparseRowKernels.setVectorLevel(.avx2FMA)
-    let levels: [SparseRowKernels.VectorLevel] = SparseRowKernels.vectorLevel == .avx2FMA ? [.portable, .avx2FMA] : [.portable]
+    let levels = SparseRowKernels.availableVectorLevels
     print("| K | kernels | active fraction | dense gemm ms | sparse gather ms | sparse scatter (Ā) ms | gather / dense | scatter / dense | gather by columns / dense |")
     print("|---|---|---|---|---|---|---|---|---|")
     for k in [300, 2000] {
@@ -184,11 +183,11 @@ func calibrate() {
                     return (g, s, gc)
                 } } }
             } } } }
-            print(String(format: "| %d | \(level == .avx2FMA ? "avx2+fma" : "portable") | %.2f | %.3f | %.3f | %.3f | %.2f | %.2f | %.2f |", k,
+            print(String(format: "| %d | \(["portable", "avx2+fma", "avx-512"][Int(level.rawValue)]) | %.2f | %.3f | %.3f | %.3f | %.2f | %.2f | %.2f |", k,
                          f, dense, g, s, g / dense, s / dense, gc / dense))
         }
         }
-        SparseRowKernels.setVectorLevel(.avx2FMA)
+        SparseRowKernels.setVectorLevel(.avx512)
     }
 }
 

@@ -184,7 +184,7 @@ AVX2 static void affine_avx2(long k, const float *z, const float *e, float cr, c
 
 long pfc_fista_clamp_row(long k, const float *u, float floor, float *hc, float *row_max) {
 #ifdef PFC_HAVE_AVX2_PATH
-    if (pfc_kernels_vector_level() == 1) return clamp_avx2(k, u, floor, hc, row_max);
+    if (pfc_kernels_vector_level() >= 1) return clamp_avx2(k, u, floor, hc, row_max);
 #endif
     *row_max = -__builtin_inff();
     return clamp_range(0, k, u, floor, hc, row_max, 0);
@@ -193,7 +193,7 @@ long pfc_fista_clamp_row(long k, const float *u, float floor, float *hc, float *
 long pfc_fista_momentum_row(long k, float *hc, const float *hp, float s, float beta, float cst, float neg_eta,
                             float *z_next, int32_t *indices, float *values) {
 #ifdef PFC_HAVE_AVX2_PATH
-    if (pfc_kernels_vector_level() == 1) return momentum_avx2(k, hc, hp, s, beta, cst, neg_eta, z_next, indices, values);
+    if (pfc_kernels_vector_level() >= 1) return momentum_avx2(k, hc, hp, s, beta, cst, neg_eta, z_next, indices, values);
 #endif
     return momentum_range(0, k, hc, hp, s, beta, cst, neg_eta, z_next, indices, values, 0);
 }
@@ -201,14 +201,14 @@ long pfc_fista_momentum_row(long k, float *hc, const float *hp, float s, float b
 long pfc_fista_adjoint_row(long k, const float *zb1, float *zb2, const float *g, float c1, float c2, float *ub,
                            float floor, float s, float *bb, float neg_eta, int32_t *indices, float *values) {
 #ifdef PFC_HAVE_AVX2_PATH
-    if (pfc_kernels_vector_level() == 1) return adjoint_avx2(k, zb1, zb2, g, c1, c2, ub, floor, s, bb, neg_eta, indices, values);
+    if (pfc_kernels_vector_level() >= 1) return adjoint_avx2(k, zb1, zb2, g, c1, c2, ub, floor, s, bb, neg_eta, indices, values);
 #endif
     return adjoint_range(0, k, zb1, zb2, g, c1, c2, ub, floor, s, bb, neg_eta, indices, values, 0);
 }
 
 void pfc_fista_affine_row(long k, const float *z, const float *e, float cr, const float *colsum, float *u) {
 #ifdef PFC_HAVE_AVX2_PATH
-    if (pfc_kernels_vector_level() == 1) { affine_avx2(k, z, e, cr, colsum, u); return; }
+    if (pfc_kernels_vector_level() >= 1) { affine_avx2(k, z, e, cr, colsum, u); return; }
 #endif
     affine_range(0, k, z, e, cr, colsum, u);
 }

@@ -2,7 +2,7 @@
 // (research/pfc.md §1.2; issue 14). A sparse row is a list of (column index, value) pairs; its
 // product with a dense matrix A gathers the listed rows of A (contiguous, so the inner loops are
 // SIMD loads and multiply-adds over a row), and the transposed product scatters into listed rows.
-// The loops are C (Sources/CKernels) so they can use AVX2 and FMA where the CPU has them.
+// The loops are C (Sources/CKernels) so they can use AVX2 and FMA, or AVX-512, where the CPU has them.
 import CKernels
 
 public enum SparseRowKernels {
@@ -47,9 +47,10 @@ public enum SparseRowKernels {
         }
     }
 
-    /// The kernels' instruction set: `.avx2FMA` where the CPU has AVX2 and FMA (x86-64), else `.portable`
+    /// The kernels' instruction set: `.avx512` where the CPU has AVX-512F (the gathers and scatters;
+    /// the FISTA row passes stay AVX2), `.avx2FMA` where it has AVX2 and FMA (x86-64), else `.portable`
     /// (C compiled for the baseline). Chosen once at run time; settable for tests and benchmarks.
-    public enum VectorLevel: Int32, Sendable { case portable = 0, avx2FMA = 1 }
+    public enum VectorLevel: Int32, Sendable, CaseIterable { case portable = 0, avx2FMA = 1, avx512 = 2 }
 
     /// `gatherAccumulate`'s product (every row of A the lists reach is `k` rows deep), computed by
     /// streaming each listed row of A once into the output rows that list it; for an A far larger
@@ -65,7 +66,19 @@ public enum SparseRowKernels {
     /// The instruction set the kernels run with.
     public static var vectorLevel: VectorLevel { VectorLevel(rawValue: pfc_kernels_vector_level()) ?? .portable }
 
-    /// Runs the portable kernels (`.portable`) or the best the CPU has (`.avx2FMA`, which falls back
-    /// to portable on a CPU without AVX2 and FMA). Process-wide.
+    /// Runs the kernels at `level`, or at the best level below it that the CPU has. Process-wide.
     public static func setVectorLevel(_ level: VectorLevel) { pfc_kernels_set_vector_level(level.rawValue) }
+
+    /// The best level this CPU runs.
+    public static var bestVectorLevel: VectorLevel {
+        let current = vectorLevel
+        setVectorLevel(.avx512)
+        defer { setVectorLevel(current) }
+        return vectorLevel
+    }
+
+    /// Every level this CPU runs, lowest first (for tests and benchmarks).
+    public static var availableVectorLevels: [VectorLevel] {
+        VectorLevel.allCases.filter { $0.rawValue <= bestVectorLevel.rawValue }
+    }
 }

@@ -7,8 +7,7 @@ import Testing
 /// with the constant c_{t+1} computed in Swift.
 @Suite(.serialized) struct FISTARowKernelTests {
     func levels() -> [SparseRowKernels.VectorLevel] {
-        SparseRowKernels.setVectorLevel(.avx2FMA)
-        return SparseRowKernels.vectorLevel == .avx2FMA ? [.portable, .avx2FMA] : [.portable]
+        SparseRowKernels.availableVectorLevels
     }
 
     /// Values around the floor, some exactly at it, some below (negative), some far above.
@@ -46,7 +45,7 @@ import Testing
                 #expect(hc[j].isNaN == refH[j].isNaN && (hc[j].isNaN || hc[j].bitPattern == refH[j].bitPattern), "\(level) j \(j)")
             }
         }
-        SparseRowKernels.setVectorLevel(.avx2FMA)
+        SparseRowKernels.setVectorLevel(.avx512)
     }
 
     @Test(arguments: [7, 8, 37, 300])
@@ -88,7 +87,7 @@ import Testing
             }
             #expect(none == 0 && z2 == refZ)
         }
-        SparseRowKernels.setVectorLevel(.avx2FMA)
+        SparseRowKernels.setVectorLevel(.avx512)
     }
 
     @Test(arguments: [1, 9, 16, 37, 300])
@@ -119,7 +118,7 @@ import Testing
                 #expect(cnt == rIdx.count && Array(idx[0..<cnt]) == rIdx && Array(val[0..<cnt]) == rVal, "\(level) g \(withG)")
             }
         }
-        SparseRowKernels.setVectorLevel(.avx2FMA)
+        SparseRowKernels.setVectorLevel(.avx512)
     }
 
     @Test(arguments: [3, 8, 301])
@@ -134,6 +133,6 @@ import Testing
             FISTARowKernels.affine(k: k, z: z, e: e, cr: cr, colSum: col, into: &u)
             #expect(u == want, "\(level)")
         }
-        SparseRowKernels.setVectorLevel(.avx2FMA)
+        SparseRowKernels.setVectorLevel(.avx512)
     }
 }

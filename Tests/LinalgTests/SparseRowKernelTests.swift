@@ -2,7 +2,7 @@ import Testing
 @testable import Linalg
 
 /// The sparse-row kernels against a plain double-precision loop, at each vector level the CPU has
-/// (portable C always; AVX2 + FMA where present), on widths that exercise the 32-wide blocks, the
+/// (portable C always; AVX2 + FMA and AVX-512 where present), on widths that exercise the 32- and 64-wide blocks, the
 /// 8-wide remainder and the masked tail, and with panels narrower than the row.
 @Suite(.serialized) struct SparseRowKernelTests {
     struct Case { let rows: Int, k: Int, n: Int, width: Int, density: Double }
@@ -14,9 +14,7 @@ import Testing
     ]
 
     func levels() -> [SparseRowKernels.VectorLevel] {
-        SparseRowKernels.setVectorLevel(.avx2FMA)
-        let best = SparseRowKernels.vectorLevel
-        return best == .avx2FMA ? [.portable, .avx2FMA] : [.portable]
+        SparseRowKernels.availableVectorLevels
     }
 
     @Test(arguments: cases.indices)
@@ -59,7 +57,7 @@ import Testing
             let worstColumns = zip(byColumns, want).map { abs(Double($0) - $1) }.max() ?? 0
             #expect(worstColumns < 1e-4, "gather by columns at \(level): worst error \(worstColumns)")
         }
-        SparseRowKernels.setVectorLevel(.avx2FMA)
+        SparseRowKernels.setVectorLevel(.avx512)
     }
 
     @Test(arguments: cases.indices)
@@ -86,7 +84,7 @@ import Testing
                 #expect(Array(out[(r * c.n)..<((r + 1) * c.n)]) == Array(start[(r * c.n)..<((r + 1) * c.n)]))
             }
         }
-        SparseRowKernels.setVectorLevel(.avx2FMA)
+        SparseRowKernels.setVectorLevel(.avx512)
     }
 
     @Test(arguments: cases.indices)
@@ -119,6 +117,6 @@ import Testing
             let worst = zip(out, want).map { abs(Double($0) - $1) }.max() ?? 0
             #expect(worst < 1e-4, "transposed scatter at \(level): worst error \(worst)")
         }
-        SparseRowKernels.setVectorLevel(.avx2FMA)
+        SparseRowKernels.setVectorLevel(.avx512)
     }
 }

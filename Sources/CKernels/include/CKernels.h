@@ -37,10 +37,12 @@ int pfc_scatter_transposed(long rows, long capacity, long k, const int32_t *coun
 int pfc_gather_by_columns(long rows, long capacity, long k, const int32_t *counts, const int32_t *indices,
                           const float *values, const float *a, long lda, long n, float *out, long ldo);
 
-/// Which implementation runs: 1 = AVX2 + FMA, 0 = portable C (compiled for the baseline).
+/// Which implementation runs: 2 = AVX-512F (the gathers and scatters; the FISTA row passes stay
+/// AVX2), 1 = AVX2 + FMA, 0 = portable C (compiled for the baseline).
 int pfc_kernels_vector_level(void);
 
-/// Forces the portable kernels (0) or the best available (1); for tests and benchmarks.
+/// Runs level `level` or, when the CPU lacks it, the best below it (0 = portable); for tests and
+/// benchmarks.
 void pfc_kernels_set_vector_level(int level);
 
 /// FISTA row passes (FISTARows.c), bit for bit the scalar loops (no FMA contraction), AVX2 where

@@ -43,7 +43,7 @@ final class ActiveSetProduct {
         if rows == 1 { return 1 }
         // K = 2000 (A 16 MB) with A streamed by columns (`streamsGram`): 0.22–0.33× the dense product
         // at 10–20 % active (`pfc-bench --calibrate`, 2026-12-01c), so ρ ≈ 2.5 there too.
-        return SparseRowKernels.vectorLevel == .avx2FMA ? 2.5 : 5
+        return SparseRowKernels.vectorLevel == .portable ? 5 : 2.5
     }
 
     private static let overrideCost: Float? = getenv("PFC_GATHER_COST").flatMap { Float(String(cString: $0)) }.flatMap { $0 > 0 ? $0 : nil }
