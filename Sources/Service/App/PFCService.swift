@@ -55,7 +55,8 @@ public final class PFCService: Sendable {
         self.rateLimiter = limits.requestsPerSecond > 0
             ? RateLimiter(rate: limits.requestsPerSecond, burst: max(1, limits.requestBurst), capacity: max(1, limits.maxTrackedKeys)) : nil
         self.quotas = TenantQuotas(store: store, limits: limits)
-        self.predictBatcher = PredictBatcher(options: Self.predictOptions(configuration), metrics: metrics.factory)
+        self.predictBatcher = PredictBatcher(options: Self.predictOptions(configuration), metrics: metrics.factory,
+                                             sparsity: workers.sparsity)
         // The loops run the embedded store's read-only hot routes inline (`inlineOnEmbeddedStore`):
         // there each reads on a connection of its own, never waiting for the shared readers.
         (store as? SQLiteStore)?.giveOwnReaders { HTTPServer.isEventLoopThread }

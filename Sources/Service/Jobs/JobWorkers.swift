@@ -24,6 +24,9 @@ final class JobWorkers: Sendable {
         self.logger = logger
     }
 
+    /// The FISTA sparsity of the last training step and prediction batch on this process, for `/metrics`.
+    let sparsity = SparsityGauges()
+
     /// Training throughput of the last step run here (examples/s), for `/metrics`.
     var lastExamplesPerSecond: Double { Double(bitPattern: lastThroughput.load(ordering: .relaxed)) }
 

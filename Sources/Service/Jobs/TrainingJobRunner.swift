@@ -170,6 +170,7 @@ struct TrainingJobRunner {
             try Trainer(options: options).train(&network, on: data, resumingFrom: resume, continuingOptimizer: continuing, checkpointing: checkpointing,
                                                 onStep: params.recordsBatches ? { state.records.append($0) } : nil) { p in
                 workers.recordThroughput(p.examplesPerSecond)
+                workers.sparsity.record(p.fista)
                 if state.stop != nil { return .stop }
                 if workers.isStopping { state.stop = .shutdown; return .stop }
                 if !p.loss.isFinite {

@@ -151,13 +151,15 @@ public final class PredictBatcher: Sendable {
     private let batchRows: Recorder
     private let queueDelay: CoreMetrics.Timer
     private let queueFull: Counter
+    private let sparsity: SparsityGauges
     /// Encodes and sends the answers of computed batches, beside the compute threads.
     private let answers = DispatchQueue(label: "pfc-predict-answers", qos: .userInitiated)
 
     /// A batcher recording `pfc_predict_batch_rows`, `pfc_predict_queue_delay_seconds` and
-    /// `pfc_predict_queue_full_total` through `metrics`.
-    public init(options: Options, metrics: any MetricsFactory) {
+    /// `pfc_predict_queue_full_total` through `metrics`, and each batch's FISTA sparsity in `sparsity`.
+    init(options: Options, metrics: any MetricsFactory, sparsity: SparsityGauges = SparsityGauges()) {
         self.options = options
+        self.sparsity = sparsity
         let delay = options.maxDelay.components
         let ns = UInt64(clamping: max(0, delay.seconds) * 1_000_000_000 + max(0, delay.attoseconds) / 1_000_000_000)
         queue = PredictQueue(maxRows: options.maxRows, delayNanoseconds: ns, maxRequests: options.queueLimit)
@@ -262,9 +264,12 @@ public final class PredictBatcher: Sendable {
         // The batch stops only when every request in it is abandoned; one leaving alone just loses its answer.
         let token = CancellationToken { tickets.allSatisfy { $0.token.isCancelled } }
         let ticket = first.ticket
-        let (out, expl, stepOutputs) = ComputeCancellation.run(token) {
-            PredictController.explain(ticket.network, x: x, top: ticket.top, everyStep: ticket.everyStep)
+        let ((out, expl, stepOutputs), passes) = FISTAStatistics.recording {
+            ComputeCancellation.run(token) {
+                PredictController.explain(ticket.network, x: x, top: ticket.top, everyStep: ticket.everyStep)
+            }
         }
+        if !token.isCancelled { sparsity.record(passes.last) }
         let predictions = token.isCancelled ? [] : out.columnArgmax()
         let perStep = ticket.everyStep && !token.isCancelled ? stepOutputs?.map { $0.columnArgmax() } : nil
         // The queue may give the next batch to a thread now (a client answered next sends its next

@@ -45,6 +45,7 @@ struct OpsController: RouteCollection {
             var text = metrics.prometheusText()
             text += (try? jobStateMetrics()) ?? ""
             text += eventStreamMetrics()
+            text += workers.sparsity.prometheusText()
             if let server = ctx.server {
                 let d = server.handlerQueueDelay.components
                 text += "# HELP pfc_handler_queue_delay_seconds How long the oldest request has waited for a handler thread.\n"
