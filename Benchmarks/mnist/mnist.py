@@ -279,9 +279,14 @@ def exp_seq(s, a):
     common = {"dataset_id": ds, "epochs": a.epochs, "batch_size": a.seq_batch, "seed": a.seed, "early_stopping": a.patience}
     budget = f"{a.epochs} epochs, batch {a.seq_batch}, lr {a.seq_lr:g}" + (f" × {a.chunk_lr_decay:g} per {a.chunk}-epoch job" if a.chunk and a.chunk_lr_decay != 1 else "") + (f", first {a.seq_rows} training rows" if a.seq_rows else "")
     if "pfc" in a.kinds:
-        yield from (train(s, "seqMNIST factorized RNN K 512 BPTT", {"name": "frnn", "kind": "factorized_rnn", "input_dim": 28, "sequence_length": 28,
-                         "output_dim": 10, "basis": 512, "iterations": 10, "bptt": True, "nonnegative": False, "seed": a.seed},
-                         {**common, "learning_rate": a.seq_lr}, 0.9816, f"§5.4 row 8: K 512, N 10, BPTT, ± weights, {budget}", a.chunk, a.chunk_lr_decay))
+        # §5.4 rows 8-11: K 512 or 2048, signed or non-negative W, with BPTT.
+        row, paper = {(512, False): (8, 0.9816), (2048, False): (9, 0.99), (512, True): (10, 0.9856), (2048, True): (11, 0.9866)}.get(
+            (a.seq_k, a.seq_nonnegative), ("–", "–"))
+        sign = "W ≥ 0" if a.seq_nonnegative else "± weights"
+        yield from (train(s, f"seqMNIST factorized RNN K {a.seq_k} BPTT" + (" (W ≥ 0)" if a.seq_nonnegative else ""),
+                         {"name": "frnn", "kind": "factorized_rnn", "input_dim": 28, "sequence_length": 28,
+                          "output_dim": 10, "basis": a.seq_k, "iterations": 10, "bptt": True, "nonnegative": a.seq_nonnegative, "seed": a.seed},
+                         {**common, "learning_rate": a.seq_lr}, paper, f"§5.4 row {row}: K {a.seq_k}, N 10, BPTT, {sign}, {budget}", a.chunk, a.chunk_lr_decay))
     if "mlp" in a.kinds:
         yield from (train(s, "seqMNIST vanilla RNN 512 BPTT", {"name": "rnn", "kind": "rnn", "input_dim": 28, "sequence_length": 28,
                          "output_dim": 10, "hidden": 512, "bptt": True, "seed": a.seed},
@@ -450,6 +455,9 @@ def main():
     p.add_argument("--mlp-lr", type=float, default=1e-4)
     p.add_argument("--wd", type=float, default=1e-4)
     p.add_argument("--optimizer", default="rmsprop", choices=["rmsprop", "adam"])
+    p.add_argument("--seq-k", type=int, default=512, help="seq: the factorized RNN's K (paper 512 or 2048)")
+    p.add_argument("--seq-nonnegative", type=lambda v: v.lower() in ("1", "true", "yes"), default=False,
+                   help="seq: the factorized RNN's W ≥ 0 (§5.4 rows 10-11; default ± weights, row 8)")
     p.add_argument("--nonnegative", type=lambda v: v.lower() in ("1", "true", "yes"), default=True, help="PFC weights ≥ 0 (mlp experiment)")
     p.add_argument("--patience", type=int, default=20, help="early stopping patience in epochs (paper 20)")
     p.add_argument("--seq-lr", type=float, default=1e-3)

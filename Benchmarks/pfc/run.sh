@@ -3,7 +3,7 @@
 # the PyTorch (CPU) peers (official form and Gram form), same data, same starting weights, same
 # algorithm (research/pfc.md §1.2–1.3), same thread count, in one run.
 #   Benchmarks/pfc/run.sh [--steps 50] [--steps-2000 6] [--torch-steps 6] [--torch-steps-2000 3] [--pretrain 300]
-#                         [--pretrain-2000 20] [--threads 2] [--quick] [--cases name,name (default all)] [--skip-calibrate]
+#                         [--pretrain-2000 300] [--threads 2] [--quick] [--cases name,name (default all)] [--skip-calibrate]
 # Cases (d = 784, N = 100, B = 200): synthetic MNIST-like data at K = 300 from random init; real
 # MNIST (../shared/data/mnist, pixels / 255) at K = 300 and K = 2000, each from random init and
 # from a model already trained for --pretrain batches (300 batches = one MNIST epoch). Every case
@@ -13,7 +13,7 @@
 # one-example predict latency (K = 300, trained model). Needs: pip install torch numpy.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-steps=50; steps2000=6; tsteps=6; tsteps2000=3; pretrain=300; pretrain2000=20; threads=2; quick=0
+steps=50; steps2000=6; tsteps=6; tsteps2000=3; pretrain=300; pretrain2000=300; threads=2; quick=0
 cases=all; calib=1
 while [ $# -gt 0 ]; do case "$1" in
     --steps) steps=$2; shift 2;; --steps-2000) steps2000=$2; shift 2;;
