@@ -18,6 +18,7 @@ struct Options {
     var engines = "dense,sparse"
     var predict = false
     var calibrate = false
+    var sgdLR: Float = 0             // > 0: plain gradient descent at this rate instead of RMSprop (loss-agreement check)
 }
 
 func parse() -> Options {
@@ -40,6 +41,7 @@ func parse() -> Options {
         case "--mnist-labels": o.mnistLabels = v
         case "--pretrain-steps": o.pretrainSteps = Int(v)!
         case "--engines": o.engines = v
+        case "--sgd-lr": o.sgdLR = Float(v)!
         default: fatalError("unknown option \(a)")
         }
     }
@@ -130,7 +132,21 @@ struct EngineRun {
         let t = ContinuousClock.now
         let res = net.lossAndGradients(x: xb, labels: lb)
         var p = net.parameters
-        optimizer.step(&p, gradients: res.gradients)
+        if o.sgdLR > 0 {
+            // p ← p − lr·g (clipped like the optimizers): no per-entry normalisation, so a rounding
+            // difference in a near-zero gradient stays near zero instead of becoming a full step.
+            for i in p.indices {
+                let g = res.gradients[i].storage, clip = p[i].nonnegative
+                p[i].value.storage.withUnsafeMutableBufferPointer { v in
+                    for j in v.indices {
+                        v[j] -= o.sgdLR * g[j]
+                        if clip && v[j] < nonnegativeFloor { v[j] = nonnegativeFloor }
+                    }
+                }
+            }
+        } else {
+            optimizer.step(&p, gradients: res.gradients)
+        }
         net.parameters = p
         if timed { result.seconds += seconds(ContinuousClock.now - t) }
         result.losses.append(res.loss)

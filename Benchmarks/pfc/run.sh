@@ -4,6 +4,7 @@
 # algorithm (research/pfc.md §1.2–1.3), same thread count, in one run.
 #   Benchmarks/pfc/run.sh [--steps 50] [--steps-2000 6] [--torch-steps 6] [--torch-steps-2000 3] [--pretrain 300]
 #                         [--pretrain-2000 300] [--threads 2] [--quick] [--cases name,name (default all)] [--skip-calibrate]
+# (cases: synthetic-K300-random mnist-K300-random mnist-K300-trained mnist-K2000-random mnist-K2000-trained loss-agreement)
 # Cases (d = 784, N = 100, B = 200): synthetic MNIST-like data at K = 300 from random init; real
 # MNIST (../shared/data/mnist, pixels / 255) at K = 300 and K = 2000, each from random init and
 # from a model already trained for --pretrain batches (300 batches = one MNIST epoch). Every case
@@ -95,4 +96,25 @@ run_case mnist-K300-random 300 "$steps" "$tsteps" 0 mnist --engines dense,sparse
 run_case mnist-K300-trained 300 "$steps" "$tsteps" "$pretrain" mnist --predict --engines dense,sparse,dense-1chunk
 run_case mnist-K2000-random 2000 "$steps2000" "$tsteps2000" 0 mnist
 run_case mnist-K2000-trained 2000 "$steps2000" "$tsteps2000" "$pretrain2000" mnist
+
+# The loss-agreement yardstick without RMSprop: plain gradient descent (lr 0.03), so a rounding
+# difference in a near-zero gradient is not turned into a full ±lr step. The sparse engine against the
+# dense one, and the dense engine against itself with the batch in one chunk (same function, other
+# summation order), over the same batches from random init.
+case ",$cases," in ",all,"|*",loss-agreement,"*)
+    out="$dir/sgd"; mkdir -p "$out"
+    "$bench" --out-dir "$out" --basis 300 --steps "$steps" --threads "$threads" --data mnist --sgd-lr 0.03 \
+        --mnist-images "$dir/train-images.idx" --mnist-labels "$dir/train-labels.idx" --engines dense,sparse,dense-1chunk > "$out/swift.json"
+    python3 - "$out" <<'PY'
+import json, sys
+e = json.load(open(f"{sys.argv[1]}/swift.json"))["engines"]
+d, sp, one = e["dense"]["losses"], e["sparse"]["losses"], e["dense-1chunk"]["losses"]
+def gaps(x, y): return [abs(a - b) / max(abs(b), 1e-12) for a, b in zip(x, y)]
+print(f"### loss agreement under plain gradient descent (lr 0.03), MNIST K=300 N=100 B=200, random init, {len(d)} steps")
+print(f"loss: dense {d[0]:.6f} -> {d[-1]:.6f}")
+print(f"sparse vs dense: worst {max(gaps(sp, d)):.2e}; per step " + " ".join(f"{v:.1e}" for v in gaps(sp, d)))
+print(f"dense in one chunk vs dense (yardstick): worst {max(gaps(one, d)):.2e}; per step " + " ".join(f"{v:.1e}" for v in gaps(one, d)))
+print()
+PY
+    ;; esac
 date -u; uptime
