@@ -102,75 +102,56 @@ AVX2 static inline __m256i tail_mask(long rem) {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)rem), lanes);
 }
 
-// y[0..<n] += Σ_m val[m]·a[idx[m]·lda ..< +n]: a block of 32 columns of y stays in four registers
-// while every listed row streams through it (one load and one FMA per 8 products).
+// One block of 32 columns of y (four 8-wide vectors, `masked`: only the lanes of k0..k3) stays in
+// registers while every listed row streams through it, in two chains so each FMA's latency is
+// hidden (one load and one FMA per 8 products). Inlined, so the unmasked blocks compile to plain loads.
+#define LOAD8(p, k) (masked ? _mm256_maskload_ps((p), (k)) : _mm256_loadu_ps(p))
+AVX2 static inline __attribute__((always_inline)) void gather_block_avx2(
+    long count, const int32_t *idx, const float *val, const float *a, long lda, float *y, int masked,
+    __m256i k0, __m256i k1, __m256i k2, __m256i k3) {
+    __m256 y0 = LOAD8(y, k0), y1 = LOAD8(y + 8, k1), y2 = LOAD8(y + 16, k2), y3 = LOAD8(y + 24, k3);
+    __m256 z0 = _mm256_setzero_ps(), z1 = _mm256_setzero_ps(), z2 = _mm256_setzero_ps(), z3 = _mm256_setzero_ps();
+    long m = 0;
+    for (; m + 2 <= count; m += 2) {
+        const float *p = a + (long)idx[m] * lda, *q = a + (long)idx[m + 1] * lda;
+        const __m256 s = _mm256_set1_ps(val[m]), t = _mm256_set1_ps(val[m + 1]);
+        y0 = _mm256_fmadd_ps(s, LOAD8(p, k0), y0);
+        y1 = _mm256_fmadd_ps(s, LOAD8(p + 8, k1), y1);
+        y2 = _mm256_fmadd_ps(s, LOAD8(p + 16, k2), y2);
+        y3 = _mm256_fmadd_ps(s, LOAD8(p + 24, k3), y3);
+        z0 = _mm256_fmadd_ps(t, LOAD8(q, k0), z0);
+        z1 = _mm256_fmadd_ps(t, LOAD8(q + 8, k1), z1);
+        z2 = _mm256_fmadd_ps(t, LOAD8(q + 16, k2), z2);
+        z3 = _mm256_fmadd_ps(t, LOAD8(q + 24, k3), z3);
+    }
+    if (m < count) {
+        const float *p = a + (long)idx[m] * lda;
+        const __m256 s = _mm256_set1_ps(val[m]);
+        y0 = _mm256_fmadd_ps(s, LOAD8(p, k0), y0);
+        y1 = _mm256_fmadd_ps(s, LOAD8(p + 8, k1), y1);
+        y2 = _mm256_fmadd_ps(s, LOAD8(p + 16, k2), y2);
+        y3 = _mm256_fmadd_ps(s, LOAD8(p + 24, k3), y3);
+    }
+    y0 = _mm256_add_ps(y0, z0); y1 = _mm256_add_ps(y1, z1); y2 = _mm256_add_ps(y2, z2); y3 = _mm256_add_ps(y3, z3);
+    if (masked) {
+        _mm256_maskstore_ps(y, k0, y0); _mm256_maskstore_ps(y + 8, k1, y1);
+        _mm256_maskstore_ps(y + 16, k2, y2); _mm256_maskstore_ps(y + 24, k3, y3);
+    } else {
+        _mm256_storeu_ps(y, y0); _mm256_storeu_ps(y + 8, y1); _mm256_storeu_ps(y + 16, y2); _mm256_storeu_ps(y + 24, y3);
+    }
+}
+#undef LOAD8
+
+// y[0..<n] += Σ_m val[m]·a[idx[m]·lda ..< +n]: blocks of 32 columns, the last < 32 as masked vectors.
 AVX2 static void gather_row_avx2(long count, const int32_t *idx, const float *val, const float *a, long lda,
                                  long n, float *y) {
+    const __m256i all = _mm256_set1_epi32(-1);
     long j = 0;
-    for (; j + 32 <= n; j += 32) {
-        __m256 y0 = _mm256_loadu_ps(y + j), y1 = _mm256_loadu_ps(y + j + 8);
-        __m256 y2 = _mm256_loadu_ps(y + j + 16), y3 = _mm256_loadu_ps(y + j + 24);
-        __m256 z0 = _mm256_setzero_ps(), z1 = _mm256_setzero_ps(), z2 = _mm256_setzero_ps(), z3 = _mm256_setzero_ps();
-        long m = 0;
-        for (; m + 2 <= count; m += 2) {
-            const float *p = a + (long)idx[m] * lda + j, *q = a + (long)idx[m + 1] * lda + j;
-            const __m256 s = _mm256_set1_ps(val[m]), t = _mm256_set1_ps(val[m + 1]);
-            y0 = _mm256_fmadd_ps(s, _mm256_loadu_ps(p), y0);
-            y1 = _mm256_fmadd_ps(s, _mm256_loadu_ps(p + 8), y1);
-            y2 = _mm256_fmadd_ps(s, _mm256_loadu_ps(p + 16), y2);
-            y3 = _mm256_fmadd_ps(s, _mm256_loadu_ps(p + 24), y3);
-            z0 = _mm256_fmadd_ps(t, _mm256_loadu_ps(q), z0);
-            z1 = _mm256_fmadd_ps(t, _mm256_loadu_ps(q + 8), z1);
-            z2 = _mm256_fmadd_ps(t, _mm256_loadu_ps(q + 16), z2);
-            z3 = _mm256_fmadd_ps(t, _mm256_loadu_ps(q + 24), z3);
-        }
-        if (m < count) {
-            const float *p = a + (long)idx[m] * lda + j;
-            const __m256 s = _mm256_set1_ps(val[m]);
-            y0 = _mm256_fmadd_ps(s, _mm256_loadu_ps(p), y0);
-            y1 = _mm256_fmadd_ps(s, _mm256_loadu_ps(p + 8), y1);
-            y2 = _mm256_fmadd_ps(s, _mm256_loadu_ps(p + 16), y2);
-            y3 = _mm256_fmadd_ps(s, _mm256_loadu_ps(p + 24), y3);
-        }
-        _mm256_storeu_ps(y + j, _mm256_add_ps(y0, z0));
-        _mm256_storeu_ps(y + j + 8, _mm256_add_ps(y1, z1));
-        _mm256_storeu_ps(y + j + 16, _mm256_add_ps(y2, z2));
-        _mm256_storeu_ps(y + j + 24, _mm256_add_ps(y3, z3));
-    }
+    for (; j + 32 <= n; j += 32) gather_block_avx2(count, idx, val, a + j, lda, y + j, 0, all, all, all, all);
     if (j < n) {
-        // The last < 32 columns as up to four masked vectors side by side, two chains each (one
-        // masked vector at a time would make every product wait for the last one's FMA).
         const long rem = n - j;
-        const __m256i k0 = tail_mask(rem < 8 ? rem : 8), k1 = tail_mask(rem <= 8 ? 0 : rem < 16 ? rem - 8 : 8);
-        const __m256i k2 = tail_mask(rem <= 16 ? 0 : rem < 24 ? rem - 16 : 8), k3 = tail_mask(rem <= 24 ? 0 : rem - 24);
-        __m256 y0 = _mm256_maskload_ps(y + j, k0), y1 = _mm256_maskload_ps(y + j + 8, k1);
-        __m256 y2 = _mm256_maskload_ps(y + j + 16, k2), y3 = _mm256_maskload_ps(y + j + 24, k3);
-        __m256 z0 = _mm256_setzero_ps(), z1 = _mm256_setzero_ps(), z2 = _mm256_setzero_ps(), z3 = _mm256_setzero_ps();
-        long m = 0;
-        for (; m + 2 <= count; m += 2) {
-            const float *p = a + (long)idx[m] * lda + j, *q = a + (long)idx[m + 1] * lda + j;
-            const __m256 s = _mm256_set1_ps(val[m]), t = _mm256_set1_ps(val[m + 1]);
-            y0 = _mm256_fmadd_ps(s, _mm256_maskload_ps(p, k0), y0);
-            y1 = _mm256_fmadd_ps(s, _mm256_maskload_ps(p + 8, k1), y1);
-            y2 = _mm256_fmadd_ps(s, _mm256_maskload_ps(p + 16, k2), y2);
-            y3 = _mm256_fmadd_ps(s, _mm256_maskload_ps(p + 24, k3), y3);
-            z0 = _mm256_fmadd_ps(t, _mm256_maskload_ps(q, k0), z0);
-            z1 = _mm256_fmadd_ps(t, _mm256_maskload_ps(q + 8, k1), z1);
-            z2 = _mm256_fmadd_ps(t, _mm256_maskload_ps(q + 16, k2), z2);
-            z3 = _mm256_fmadd_ps(t, _mm256_maskload_ps(q + 24, k3), z3);
-        }
-        if (m < count) {
-            const float *p = a + (long)idx[m] * lda + j;
-            const __m256 s = _mm256_set1_ps(val[m]);
-            y0 = _mm256_fmadd_ps(s, _mm256_maskload_ps(p, k0), y0);
-            y1 = _mm256_fmadd_ps(s, _mm256_maskload_ps(p + 8, k1), y1);
-            y2 = _mm256_fmadd_ps(s, _mm256_maskload_ps(p + 16, k2), y2);
-            y3 = _mm256_fmadd_ps(s, _mm256_maskload_ps(p + 24, k3), y3);
-        }
-        _mm256_maskstore_ps(y + j, k0, _mm256_add_ps(y0, z0));
-        _mm256_maskstore_ps(y + j + 8, k1, _mm256_add_ps(y1, z1));
-        _mm256_maskstore_ps(y + j + 16, k2, _mm256_add_ps(y2, z2));
-        _mm256_maskstore_ps(y + j + 24, k3, _mm256_add_ps(y3, z3));
+        gather_block_avx2(count, idx, val, a + j, lda, y + j, 1, tail_mask(rem < 8 ? rem : 8), tail_mask(rem <= 8 ? 0 : rem < 16 ? rem - 8 : 8),
+                          tail_mask(rem <= 16 ? 0 : rem < 24 ? rem - 16 : 8), tail_mask(rem <= 24 ? 0 : rem - 24));
     }
 }
 
@@ -226,53 +207,23 @@ static int cpu_has_avx2_fma(void) {
 // Mask for the first `rem` (< 16 or 16) lanes of a 512-bit load or store.
 AVX512 static inline __mmask16 tail_mask16(long rem) { return rem >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << rem) - 1); }
 
-// gather_row_avx2 at twice the width: a block of 64 columns of y in four registers (two chains of
-// four, so each FMA's latency is hidden), one 512-bit load and FMA per 16 products. On CPUs that
-// split 512-bit operations in two (Zen 4) this still halves the instructions per product.
+// gather_block_avx2 at twice the width: 64 columns of y in four 16-wide registers, two chains. Masked
+// loads cost what plain ones do here, so every block takes masks (all lanes but in the last block).
+// On CPUs that split 512-bit operations in two (Zen 4) this still halves the instructions per product.
 AVX512 static void gather_row_avx512(long count, const int32_t *idx, const float *val, const float *a, long lda,
                                      long n, float *y) {
-    long j = 0;
-    for (; j + 64 <= n; j += 64) {
-        __m512 y0 = _mm512_loadu_ps(y + j), y1 = _mm512_loadu_ps(y + j + 16);
-        __m512 y2 = _mm512_loadu_ps(y + j + 32), y3 = _mm512_loadu_ps(y + j + 48);
-        __m512 z0 = _mm512_setzero_ps(), z1 = _mm512_setzero_ps(), z2 = _mm512_setzero_ps(), z3 = _mm512_setzero_ps();
-        long m = 0;
-        for (; m + 2 <= count; m += 2) {
-            const float *p = a + (long)idx[m] * lda + j, *q = a + (long)idx[m + 1] * lda + j;
-            const __m512 s = _mm512_set1_ps(val[m]), t = _mm512_set1_ps(val[m + 1]);
-            y0 = _mm512_fmadd_ps(s, _mm512_loadu_ps(p), y0);
-            y1 = _mm512_fmadd_ps(s, _mm512_loadu_ps(p + 16), y1);
-            y2 = _mm512_fmadd_ps(s, _mm512_loadu_ps(p + 32), y2);
-            y3 = _mm512_fmadd_ps(s, _mm512_loadu_ps(p + 48), y3);
-            z0 = _mm512_fmadd_ps(t, _mm512_loadu_ps(q), z0);
-            z1 = _mm512_fmadd_ps(t, _mm512_loadu_ps(q + 16), z1);
-            z2 = _mm512_fmadd_ps(t, _mm512_loadu_ps(q + 32), z2);
-            z3 = _mm512_fmadd_ps(t, _mm512_loadu_ps(q + 48), z3);
-        }
-        if (m < count) {
-            const float *p = a + (long)idx[m] * lda + j;
-            const __m512 s = _mm512_set1_ps(val[m]);
-            y0 = _mm512_fmadd_ps(s, _mm512_loadu_ps(p), y0);
-            y1 = _mm512_fmadd_ps(s, _mm512_loadu_ps(p + 16), y1);
-            y2 = _mm512_fmadd_ps(s, _mm512_loadu_ps(p + 32), y2);
-            y3 = _mm512_fmadd_ps(s, _mm512_loadu_ps(p + 48), y3);
-        }
-        _mm512_storeu_ps(y + j, _mm512_add_ps(y0, z0));
-        _mm512_storeu_ps(y + j + 16, _mm512_add_ps(y1, z1));
-        _mm512_storeu_ps(y + j + 32, _mm512_add_ps(y2, z2));
-        _mm512_storeu_ps(y + j + 48, _mm512_add_ps(y3, z3));
-    }
-    if (j < n) {
-        // The last < 64 columns as up to four masked vectors side by side, two chains each.
+    for (long j = 0; j < n; j += 64) {
         const long rem = n - j;
         const __mmask16 k0 = tail_mask16(rem), k1 = rem <= 16 ? 0 : tail_mask16(rem - 16);
         const __mmask16 k2 = rem <= 32 ? 0 : tail_mask16(rem - 32), k3 = rem <= 48 ? 0 : tail_mask16(rem - 48);
-        __m512 y0 = _mm512_maskz_loadu_ps(k0, y + j), y1 = _mm512_maskz_loadu_ps(k1, y + j + 16);
-        __m512 y2 = _mm512_maskz_loadu_ps(k2, y + j + 32), y3 = _mm512_maskz_loadu_ps(k3, y + j + 48);
+        const float *aj = a + j;
+        float *yj = y + j;
+        __m512 y0 = _mm512_maskz_loadu_ps(k0, yj), y1 = _mm512_maskz_loadu_ps(k1, yj + 16);
+        __m512 y2 = _mm512_maskz_loadu_ps(k2, yj + 32), y3 = _mm512_maskz_loadu_ps(k3, yj + 48);
         __m512 z0 = _mm512_setzero_ps(), z1 = _mm512_setzero_ps(), z2 = _mm512_setzero_ps(), z3 = _mm512_setzero_ps();
         long m = 0;
         for (; m + 2 <= count; m += 2) {
-            const float *p = a + (long)idx[m] * lda + j, *q = a + (long)idx[m + 1] * lda + j;
+            const float *p = aj + (long)idx[m] * lda, *q = aj + (long)idx[m + 1] * lda;
             const __m512 s = _mm512_set1_ps(val[m]), t = _mm512_set1_ps(val[m + 1]);
             y0 = _mm512_fmadd_ps(s, _mm512_maskz_loadu_ps(k0, p), y0);
             y1 = _mm512_fmadd_ps(s, _mm512_maskz_loadu_ps(k1, p + 16), y1);
@@ -284,17 +235,17 @@ AVX512 static void gather_row_avx512(long count, const int32_t *idx, const float
             z3 = _mm512_fmadd_ps(t, _mm512_maskz_loadu_ps(k3, q + 48), z3);
         }
         if (m < count) {
-            const float *p = a + (long)idx[m] * lda + j;
+            const float *p = aj + (long)idx[m] * lda;
             const __m512 s = _mm512_set1_ps(val[m]);
             y0 = _mm512_fmadd_ps(s, _mm512_maskz_loadu_ps(k0, p), y0);
             y1 = _mm512_fmadd_ps(s, _mm512_maskz_loadu_ps(k1, p + 16), y1);
             y2 = _mm512_fmadd_ps(s, _mm512_maskz_loadu_ps(k2, p + 32), y2);
             y3 = _mm512_fmadd_ps(s, _mm512_maskz_loadu_ps(k3, p + 48), y3);
         }
-        _mm512_mask_storeu_ps(y + j, k0, _mm512_add_ps(y0, z0));
-        _mm512_mask_storeu_ps(y + j + 16, k1, _mm512_add_ps(y1, z1));
-        _mm512_mask_storeu_ps(y + j + 32, k2, _mm512_add_ps(y2, z2));
-        _mm512_mask_storeu_ps(y + j + 48, k3, _mm512_add_ps(y3, z3));
+        _mm512_mask_storeu_ps(yj, k0, _mm512_add_ps(y0, z0));
+        _mm512_mask_storeu_ps(yj + 16, k1, _mm512_add_ps(y1, z1));
+        _mm512_mask_storeu_ps(yj + 32, k2, _mm512_add_ps(y2, z2));
+        _mm512_mask_storeu_ps(yj + 48, k3, _mm512_add_ps(y3, z3));
     }
 }
 
