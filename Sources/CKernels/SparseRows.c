@@ -317,6 +317,8 @@ static int level(void) {
 
 int pfc_kernels_vector_level(void) { return level(); }
 
+int pfc_kernels_best_vector_level(void) { return best_level(); }
+
 void pfc_kernels_set_vector_level(int requested) {
     const int best = best_level();
     const int l = requested <= 0 ? 0 : (requested < best ? requested : best);

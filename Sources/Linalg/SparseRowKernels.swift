@@ -70,12 +70,7 @@ public enum SparseRowKernels {
     public static func setVectorLevel(_ level: VectorLevel) { pfc_kernels_set_vector_level(level.rawValue) }
 
     /// The best level this CPU runs.
-    public static var bestVectorLevel: VectorLevel {
-        let current = vectorLevel
-        setVectorLevel(.avx512)
-        defer { setVectorLevel(current) }
-        return vectorLevel
-    }
+    public static var bestVectorLevel: VectorLevel { VectorLevel(rawValue: pfc_kernels_best_vector_level()) ?? .portable }
 
     /// Every level this CPU runs, lowest first (for tests and benchmarks).
     public static var availableVectorLevels: [VectorLevel] {

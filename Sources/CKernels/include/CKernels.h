@@ -41,6 +41,9 @@ int pfc_gather_by_columns(long rows, long capacity, long k, const int32_t *count
 /// AVX2), 1 = AVX2 + FMA, 0 = portable C (compiled for the baseline).
 int pfc_kernels_vector_level(void);
 
+/// The best level this CPU runs (what `pfc_kernels_vector_level` starts at).
+int pfc_kernels_best_vector_level(void);
+
 /// Runs level `level` or, when the CPU lacks it, the best below it (0 = portable); for tests and
 /// benchmarks.
 void pfc_kernels_set_vector_level(int level);
