@@ -19,6 +19,7 @@ struct Options {
     var predict = false
     var calibrate = false
     var sgdLR: Float = 0             // > 0: plain gradient descent at this rate instead of RMSprop (loss-agreement check)
+    var window = 15, slide = 0.25    // the "-slw" engines' sliding window (research/pfc.md §3.1: Split MNIST)
 }
 
 func parse() -> Options {
@@ -42,6 +43,8 @@ func parse() -> Options {
         case "--pretrain-steps": o.pretrainSteps = Int(v)!
         case "--engines": o.engines = v
         case "--sgd-lr": o.sgdLR = Float(v)!
+        case "--window": o.window = Int(v)!
+        case "--slide": o.slide = Double(v)!
         default: fatalError("unknown option \(a)")
         }
     }
@@ -119,10 +122,18 @@ func train(_ start: PFCClassifier, _ data: LabeledDataset, first: Int, steps: In
 struct EngineRun {
     var net: PFCClassifier
     var optimizer: RMSprop
+    /// "-slw" engines: the sliding window instead of RMSprop; `windowGradientOnly` forms only the
+    /// window's W_x gradient ("-slw"), otherwise the whole gradient as before ("-slw-full").
+    var window: SlidingWindowOptimizer?
+    var windowGradientOnly = false
     var result = RunResult()
-    init(_ start: PFCClassifier, o: Options) {
+    init(_ start: PFCClassifier, o: Options, engine: String = "") {
         net = start
         optimizer = RMSprop(learningRate: o.lr, weightDecay: 1e-4)
+        if engine.contains("-slw") {
+            window = SlidingWindowOptimizer(learningRate: o.lr, weightDecay: 1e-4, width: o.window, slide: o.slide)
+            windowGradientOnly = !engine.hasSuffix("-full")
+        }
     }
 
     mutating func step(_ data: LabeledDataset, batch: Int, timed: Bool, o: Options) {
@@ -130,9 +141,11 @@ struct EngineRun {
         let bi = batch % batches
         let (xb, lb) = data.batch((bi * o.b)..<((bi + 1) * o.b))
         let t = ContinuousClock.now
-        let res = net.lossAndGradients(x: xb, labels: lb)
+        let res = net.lossAndGradients(x: xb, labels: lb, gradientColumns: windowGradientOnly ? window?.window : nil)
         var p = net.parameters
-        if o.sgdLR > 0 {
+        if window != nil {
+            _ = try! window!.stepChecked(&p, gradients: res.gradients)
+        } else if o.sgdLR > 0 {
             // p ← p − lr·g (clipped like the optimizers): no per-entry normalisation, so a rounding
             // difference in a near-zero gradient stays near zero instead of becoming a full step.
             for i in p.indices {
@@ -260,7 +273,7 @@ var engines: [String: Any] = [:]
 let engineNames = o.engines.split(separator: ",").map(String.init)
 var runs = engineNames.map { engine -> EngineRun in
     let kernel: FISTAKernel = engine.hasPrefix("dense") ? .dense : .automatic
-    return EngineRun(withKernel(initial, kernel), o: o)
+    return EngineRun(withKernel(initial, kernel), o: o, engine: engine)
 }
 for step in 0..<o.steps {
     for (i, engine) in engineNames.enumerated() {

@@ -4,7 +4,7 @@
 # algorithm (research/pfc.md §1.2–1.3), same thread count, in one run.
 #   Benchmarks/pfc/run.sh [--steps 50] [--steps-2000 6] [--torch-steps 6] [--torch-steps-2000 3] [--pretrain 300]
 #                         [--pretrain-2000 300] [--threads 2] [--quick] [--cases name,name (default all)] [--skip-calibrate]
-# (cases: synthetic-K300-random mnist-K300-random mnist-K300-trained mnist-K2000-random mnist-K2000-trained loss-agreement)
+# (cases: synthetic-K300-random mnist-K300-random mnist-K300-trained mnist-K2000-random mnist-K2000-trained loss-agreement slw-K2000)
 # Cases (d = 784, N = 100, B = 200): synthetic MNIST-like data at K = 300 from random init; real
 # MNIST (../shared/data/mnist, pixels / 255) at K = 300 and K = 2000, each from random init and
 # from a model already trained for --pretrain batches (300 batches = one MNIST epoch). Every case
@@ -114,6 +114,27 @@ print(f"### loss agreement under plain gradient descent (lr 0.03), MNIST K=300 N
 print(f"loss: dense {d[0]:.6f} -> {d[-1]:.6f}")
 print(f"sparse vs dense: worst {max(gaps(sp, d)):.2e}; per step " + " ".join(f"{v:.1e}" for v in gaps(sp, d)))
 print(f"dense in one chunk vs dense (yardstick): worst {max(gaps(one, d)):.2e}; per step " + " ".join(f"{v:.1e}" for v in gaps(one, d)))
+print()
+PY
+    ;; esac
+# The sliding window (Split MNIST's w 15, s 0.25 at K 2000, research/pfc.md §3.1): the window's
+# optimizer reads only its columns' gradients, so the engines form only those ("-slw") instead of
+# the whole ∂L/∂W_x ("-slw-full": what every step cost before). Same updates, to float rounding.
+case ",$cases," in ",all,"|*",slw-K2000,"*)
+    out="$dir/slw"; mkdir -p "$out"
+    "$bench" --out-dir "$out" --basis 2000 --steps "$steps2000" --threads "$threads" --data mnist --lr 3e-4 --window 15 --slide 0.25 \
+        --mnist-images "$dir/train-images.idx" --mnist-labels "$dir/train-labels.idx" \
+        --engines sparse-slw,sparse-slw-full,dense-slw,dense-slw-full > "$out/swift.json"
+    python3 - "$out" <<'PY'
+import json, sys
+e = json.load(open(f"{sys.argv[1]}/swift.json"))["engines"]
+def eps(n): return e[n]["examples_per_second"]
+def gap(a, b): return max(abs(x - y) / max(abs(y), 1e-12) for x, y in zip(e[a]["losses"], e[b]["losses"]))
+print(f"### sliding window w 15 s 0.25, MNIST K=2000 N=100 B=200, random init, {len(e['sparse-slw']['losses'])} batches (first is warm-up)")
+print("| engine | window gradient only (ex/s) | whole gradient (ex/s) | speed-up | worst loss gap |")
+print("|---|---|---|---|---|")
+for k in ["sparse", "dense"]:
+    print(f"| {k} | {eps(k + '-slw'):.1f} | {eps(k + '-slw-full'):.1f} | {eps(k + '-slw') / eps(k + '-slw-full'):.2f}x | {gap(k + '-slw', k + '-slw-full'):.1e} |")
 print()
 PY
     ;; esac

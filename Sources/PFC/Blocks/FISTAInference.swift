@@ -328,10 +328,15 @@ public enum FISTAInference {
     /// enough `Ū_t A` gathers the rows of A on 𝒜_t and `Ū_tᵀ Z_t` scatters each example's Z_t row
     /// into the rows of Ā on 𝒜_t; dense iterations keep the BLAS products. The stop-gradient scales
     /// and the momentum terms are exactly those of the dense form.
+    ///
+    /// `columns` (the sliding window's, research/pfc.md §3): only those columns of ∂L/∂W_x are
+    /// needed, and the others are left zero. Then Ā is formed only where W̄ reads it,
+    /// W̄[:, 𝒞] = W (Ā[:, 𝒞] + Ā[𝒞, :]ᵀ) + X B̄[:, 𝒞], which costs 2·B·K·|𝒞| per iteration instead of
+    /// B·K² (the Ū_tᵀ Z_t products were a third of a K 2000 training step). ∂L/∂x is unchanged.
     public static func backward(
-        tape: inout FISTATape, wx: Matrix, x: Matrix, gradHT: Matrix, settings: FISTASettings
+        tape: inout FISTATape, wx: Matrix, x: Matrix, gradHT: Matrix, settings: FISTASettings, columns: Range<Int>? = nil
     ) -> (gradWx: Matrix, gradX: Matrix) {
-        let g = backwardWithStart(tape: &tape, wx: wx, x: x, gradHT: gradHT, settings: settings, needsStart: false)
+        let g = backwardWithStart(tape: &tape, wx: wx, x: x, gradHT: gradHT, settings: settings, needsStart: false, columns: columns)
         return (g.gradWx, g.gradX)
     }
 
@@ -339,7 +344,8 @@ public enum FISTAInference {
     /// only through Z_0, so ∂L/∂start = Z̄_0 = Ū_0 − η Ū_0 A. Without `needsStart` that last product
     /// is skipped and gradStart is zero.
     static func backwardWithStart(
-        tape: inout FISTATape, wx: Matrix, x: Matrix, gradHT: Matrix, settings: FISTASettings, needsStart: Bool = true
+        tape: inout FISTATape, wx: Matrix, x: Matrix, gradHT: Matrix, settings: FISTASettings, needsStart: Bool = true,
+        columns: Range<Int>? = nil
     ) -> (gradWx: Matrix, gradX: Matrix, gradStart: Matrix) {
         let b = tape.batch, k = tape.basis, n = tape.iterations, d = x.rows
         precondition(gradHT.rows == b && gradHT.cols == k, "gradient shape mismatch")
@@ -349,7 +355,11 @@ public enum FISTAInference {
         let chunks = tape.chunks, beta = tape.momentum, activeCounts = tape.activeCounts
         let cancellation = ComputeCancellation.current  // a cancelled caller discards the gradient
         let parts = chunks.count
-        var partialA = [Float](repeating: 0, count: parts * k * k)
+        // Windowed: W̄'s columns lo ..< lo + wc only; each chunk keeps Ā[:, 𝒞] (K×wc) then Ā[𝒞, :] (wc×K).
+        let window = columns.map { $0.clamped(to: 0..<k) }
+        let lo = window?.lowerBound ?? 0, wc = window?.count ?? k
+        let partialSize = window == nil ? k * k : 2 * k * wc
+        var partialA = [Float](repeating: 0, count: parts * partialSize)
         var partialW = [Float](repeating: 0, count: parts * d * k)
         var gradX = Matrix(rows: d, cols: b)
         var gradStart = Matrix(rows: b, cols: k)
@@ -387,7 +397,7 @@ public enum FISTAInference {
                 zb1.initialize(repeating: 0, count: kb)
                 zb2.initialize(repeating: 0, count: kb)
                 bb.initialize(repeating: 0, count: kb)
-                let pAc = pABase + c * k * k
+                let pAc = pABase + c * partialSize
                 let g = gBase + c0 * k
                 for t in stride(from: n - 1, through: 0, by: -1) {
                     if let cancellation, cancellation.isCancelled { break }
@@ -412,9 +422,12 @@ public enum FISTAInference {
                     if listing && FISTAInference.runsSparse(kernel, plan, counts: uCnt, indices: uIdx) {
                         plan.prepare(counts: uCnt, indices: uIdx, values: uVal)
                         if productNeeded { plan.multiply(a: aBase, out: zb2, counts: uCnt, indices: uIdx, values: uVal) }
-                        // Ā_c += −η Ū_tᵀ Z_t: Z_t's rows scattered into the rows of Ā on 𝒜_t.
-                        plan.accumulateTransposed(z: zRegion + t * kb, c: pAc, counts: uCnt, indices: uIdx, values: uVal)
-                        sparseAt[t] = true
+                        // Ā_c += −η Ū_tᵀ Z_t: Z_t's rows scattered into the rows of Ā on 𝒜_t (windowed:
+                        // the narrow dense products below are cheaper).
+                        if window == nil {
+                            plan.accumulateTransposed(z: zRegion + t * kb, c: pAc, counts: uCnt, indices: uIdx, values: uVal)
+                            sparseAt[t] = true
+                        }
                     } else if productNeeded, let zw {
                         // Ū_t A = (Ū_t W_xᵀ) W_x, the cheaper dense form for K > 2d (`Product.factored`).
                         BLAS.gemm(.none, .transposed, m: bc, n: d, k: k, alpha: 1, a: ub, lda: k, b: wBase, ldb: k, beta: 0, c: zw, ldc: d)
@@ -428,7 +441,14 @@ public enum FISTAInference {
                 for i in 0..<kb { bb[i] *= eta }
                 // Ā_c += −η Σ_t Ū_tᵀ Z_t over the dense iterations: one product per run of consecutive
                 // iterations over the chunk's stacked (run·B_c)×K tapes.
-                var t0 = 0
+                var t0 = window == nil ? 0 : n
+                if window != nil, wc > 0 {
+                    // Ā[:, 𝒞] = −η Σ_t Ū_tᵀ Z_t[:, 𝒞] and Ā[𝒞, :] = −η Σ_t Ū_t[:, 𝒞]ᵀ Z_t over all n·B_c tape rows.
+                    BLAS.gemm(.transposed, .none, m: k, n: wc, k: n * bc, alpha: -eta, a: uRegion, lda: k,
+                              b: zRegion + lo, ldb: k, beta: 1, c: pAc, ldc: wc)
+                    BLAS.gemm(.transposed, .none, m: wc, n: k, k: n * bc, alpha: -eta, a: uRegion + lo, lda: k,
+                              b: zRegion, ldb: k, beta: 1, c: pAc + k * wc, ldc: k)
+                }
                 while t0 < n {
                     if sparseAt[t0] { t0 += 1; continue }
                     var t1 = t0
@@ -438,8 +458,10 @@ public enum FISTAInference {
                     t0 = t1
                 }
                 // X_c B̄_c: (d×B_c)(B_c×K), and X̄_c = W B̄_cᵀ: (d×K)(K×B_c) into columns c0… of X̄.
-                BLAS.gemm(.none, .none, m: d, n: k, k: bc, alpha: 1, a: xBase + c0, lda: b, b: bb, ldb: k,
-                          beta: 0, c: pWBase + c * d * k, ldc: k)
+                if wc > 0 {
+                    BLAS.gemm(.none, .none, m: d, n: wc, k: bc, alpha: 1, a: xBase + c0, lda: b, b: bb + lo, ldb: k,
+                              beta: 0, c: pWBase + c * d * k + lo, ldc: k)
+                }
                 BLAS.gemm(.none, .transposed, m: d, n: bc, k: k, alpha: 1, a: wBase, lda: k, b: bb, ldb: k,
                           beta: 0, c: gxBase + c0, ldc: b)
             }
@@ -455,18 +477,34 @@ public enum FISTAInference {
         }
         }
 
-        // S = Σ_c (Ā_c + Ā_cᵀ), then W̄ = W S + Σ_c X_c B̄_c.
-        var sym = Matrix(rows: k, cols: k)
-        for c in 0..<parts {
-            let off = c * k * k
-            for i in 0..<k { for j in 0..<k { sym.storage[i * k + j] += partialA[off + i * k + j] + partialA[off + j * k + i] } }
-        }
+        // S = Σ_c (Ā_c + Ā_cᵀ), then W̄ = W S + Σ_c X_c B̄_c (windowed: S[:, 𝒞] and W̄[:, 𝒞] only).
         var gradW = Matrix(rows: d, cols: k, storage: Array(partialW[0..<(d * k)]))
         for c in 1..<max(1, parts) {
             let off = c * d * k
             for i in 0..<(d * k) { gradW.storage[i] += partialW[off + i] }
         }
-        gradW.accumulateProduct(wx, sym)
+        if window == nil {
+            var sym = Matrix(rows: k, cols: k)
+            for c in 0..<parts {
+                let off = c * k * k
+                for i in 0..<k { for j in 0..<k { sym.storage[i * k + j] += partialA[off + i * k + j] + partialA[off + j * k + i] } }
+            }
+            gradW.accumulateProduct(wx, sym)
+        } else if wc > 0 {
+            var sym = Matrix(rows: k, cols: wc)
+            for c in 0..<parts {
+                let off = c * partialSize, rowsOff = off + k * wc
+                for i in 0..<k { for j in 0..<wc { sym.storage[i * wc + j] += partialA[off + i * wc + j] + partialA[rowsOff + j * k + i] } }
+            }
+            wx.storage.withUnsafeBufferPointer { wp in
+                sym.storage.withUnsafeBufferPointer { sp in
+                    gradW.storage.withUnsafeMutableBufferPointer { gp in
+                        BLAS.gemm(.none, .none, m: d, n: wc, k: k, alpha: 1, a: wp.baseAddress!, lda: k, b: sp.baseAddress!, ldb: wc,
+                                  beta: 1, c: gp.baseAddress! + lo, ldc: k)
+                    }
+                }
+            }
+        }
         // The tape is consumed: its large buffers serve the next forward pass.
         TapeBuffers.give(&tape.z)
         TapeBuffers.give(&tape.u)

@@ -62,16 +62,35 @@ public struct PFCBlock: Sendable {
 
     /// Gradients of the block given ∂L/∂y (d_y×B) and optionally ∂L/∂(W_x h) (d_x×B).
     /// Returns ∂L/∂W_x, ∂L/∂W_y and ∂L/∂x (so blocks can be chained). Consumes the activation's tape.
-    public func backward(_ act: inout Activation, x: Matrix, gradY: Matrix, gradReconstruction: Matrix? = nil)
-        -> (gradWx: Matrix, gradWy: Matrix, gradX: Matrix)
+    /// With `columns` (a sliding window) ∂L/∂W_x is computed on those columns only and is zero on
+    /// the others; ∂L/∂W_y and ∂L/∂x are complete either way.
+    public func backward(_ act: inout Activation, x: Matrix, gradY: Matrix, gradReconstruction: Matrix? = nil,
+                         columns: Range<Int>? = nil) -> (gradWx: Matrix, gradWy: Matrix, gradX: Matrix)
     {
         guard var tape = act.tape else { preconditionFailure("forward(keepTape: true) is required before backward") }
         act.tape = nil
         let gradWy = Matrix.product(gradY, act.hT)                    // (d_y×B)(B×K)
         var gradHT = Matrix.product(gradY, wy, transA: .transposed)   // (B×d_y)(d_y×K)
         if let gr = gradReconstruction { gradHT.accumulateProduct(gr, wx, transA: .transposed) }
-        var (gradWx, gradX) = FISTAInference.backward(tape: &tape, wx: wx, x: x, gradHT: gradHT, settings: settings)
-        if let gr = gradReconstruction { gradWx.accumulateProduct(gr, act.hT) }
+        var (gradWx, gradX) = FISTAInference.backward(tape: &tape, wx: wx, x: x, gradHT: gradHT, settings: settings, columns: columns)
+        if let gr = gradReconstruction {
+            if let columns {
+                // W̄_x[:, 𝒞] += ∂L/∂(W_x h) · Hᵀ[:, 𝒞]: (d_x×B)(B×|𝒞|)
+                let cols = columns.clamped(to: 0..<basis), k = basis
+                if !cols.isEmpty {
+                    gr.storage.withUnsafeBufferPointer { gp in
+                        act.hT.storage.withUnsafeBufferPointer { hp in
+                            gradWx.storage.withUnsafeMutableBufferPointer { wp in
+                                BLAS.gemm(.none, .none, m: gr.rows, n: cols.count, k: gr.cols, alpha: 1, a: gp.baseAddress!, lda: gr.cols,
+                                          b: hp.baseAddress! + cols.lowerBound, ldb: k, beta: 1, c: wp.baseAddress! + cols.lowerBound, ldc: k)
+                            }
+                        }
+                    }
+                }
+            } else {
+                gradWx.accumulateProduct(gr, act.hT)
+            }
+        }
         return (gradWx, gradWy, gradX)
     }
 }

@@ -182,6 +182,10 @@ public protocol Network: Sendable {
     /// The training loss and its gradients for the batch `x` (d×B) with integer `labels`: B of them,
     /// or B·T (example after example, −1 for no target) for a recurrent model labelled per step.
     func lossAndGradients(x: Matrix, labels: [Int]) -> LossAndGradients
+    /// `lossAndGradients` for an optimizer that reads only `columns` of every parameter (the sliding
+    /// window, research/pfc.md §3): gradients outside them may be left zero to save work. The
+    /// default computes them all.
+    func lossAndGradients(x: Matrix, labels: [Int], gradientColumns columns: Range<Int>?) -> LossAndGradients
     /// Mean loss (without gradients) and accuracy over the targets of a batch labelled as for
     /// `lossAndGradients`.
     func evaluate(x: Matrix, labels: [Int]) -> (loss: Float, accuracy: Float)
@@ -194,6 +198,10 @@ public protocol Network: Sendable {
 }
 
 extension Network {
+    public func lossAndGradients(x: Matrix, labels: [Int], gradientColumns columns: Range<Int>?) -> LossAndGradients {
+        lossAndGradients(x: x, labels: labels)
+    }
+
     /// Computes the inference constants a forward pass would otherwise form on its first call and
     /// keeps them with the network (shared by its copies): A = W_xᵀW_x and η = 1/λmax(A) of every
     /// PFC block, A and η of the factorized RNN's stacked W_z. Everything else a forward pass

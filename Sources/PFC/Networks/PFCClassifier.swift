@@ -33,6 +33,11 @@ public struct PFCClassifier: Network {
     public func blockActivations(_ x: Matrix) -> [PFCBlock.Activation] { [activation(x)] }
 
     public func lossAndGradients(x: Matrix, labels: [Int]) -> LossAndGradients {
+        lossAndGradients(x: x, labels: labels, gradientColumns: nil)
+    }
+
+    /// With `columns`, ∂L/∂W_x is formed on those columns only (zero elsewhere); ∂L/∂W_y is complete.
+    public func lossAndGradients(x: Matrix, labels: [Int], gradientColumns columns: Range<Int>?) -> LossAndGradients {
         let withImages = architecture.loss == .imagesLabelsMSE
         let lambda = architecture.labelLossWeight
         var act = block.forward(x, keepTape: true, reconstruct: withImages)
@@ -44,7 +49,7 @@ public struct PFCClassifier: Network {
             gradRec = g
         }
         let y = act.y
-        let g = block.backward(&act, x: x, gradY: gradY, gradReconstruction: gradRec)
+        let g = block.backward(&act, x: x, gradY: gradY, gradReconstruction: gradRec, columns: columns)
         gradY = Matrix(rows: 0, cols: 0)
         return LossAndGradients(loss: loss, outputs: y, gradients: [g.gradWx, g.gradWy])
     }

@@ -55,6 +55,11 @@ public struct ResidualPFCNetwork: Network {
     }
 
     public func lossAndGradients(x: Matrix, labels: [Int]) -> LossAndGradients {
+        lossAndGradients(x: x, labels: labels, gradientColumns: nil)
+    }
+
+    /// With `columns`, both blocks' ∂L/∂W_x are formed on those columns only (zero elsewhere).
+    public func lossAndGradients(x: Matrix, labels: [Int], gradientColumns columns: Range<Int>?) -> LossAndGradients {
         let withImages = architecture.loss == .imagesLabelsMSE
         var a1 = first.forward(x, keepTape: true, reconstruct: withImages)
         let r = residual(x, a1.y)
@@ -68,14 +73,14 @@ public struct ResidualPFCNetwork: Network {
             gradRec2 = l2.grad
         }
         let out = a2.y
-        let g2 = second.backward(&a2, x: r, gradY: gradOut, gradReconstruction: gradRec2)
+        let g2 = second.backward(&a2, x: r, gradY: gradOut, gradReconstruction: gradRec2, columns: columns)
         var gradR = g2.gradX
         if let g = gradRec2 { gradR.add(g, scaledBy: -1) } // r is also the target of MSE(W_x2 h2, r)
         // r = max(x − y1, floor): ∂r/∂y1 = −[x − y1 ≥ floor]
         var gradY1 = Matrix(rows: gradR.rows, cols: gradR.cols)
         let floor = first.settings.floor
         for i in 0..<gradR.count where x.storage[i] - a1.y.storage[i] >= floor { gradY1.storage[i] = -gradR.storage[i] }
-        let g1 = first.backward(&a1, x: x, gradY: gradY1, gradReconstruction: gradRec1)
+        let g1 = first.backward(&a1, x: x, gradY: gradY1, gradReconstruction: gradRec1, columns: columns)
         gradOut = Matrix(rows: 0, cols: 0)
         return LossAndGradients(loss: loss, outputs: out, gradients: [g1.gradWx, g1.gradWy, g2.gradWx, g2.gradWy])
     }

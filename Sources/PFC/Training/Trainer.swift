@@ -397,7 +397,8 @@ public struct Trainer: Sendable {
                 }
                 let (x, labels) = train.batch(idx)
                 let t0 = clock.now
-                let result = network.lossAndGradients(x: x, labels: labels)
+                // The sliding window reads only its columns' gradients (§3), so only they are formed.
+                let result = network.lossAndGradients(x: x, labels: labels, gradientColumns: win)
                 var params = network.parameters
                 if window != nil { try window!.stepChecked(&params, gradients: result.gradients) } else { optimizer.step(&params, gradients: result.gradients) }
                 network.parameters = params

@@ -306,7 +306,7 @@ final class StreamedTask: @unchecked Sendable {
         }
         var x = Matrix(rows: arch.inputDim, cols: rows.count)
         for (j, r) in rows.enumerated() { for i in 0..<arch.inputDim { x[i, j] = r[i] } }
-        let result = network.lossAndGradients(x: x, labels: labels)
+        let result = network.lossAndGradients(x: x, labels: labels, gradientColumns: optimizer.window)  // all the step reads (§3)
         var params = network.parameters
         let window: Range<Int>
         do { window = try optimizer.stepChecked(&params, gradients: result.gradients) } catch {
