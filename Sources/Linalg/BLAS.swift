@@ -1,5 +1,6 @@
 // BLAS: single-precision products through OpenBLAS's CBLAS interface, and thread control.
 internal import CBLAS
+import Foundation
 
 /// Whether an operand is used as stored or transposed.
 public enum Transpose: Sendable {
@@ -69,6 +70,27 @@ public enum BLAS {
 
     /// The number of threads OpenBLAS currently uses.
     public static var threads: Int { Int(openblas_get_num_threads()) }
+
+    /// The kernel family OpenBLAS runs ("Haswell", "SkylakeX", "Cooperlake", …): its own pick for
+    /// this CPU, or `OPENBLAS_CORETYPE` when that is set.
+    public static var coreName: String { openblas_get_corename().map { String(cString: $0) } ?? "unknown" }
+
+    /// A warning for the operator when OpenBLAS runs its AVX2 kernels on a CPU with AVX-512 (an
+    /// `OPENBLAS_CORETYPE` pin, or an OpenBLAS older than the CPU), where dense products run at
+    /// about half the speed the CPU allows (measured on a Zen 5 host: 75 against 180 GFLOP/s per
+    /// core for sgemm at n 1000); nil otherwise.
+    public static func coreAdvice(core: String, cpuHasAVX512: Bool, pinned: String?) -> String? {
+        guard cpuHasAVX512, ["haswell", "zen"].contains(core.lowercased()) else { return nil }
+        let why = pinned.map { "OPENBLAS_CORETYPE=\($0) is set" } ?? "this OpenBLAS does not know the CPU"
+        return "OpenBLAS runs its \(core) (AVX2) kernels on a CPU with AVX-512 (\(why)): dense products run at about "
+            + "half speed; unset OPENBLAS_CORETYPE or set it to SkylakeX"
+    }
+
+    /// `coreAdvice` for this process.
+    public static var currentCoreAdvice: String? {
+        coreAdvice(core: coreName, cpuHasAVX512: SparseRowKernels.bestVectorLevel == .avx512,
+                   pinned: ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"])
+    }
 }
 
 extension Matrix {

@@ -194,7 +194,9 @@ struct ServeCommand: ParsableCommand {
         do { try server.start() } catch let error as TLSError { throw ValidationError("TLS: \(error)") }
         service.startWorkers()
         let scheme = config.tls == nil ? "http" : "https"
-        logger.info("serving", metadata: ["url": "\(scheme)://\(host):\(server.port)", "database": "\(store.backend.rawValue)", "echo": "\(echo)"])
+        logger.info("serving", metadata: ["url": "\(scheme)://\(host):\(server.port)", "database": "\(store.backend.rawValue)", "echo": "\(echo)",
+                                          "blas_core": "\(BLAS.coreName)", "sparse_kernels": "\(SparseRowKernels.bestVectorLevel)"])
+        if let advice = BLAS.currentCoreAdvice { logger.warning("\(advice)") }
         let reloadSignal = config.tls == nil ? nil : server.reloadTLSOnSignal(SIGHUP)
 
         let signals = [SIGTERM, SIGINT].map { signo -> any DispatchSourceSignal in
