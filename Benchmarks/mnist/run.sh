@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The paper's MNIST experiments through the REST API only (issue 17; protocols in research/pfc.md §1.3, §3, §4, §5):
-#   Benchmarks/mnist/run.sh [--experiment small|mlp|seq|split|split-mlp|unlearning|all]... [--epochs N] [--sizes 300 2000] [--seed 0]
+#   Benchmarks/mnist/run.sh [--experiment small|mlp|seq|split|split-mlp|split-rmsprop|unlearning|all]... [--epochs N] [--sizes 300 2000] [--seed 0]
 #     mlp:        [--kinds pfc mlp] [--batch 200] [--pfc-lr 3e-4] [--mlp-lr 1e-4] [--optimizer rmsprop] [--patience 20] [--chunk E]
 #     seq:        [--seq-rows R] [--seq-batch 200] [--seq-lr 1e-3] [--chunk E] [--chunk-lr-decay F]
 #     with --chunk: [--continue-optimizer true] each follow-on job continues the last one's optimizer statistics
 #     split:      [--split-k 2000] [--split-epochs 100] [--split-batch 200] [--split-lr 3e-4]
 #     split-mlp:  [--split-mlp-h 1357] [--split-mlp-lr 2e-6] (and --split-epochs, --split-batch)
+#     split-rmsprop: [--split-rmsprop-k 1357] [--split-rmsprop-lr 1e-5] (and --split-epochs, --split-batch)
 #     unlearning: [--unlearn-rows 8000] [--unlearn-reference 1000] [--unlearn-epochs 8]
 #   (defaults are the paper's protocol; `python3 Benchmarks/mnist/mnist.py --help` lists every option)
 # Builds a release pfc-server, starts it on SQLite in a temporary directory, uploads ../shared/data/mnist/ as
