@@ -45,6 +45,10 @@ import Testing
         var net = NetworkFactory.make(Architecture(kind: .mlp, inputDim: 4, outputDim: 2, basis: 4), seed: 1)
         let stopped = Trainer(options: options).train(&net, on: data)
         #expect(stopped.stoppedEarly && stopped.epochsRun <= 4)
+        // The patience running out after the last epoch skips nothing: not an early stop.
+        options.epochs = 3
+        let ranOut = Trainer(options: options).train(&net, on: data)
+        #expect(ranOut.epochsRun == 3 && !ranOut.stoppedEarly)
         options.earlyStoppingPatience = nil
         var calls = 0
         let cancelled = Trainer(options: options).train(&net, on: data) { _ in calls += 1; return calls == 3 ? .stop : .proceed }

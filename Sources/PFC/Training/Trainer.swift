@@ -120,7 +120,7 @@ public struct TrainingReport: Sendable, Codable, Equatable {
     public var examplesPerSecond: Double
     /// Wall-clock seconds of the run.
     public var seconds: Double
-    /// Stopped by the early-stopping rule.
+    /// The early-stopping rule ended training before `epochs` (not when it fired after the last one).
     public var stoppedEarly: Bool
     /// Stopped because the progress callback asked.
     public var cancelled: Bool
@@ -450,7 +450,7 @@ public struct Trainer: Sendable {
             }
             history.append(summary)  // before the epoch's checkpoint, so a resumed run keeps the whole curve
             if stopNow {
-                stoppedEarly = true
+                stoppedEarly = epoch < options.epochs  // the rule firing after the last epoch skipped nothing
                 break
             }
             if epoch < options.epochs, let c = checkpointing, c.due(epoch, batches, true) {
