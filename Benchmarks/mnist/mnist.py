@@ -336,7 +336,7 @@ def exp_split(s, a):
         yield {"experiment": f"Split MNIST: PFC + SLW K {a.split_k}" + ("" if t == 5 else f" (after task {t}, digits 0–{2 * t - 1})"),
                "test_accuracy": round(acc, 4) if acc is not None else float("nan"), "paper": 0.9373 if t == 5 else "–",
                "protocol": f"§3.1: 5 class-incremental tasks, w 15, s 0.25, batch {a.split_batch}, lr {a.split_lr:g}, wd 1e-4, "
-                           f"images+labels MSE λ 0.5, patience 5, ≤ {a.split_epochs} epochs per task",
+                           f"images+labels MSE λ 0.5, patience 5, ≤ {a.split_epochs} epochs per task, validation on every task so far",
                "epochs_run": "+".join(str(e) for e in epochs), "wall_seconds": round(secs), "load": f"{load0}–{load_avg()}",
                "R": R, "average_accuracy": metrics.get("average_accuracy"),
                "backward_transfer": metrics.get("backward_transfer"), "forgetting": metrics.get("forgetting"),

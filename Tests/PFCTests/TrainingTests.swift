@@ -22,6 +22,35 @@ import Testing
         #expect(net.parameters.allSatisfy { $0.value.storage.allSatisfy { $0 >= 1e-5 } })
     }
 
+    /// research/pfc.md §3.1: a task validates on its own split plus earlier tasks' rows
+    /// (`alsoValidatingOn`); the kept epoch's figures are those of the joined set, exactly.
+    @Test func alsoValidatingOnJoinsTheValidationSet() throws {
+        let data = LabeledDataset(features: SeededRandom(seed: 1).uniformMatrixCopy(rows: 60, cols: 6), labels: (0..<60).map { $0 % 3 })
+        let extra = LabeledDataset(features: SeededRandom(seed: 2).uniformMatrixCopy(rows: 25, cols: 6), labels: (0..<25).map { ($0 * 7) % 3 })
+        var options = TrainingOptions()
+        options.epochs = 2
+        options.batchSize = 10
+        options.earlyStoppingPatience = nil
+        let make = { NetworkFactory.make(Architecture(kind: .pfc, inputDim: 6, outputDim: 3, basis: 5, iterations: 5), seed: 3) }
+        for fraction in [0.2, 0] {
+            options.validationFraction = fraction
+            var net = make()
+            let report = try Trainer(options: options).train(&net, on: data, resumingFrom: nil, alsoValidatingOn: extra, checkpointing: nil, onStep: nil)
+            let own = data.splitIndices(fraction: fraction, seed: options.seed).second
+            let joined = fraction > 0 ? LabeledDataset.concatenating([data.subset(own), extra])! : extra
+            #expect(joined.count == own.count + extra.count)
+            let e = Trainer.evaluate(net, on: joined)
+            #expect(report.validationLoss == e.loss && report.validationAccuracy == e.accuracy, "fraction \(fraction)")
+            if fraction > 0 {
+                // Not what the own split alone gives.
+                #expect(Trainer.evaluate(net, on: data.subset(own)).loss != e.loss)
+            }
+        }
+        // Rows that do not fit are refused by concatenation.
+        #expect(LabeledDataset.concatenating([data, LabeledDataset(features: Matrix(rows: 1, cols: 5), labels: [0])]) == nil)
+        #expect(LabeledDataset.concatenating([]) == nil)
+    }
+
     @Test func sameSeedSameModel() {
         let data = LabeledDataset(features: SeededRandom(seed: 1).uniformMatrixCopy(rows: 40, cols: 6), labels: (0..<40).map { $0 % 3 })
         var options = TrainingOptions()

@@ -65,6 +65,20 @@ public struct LabeledDataset: Sendable, Equatable {
                               labels: indices.flatMap { labels[($0 * per)..<(($0 + 1) * per)] }, classes: classes, labelsPerExample: per)
     }
 
+    /// `parts` one after another (same features and labels per example; `classes` the largest).
+    /// Nil when `parts` is empty or they do not fit together.
+    public static func concatenating(_ parts: [LabeledDataset]) -> LabeledDataset? {
+        guard let first = parts.first,
+              parts.allSatisfy({ $0.featureCount == first.featureCount && $0.labelsPerExample == first.labelsPerExample }) else { return nil }
+        if parts.count == 1 { return first }
+        var f = [Float](), labels = [Int]()
+        f.reserveCapacity(parts.reduce(0) { $0 + $1.features.storage.count })
+        labels.reserveCapacity(parts.reduce(0) { $0 + $1.labels.count })
+        for p in parts { f.append(contentsOf: p.features.storage); labels.append(contentsOf: p.labels) }
+        return LabeledDataset(features: Matrix(rows: parts.reduce(0) { $0 + $1.count }, cols: first.featureCount, storage: f),
+                              labels: labels, classes: parts.map(\.classes).max(), labelsPerExample: first.labelsPerExample)
+    }
+
     /// A seeded random split: the last `fraction` of a permutation becomes the second set.
     public func split(fraction: Double, seed: UInt64) -> (LabeledDataset, LabeledDataset) {
         let (a, b) = splitIndices(fraction: fraction, seed: seed)

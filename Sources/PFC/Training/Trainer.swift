@@ -246,16 +246,27 @@ public struct Trainer: Sendable {
     /// from `continuingOptimizer`, an earlier run's `TrainingReport.optimizerState`, instead of zero
     /// statistics (RMSprop and Adam only). Throws `CheckpointError` when the state does not fit this
     /// network, data or options, and `SlidingWindowError` as the other entry points.
+    /// `alsoValidatingOn` is appended to the validation split (research/pfc.md §3.1: a Split MNIST
+    /// task validates on its own split and every earlier task's), and is the whole validation set
+    /// when `validationFraction` is 0; it must have the data's features and labels per example.
     public func train(_ network: inout any Network, on data: LabeledDataset, resumingFrom state: TrainerState?,
-                      continuingOptimizer: OptimizerState? = nil,
+                      continuingOptimizer: OptimizerState? = nil, alsoValidatingOn extra: LabeledDataset? = nil,
                       checkpointing: Checkpointing?, onStep: ((BatchRecord) -> Void)?,
                       progress: (TrainingProgress) -> TrainingControl = { _ in .proceed }) throws -> TrainingReport {
+        let extra = extra.flatMap { $0.count > 0 ? $0 : nil }
         if options.validationFraction > 0 && data.count >= 2 {
             let (a, b) = data.splitIndices(fraction: options.validationFraction, seed: options.seed)
-            return try run(&network, train: data.subset(a), rows: a, validation: b.isEmpty ? nil : data.subset(b),
+            let own = b.isEmpty ? nil : data.subset(b)
+            let validation: LabeledDataset?
+            switch (own, extra) {
+            case let (o?, e?): validation = LabeledDataset.concatenating([o, e]) ?? o
+            case (nil, let e): validation = e
+            case (let o, nil): validation = o
+            }
+            return try run(&network, train: data.subset(a), rows: a, validation: validation,
                            resume: state, continuing: continuingOptimizer, checkpointing: checkpointing, onStep: onStep, progress: progress)
         }
-        return try run(&network, train: data, rows: nil, validation: nil, resume: state, continuing: continuingOptimizer,
+        return try run(&network, train: data, rows: nil, validation: extra, resume: state, continuing: continuingOptimizer,
                        checkpointing: checkpointing, onStep: onStep, progress: progress)
     }
 

@@ -18,6 +18,10 @@ public struct ServiceLimits: Sendable {
     public var maxEpochs = 1000
     /// Most rows per predict request. Default 10 000.
     public var maxPredictRows = 10_000
+    /// Most rows of earlier tasks' validation splits a task validates on besides its own
+    /// (`validate_on_earlier_tasks`, research/pfc.md §3.1); beyond it each earlier task keeps its
+    /// share. Default 50 000 (every MNIST task's split 5 times over).
+    public var maxEarlierTaskValidationExamples = 50_000
     /// Largest JSON or CSV dataset upload; NDJSON uploads stream and are bounded by `maxStreamedDatasetBytes`. Default 64 MiB.
     public var maxDatasetBytes = 64 << 20
     /// Largest streamed NDJSON dataset upload. Default 1 GiB.

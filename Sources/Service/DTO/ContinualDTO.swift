@@ -23,12 +23,16 @@ struct TaskRequest: Decodable, Equatable {
     var evaluateOn: [String]?
     /// This task's own evaluation set, kept for the rows of later tasks.
     var evaluationDatasetID: String?
+    /// Validate (early stopping, the kept epoch) on this task's split and every earlier task's, as
+    /// research/pfc.md §3.1; false: on this task's split only.
+    var validateOnEarlierTasks = true
 
     enum CodingKeys: String, CodingKey {
         case name, epochs, window, slide, grow, deterministic, seed
         case datasetID = "dataset_id", batchSize = "batch_size", learningRate = "learning_rate", weightDecay = "weight_decay"
         case validationFraction = "validation_fraction", earlyStopping = "early_stopping", patience
         case evaluateOn = "evaluate_on", evaluationDatasetID = "evaluation_dataset_id"
+        case validateOnEarlierTasks = "validate_on_earlier_tasks"
     }
 
     init(from decoder: any Decoder) throws {
@@ -50,6 +54,7 @@ struct TaskRequest: Decodable, Equatable {
         seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? seed
         evaluateOn = try c.decodeIfPresent([String].self, forKey: .evaluateOn)
         evaluationDatasetID = try c.decodeIfPresent(String.self, forKey: .evaluationDatasetID)
+        validateOnEarlierTasks = try c.decodeIfPresent(Bool.self, forKey: .validateOnEarlierTasks) ?? validateOnEarlierTasks
     }
 
     /// The trainer options of this task, the window starting at `start` (where the last task left it).
@@ -72,7 +77,8 @@ struct TaskRequest: Decodable, Equatable {
     func jobParams(limits: ServiceLimits, start: Double) throws -> TaskJobParams {
         TaskJobParams(name: try DatasetUpload.validName(name), datasetID: datasetID,
                       options: try trainingOptions(limits: limits, start: start), grow: grow,
-                      evaluateOn: evaluateOn, evaluationDatasetID: evaluationDatasetID)
+                      evaluateOn: evaluateOn, evaluationDatasetID: evaluationDatasetID,
+                      validateOnEarlierTasks: validateOnEarlierTasks)
     }
 }
 
@@ -137,6 +143,13 @@ struct VersionMetrics: Codable, Sendable, Equatable {
     var evaluationDatasetID: String?
     var evaluatedOn: [String?]?
     var accuracyRow: [Double?]?
+    // A task's validation split (research/pfc.md §3.1), so later tasks can validate on it too: the
+    // fraction of `datasetID` held out and the seed of the split; the examples the kept epoch was
+    // validated on, and the earlier tasks whose splits were among them.
+    var validationFraction: Double?
+    var validationSeed: UInt64?
+    var validationExamples: Int?
+    var validatedOnTasks: [Int]?
 
     init() {}
 
@@ -149,6 +162,8 @@ struct VersionMetrics: Codable, Sendable, Equatable {
         case nextWindowStart = "next_window_start", resetColumns = "reset_columns", imageShape = "image_shape"
         case accuracyBefore = "accuracy_before", accuracyAfter = "accuracy_after", importedFrom = "imported_from", history
         case evaluationDatasetID = "evaluation_dataset_id", evaluatedOn = "evaluated_on", accuracyRow = "accuracy_row"
+        case validationFraction = "validation_fraction", validationSeed = "validation_seed"
+        case validationExamples = "validation_examples", validatedOnTasks = "validated_on_tasks"
     }
 
     /// Lenient: a field of another type (older versions wrote whole numbers as doubles) reads as absent
@@ -179,6 +194,9 @@ struct VersionMetrics: Codable, Sendable, Equatable {
         evaluationDatasetID = (try? c.decodeIfPresent(String.self, forKey: .evaluationDatasetID)) ?? nil
         evaluatedOn = (try? c.decodeIfPresent([String?].self, forKey: .evaluatedOn)) ?? nil
         accuracyRow = ((try? c.decodeIfPresent([Double?].self, forKey: .accuracyRow)) ?? nil).map { $0.map { $0.flatMap { $0.isFinite ? $0 : nil } } }
+        validationFraction = double(.validationFraction).flatMap { $0 > 0 && $0 < 1 ? $0 : nil }
+        validationSeed = (try? c.decodeIfPresent(UInt64.self, forKey: .validationSeed)) ?? nil
+        validationExamples = int(.validationExamples); validatedOnTasks = ints(.validatedOnTasks)
     }
 
     /// The metrics of a training run (nil fields for what it did not measure).

@@ -45,6 +45,8 @@ struct TaskJobParams: Codable, Sendable, Equatable {
     var evaluateOn: [String]? = nil
     /// This task's evaluation set.
     var evaluationDatasetID: String? = nil
+    /// Validate on every earlier task's split too (§3.1); nil (jobs queued before it existed): false.
+    var validateOnEarlierTasks: Bool? = nil
 }
 
 /// A job's parameters, by kind.

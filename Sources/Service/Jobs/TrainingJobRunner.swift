@@ -149,6 +149,12 @@ struct TrainingJobRunner {
             }
         }
 
+        // §3.1: a task validates on its own split and on every earlier task's (kept by their versions).
+        var earlier: EarlierValidation? = nil
+        if case .task(let p) = params, p.validateOnEarlierTasks == true {
+            earlier = try earlierTaskValidation(upTo: base.version, before: continual.tasks + 1, modelID: modelID, architecture: network.architecture)
+        }
+
         let state = RunState()
         if let c = checkpoint { state.records = c.records }
         let resumedFrom = checkpoint.map { ResumePoint(epoch: $0.trainer.epoch, batch: $0.trainer.batch) }
@@ -167,7 +173,8 @@ struct TrainingJobRunner {
         ) : nil
 
         let run = { (resume: TrainerState?, network: inout any Network) throws -> TrainingReport in
-            try Trainer(options: options).train(&network, on: data, resumingFrom: resume, continuingOptimizer: continuing, checkpointing: checkpointing,
+            try Trainer(options: options).train(&network, on: data, resumingFrom: resume, continuingOptimizer: continuing,
+                                                alsoValidatingOn: earlier?.data, checkpointing: checkpointing,
                                                 onStep: params.recordsBatches ? { state.records.append($0) } : nil) { p in
                 workers.recordThroughput(p.examplesPerSecond)
                 workers.sparsity.record(p.fista)
@@ -256,6 +263,15 @@ struct TrainingJobRunner {
             metrics.grewBy = grewBy
             metrics.batches = ledger.count
             metrics.windowColumns = report.windowColumns.map { [$0.lowerBound, $0.upperBound] }
+            // This task's split, for the tasks after it; and what the kept epoch was validated on.
+            let trainer = Trainer(options: options)
+            if options.validationFraction > 0 && data.count >= 2 {
+                metrics.validationFraction = options.validationFraction
+                metrics.validationSeed = options.seed
+            }
+            let own = data.count - trainer.trainingExamples(fromDataSetOf: data.count)
+            metrics.validationExamples = own + (earlier?.data.count ?? 0)
+            if let e = earlier { metrics.validatedOnTasks = e.tasks }
             // Issue 17: row i of the accuracy matrix R, the new weights on every task's evaluation set.
             metrics.evaluationDatasetID = task.evaluationDatasetID ?? task.evaluateOn?.last
             let sets = try evaluationSets(task, number: continual.tasks, modelID: modelID)
@@ -296,6 +312,60 @@ struct TrainingJobRunner {
                 }
             }))
         workers.logger.info("job succeeded", metadata: ["job": "\(job.id)", "accuracy": "\(report.validationAccuracy ?? report.trainAccuracy)"])
+    }
+
+    /// Earlier tasks' validation rows (§3.1) and the tasks they came from.
+    struct EarlierValidation {
+        var data: LabeledDataset
+        var tasks: [Int]
+    }
+
+    /// The validation splits of tasks 1…`before`−1 as their versions (up to `version`) recorded
+    /// them, recomputed from each task's dataset, fraction and seed. A task without a split (streamed,
+    /// or `validation_fraction` 0) or whose dataset is gone or no longer fits is left out. More than
+    /// `limits.maxEarlierTaskValidationExamples` rows in all: each task keeps its share, the first
+    /// rows of its (shuffled) split. Nil when no earlier task has a split.
+    private func earlierTaskValidation(upTo version: Int, before number: Int, modelID: String,
+                                       architecture arch: Architecture) throws -> EarlierValidation? {
+        guard number > 1 else { return nil }
+        var splits: [Int: (version: Int, dataset: Dataset, fraction: Double, seed: UInt64)] = [:]
+        var offset = 0
+        while true {
+            let page = try store.modelVersions(modelID: modelID, tenantID: job.tenantID, reason: .task, page: PageRequest(limit: 1000, offset: offset))
+            for v in page.items where v.version <= version {
+                let m = VersionMetrics(column: v.metrics)
+                guard let t = m.task, t < number, let id = m.datasetID, let f = m.validationFraction, let seed = m.validationSeed,
+                      (splits[t]?.version ?? -1) < v.version else { continue }
+                let ds: Dataset
+                do { ds = try store.dataset(id: id, tenantID: job.tenantID) } catch StoreError.notFound { splits[t] = nil; continue }
+                guard ds.features == arch.featureCount, ds.classes <= arch.outputDim, ds.labelsPerExample == 1, ds.examples >= 2 else {
+                    splits[t] = nil; continue
+                }
+                splits[t] = (v.version, ds, f, seed)
+            }
+            guard let next = page.nextOffset else { break }
+            offset = next
+        }
+        let tasks = splits.keys.sorted()
+        let held = tasks.map { t -> Int in
+            let s = splits[t]!
+            return Int((Double(s.dataset.examples) * s.fraction).rounded())
+        }
+        let total = held.reduce(0, +), cap = configuration.limits.maxEarlierTaskValidationExamples
+        guard total > 0, cap > 0 else { return nil }
+        var parts: [LabeledDataset] = [], used: [Int] = []
+        for (i, t) in tasks.enumerated() where held[i] > 0 {
+            let s = splits[t]!
+            let keep = total <= cap ? held[i] : Int(Double(held[i]) * Double(cap) / Double(total))
+            guard keep > 0 else { continue }
+            let data = try DatasetBlobReader.load(from: store, dataset: s.dataset, tenantID: job.tenantID, classes: arch.outputDim)
+            guard data.featureCount == arch.featureCount, data.labelsPerExample == 1 else { continue }
+            let rows = data.splitIndices(fraction: s.fraction, seed: s.seed).second
+            parts.append(data.subset(rows.prefix(keep)))
+            used.append(t)
+        }
+        guard let joined = LabeledDataset.concatenating(parts) else { return nil }
+        return EarlierValidation(data: joined, tasks: used)
     }
 
     /// The evaluation sets of tasks 1…`number` for this task's row of R: `evaluate_on` as given, or
