@@ -11,7 +11,9 @@ struct TaskRequest: Decodable, Equatable {
     var batchSize = 200
     var learningRate: Float = 3e-4
     var weightDecay: Float = 1e-4
-    var window = 15
+    /// The learnable window's width; nil (JSON null): no window, every column learns (the naive
+    /// fine-tuning baseline of research/pfc.md §3.1, "PFC with standard RMSprop").
+    var window: Int? = 15
     var slide = 0.25
     var grow = false
     var deterministic = false
@@ -43,7 +45,7 @@ struct TaskRequest: Decodable, Equatable {
         batchSize = try c.decodeIfPresent(Int.self, forKey: .batchSize) ?? batchSize
         learningRate = try c.decodeIfPresent(Float.self, forKey: .learningRate) ?? learningRate
         weightDecay = try c.decodeIfPresent(Float.self, forKey: .weightDecay) ?? weightDecay
-        window = try c.decodeIfPresent(Int.self, forKey: .window) ?? window
+        if c.contains(.window) { window = try c.decodeIfPresent(Int.self, forKey: .window) }
         slide = try c.decodeIfPresent(Double.self, forKey: .slide) ?? slide
         grow = try c.decodeIfPresent(Bool.self, forKey: .grow) ?? grow
         deterministic = try c.decodeIfPresent(Bool.self, forKey: .deterministic) ?? deterministic
@@ -63,7 +65,12 @@ struct TaskRequest: Decodable, Equatable {
         t.epochs = epochs; t.batchSize = batchSize; t.learningRate = learningRate; t.weightDecay = weightDecay
         t.validationFraction = validationFraction; t.earlyStopping = earlyStopping; t.seed = seed
         var o = try t.trainingOptions(limits: limits)
-        guard (1...limits.maxBasis).contains(window) else { throw APIError.invalid("window must be in 1…\(limits.maxBasis)") }
+        guard let window else {
+            // No window: RMSprop on every column, as POST …/train would; a fixed order when deterministic.
+            o.shuffle = !deterministic
+            return o
+        }
+        guard (1...limits.maxBasis).contains(window) else { throw APIError.invalid("window must be in 1…\(limits.maxBasis), or null for no window") }
         guard slide.isFinite, slide >= 0, slide <= Double(limits.maxBasis) else {
             throw APIError.invalid("slide must be a number in 0…\(limits.maxBasis)")
         }

@@ -254,15 +254,18 @@ struct TrainingJobRunner {
             continual.tasks += 1
             continual.nextWindowStart = report.nextWindowStart ?? continual.nextWindowStart
             let kept = state.records.filter { !$0.skipped && $0.step < (report.keptSteps ?? Int.max) }
+            // Without a window every column learnt from every batch: forgetting one resets them all.
+            let everyColumn = Array(repeating: 0..<network.architecture.basis, count: network.architecture.kind.blockCount)
             ledger = kept.map { r in
                 LedgerBatch(task: continual.tasks, epoch: r.epoch, batchIndex: r.batchIndex, rows: r.exampleIndices,
-                            windows: r.windows, datasetID: dataset.id)
+                            windows: r.windows.isEmpty ? everyColumn : r.windows, datasetID: dataset.id)
             }
             metrics.task = continual.tasks
             metrics.taskName = task.name
             metrics.grewBy = grewBy
             metrics.batches = ledger.count
             metrics.windowColumns = report.windowColumns.map { [$0.lowerBound, $0.upperBound] }
+                ?? (options.slidingWindow == nil ? [0, network.architecture.basis] : nil)
             // This task's split, for the tasks after it; and what the kept epoch was validated on.
             let trainer = Trainer(options: options)
             if options.validationFraction > 0 && data.count >= 2 {
