@@ -299,15 +299,30 @@ def class_rows(labels, n, classes):
 
 def exp_split(s, a):
     """Split MNIST (§3.1): 5 class-incremental tasks (0,1) … (8,9), one 10-way head, PFC + SLW K 2000, w 15,
-    s 0.25, batch 200, lr 3e-4, wd 1e-4, images+labels MSE λ 0.5, patience 5, through POST /v1/models/{id}/tasks.
-    Every task names the test digits of every task so far (`evaluate_on`), so the service's R matrix, average
-    accuracy, BWT and forgetting come back from GET /v1/models/{id}/tasks/metrics. The headline figure is the
-    test accuracy on all 10 digits after task 5 (the paper's 0.9373)."""
+    s 0.25, batch 200, lr 3e-4, wd 1e-4, images+labels MSE λ 0.5, patience 5, through POST /v1/models/{id}/tasks,
+    each task validating on its own split and every earlier task's. Every task names the test digits of every
+    task so far (`evaluate_on`), so the service's R matrix, average accuracy, BWT and forgetting come back from
+    GET /v1/models/{id}/tasks/metrics. The headline figure is the test accuracy on all 10 digits after task 5
+    (the paper's 0.9373)."""
+    yield from split_tasks(s, a, "split", a.split_k, a.split_lr, 15, f"Split MNIST: PFC + SLW K {a.split_k}", 0.9373,
+                           "§3.1: 5 class-incremental tasks, w 15, s 0.25")
+
+
+def exp_split_rmsprop(s, a):
+    """Split MNIST baseline (§3.1): PFC K 1357 (the window's used columns) with standard RMSprop, lr 1e-5, no
+    window (`"window": null`), through the same task API, validation and R as the window."""
+    yield from split_tasks(s, a, "split-rmsprop", a.split_rmsprop_k, a.split_rmsprop_lr, None,
+                           f"Split MNIST baseline: PFC + RMSprop K {a.split_rmsprop_k}", "0.64–0.70",
+                           "§3.1 baseline: 5 class-incremental tasks, no window (\"window\": null)")
+
+
+def split_tasks(s, a, name, k, lr, window, experiment, paper, protocol):
+    """The Split MNIST driver: one task per digit pair through POST /v1/models/{id}/tasks."""
     ntr, _, _, ltr = s.train
     nte, _, _, lte = s.test
     pairs = [(0, 1), (2, 3), (4, 5), (6, 7), (8, 9)]
     t0, load0 = time.time(), load_avg()
-    m = s.api.call("POST", "/v1/models", {"name": "split", "kind": "pfc", "input_dim": 784, "output_dim": 10, "basis": a.split_k,
+    m = s.api.call("POST", "/v1/models", {"name": name, "kind": "pfc", "input_dim": 784, "output_dim": 10, "basis": k,
                                           "iterations": 100, "loss": "images_labels_mse", "label_loss_weight": 0.5, "seed": a.seed})
     evals, sizes, tasks = [], [], []
     for t, pair in enumerate(pairs, 1):
@@ -317,7 +332,7 @@ def exp_split(s, a):
         sizes.append(len(test_rows))
         job = s.api.call("POST", f"/v1/models/{m['id']}/tasks", {
             "name": f"digits {pair[0]},{pair[1]}", "dataset_id": tr, "epochs": a.split_epochs, "batch_size": a.split_batch,
-            "learning_rate": a.split_lr, "weight_decay": 1e-4, "window": 15, "slide": 0.25, "early_stopping": 5,
+            "learning_rate": lr, "weight_decay": 1e-4, "window": window, "slide": 0.25, "early_stopping": 5,
             "validation_fraction": 0.15, "seed": a.seed, "evaluate_on": evals})
         job = s.api.wait(job["id"], f"split task {t}")
         if job["state"] != "succeeded":
@@ -333,9 +348,9 @@ def exp_split(s, a):
         acc = sum(r * n for r, n in zip(last, sizes)) / sum(sizes) if last and None not in last else None
         epochs = [tm.get("epochs_run") for tm in tasks]
         print(f"  [split] task {t} done after {secs:.0f} s: R[{t}] = {last}", file=sys.stderr, flush=True)
-        yield {"experiment": f"Split MNIST: PFC + SLW K {a.split_k}" + ("" if t == 5 else f" (after task {t}, digits 0–{2 * t - 1})"),
-               "test_accuracy": round(acc, 4) if acc is not None else float("nan"), "paper": 0.9373 if t == 5 else "–",
-               "protocol": f"§3.1: 5 class-incremental tasks, w 15, s 0.25, batch {a.split_batch}, lr {a.split_lr:g}, wd 1e-4, "
+        yield {"experiment": experiment + ("" if t == 5 else f" (after task {t}, digits 0–{2 * t - 1})"),
+               "test_accuracy": round(acc, 4) if acc is not None else float("nan"), "paper": paper if t == 5 else "–",
+               "protocol": f"{protocol}, batch {a.split_batch}, lr {lr:g}, wd 1e-4, "
                            f"images+labels MSE λ 0.5, patience 5, ≤ {a.split_epochs} epochs per task, validation on every task so far",
                "epochs_run": "+".join(str(e) for e in epochs), "wall_seconds": round(secs), "load": f"{load0}–{load_avg()}",
                "R": R, "average_accuracy": metrics.get("average_accuracy"),
@@ -345,9 +360,9 @@ def exp_split(s, a):
 
 
 def split_baseline(s, a, model, lr, experiment, paper, protocol):
-    """Split MNIST without the window (§3.1 baselines): `model` trained task after task with plain /train jobs
-    (each continuing from the previous version, a fresh optimizer). /tasks (and its R) is for the sliding window
-    only, so R is measured here with POST /v1/models/{id}/evaluate on each task's test digits after every task,
+    """Split MNIST for a model without basis columns (the MLP baseline of §3.1): `model` trained task after task
+    with plain /train jobs (each continuing from the previous version, a fresh optimizer). /tasks (and its R) is
+    for PFC models only, so R is measured here with POST /v1/models/{id}/evaluate on each task's test digits after every task,
     and BWT is computed from it by the same definition."""
     ntr, _, _, ltr = s.train
     nte, _, _, lte = s.test
@@ -387,16 +402,6 @@ def exp_split_mlp(s, a):
                                      "hidden": a.split_mlp_h, "seed": a.seed}, a.split_mlp_lr,
                               f"Split MNIST baseline: MLP h {a.split_mlp_h}", 0.4011,
                               f"§3.1 baseline: plain /train per task, batch {a.split_batch}, lr {a.split_mlp_lr:g} (paper 2e-6), wd 1e-4")
-
-
-def exp_split_rmsprop(s, a):
-    """Split MNIST baseline (§3.1): PFC K 1357 (the window's used columns) with standard RMSprop, lr 1e-5, no window."""
-    yield from split_baseline(s, a, {"name": "split-rmsprop", "kind": "pfc", "input_dim": 784, "output_dim": 10,
-                                     "basis": a.split_rmsprop_k, "iterations": 100, "loss": "images_labels_mse",
-                                     "label_loss_weight": 0.5, "seed": a.seed}, a.split_rmsprop_lr,
-                              f"Split MNIST baseline: PFC + RMSprop K {a.split_rmsprop_k}", "0.64–0.70",
-                              f"§3.1 baseline: plain /train per task, batch {a.split_batch}, lr {a.split_rmsprop_lr:g} (paper 1e-5), wd 1e-4, "
-                              "images+labels MSE λ 0.5")
 
 
 def exp_unlearning(s, a):
