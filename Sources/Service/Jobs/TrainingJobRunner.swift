@@ -317,6 +317,20 @@ struct TrainingJobRunner {
         workers.logger.info("job succeeded", metadata: ["job": "\(job.id)", "accuracy": "\(report.validationAccuracy ?? report.trainAccuracy)"])
     }
 
+    /// The model's task versions, oldest first, with their metrics (read page by page; version rows
+    /// carry no weights, so even thousands of tasks stay small).
+    private func taskVersions(modelID: String) throws -> [(version: Int, metrics: VersionMetrics)] {
+        var result: [(version: Int, metrics: VersionMetrics)] = []
+        var offset = 0
+        while true {
+            let page = try store.modelVersions(modelID: modelID, tenantID: job.tenantID, reason: .task,
+                                               page: PageRequest(limit: 1000, offset: offset))
+            result += page.items.map { ($0.version, VersionMetrics(column: $0.metrics)) }
+            guard let next = page.nextOffset else { return result }
+            offset = next
+        }
+    }
+
     /// Earlier tasks' validation rows (§3.1) and the tasks they came from.
     struct EarlierValidation {
         var data: LabeledDataset
@@ -332,22 +346,15 @@ struct TrainingJobRunner {
                                        architecture arch: Architecture) throws -> EarlierValidation? {
         guard number > 1 else { return nil }
         var splits: [Int: (version: Int, dataset: Dataset, fraction: Double, seed: UInt64)] = [:]
-        var offset = 0
-        while true {
-            let page = try store.modelVersions(modelID: modelID, tenantID: job.tenantID, reason: .task, page: PageRequest(limit: 1000, offset: offset))
-            for v in page.items where v.version <= version {
-                let m = VersionMetrics(column: v.metrics)
-                guard let t = m.task, t < number, let id = m.datasetID, let f = m.validationFraction, let seed = m.validationSeed,
-                      (splits[t]?.version ?? -1) < v.version else { continue }
-                let ds: Dataset
-                do { ds = try store.dataset(id: id, tenantID: job.tenantID) } catch StoreError.notFound { splits[t] = nil; continue }
-                guard ds.features == arch.featureCount, ds.classes <= arch.outputDim, ds.labelsPerExample == 1, ds.examples >= 2 else {
-                    splits[t] = nil; continue
-                }
-                splits[t] = (v.version, ds, f, seed)
+        for (v, m) in try taskVersions(modelID: modelID) where v <= version {
+            guard let t = m.task, t < number, let id = m.datasetID, let f = m.validationFraction, let seed = m.validationSeed,
+                  (splits[t]?.version ?? -1) < v else { continue }
+            let ds: Dataset
+            do { ds = try store.dataset(id: id, tenantID: job.tenantID) } catch StoreError.notFound { splits[t] = nil; continue }
+            guard ds.features == arch.featureCount, ds.classes <= arch.outputDim, ds.labelsPerExample == 1, ds.examples >= 2 else {
+                splits[t] = nil; continue
             }
-            guard let next = page.nextOffset else { break }
-            offset = next
+            splits[t] = (v, ds, f, seed)
         }
         let tasks = splits.keys.sorted()
         let held = tasks.map { t -> Int in
@@ -382,15 +389,8 @@ struct TrainingJobRunner {
             return list
         }
         var kept: [Int: String] = [:]
-        var offset = 0
-        while true {
-            let page = try store.modelVersions(modelID: modelID, tenantID: job.tenantID, reason: .task, page: PageRequest(limit: 1000, offset: offset))
-            for v in page.items {
-                let m = VersionMetrics(column: v.metrics)
-                if let t = m.task, let e = m.evaluationDatasetID { kept[t] = e }
-            }
-            guard let next = page.nextOffset else { break }
-            offset = next
+        for (_, m) in try taskVersions(modelID: modelID) {
+            if let t = m.task, let e = m.evaluationDatasetID { kept[t] = e }
         }
         return (1..<max(1, number)).map { kept[$0] } + [task.evaluationDatasetID]
     }
