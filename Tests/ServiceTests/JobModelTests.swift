@@ -141,7 +141,7 @@ import TestSupport
             try h.store.enqueue(job)
             let done = try h.waitForJob(job.id, timeout: 60)
             #expect(done["state"] as? String == "failed")
-            #expect(done["error"] as? String == "unknown job kind \"defragment\": this server runs train, task, analysis, evaluate jobs", "\(done)")
+            #expect(done["error"] as? String == "unknown job kind \"defragment\": this server runs train, task, analysis, evaluate, forget jobs", "\(done)")
             #expect(done["kind"] as? String == "defragment" && done["attempts"] as? Int == 1)
             // Parameters that are not the kind's fail clearly too, and nothing is trained.
             let bad = Job(tenantID: tenant, kind: "train", params: try JSONColumn(["epochs": "many"]))

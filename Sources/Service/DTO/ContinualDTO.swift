@@ -304,8 +304,8 @@ struct LedgerEntryDTO: Encodable {
 }
 
 /// `POST /v1/models/{id}/forget`.
-struct ForgetRequest: Decodable {
-    struct Examples: Decodable {
+struct ForgetRequest: Codable, Sendable, Equatable {
+    struct Examples: Codable, Sendable, Equatable {
         var datasetID: String
         var rows: [Int]
         enum CodingKeys: String, CodingKey { case rows, datasetID = "dataset_id" }
@@ -318,14 +318,16 @@ struct ForgetRequest: Decodable {
     var evaluateOn: String?
     /// Held-out examples of the training distribution: the forget is verified by membership inference (issue 17).
     var referenceDatasetID: String?
+    /// Run as a `forget` job even when its measurements are small enough to answer at once.
+    var async: Bool?
     enum CodingKeys: String, CodingKey {
-        case batches, task, examples, datasetID = "dataset_id", dryRun = "dry_run", evaluateOn = "evaluate_on"
+        case batches, task, examples, async, datasetID = "dataset_id", dryRun = "dry_run", evaluateOn = "evaluate_on"
         case referenceDatasetID = "reference_dataset_id"
     }
 }
 
 /// What a forget request did (or, for a dry run, would do).
-struct ForgetResponse: Encodable {
+struct ForgetResponse: Codable, Sendable {
     var modelVersion: Int
     var versionCreated: Bool
     var dryRun: Bool

@@ -17,6 +17,8 @@ enum JobKind: String, Codable, CaseIterable, Sendable {
     case analysis
     /// Evaluate a model version on a dataset (`POST /v1/models/{id}/evaluate`, issue 16).
     case evaluate
+    /// A forget whose measurements (`evaluate_on`, `reference_dataset_id`) are too large to answer at once.
+    case forget
 
     /// Train and task jobs store checkpoints and resume from them.
     var checkpoints: Bool { self == .train || self == .task }
@@ -49,12 +51,21 @@ struct TaskJobParams: Codable, Sendable, Equatable {
     var validateOnEarlierTasks: Bool? = nil
 }
 
+/// A forget job's parameters: the request as it was validated, and the version it was planned on
+/// (the job fails with 409's message when another version was written since).
+struct ForgetJobParams: Codable, Sendable, Equatable {
+    var request: ForgetRequest
+    var baseVersion: Int
+}
+
 /// A job's parameters, by kind.
 enum JobParams: Sendable {
     case train(TrainJobParams)
     case task(TaskJobParams)
     case analysis(AnalysisJobParams)
     case evaluate(EvaluateJobParams)
+    /// The dataset the forget job keeps on its row (its reference or evaluation set), if any.
+    case forget(ForgetJobParams, datasetID: String?)
 
     var kind: JobKind {
         switch self {
@@ -62,16 +73,18 @@ enum JobParams: Sendable {
         case .task: return .task
         case .analysis: return .analysis
         case .evaluate: return .evaluate
+        case .forget: return .forget
         }
     }
 
     /// The dataset the job reads (kept on the job row, so the dataset cannot be deleted meanwhile).
-    var datasetID: String {
+    var datasetID: String? {
         switch self {
         case .train(let p): return p.datasetID
         case .task(let p): return p.datasetID
         case .analysis(let p): return p.datasetID
         case .evaluate(let p): return p.datasetID
+        case .forget(_, let id): return id
         }
     }
 
@@ -81,6 +94,7 @@ enum JobParams: Sendable {
         case .task(let p): return try JSONColumn(p)
         case .analysis(let p): return try JSONColumn(p)
         case .evaluate(let p): return try JSONColumn(p)
+        case .forget(let p, _): return try JSONColumn(p)
         }
     }
 
@@ -107,6 +121,7 @@ enum JobParams: Sendable {
                 return .task(try legacy.jobParams(limits: limits, start: 0))  // the runner moves the window's start
             case .analysis: return .analysis(try job.params.decode(AnalysisJobParams.self))
             case .evaluate: return .evaluate(try job.params.decode(EvaluateJobParams.self))
+            case .forget: return .forget(try job.params.decode(ForgetJobParams.self), datasetID: job.datasetID)
             }
         } catch let e as HTTPError {
             throw JobError("the parameters of this \(kind.rawValue) job are invalid: \(e.message)")
@@ -250,7 +265,7 @@ enum JobProgress: Encodable {
         case .analysis:
             guard let p = try? column.decode(AnalysisProgressDTO.self) else { return nil }
             self = .analysis(p)
-        case .evaluate:
+        case .evaluate, .forget:
             guard let p = try? column.decode(EvaluationProgressDTO.self) else { return nil }
             self = .evaluation(p)
         }
@@ -302,6 +317,7 @@ enum JobResult: Encodable {
     case training(TrainResult)
     case analysis(AnalysisJobResult)
     case evaluation(EvaluationDTO)
+    case forget(ForgetResponse)
 
     init?(kind: JobKind?, column: JSONColumn?) {
         guard let kind, let column else { return nil }
@@ -315,6 +331,9 @@ enum JobResult: Encodable {
         case .evaluate:
             guard let r = try? column.decode(EvaluationDTO.self) else { return nil }
             self = .evaluation(r)
+        case .forget:
+            guard let r = try? column.decode(ForgetResponse.self) else { return nil }
+            self = .forget(r)
         }
     }
 
@@ -323,6 +342,7 @@ enum JobResult: Encodable {
         case .training(let r): try r.encode(to: encoder)
         case .analysis(let r): try r.encode(to: encoder)
         case .evaluation(let r): try r.encode(to: encoder)
+        case .forget(let r): try r.encode(to: encoder)
         }
     }
 }

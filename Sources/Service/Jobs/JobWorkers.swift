@@ -94,6 +94,7 @@ final class JobWorkers: Sendable {
         case .task(let p): TrainingJobRunner(workers: self, job: job, owner: owner, params: .task(p)).run()
         case .analysis(let p): AnalysisJobRunner(workers: self, job: job, owner: owner, params: p).run()
         case .evaluate(let p): EvaluationRunner(workers: self, job: job, owner: owner, params: p).run()
+        case .forget(let p, _): ForgetRunner(workers: self, job: job, owner: owner, params: p).run()
         }
     }
 

@@ -46,8 +46,10 @@ struct ForgetVerificationDTO: Codable, Sendable, Equatable {
 
 enum MembershipInference {
     /// Per-example loss of `network` on `data` (labels MSE per example, or cross-entropy for
-    /// `loss: cross_entropy` models) and the correct count, in chunks of 500.
-    static func losses(_ network: any Network, _ data: LabeledDataset) -> (losses: [Double], correct: Int) {
+    /// `loss: cross_entropy` models) and the correct count, in chunks of 500; `tick(rows)` after
+    /// every chunk may throw to stop.
+    static func losses(_ network: any Network, _ data: LabeledDataset, tick: (Int) throws -> Void = { _ in }) rethrows
+        -> (losses: [Double], correct: Int) {
         var out: [Double] = []
         out.reserveCapacity(data.count)
         var correct = 0
@@ -73,6 +75,7 @@ enum MembershipInference {
                     out.append(acc / Double(y.rows))
                 }
             }
+            try tick(end - start)
             start = end
         }
         return (out.map { $0.isFinite ? $0 : .greatestFiniteMagnitude }, correct)
@@ -99,9 +102,10 @@ enum MembershipInference {
     }
 
     /// One side of the check.
-    static func check(_ network: any Network, forgotten: LabeledDataset, rest: LabeledDataset, reference: LabeledDataset) -> ForgetCheckDTO {
-        let f = losses(network, forgotten), r = losses(network, reference)
-        let restCorrect = rest.count > 0 ? losses(network, rest).correct : 0
+    static func check(_ network: any Network, forgotten: LabeledDataset, rest: LabeledDataset, reference: LabeledDataset,
+                      tick: (Int) throws -> Void = { _ in }) rethrows -> ForgetCheckDTO {
+        let f = try losses(network, forgotten, tick: tick), r = try losses(network, reference, tick: tick)
+        let restCorrect = rest.count > 0 ? try losses(network, rest, tick: tick).correct : 0
         func share(_ c: Int, _ n: Int) -> Double? { n > 0 ? Double(c) / Double(n) : nil }
         return ForgetCheckDTO(miaAUC: auc(members: f.losses, nonMembers: r.losses), forgottenAccuracy: share(f.correct, forgotten.count),
                               restAccuracy: share(restCorrect, rest.count), referenceAccuracy: share(r.correct, reference.count))

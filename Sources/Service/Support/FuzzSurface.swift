@@ -131,6 +131,8 @@ public enum FuzzSurface {
             guard let b = try? JSONCoding.decode(ForgetRequest.self, from: data) else { return }
             // Stored in the audit record.
             precondition((try? JSONCoding.encoder.encode(b.auditJSON)) != nil, "a forget request's audit JSON cannot be encoded")
+            // A large forget is queued with the request as its job's params.
+            roundTrip(ForgetJobParams(request: b, baseVersion: 1))
         case "analysis":
             guard let b = try? JSONCoding.decode(AnalysisRequest.self, from: data), (try? b.validate()) != nil else { return }
             _ = b.pefOptions

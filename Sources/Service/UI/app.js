@@ -503,12 +503,28 @@ async function forgetPage(gen, id) {
       h("dt", { text: "Accuracy before → after" }), h("dd", { text: `${pct(r.accuracy_before)} → ${pct(r.accuracy_after)}` }),
       dry ? [] : [h("dt", { text: "New version" }), h("dd", { text: r.version_created ? String(r.model_version) : "none (nothing new to reset)" })]);
   }
+  /** POST the forget; a large one is queued as a forget job (202): follow it and answer with its result. */
+  function forget(body) {
+    return api(`/v1/models/${enc}/forget`, { method: "POST", body }).then((r) => {
+      if (!(r && r.kind === "forget" && r.state)) return r;
+      preview.replaceChildren(h("p", { text: "The measurements are large: running as a forget job…" }));
+      return new Promise((resolve, reject) => {
+        onLeave(followJob(r.id, (e, j) => {
+          const p = j.progress;
+          if (p && p.examples) preview.replaceChildren(h("p", { text: `Forget job ${j.state}: ${p.examples_done} of ${p.examples} rows measured` }));
+        }, (j) => {
+          if (j && j.state === "succeeded" && j.result) resolve(j.result);
+          else reject(new Error(`the forget job ${j ? j.state : "ended"}${j && j.error ? ": " + j.error : ""}`));
+        }));
+      });
+    });
+  }
   async function doPreview() {
     clearError();
     const body = request(true);
     if (body.batches && !body.batches.length) { preview.replaceChildren(h("p", { text: "Select at least one batch." })); return; }
     preview.replaceChildren(h("p", { text: "Running the dry run…" }));
-    const r = await api(`/v1/models/${enc}/forget`, { method: "POST", body });
+    const r = await forget(body);
     grid.mark(r.columns_reset);
     preview.replaceChildren(h("h3", { text: "Dry run: nothing was changed" }), result(r, true));
     confirmBox.hidden = false;
@@ -519,7 +535,7 @@ async function forgetPage(gen, id) {
     say(`Dry run: ${r.columns_reset.length} columns would be reset`);
   }
   async function doForget(body) {
-    const r = await api(`/v1/models/${enc}/forget`, { method: "POST", body: Object.assign({}, body, { dry_run: false }) });
+    const r = await forget(Object.assign({}, body, { dry_run: false }));
     confirmBox.hidden = true;
     say(`Forgot: version ${r.model_version}, ${r.columns_reset.length} columns reset`);
     await route();

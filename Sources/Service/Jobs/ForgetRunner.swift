@@ -1,0 +1,69 @@
+// ForgetRunner: runs one `forget` job, a forget whose measurements were too large to answer at once
+// (Forgetter). The job plans the forget again against the model's latest version, fails with the
+// route's 409 message when that is no longer the version it was queued on, then measures with
+// heartbeats (progress: the rows of the forward passes done) and cancellation between chunks, and
+// writes the version, its audit and the job's completion in one transaction.
+import Foundation
+import HTTP
+import Logging
+import PFC
+import Storage
+
+struct ForgetRunner {
+    let workers: JobWorkers
+    let job: Job
+    let owner: String
+    let params: ForgetJobParams
+
+    var store: any Store { workers.store }
+    var configuration: ServiceConfiguration { workers.configuration }
+
+    func run() {
+        do {
+            try forget()
+        } catch ForgetStop.cancelled {
+            try? store.finishCancelledJob(id: job.id, owner: owner)
+        } catch ForgetStop.leaseLost, StoreError.leaseLost {
+            workers.logger.warning("lost the lease of a job; another worker owns it now", metadata: ["job": "\(job.id)"])
+        } catch ForgetStop.shutdown {
+            return  // the lease expires and a replica runs the job again
+        } catch {
+            let message = (error as? HTTPError)?.message ?? "\(error)"
+            workers.logger.error("job failed", metadata: ["job": "\(job.id)", "error": "\(message)"])
+            try? store.failJob(id: job.id, owner: owner, error: message)
+        }
+    }
+
+    private func forget() throws {
+        guard let modelID = job.modelID else { throw JobError("job has no model") }
+        let forgetter = Forgetter(store: store, models: ModelLoader(store: store, cache: ModelCache(capacity: 1)))
+        let plan = try forgetter.plan(params.request, modelID: modelID, tenantID: job.tenantID)
+        guard plan.baseVersion == params.baseVersion else {
+            throw APIError.conflict(Forgetter.movedOn(base: params.baseVersion, latest: plan.baseVersion))
+        }
+        let total = plan.passRows
+        var done = 0
+        var lastBeat = ContinuousClock.now - .seconds(3600)
+        let interval = Duration.milliseconds(Int(configuration.heartbeatSeconds * 1000))
+        _ = try forgetter.run(plan, job: (job.id, owner)) { rows throws in
+            if workers.isStopping { throw ForgetStop.shutdown }
+            done = min(total, done + rows)
+            let now = ContinuousClock.now
+            guard now - lastBeat >= interval else { return }
+            lastBeat = now
+            do {
+                let progress = try JSONColumn(EvaluationProgressDTO(examplesDone: done, examples: total))
+                if try store.heartbeat(jobID: job.id, owner: owner, progress: progress, leaseDuration: configuration.leaseSeconds) == .cancelRequested {
+                    throw ForgetStop.cancelled
+                }
+            } catch let stop as ForgetStop {
+                throw stop
+            } catch StoreError.leaseLost {
+                throw ForgetStop.leaseLost
+            } catch {
+                workers.logger.warning("heartbeat failed; continuing", metadata: ["job": "\(job.id)", "error": "\(error)"])
+            }
+        }
+        workers.logger.info("job succeeded", metadata: ["job": "\(job.id)"])
+    }
+}
