@@ -22,6 +22,8 @@ public struct ServiceLimits: Sendable {
     /// (`validate_on_earlier_tasks`, research/pfc.md §3.1); beyond it each earlier task keeps its
     /// share. Default 50 000 (every MNIST task's split 5 times over).
     public var maxEarlierTaskValidationExamples = 50_000
+    /// Most batch indices a task's `skip_batches` lists. Default 100 000.
+    public var maxSkipBatches = 100_000
     /// Largest JSON or CSV dataset upload; NDJSON uploads stream and are bounded by `maxStreamedDatasetBytes`. Default 64 MiB.
     public var maxDatasetBytes = 64 << 20
     /// Largest streamed NDJSON dataset upload. Default 1 GiB.

@@ -28,13 +28,16 @@ struct TaskRequest: Decodable, Equatable {
     /// Validate (early stopping, the kept epoch) on this task's split and every earlier task's, as
     /// research/pfc.md §3.1; false: on this task's split only.
     var validateOnEarlierTasks = true
+    /// Batch indices (0-based, within every epoch) that advance the window without training
+    /// (research/pfc.md §4's `step_without_update`): the unlearning experiment's retrained upper bound.
+    var skipBatches: [Int]?
 
     enum CodingKeys: String, CodingKey {
         case name, epochs, window, slide, grow, deterministic, seed
         case datasetID = "dataset_id", batchSize = "batch_size", learningRate = "learning_rate", weightDecay = "weight_decay"
         case validationFraction = "validation_fraction", earlyStopping = "early_stopping", patience
         case evaluateOn = "evaluate_on", evaluationDatasetID = "evaluation_dataset_id"
-        case validateOnEarlierTasks = "validate_on_earlier_tasks"
+        case validateOnEarlierTasks = "validate_on_earlier_tasks", skipBatches = "skip_batches"
     }
 
     init(from decoder: any Decoder) throws {
@@ -57,6 +60,7 @@ struct TaskRequest: Decodable, Equatable {
         evaluateOn = try c.decodeIfPresent([String].self, forKey: .evaluateOn)
         evaluationDatasetID = try c.decodeIfPresent(String.self, forKey: .evaluationDatasetID)
         validateOnEarlierTasks = try c.decodeIfPresent(Bool.self, forKey: .validateOnEarlierTasks) ?? validateOnEarlierTasks
+        skipBatches = try c.decodeIfPresent([Int].self, forKey: .skipBatches)
     }
 
     /// The trainer options of this task, the window starting at `start` (where the last task left it).
@@ -65,6 +69,14 @@ struct TaskRequest: Decodable, Equatable {
         t.epochs = epochs; t.batchSize = batchSize; t.learningRate = learningRate; t.weightDecay = weightDecay
         t.validationFraction = validationFraction; t.earlyStopping = earlyStopping; t.seed = seed
         var o = try t.trainingOptions(limits: limits)
+        if let skip = skipBatches {
+            guard window != nil else {
+                throw APIError.invalid("skip_batches needs the sliding window (it advances the window past those batches); this task has \"window\": null")
+            }
+            guard skip.count <= limits.maxSkipBatches else {
+                throw APIError.invalid("skip_batches lists \(skip.count) batches; the limit max_skip_batches is \(limits.maxSkipBatches)")
+            }
+        }
         guard let window else {
             // No window: RMSprop on every column, as POST …/train would; a fixed order when deterministic.
             o.shuffle = !deterministic
@@ -74,7 +86,8 @@ struct TaskRequest: Decodable, Equatable {
         guard slide.isFinite, slide >= 0, slide <= Double(limits.maxBasis) else {
             throw APIError.invalid("slide must be a number in 0…\(limits.maxBasis)")
         }
-        let schedule = SlidingWindowSchedule(width: window, slide: slide, start: start, deterministic: deterministic)
+        let schedule = SlidingWindowSchedule(width: window, slide: slide, start: start, deterministic: deterministic,
+                                             skipBatches: Set(skipBatches ?? []))
         if let problem = schedule.validationProblem() { throw APIError.invalid(problem) }
         o.slidingWindow = schedule
         return o
