@@ -71,3 +71,52 @@ import TestSupport
         }
     }
 }
+
+extension NoWindowTaskTests {
+    /// The MLP baseline of research/pfc.md §3.1 through the task API: `"window": null` trains as
+    /// /train does (the same weights), validates on earlier tasks and fills R like a PFC model's
+    /// tasks; a window is refused (an MLP has no basis columns), and so is a forget.
+    @Test(arguments: Backend.all)
+    func mlpTasksWithoutWindowAreTheSequentialBaseline(backend: Backend) throws {
+        try ServiceHarness.with(backend) { h in
+            let c = h.client
+            let tenant = try h.tenantID()
+            let (r1, l1) = try continual.digits([0, 1])
+            let (r2, l2) = try continual.digits([2, 3])
+            let d1 = try c.json("POST", "/v1/datasets", ["name": "t1", "features": r1, "labels": l1]).object["id"] as? String ?? ""
+            let d2 = try c.json("POST", "/v1/datasets", ["name": "t2", "features": r2, "labels": l2]).object["id"] as? String ?? ""
+            let spec: [String: Any] = ["kind": "mlp", "input_dim": 64, "output_dim": 10, "hidden": 16, "seed": 3]
+            let viaTrain = try c.json("POST", "/v1/models", spec.merging(["name": "a"]) { a, _ in a }).object["id"] as? String ?? ""
+            let viaTask = try c.json("POST", "/v1/models", spec.merging(["name": "b"]) { a, _ in a }).object["id"] as? String ?? ""
+            let common: [String: Any] = ["dataset_id": d1, "epochs": 2, "batch_size": 40, "learning_rate": 0.003, "weight_decay": 1e-4,
+                                         "validation_fraction": 0.15, "early_stopping": 5, "seed": 9]
+
+            let windowed = checked(try c.json("POST", "/v1/models/\(viaTask)/tasks", common.merging(["name": "w"]) { a, _ in a }),
+                                   "POST", "/v1/models/{id}/tasks")
+            #expect(windowed.status == 422 && windowed.errorMessage.contains("\"window\": null"), "\(windowed.text)")
+
+            let train = try c.json("POST", "/v1/models/\(viaTrain)/train", common)
+            #expect(try h.waitForJob(train.object["id"] as? String ?? "")["state"] as? String == "succeeded")
+            let task = checked(try c.json("POST", "/v1/models/\(viaTask)/tasks", common.merging(["name": "one", "window": NSNull(),
+                                                                                                   "evaluation_dataset_id": d1]) { a, _ in a }),
+                               "POST", "/v1/models/{id}/tasks")
+            #expect(task.status == 202, "\(task.text)")
+            #expect(try h.waitForJob(task.object["id"] as? String ?? "")["state"] as? String == "succeeded")
+            #expect(try continual.weights(h, viaTrain, 1, tenant: tenant) == continual.weights(h, viaTask, 1, tenant: tenant),
+                    "an MLP task without a window trains as /train does")
+
+            let t2 = try c.json("POST", "/v1/models/\(viaTask)/tasks", common.merging(["name": "two", "window": NSNull(), "dataset_id": d2,
+                                                                                       "evaluation_dataset_id": d2]) { _, b in b })
+            #expect(t2.status == 202, "\(t2.text)")
+            #expect(try h.waitForJob(t2.object["id"] as? String ?? "")["state"] as? String == "succeeded")
+            let m = checked(try c.request("GET", "/v1/models/\(viaTask)/tasks/metrics"), "GET", "/v1/models/{id}/tasks/metrics")
+            let R = m.object["accuracy_matrix"] as? [[Any]] ?? []
+            #expect(R.count == 2 && R[1].count == 2 && R[1].allSatisfy { $0 is Double }, "\(m.text)")
+            let version2 = try h.store.modelVersion(modelID: viaTask, version: 2, tenantID: tenant)
+            #expect(VersionMetrics(column: version2.metrics).validatedOnTasks == [1], "task 2 validated on task 1's split too")
+
+            let forget = checked(try c.json("POST", "/v1/models/\(viaTask)/forget", ["task": 1]), "POST", "/v1/models/{id}/forget")
+            #expect(forget.status == 409 && forget.errorMessage.contains("no basis columns"), "\(forget.text)")
+        }
+    }
+}

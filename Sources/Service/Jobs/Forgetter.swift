@@ -81,6 +81,7 @@ struct Forgetter {
             }
         }
         if entries.isEmpty { throw APIError.conflict(Self.nothingToForget) }
+
         let selected: [LedgerEntry]
         if let ids = body.batches {
             let known = Set(entries.map(\.id))
@@ -107,6 +108,10 @@ struct Forgetter {
         let state = ContinualState(metrics: latest.metrics)
         let previouslyReset = Set(state.resetColumns)
         let (_, network) = try models.network(modelID: modelID, tenantID: tenantID, version: latest.version)
+        guard network.architecture.kind.blockCount > 0 else {
+            throw APIError.conflict("a \(network.architecture.kind.rawValue) model has no basis columns: forgetting zeroes the columns of "
+                + "PFC blocks that trained the batches, so it needs a PFC model (kind pfc or pfc2)")
+        }
         let toReset = columns.subtracting(previouslyReset).sorted()
         let result: ForgettingResult
         do { result = try Forgetting.zeroColumns(toReset.map { $0..<($0 + 1) }, of: network) } catch {

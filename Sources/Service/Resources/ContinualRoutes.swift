@@ -102,7 +102,12 @@ extension PFCService {
             }
         }
         let arch = try spec(of: model).architecture
-        guard arch.kind.blockCount > 0 else { throw APIError.invalid("the sliding window trains PFC basis columns; a \(arch.kind.rawValue) model has none") }
+        // An MLP has no basis columns for a window, but runs the naive sequential baseline of
+        // research/pfc.md §3.1 ("window": null) through the same tasks, validation and R.
+        guard arch.kind.blockCount > 0 || (arch.kind == .mlp && body.window == nil) else {
+            throw APIError.invalid("the sliding window trains PFC basis columns; a \(arch.kind.rawValue) model has none"
+                + (arch.kind == .mlp ? " (send \"window\": null for tasks without a window, the sequential baseline)" : ""))
+        }
         let params = try body.jobParams(limits: configuration.limits, start: ContinualState(metrics: latest.metrics).nextWindowStart)
         let options = params.options
         try checkDataset(dataset, against: arch, tenantID: tenantID)
