@@ -326,14 +326,15 @@ def exp_split_rmsprop(s, a):
                            "§3.1 baseline: 5 class-incremental tasks, no window (\"window\": null)")
 
 
-def split_tasks(s, a, name, k, lr, window, experiment, paper, protocol):
-    """The Split MNIST driver: one task per digit pair through POST /v1/models/{id}/tasks."""
+def split_tasks(s, a, name, k, lr, window, experiment, paper, protocol, model=None):
+    """The Split MNIST driver: one task per digit pair through POST /v1/models/{id}/tasks (`model`: the model to
+    create; default a PFC model of basis k)."""
     ntr, _, _, ltr = s.train
     nte, _, _, lte = s.test
     pairs = [(0, 1), (2, 3), (4, 5), (6, 7), (8, 9)]
     t0, load0 = time.time(), load_avg()
-    m = s.api.call("POST", "/v1/models", {"name": name, "kind": "pfc", "input_dim": 784, "output_dim": 10, "basis": k,
-                                          "iterations": 100, "loss": "images_labels_mse", "label_loss_weight": 0.5, "seed": a.seed})
+    m = s.api.call("POST", "/v1/models", model or {"name": name, "kind": "pfc", "input_dim": 784, "output_dim": 10, "basis": k,
+                                                   "iterations": 100, "loss": "images_labels_mse", "label_loss_weight": 0.5, "seed": a.seed})
     evals, sizes, tasks = [], [], []
     for t, pair in enumerate(pairs, 1):
         tr = s.dataset(f"split-train-{pair[0]}{pair[1]}", rows=class_rows(ltr, ntr, pair))
@@ -369,49 +370,13 @@ def split_tasks(s, a, name, k, lr, window, experiment, paper, protocol):
                "per_task": tasks, "model_id": m["id"]}
 
 
-def split_baseline(s, a, model, lr, experiment, paper, protocol):
-    """Split MNIST for a model without basis columns (the MLP baseline of §3.1): `model` trained task after task
-    with plain /train jobs (each continuing from the previous version, a fresh optimizer). /tasks (and its R) is
-    for PFC models only, so R is measured here with POST /v1/models/{id}/evaluate on each task's test digits after every task,
-    and BWT is computed from it by the same definition."""
-    ntr, _, _, ltr = s.train
-    nte, _, _, lte = s.test
-    pairs = [(0, 1), (2, 3), (4, 5), (6, 7), (8, 9)]
-    t0, load0 = time.time(), load_avg()
-    m = s.api.call("POST", "/v1/models", model)
-    evals, sizes, R, epochs = [], [], [], []
-    for t, pair in enumerate(pairs, 1):
-        tr = s.dataset(f"split-train-{pair[0]}{pair[1]}", rows=class_rows(ltr, ntr, pair))
-        test_rows = class_rows(lte, nte, pair)
-        evals.append(s.dataset(f"split-test-{pair[0]}{pair[1]}", "test", rows=test_rows))
-        sizes.append(len(test_rows))
-        job = s.api.wait(s.api.call("POST", f"/v1/models/{m['id']}/train", {
-            "dataset_id": tr, "epochs": a.split_epochs, "batch_size": a.split_batch, "learning_rate": lr,
-            "weight_decay": 1e-4, "early_stopping": 5, "validation_fraction": 0.15, "seed": a.seed})["id"], f"{model['name']} task {t}")
-        if job["state"] != "succeeded":
-            raise SystemExit(f"{model['name']} task {t}: job {job['state']}: {job.get('error')}")
-        epochs.append(((job.get("result") or {}).get("metrics") or {}).get("epochs_run"))
-        R.append([s.api.evaluate(m["id"], e)["accuracy"] for e in evals])
-        print(f"  [{model['name']}] task {t} done after {time.time() - t0:.0f} s: R[{t}] = {R[-1]}", file=sys.stderr, flush=True)
-    secs = time.time() - t0
-    T = len(R)
-    bwt = sum(R[T - 1][j] - R[j][j] for j in range(T - 1)) / (T - 1)
-    acc = sum(r * n for r, n in zip(R[-1], sizes)) / sum(sizes)
-    yield {"experiment": experiment, "test_accuracy": round(acc, 4), "paper": paper,
-           "protocol": protocol + f", ≤ {a.split_epochs} epochs per task, patience 5; R from /evaluate per task",
-           "epochs_run": "+".join(str(e) for e in epochs), "wall_seconds": round(secs), "load": f"{load0}–{load_avg()}",
-           "R": [[r if j <= i else None for j, r in enumerate(row + [None] * (T - len(row)))] for i, row in enumerate(R)],
-           "average_accuracy": sum(R[-1]) / T, "backward_transfer": bwt,
-           "forgetting": [max(R[l][j] for l in range(j, T - 1)) - R[T - 1][j] for j in range(T - 1)] + [None],
-           "model_id": m["id"]}
-
-
 def exp_split_mlp(s, a):
-    """Split MNIST baseline (§3.1): MLP h 1357, RMSprop, no window."""
-    yield from split_baseline(s, a, {"name": "split-mlp", "kind": "mlp", "input_dim": 784, "output_dim": 10,
-                                     "hidden": a.split_mlp_h, "seed": a.seed}, a.split_mlp_lr,
-                              f"Split MNIST baseline: MLP h {a.split_mlp_h}", 0.4011,
-                              f"§3.1 baseline: plain /train per task, batch {a.split_batch}, lr {a.split_mlp_lr:g} (paper 2e-6), wd 1e-4")
+    """Split MNIST baseline (§3.1): MLP h 1357, RMSprop, no window, through the same task API, validation on every
+    task so far and R as the window (an MLP takes tasks with "window": null)."""
+    yield from split_tasks(s, a, "split-mlp", None, a.split_mlp_lr, None, f"Split MNIST baseline: MLP h {a.split_mlp_h}", 0.4011,
+                           "§3.1 baseline: 5 class-incremental tasks, no window (\"window\": null)",
+                           model={"name": "split-mlp", "kind": "mlp", "input_dim": 784, "output_dim": 10, "hidden": a.split_mlp_h,
+                                  "seed": a.seed})
 
 
 def exp_unlearning(s, a):
