@@ -298,25 +298,9 @@ struct EvaluationRunner {
             throw JobError("dataset \(dataset.id) is labelled per step; only a recurrent model of \(data.labelsPerExample) steps can be evaluated on it")
         }
         var evaluator = ModelEvaluator(network: network, data: data)
-        var lastBeat = ContinuousClock.now - .seconds(3600)
-        let interval = Duration.milliseconds(Int(configuration.heartbeatSeconds * 1000))
+        var heartbeat = ChunkHeartbeat(workers: workers, jobID: job.id, owner: owner)
         try evaluator.run { done throws in
-            if workers.isStopping { throw EvaluationStop.shutdown }
-            let now = ContinuousClock.now
-            guard now - lastBeat >= interval || done == data.count else { return }
-            lastBeat = now
-            do {
-                let progress = try JSONColumn(EvaluationProgressDTO(examplesDone: done, examples: data.count))
-                if try store.heartbeat(jobID: job.id, owner: owner, progress: progress, leaseDuration: configuration.leaseSeconds) == .cancelRequested {
-                    throw EvaluationStop.cancelled
-                }
-            } catch let stop as EvaluationStop {
-                throw stop
-            } catch StoreError.leaseLost {
-                throw EvaluationStop.leaseLost
-            } catch {
-                workers.logger.warning("heartbeat failed; continuing", metadata: ["job": "\(job.id)", "error": "\(error)"])
-            }
+            try heartbeat.beat(force: done == data.count) { try JSONColumn(EvaluationProgressDTO(examplesDone: done, examples: data.count)) }
         }
         // Compute cut short by shutdown (ComputeCancellation) must never be stored.
         if workers.isStopping { return }

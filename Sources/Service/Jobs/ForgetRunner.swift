@@ -16,16 +16,15 @@ struct ForgetRunner {
     let params: ForgetJobParams
 
     var store: any Store { workers.store }
-    var configuration: ServiceConfiguration { workers.configuration }
 
     func run() {
         do {
             try forget()
-        } catch ForgetStop.cancelled {
+        } catch EvaluationStop.cancelled {
             try? store.finishCancelledJob(id: job.id, owner: owner)
-        } catch ForgetStop.leaseLost, StoreError.leaseLost {
+        } catch EvaluationStop.leaseLost, StoreError.leaseLost {
             workers.logger.warning("lost the lease of a job; another worker owns it now", metadata: ["job": "\(job.id)"])
-        } catch ForgetStop.shutdown {
+        } catch EvaluationStop.shutdown {
             return  // the lease expires and a replica runs the job again
         } catch {
             let message = (error as? HTTPError)?.message ?? "\(error)"
@@ -43,26 +42,10 @@ struct ForgetRunner {
         }
         let total = plan.passRows
         var done = 0
-        var lastBeat = ContinuousClock.now - .seconds(3600)
-        let interval = Duration.milliseconds(Int(configuration.heartbeatSeconds * 1000))
+        var heartbeat = ChunkHeartbeat(workers: workers, jobID: job.id, owner: owner)
         _ = try forgetter.run(plan, job: (job.id, owner)) { rows throws in
-            if workers.isStopping { throw ForgetStop.shutdown }
             done = min(total, done + rows)
-            let now = ContinuousClock.now
-            guard now - lastBeat >= interval else { return }
-            lastBeat = now
-            do {
-                let progress = try JSONColumn(EvaluationProgressDTO(examplesDone: done, examples: total))
-                if try store.heartbeat(jobID: job.id, owner: owner, progress: progress, leaseDuration: configuration.leaseSeconds) == .cancelRequested {
-                    throw ForgetStop.cancelled
-                }
-            } catch let stop as ForgetStop {
-                throw stop
-            } catch StoreError.leaseLost {
-                throw ForgetStop.leaseLost
-            } catch {
-                workers.logger.warning("heartbeat failed; continuing", metadata: ["job": "\(job.id)", "error": "\(error)"])
-            }
+            try heartbeat.beat { try JSONColumn(EvaluationProgressDTO(examplesDone: done, examples: total)) }
         }
         workers.logger.info("job succeeded", metadata: ["job": "\(job.id)"])
     }

@@ -54,9 +54,6 @@ struct ForgetPlan {
     var keptDatasetID: String? { reference?.id ?? evaluation?.id }
 }
 
-/// Why a forget's measurement stopped before its end.
-enum ForgetStop: Error { case cancelled, leaseLost, shutdown }
-
 /// Plans and runs forgets against one store.
 struct Forgetter {
     let store: any Store
@@ -154,7 +151,7 @@ struct Forgetter {
 
     /// Measures the plan and, unless it is a dry run or nothing is left to reset, writes the new
     /// version and its audit (with `job`'s completion, when it runs as one) in one transaction.
-    /// `tick(rows)` is called after every chunk of a forward pass and may throw to stop.
+    /// `tick(rows)` is called after every chunk of a forward pass and may throw to stop (`EvaluationStop`).
     /// 409 when another version was written after the plan's base: the reset would drop it.
     func run(_ plan: ForgetPlan, job: (id: String, owner: String)? = nil, tick: (Int) throws -> Void = { _ in }) throws -> ForgetResponse {
         let body = plan.body, network = plan.network, arch = network.architecture

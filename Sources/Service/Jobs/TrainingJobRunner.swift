@@ -407,25 +407,11 @@ struct TrainingJobRunner {
         guard data.featureCount == arch.featureCount, data.classes <= arch.outputDim, data.labelsPerExample == 1 else { return nil }
         var evaluator = ModelEvaluator(network: network, data: data)
         // The lease is kept (and a cancel request heard) between chunks, as while training.
-        var lastBeat = ContinuousClock.now
-        let interval = Duration.milliseconds(Int(configuration.heartbeatSeconds * 1000))
+        var heartbeat = ChunkHeartbeat(workers: workers, jobID: job.id, owner: owner, atOnce: false)
         do {
-            try evaluator.run { _ in
-                if workers.isStopping { throw EvaluationStop.shutdown }
-                guard ContinuousClock.now - lastBeat >= interval else { return }
-                lastBeat = ContinuousClock.now
-                do {
-                    if try store.heartbeat(jobID: job.id, owner: owner, leaseDuration: configuration.leaseSeconds) == .cancelRequested {
-                        throw EvaluationStop.cancelled
-                    }
-                } catch let e as EvaluationStop {
-                    throw e
-                } catch StoreError.leaseLost(let id) {
-                    throw StoreError.leaseLost(jobID: id)
-                } catch {
-                    workers.logger.warning("heartbeat failed; continuing", metadata: ["job": "\(job.id)", "error": "\(error)"])
-                }
-            }
+            try evaluator.run { _ in try heartbeat.beat() }
+        } catch EvaluationStop.leaseLost {
+            throw StoreError.leaseLost(jobID: job.id)
         } catch EvaluationStop.notFinite {
             return nil
         } catch EvaluationStop.shutdown {

@@ -76,10 +76,10 @@ extension PFCService {
                 let token = ctx.computeToken
                 do {
                     let response = try ComputeCancellation.run(token) {
-                        try forgetter.run(plan) { _ throws in if token.isCancelled { throw ForgetStop.cancelled } }
+                        try forgetter.run(plan) { _ throws in if token.isCancelled { throw EvaluationStop.cancelled } }
                     }
                     return try JSONCoding.response(response)
-                } catch ForgetStop.cancelled {
+                } catch EvaluationStop.cancelled {
                     throw requestAbandoned()
                 }
             }
