@@ -80,26 +80,24 @@ class API:
         except urllib.error.HTTPError as e:
             raise SystemExit(f"{method} {path}: {e.code} {e.read()[:400]!r}")
 
-    def evaluate(self, model_id, dataset_id, version=None, label="evaluate"):
-        """POST /v1/models/{id}/evaluate: the result at once (200) or, for a large set, the evaluate job's."""
-        body = {"dataset_id": dataset_id} if version is None else {"dataset_id": dataset_id, "version": version}
-        code, out = self.call("POST", f"/v1/models/{model_id}/evaluate", body, status=True)
+    def answer(self, path, body, label):
+        """POST `path`: the answer at once (200) or, when the work is large (202), the queued job's result."""
+        code, out = self.call("POST", path, body, status=True)
         if code == 202:
             job = self.wait(out["id"], label)
             if job["state"] != "succeeded":
-                raise SystemExit(f"{label}: evaluate job {job['state']}: {job.get('error')}")
+                raise SystemExit(f"{label}: {job['kind']} job {job['state']}: {job.get('error')}")
             out = job["result"]
         return out
 
+    def evaluate(self, model_id, dataset_id, version=None, label="evaluate"):
+        """POST /v1/models/{id}/evaluate: the result at once or, for a large set, the evaluate job's."""
+        body = {"dataset_id": dataset_id} if version is None else {"dataset_id": dataset_id, "version": version}
+        return self.answer(f"/v1/models/{model_id}/evaluate", body, label)
+
     def forget(self, model_id, body, label="forget"):
-        """POST /v1/models/{id}/forget: the answer at once (200) or, when its measurements are large, the forget job's."""
-        code, out = self.call("POST", f"/v1/models/{model_id}/forget", body, status=True)
-        if code == 202:
-            job = self.wait(out["id"], label)
-            if job["state"] != "succeeded":
-                raise SystemExit(f"{label}: forget job {job['state']}: {job.get('error')}")
-            out = job["result"]
-        return out
+        """POST /v1/models/{id}/forget: the answer at once or, when its measurements are large, the forget job's."""
+        return self.answer(f"/v1/models/{model_id}/forget", body, label)
 
     def wait(self, job_id, label):
         last = None
