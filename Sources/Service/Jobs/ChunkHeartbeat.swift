@@ -2,8 +2,31 @@
 // its forward passes (evaluate and forget jobs, and the accuracy-matrix row of a task job): a
 // heartbeat, with the job's progress when it has one, at most every `heartbeatSeconds`.
 import Foundation
+import HTTP
 import Logging
 import Storage
+
+extension JobWorkers {
+    /// Runs the body of a job that stops through `EvaluationStop` (evaluate and forget jobs) and
+    /// records how it ended: cancelled; lease lost (another worker owns it, nothing written);
+    /// shutdown (nothing written: the lease expires and a replica runs it again); or failed, with
+    /// `message(error)` when it gives one (else the error's own text).
+    func runChunkedJob(_ job: Job, owner: String, _ body: () throws -> Void, message: (any Error) -> String? = { _ in nil }) {
+        do {
+            try body()
+        } catch EvaluationStop.cancelled {
+            try? store.finishCancelledJob(id: job.id, owner: owner)
+        } catch EvaluationStop.leaseLost, StoreError.leaseLost {
+            logger.warning("lost the lease of a job; another worker owns it now", metadata: ["job": "\(job.id)"])
+        } catch EvaluationStop.shutdown {
+            return
+        } catch {
+            let text = message(error) ?? (error as? HTTPError)?.message ?? "\(error)"
+            logger.error("job failed", metadata: ["job": "\(job.id)", "error": "\(text)"])
+            try? store.failJob(id: job.id, owner: owner, error: text)
+        }
+    }
+}
 
 struct ChunkHeartbeat {
     let workers: JobWorkers

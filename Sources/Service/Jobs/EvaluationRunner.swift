@@ -265,20 +265,9 @@ struct EvaluationRunner {
     var configuration: ServiceConfiguration { workers.configuration }
 
     func run() {
-        do {
-            try evaluate()
-        } catch EvaluationStop.cancelled {
-            try? store.finishCancelledJob(id: job.id, owner: owner)
-        } catch EvaluationStop.leaseLost, StoreError.leaseLost {
-            workers.logger.warning("lost the lease of a job; another worker owns it now", metadata: ["job": "\(job.id)"])
-        } catch EvaluationStop.shutdown {
-            return  // the lease expires and a replica runs the job again
-        } catch EvaluationStop.notFinite(let row) {
-            try? store.failJob(id: job.id, owner: owner, error: ModelEvaluator.notFiniteMessage(row: row, version: params.version))
-        } catch {
-            let message = "\(error)"
-            workers.logger.error("job failed", metadata: ["job": "\(job.id)", "error": "\(message)"])
-            try? store.failJob(id: job.id, owner: owner, error: message)
+        workers.runChunkedJob(job, owner: owner, evaluate) { error in
+            if case EvaluationStop.notFinite(let row) = error { return ModelEvaluator.notFiniteMessage(row: row, version: params.version) }
+            return nil
         }
     }
 

@@ -17,21 +17,7 @@ struct ForgetRunner {
 
     var store: any Store { workers.store }
 
-    func run() {
-        do {
-            try forget()
-        } catch EvaluationStop.cancelled {
-            try? store.finishCancelledJob(id: job.id, owner: owner)
-        } catch EvaluationStop.leaseLost, StoreError.leaseLost {
-            workers.logger.warning("lost the lease of a job; another worker owns it now", metadata: ["job": "\(job.id)"])
-        } catch EvaluationStop.shutdown {
-            return  // the lease expires and a replica runs the job again
-        } catch {
-            let message = (error as? HTTPError)?.message ?? "\(error)"
-            workers.logger.error("job failed", metadata: ["job": "\(job.id)", "error": "\(message)"])
-            try? store.failJob(id: job.id, owner: owner, error: message)
-        }
-    }
+    func run() { workers.runChunkedJob(job, owner: owner, forget) }
 
     private func forget() throws {
         guard let modelID = job.modelID else { throw JobError("job has no model") }
