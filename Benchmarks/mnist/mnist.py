@@ -360,7 +360,8 @@ def split_tasks(s, a, name, k, lr, window, experiment, paper, protocol, model=No
         yield {"experiment": experiment + ("" if t == 5 else f" (after task {t}, digits 0–{2 * t - 1})"),
                "test_accuracy": round(acc, 4) if acc is not None else float("nan"), "paper": paper if t == 5 else "–",
                "protocol": f"{protocol}, batch {a.split_batch}, lr {lr:g}, wd 1e-4, "
-                           f"images+labels MSE λ 0.5, patience 5, ≤ {a.split_epochs} epochs per task, validation on every task so far",
+                           f"{'MSE to one-hot' if model and model.get('kind') == 'mlp' else 'images+labels MSE λ 0.5'}, patience 5, "
+                           f"≤ {a.split_epochs} epochs per task, validation on every task so far",
                "epochs_run": "+".join(str(e) for e in epochs), "wall_seconds": round(secs), "load": f"{load0}–{load_avg()}",
                "R": R, "average_accuracy": metrics.get("average_accuracy"),
                "backward_transfer": metrics.get("backward_transfer"), "forgetting": metrics.get("forgetting"),
