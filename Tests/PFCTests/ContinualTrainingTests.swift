@@ -153,3 +153,31 @@ import Testing
         #expect(throws: ColumnEditError.self) { try Forgetting.zeroColumns([5..<7], of: net) }
     }
 }
+
+extension ContinualTrainingTests {
+    /// A fixed-order run with a validation split trains on the remaining rows in the data's own
+    /// order (research/pfc.md §3.2: sorted by label), every epoch; the validation rows are the
+    /// seeded split's, as for a shuffled run, which visits its rows in a new order each epoch.
+    @Test(arguments: [true, false])
+    func fixedOrderRunsKeepTheDataOrderAfterTheSplit(deterministicWindow: Bool) throws {
+        var o = options(deterministicWindow ? SlidingWindowSchedule(width: 3, slide: 0.5, deterministic: true) : nil, epochs: 2, validation: 0.2)
+        o.shuffle = false
+        var net = NetworkFactory.make(arch, seed: 1)
+        var records = [BatchRecord]()
+        _ = try Trainer(options: o).train(&net, on: data, onStep: { records.append($0) })
+        let (trainRows, validationRows) = data.splitIndices(fraction: 0.2, seed: o.seed)
+        #expect(trainRows != trainRows.sorted(), "the split's own order is a permutation")
+        for epoch in 1...2 {
+            #expect(records.filter { $0.epoch == epoch }.flatMap(\.exampleIndices) == trainRows.sorted())
+        }
+        #expect(Trainer(options: o).validationSplit(data).validation == validationRows)
+
+        o.shuffle = true
+        o.slidingWindow = nil
+        records = []
+        net = NetworkFactory.make(arch, seed: 1)
+        _ = try Trainer(options: o).train(&net, on: data, onStep: { records.append($0) })
+        let epochs = (1...2).map { e in records.filter { $0.epoch == e }.flatMap(\.exampleIndices) }
+        #expect(epochs[0] != epochs[1] && epochs.allSatisfy { $0.sorted() == trainRows.sorted() })
+    }
+}

@@ -179,7 +179,7 @@ public struct Trainer: Sendable {
     public func train(_ network: inout any Network, on data: LabeledDataset, onStep: ((BatchRecord) -> Void)?,
                       progress: (TrainingProgress) -> TrainingControl = { _ in .proceed }) throws(SlidingWindowError) -> TrainingReport {
         if options.validationFraction > 0 && data.count >= 2 {
-            let (a, b) = data.splitIndices(fraction: options.validationFraction, seed: options.seed)
+            let (a, b) = validationSplit(data)
             return try run(&network, train: data.subset(a), rows: a, validation: b.isEmpty ? nil : data.subset(b),
                            onStep: onStep, progress: progress)
         }
@@ -193,6 +193,18 @@ public struct Trainer: Sendable {
                       progress: (TrainingProgress) -> TrainingControl = { _ in .proceed }) throws(SlidingWindowError) -> TrainingReport {
         try run(&network, train: train, rows: nil, validation: validation, onStep: onStep, progress: progress)
     }
+
+    /// The rows of `data` to train on and to validate on (the seeded split of `validationFraction`).
+    /// A run in a fixed order (no shuffle, or the deterministic window) trains on its rows in the
+    /// data's own order, as research/pfc.md §3.2's sorted-label run does (the split's permutation
+    /// would undo the sorting); a shuffled run keeps the split's order, as before.
+    public func validationSplit(_ data: LabeledDataset) -> (train: [Int], validation: [Int]) {
+        let (a, b) = data.splitIndices(fraction: options.validationFraction, seed: options.seed)
+        return (keepsOrder ? a.sorted() : a, b)
+    }
+
+    /// The run visits its training rows in one fixed order every epoch.
+    public var keepsOrder: Bool { !options.shuffle || (options.slidingWindow?.deterministic ?? false) }
 
     /// Batches per epoch for `examples` training examples (after the validation split).
     public func batchesPerEpoch(examples: Int) -> Int {
@@ -255,7 +267,7 @@ public struct Trainer: Sendable {
                       progress: (TrainingProgress) -> TrainingControl = { _ in .proceed }) throws -> TrainingReport {
         let extra = extra.flatMap { $0.count > 0 ? $0 : nil }
         if options.validationFraction > 0 && data.count >= 2 {
-            let (a, b) = data.splitIndices(fraction: options.validationFraction, seed: options.seed)
+            let (a, b) = validationSplit(data)
             let own = b.isEmpty ? nil : data.subset(b)
             let validation: LabeledDataset?
             switch (own, extra) {
@@ -311,7 +323,7 @@ public struct Trainer: Sendable {
                                    width: $0.width, slide: $0.slide, start: $0.start)
         }
         let blocks = network.architecture.kind.blockCount
-        let shuffle = options.shuffle && !(schedule?.deterministic ?? false)
+        let shuffle = !keepsOrder
         var rng = SeededRandom(seed: options.seed &+ 1)
         let n = train.count, bs = max(1, min(options.batchSize, n))
         let batches = (n + bs - 1) / bs
