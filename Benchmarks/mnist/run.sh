@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The paper's MNIST experiments through the REST API only (issue 17; protocols in research/pfc.md §1.3, §3, §4, §5):
-#   Benchmarks/mnist/run.sh [--experiment small|mlp|seq|split|split-mlp|split-rmsprop|unlearning|all]... [--epochs N] [--sizes 300 2000] [--seed 0]
+#   Benchmarks/mnist/run.sh [--experiment small|mlp|seq|split|split-mlp|split-rmsprop|unlearning|sorted|all]... [--epochs N] [--sizes 300 2000] [--seed 0]
 #     mlp:        [--kinds pfc mlp] [--batch 200] [--pfc-lr 3e-4] [--mlp-lr 1e-4] [--optimizer rmsprop] [--patience 20] [--chunk E]
 #     seq:        [--seq-rows R] [--seq-batch 200] [--seq-lr 1e-3] [--chunk E] [--chunk-lr-decay F]
 #     with --chunk: [--continue-optimizer true] each follow-on job continues the last one's optimizer statistics
