@@ -156,12 +156,14 @@ struct Forgetter {
     func run(_ plan: ForgetPlan, job: (id: String, owner: String)? = nil, tick: (Int) throws -> Void = { _ in }) throws -> ForgetResponse {
         let body = plan.body, network = plan.network, arch = network.architecture
         var before: Float? = nil, after: Float? = nil
+        var loaded: [String: LabeledDataset] = [:]  // each dataset read once (evaluate_on may be a trained or the reference set)
         if let ds = plan.evaluation {
             let data = try storeCall { try DatasetBlobReader.load(from: store, dataset: ds, tenantID: plan.tenantID, classes: arch.outputDim) }
+            loaded[ds.id] = data
             before = try Self.accuracy(network, on: data, tick: tick)
             after = try Self.accuracy(plan.result.network, on: data, tick: tick)
         }
-        let verification = try plan.reference.map { try verify(plan, reference: $0, tick: tick) }
+        let verification = try plan.reference.map { try verify(plan, reference: $0, loaded: &loaded, tick: tick) }
         let dryRun = body.dryRun ?? false
         var response = ForgetResponse(modelVersion: plan.baseVersion, versionCreated: false, dryRun: dryRun,
                                       batches: plan.selected.map(\.id), columnsReset: plan.toReset, alreadyReset: plan.alreadyReset,
@@ -229,11 +231,13 @@ struct Forgetter {
     /// The membership-inference verification (issue 17): the forgotten examples (the distinct rows of
     /// the selected batches), the rest (the other batches' rows, the forgotten ones excluded) and the
     /// held-out reference set, scored by the model before and after the reset.
-    func verify(_ plan: ForgetPlan, reference refSet: Dataset, tick: (Int) throws -> Void) throws -> ForgetVerificationDTO {
+    func verify(_ plan: ForgetPlan, reference refSet: Dataset, loaded: inout [String: LabeledDataset],
+                tick: (Int) throws -> Void) throws -> ForgetVerificationDTO {
         let arch = plan.network.architecture
-        var loaded: [String: LabeledDataset] = [:]
         func data(_ id: String) throws -> LabeledDataset? {
-            if let d = loaded[id] { return d }
+            if let d = loaded[id] {
+                return d.featureCount == arch.featureCount && d.classes <= arch.outputDim && d.labelsPerExample == 1 ? d : nil
+            }
             guard let ds = try? storeCall({ try store.dataset(id: id, tenantID: plan.tenantID) }) else { return nil }  // deleted since it trained
             let d = try storeCall { try DatasetBlobReader.load(from: store, dataset: ds, tenantID: plan.tenantID, classes: arch.outputDim) }
             guard d.featureCount == arch.featureCount, d.classes <= arch.outputDim, d.labelsPerExample == 1 else { return nil }
