@@ -116,6 +116,9 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Compute threads running prediction batches, each spread over the cores; default 1 (1…256).")
     var predictThreads: Int = ServiceConfiguration().predictThreads
 
+    @Option(help: "Most multiply-adds one prediction (or streamed-task batch) may cost, max_predict_work; evaluate and forget answer at once up to a tenth of it and queue larger work as jobs (10⁶…10¹⁵).")
+    var maxPredictWork: Int = ServiceLimits().maxPredictWork
+
     func run() throws {
         Self.boundMallocArenas()
         let level = Logger.Level(rawValue: logLevel) ?? .info
@@ -245,6 +248,10 @@ struct ServeCommand: ParsableCommand {
         c.predictBatchDelayMilliseconds = predictBatchDelayMs
         c.predictQueueLimit = predictQueueLimit
         c.predictThreads = predictThreads
+        guard (1_000_000...1_000_000_000_000_000).contains(maxPredictWork) else {
+            throw ValidationError("--max-predict-work must be in 1000000…1000000000000000 multiply-adds")
+        }
+        c.limits.maxPredictWork = maxPredictWork
         c.predictTimeoutSeconds = handlerTimeoutSeconds
     }
 

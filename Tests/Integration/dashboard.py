@@ -189,7 +189,11 @@ class Dashboard:
         raise RuntimeError(f"job {job_id} did not finish")
 
     def start(self):
-        self.proc = subprocess.Popen([BIN, "serve", "--port", str(self.port), "--data-dir", self.data, "--no-access-log"],
+        # --max-predict-work 2·10⁹: the forget page measures on the digits four times over (two passes of 5,752
+        # rows at K 48, N 20: 5.7·10⁸ multiply-adds), above the tenth answered at once, so the page follows forget
+        # jobs; the perturbation (544 rows × 51 passes: 1.4·10⁹) still fits.
+        self.proc = subprocess.Popen([BIN, "serve", "--port", str(self.port), "--data-dir", self.data, "--no-access-log",
+                                      "--max-predict-work", "2000000000"],
                                      stdout=self.log, stderr=subprocess.STDOUT)
         for _ in range(600):
             try:
@@ -436,7 +440,10 @@ class Dashboard:
 
         # 4. Forget: the other selectors first (two ledger batches, then the dataset), each dry run highlighting
         # exactly the API's columns; then task 2 chosen by keyboard, previewed and confirmed.
+        lines = csv.decode().strip().split("\n")
+        big = self.call("POST", "/v1/datasets?name=digits-x4&image_shape=8,8", ("\n".join([lines[0]] + lines[1:] * 4) + "\n").encode(), "text/csv")
         self.go(f"#/forget/{mid}")
+        Select(self.until("the measure-on select", lambda: (d.find_elements(By.ID, "forget-evaluate") or [None])[0])).select_by_value(big["id"])
         ledger = self.call("GET", f"/v1/models/{mid}/ledger?limit=1000")["items"]
         picks = [ledger[0]["id"], ledger[-1]["id"]]
         for kind, body in (("batches", {"batches": picks}), ("dataset", {"dataset_id": ds["id"]})):
@@ -477,6 +484,9 @@ class Dashboard:
                    "forget: confirmed; one audit record with the previewed columns, version 4")
         reset = sorted(int(x) for x in self.js("return [...document.querySelectorAll('.parts .tile.reset')].map(b => b.dataset.k)"))
         self.check(reset == sorted(api_dry["columns_reset"]), f"forget: the grid marks the reset columns {reset}")
+        fjobs = self.call("GET", "/v1/jobs?kind=forget&limit=100")["items"]
+        self.check(len(fjobs) == 4 and all(j["state"] == "succeeded" for j in fjobs),
+                   f"forget: the page's three dry runs and the forget (evaluate_on the digits ×4) ran as {len(fjobs)} forget jobs it followed")
         self.page_checks("4-forget")
         self.docs_shot("4-forget")
 
