@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The offline CLI end to end: `pfc-server train` (a PFC model, and a factorized RNN reading each digit
 # row by row) writes a model file whose `evaluate` accuracy matches the one train reported, and bad
-# arguments fail with a message. Usage: scripts/check-cli.sh [path/to/pfc-server]
+# arguments fail with a message, and so does a BLAS pin the CPU cannot run. Usage: scripts/check-cli.sh [path/to/pfc-server]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin="${1:-.build/debug/pfc-server}"
@@ -33,4 +33,22 @@ if "$bin" train --data "$f/digits_train.csv" --model rnn --out "$dir/bad.pfc" 2>
 grep -q "sequence-length" "$dir/bad.log" || fail "no message naming --sequence-length: $(cat "$dir/bad.log")"
 [ ! -e "$dir/bad.pfc" ] || fail "a refused run wrote a model file"
 if "$bin" train --data "$f/digits_train.csv" --model pfc --sequence-length 8 --out "$dir/bad.pfc" 2> "$dir/bad.log"; then fail "--sequence-length on pfc was accepted"; fi
+# BLAS kernels this CPU lacks (an OPENBLAS_CORETYPE pin for another CPU): serve and train refuse to
+# start with a message, before they create anything, instead of dying of an illegal instruction in
+# the first dense product. Only a CPU without AVX-512 can show it (every pin runs on one with it).
+if ! grep -qw avx512f /proc/cpuinfo 2>/dev/null; then
+    if OPENBLAS_CORETYPE=SkylakeX timeout 30 "$bin" serve --port 0 --data-dir "$dir/pinned" 2> "$dir/pinned.log"; then
+        fail "serve started with OPENBLAS_CORETYPE=SkylakeX on a CPU without AVX-512"
+    fi
+    grep -q "OPENBLAS_CORETYPE=SkylakeX selects OpenBLAS's SkylakeX kernels, which need AVX-512" "$dir/pinned.log" \
+        || fail "no message naming the pin: $(cat "$dir/pinned.log")"
+    [ ! -e "$dir/pinned" ] || fail "a refused serve created its data directory"
+    if OPENBLAS_CORETYPE=SkylakeX timeout 30 "$bin" train --data "$f/digits_train.csv" --out "$dir/pinned.pfc" 2> "$dir/pinned.log"; then
+        fail "train ran with OPENBLAS_CORETYPE=SkylakeX on a CPU without AVX-512"
+    fi
+    [ ! -e "$dir/pinned.pfc" ] || fail "a refused train wrote a model file"
+    echo "check-cli: OPENBLAS_CORETYPE=SkylakeX refused on this CPU without AVX-512"
+else
+    echo "check-cli: the AVX-512 pin check needs a CPU without AVX-512 (skipped here)"
+fi
 echo "check-cli: ok"

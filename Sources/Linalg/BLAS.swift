@@ -86,6 +86,32 @@ public enum BLAS {
             + "half speed; unset OPENBLAS_CORETYPE or set it to SkylakeX"
     }
 
+    /// Why OpenBLAS's kernel family cannot run on this CPU, or nil when it can. An
+    /// `OPENBLAS_CORETYPE` pin is obeyed without a check, so pinning AVX-512 kernels (SkylakeX,
+    /// Cooperlake, SapphireRapids) on a CPU without AVX-512, or AVX2 ones (Haswell, Zen) on a CPU
+    /// without AVX2 and FMA, stops the process with an illegal instruction at its first dense
+    /// product: in a server, in the middle of some tenant's job. `cpuLevel` is what the CPU runs
+    /// (`SparseRowKernels.bestVectorLevel`).
+    public static func coreProblem(core: String, cpuLevel: SparseRowKernels.VectorLevel, pinned: String?) -> String? {
+        let needs: (level: SparseRowKernels.VectorLevel, name: String, fallback: String)
+        switch core.lowercased() {
+        case "skylakex", "cooperlake", "sapphirerapids": needs = (.avx512, "AVX-512", "Haswell")
+        case "haswell", "zen": needs = (.avx2FMA, "AVX2 and FMA", "Sandybridge")
+        default: return nil
+        }
+        guard cpuLevel.rawValue < needs.level.rawValue else { return nil }
+        let why = pinned.map { "OPENBLAS_CORETYPE=\($0) selects OpenBLAS's" } ?? "OpenBLAS chose its"
+        return "\(why) \(core) kernels, which need \(needs.name), but this CPU does not have \(needs.name): the first "
+            + "dense product would stop the process (illegal instruction). Unset OPENBLAS_CORETYPE (OpenBLAS then picks the "
+            + "kernels for this CPU) or set it to \(needs.fallback)"
+    }
+
+    /// `coreProblem` for this process.
+    public static var currentCoreProblem: String? {
+        coreProblem(core: coreName, cpuLevel: SparseRowKernels.bestVectorLevel,
+                    pinned: ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"])
+    }
+
     /// `coreAdvice` for this process.
     public static var currentCoreAdvice: String? {
         coreAdvice(core: coreName, cpuHasAVX512: SparseRowKernels.bestVectorLevel == .avx512,

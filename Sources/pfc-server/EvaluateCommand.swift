@@ -13,6 +13,7 @@ struct EvaluateCommand: ParsableCommand {
     @Flag(help: "Print JSON on stdout.") var json = false
 
     func run() throws {
+        try KernelCheck.requireRunnableKernels()
         ComputeThreads.set(threads)
         let network: any Network
         do { network = try ModelFile.read(path: model) } catch let e as ModelFileError {

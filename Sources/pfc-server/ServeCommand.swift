@@ -120,6 +120,7 @@ struct ServeCommand: ParsableCommand {
     var maxPredictWork: Int = ServiceLimits().maxPredictWork
 
     func run() throws {
+        try KernelCheck.requireRunnableKernels()
         Self.boundMallocArenas()
         let level = Logger.Level(rawValue: logLevel) ?? .info
         LoggingSystem.bootstrap { label in

@@ -37,6 +37,7 @@ struct TrainCommand: ParsableCommand {
     @Flag(help: "Print a JSON summary on stdout.") var json = false
 
     func run() throws {
+        try KernelCheck.requireRunnableKernels()
         ComputeThreads.set(threads)
         let nonnegative = model != .mlp && model != .rnn && !signed
         let train = try readCSV(data, nonnegative: nonnegative, classes: nil, features: nil)
