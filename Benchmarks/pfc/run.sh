@@ -77,6 +77,11 @@ if "dense-1chunk" in s["engines"]:
     print(f"yardstick: dense in one chunk vs dense in {s['threads']} chunks (same function, other summation order): worst {max(gaps(o, de['losses'])):.2e}; per step " + " ".join(f"{v:.1e}" for v in gaps(o, de["losses"])))
 print("mean active fraction per step (sparse run): " + " ".join(f"{a:.3f}" for a in sp["mean_active_per_step"]))
 print("share of products run sparse per step: " + " ".join(f"{a:.2f}" for a in sp["sparse_share_per_step"]))
+# What the measured active curve allows an exact active-set engine at best: every iteration's products
+# (forward and backward) cost a_t of the dense ones, at the dense kernel's speed per multiply-add, and the
+# fixed per-batch work (Gram, X W, W Abar) is free. The first iterations are dense whatever the kernels.
+c = sp["active_curve_last_step"]
+print(f"upper bound on sparse / dense from the last step's active curve: {len(c) / sum(c):.2f}x (mean active fraction {sum(c) / len(c):.3f} over {len(c)} iterations)")
 for key, label in [("active_curve_first_step", "first"), ("active_curve_last_step", "last")]:
     c = sp[key]
     pts = [1, 2, 5, 10, 20, 30, 50, 75, 100]
