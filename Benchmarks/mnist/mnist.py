@@ -382,13 +382,14 @@ def exp_unlearning(s, a):
     """Knowledge removal (§4) through the forget API, on --unlearn-rows training rows (60,000: the paper's scale; a large
     forget's measurements run as a forget job, which `API.forget` follows): deterministic sliding window (w 50, s 2.5,
     batch 50, lr 1e-3, wd 1e-4, images+labels MSE λ 0.5), no validation split, so batch j is rows 50j…50j+49 and
-    trains columns [⌊2.5j⌋, ⌊2.5j⌋+50). The batches in the paper's proportion 500–800 of 1020 get labels
+    trains columns [⌊2.5j⌋, ⌊2.5j⌋+50). The batches in the paper's proportion 500–800 of 1020 (`--unlearn-span` moves them) get labels
     (y + 1) mod 10. Three models: corrupted; corrupted then forgotten (POST /v1/models/{id}/forget with those
     rows as `examples`, `evaluate_on` the test set and `reference_dataset_id` held-out training rows, so the
     service measures the MIA AUC before and after); retrained on the same rows without the corrupted ones."""
     rows = a.unlearn_rows
     batches = rows // 50
-    b0, b1 = round(batches * 500 / 1020), round(batches * 800 / 1020)
+    lo, hi = a.unlearn_span
+    b0, b1 = round(batches * lo / 1020), round(batches * hi / 1020)
     bad = set(range(50 * b0, 50 * b1))
     k = int(2.5 * batches + 50) + 10
     ntr, _, _, ltr = s.train
@@ -530,6 +531,9 @@ def main():
     p.add_argument("--unlearn-rows", type=int, default=8000)
     p.add_argument("--unlearn-reference", type=int, default=1000)
     p.add_argument("--unlearn-epochs", type=int, default=8)
+    p.add_argument("--unlearn-span", type=lambda v: tuple(int(x) for x in v.split(",")), default=(500, 800),
+                   help="unlearning: the corrupt batches, as the paper's indices of its 1020 batches an epoch (default 500,800 as §4; "
+                        "1020 is the end of the epoch), scaled to --unlearn-rows")
     p.add_argument("--sorted-epochs", type=int, default=100, help="most epochs of each sorted-label run (patience 5 as the paper)")
     p.add_argument("--sorted-kinds", nargs="+", default=["slw", "rmsprop", "mlp"], choices=["slw", "rmsprop", "mlp"])
     p.add_argument("--seed", type=int, default=0)

@@ -7,7 +7,7 @@
 #     split:      [--split-k 2000] [--split-epochs 100] [--split-batch 200] [--split-lr 3e-4]
 #     split-mlp:  [--split-mlp-h 1357] [--split-mlp-lr 2e-6] (and --split-epochs, --split-batch)
 #     split-rmsprop: [--split-rmsprop-k 1357] [--split-rmsprop-lr 1e-5] (and --split-epochs, --split-batch)
-#     unlearning: [--unlearn-rows 8000] [--unlearn-reference 1000] [--unlearn-epochs 8]
+#     unlearning: [--unlearn-rows 8000] [--unlearn-reference 1000] [--unlearn-epochs 8] [--unlearn-span 500,800]
 #   (defaults are the paper's protocol; `python3 Benchmarks/mnist/mnist.py --help` lists every option)
 # Builds a release pfc-server, starts it on SQLite in a temporary directory, uploads ../shared/data/mnist/ as
 # .npy (uint8 pixels, scale 1/255 on the server) and prints a markdown table: test accuracy on the official
