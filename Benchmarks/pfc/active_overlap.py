@@ -23,44 +23,31 @@ import numpy as np
 RHO, SMALL, ROWS = 2.5, 1.3, 100
 
 
-def active_sets(dirn, k, d=784, b=200, n=100, floor=1e-5):
-    x = np.fromfile(f"{dirn}/x.f32", dtype=np.float32).reshape(-1, d)[:b].T.copy()
+def inference(dirn, k, dtype, d=784, b=200, n=100, floor=1e-5):
+    """The unrolled inference of §1.2 on the first b examples: per iteration the pre-clamp values U_t and the
+    momentum points Z_t (B×K), with the labels, the Gram rows' norms and the step."""
+    x = np.fromfile(f"{dirn}/x.f32", dtype=np.float32).reshape(-1, d)[:b].T.astype(dtype)
     y = np.fromfile(f"{dirn}/y.f32", dtype=np.float32)[:b].astype(int)
-    wx = np.fromfile(f"{dirn}/wx.f32", dtype=np.float32).reshape(d, k)
+    wx = np.fromfile(f"{dirn}/wx.f32", dtype=np.float32).reshape(d, k).astype(dtype)
     a = wx.T @ wx
-    eta = np.float32(1 / np.linalg.eigvalsh(a.astype(np.float64))[-1])
+    eta = dtype(1 / np.linalg.eigvalsh(a.astype(np.float64))[-1])
     xmax = x.max(0)[:, None]
-    hp = np.full((b, k), floor, np.float32)
-    hn, m, xtw, acts = hp.copy(), 1.0, x.T @ wx, []
-    for _ in range(n):
-        pre = hn - eta * (hn @ a - xtw)
-        acts.append(pre >= floor)
-        hc = np.maximum(pre, floor)
-        rm = hc.max(1, keepdims=True)
-        hc = hc * np.where(rm > xmax, xmax / rm, 1.0)
-        mn = (1 + (1 + 4 * m * m) ** 0.5) / 2
-        hn, m, hp = hc + ((m - 1) / mn) * (hc - hp), mn, hc
-    return acts, y
-
-
-def screening(dirn, k, d=784, b=200, n=100, floor=1e-5):
-    x = np.fromfile(f"{dirn}/x.f32", dtype=np.float32).reshape(-1, d)[:b].T.astype(np.float64)
-    wx = np.fromfile(f"{dirn}/wx.f32", dtype=np.float32).reshape(d, k).astype(np.float64)
-    a = wx.T @ wx
-    eta = 1 / np.linalg.eigvalsh(a)[-1]
-    norms = np.linalg.norm(a, axis=1)
-    xmax = x.max(0)[:, None]
-    hp = np.full((b, k), floor)
+    hp = np.full((b, k), floor, dtype)
     hn, m, xtw, pres, zs = hp.copy(), 1.0, x.T @ wx, [], []
     for _ in range(n):
         zs.append(hn.copy())
         pre = hn - eta * (hn @ a - xtw)
         pres.append(pre)
-        hc = np.maximum(pre, floor)
+        hc = np.maximum(pre, dtype(floor))
         rm = hc.max(1, keepdims=True)
-        hc = hc * np.where(rm > xmax, xmax / rm, 1.0)
+        hc = hc * np.where(rm > xmax, xmax / rm, dtype(1))
         mn = (1 + (1 + 4 * m * m) ** 0.5) / 2
-        hn, m, hp = hc + ((m - 1) / mn) * (hc - hp), mn, hc
+        hn, m, hp = hc + dtype((m - 1) / mn) * (hc - hp), mn, hc
+    return pres, zs, y, np.linalg.norm(a, axis=1), eta
+
+
+def screening(dirn, k, floor=1e-5):
+    pres, zs, _, norms, eta = inference(dirn, k, np.float64)
     for t0 in (20, 40, 60):
         inactive = pres[t0] < floor
         for h in (1, 5, 10):
@@ -90,7 +77,8 @@ def split_cost(sup, order, g):
 
 def main():
     dirn, k = sys.argv[1], int(sys.argv[2])
-    acts, y = active_sets(dirn, k)
+    pres, _, y, _, _ = inference(dirn, k, np.float32)
+    acts = [u >= 1e-5 for u in pres]
     dense = ROWS * k
     print("active fraction after iteration t: " + ", ".join(f"t={t}: {acts[t - 1].mean():.3f}" for t in (1, 2, 5, 10, 20, 50, 100)))
     for name in ("random", "label"):
