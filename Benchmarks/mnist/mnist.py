@@ -496,6 +496,17 @@ def exp_sorted(s, a):
 EXPERIMENTS = {"more": exp_more, "small": exp_small, "mlp": exp_mlp, "seq": exp_seq, "split": exp_split, "split-mlp": exp_split_mlp, "split-rmsprop": exp_split_rmsprop, "unlearning": exp_unlearning, "sorted": exp_sorted}
 
 
+def unlearn_span(v):
+    """`LO,HI` with 0 ≤ LO < HI ≤ 1020 (the paper's batch indices of one epoch)."""
+    try:
+        lo, hi = (int(x) for x in v.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LO,HI (two integers), got {v!r}")
+    if not 0 <= lo < hi <= 1020:
+        raise argparse.ArgumentTypeError(f"need 0 <= LO < HI <= 1020, got {lo},{hi}")
+    return lo, hi
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--server", required=True)
@@ -531,9 +542,9 @@ def main():
     p.add_argument("--unlearn-rows", type=int, default=8000)
     p.add_argument("--unlearn-reference", type=int, default=1000)
     p.add_argument("--unlearn-epochs", type=int, default=8)
-    p.add_argument("--unlearn-span", type=lambda v: tuple(int(x) for x in v.split(",")), default=(500, 800),
+    p.add_argument("--unlearn-span", type=unlearn_span, default=(500, 800),
                    help="unlearning: the corrupt batches, as the paper's indices of its 1020 batches an epoch (default 500,800 as §4; "
-                        "1020 is the end of the epoch), scaled to --unlearn-rows")
+                        "1020 is the end of the epoch), scaled to --unlearn-rows; the clean-forget reading keeps 500,800")
     p.add_argument("--sorted-epochs", type=int, default=100, help="most epochs of each sorted-label run (patience 5 as the paper)")
     p.add_argument("--sorted-kinds", nargs="+", default=["slw", "rmsprop", "mlp"], choices=["slw", "rmsprop", "mlp"])
     p.add_argument("--seed", type=int, default=0)

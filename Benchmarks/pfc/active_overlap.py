@@ -20,10 +20,10 @@ import sys
 
 import numpy as np
 
-RHO, SMALL, ROWS = 2.5, 1.3, 100
+RHO, SMALL, ROWS, FLOOR = 2.5, 1.3, 100, 1e-5
 
 
-def inference(dirn, k, dtype, d=784, b=200, n=100, floor=1e-5):
+def inference(dirn, k, dtype, d=784, b=200, n=100, floor=FLOOR):
     """The unrolled inference of §1.2 on the first b examples: per iteration the pre-clamp values U_t and the
     momentum points Z_t (B×K), with the labels, the Gram rows' norms and the step."""
     x = np.fromfile(f"{dirn}/x.f32", dtype=np.float32).reshape(-1, d)[:b].T.astype(dtype)
@@ -46,7 +46,7 @@ def inference(dirn, k, dtype, d=784, b=200, n=100, floor=1e-5):
     return pres, zs, y, np.linalg.norm(a, axis=1), eta
 
 
-def screening(dirn, k, floor=1e-5):
+def screening(dirn, k, floor=FLOOR):
     pres, zs, _, norms, eta = inference(dirn, k, np.float64)
     for t0 in (20, 40, 60):
         inactive = pres[t0] < floor
@@ -78,7 +78,7 @@ def split_cost(sup, order, g):
 def main():
     dirn, k = sys.argv[1], int(sys.argv[2])
     pres, _, y, _, _ = inference(dirn, k, np.float32)
-    acts = [u >= 1e-5 for u in pres]
+    acts = [u >= FLOOR for u in pres]
     dense = ROWS * k
     print("active fraction after iteration t: " + ", ".join(f"t={t}: {acts[t - 1].mean():.3f}" for t in (1, 2, 5, 10, 20, 50, 100)))
     for name in ("random", "label"):
