@@ -119,6 +119,9 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Most multiply-adds one prediction (or streamed-task batch) may cost, max_predict_work; evaluate and forget answer at once up to a tenth of it and queue larger work as jobs (10⁶…10¹⁵).")
     var maxPredictWork: Int = ServiceLimits().maxPredictWork
 
+    @Option(help: "Most memory one training step or NPEFF analysis may hold (max_working_memory: the FISTA tape of every iteration; the per-example Fisher factors), in MiB (64…1048576).")
+    var maxWorkingMemoryMib: Int = ServiceLimits().maxWorkingMemory >> 20
+
     func run() throws {
         try KernelCheck.requireRunnableKernels()
         Self.boundMallocArenas()
@@ -253,6 +256,8 @@ struct ServeCommand: ParsableCommand {
             throw ValidationError("--max-predict-work must be in 1000000…1000000000000000 multiply-adds")
         }
         c.limits.maxPredictWork = maxPredictWork
+        guard (64...1_048_576).contains(maxWorkingMemoryMib) else { throw ValidationError("--max-working-memory-mib must be in 64…1048576") }
+        c.limits.maxWorkingMemory = maxWorkingMemoryMib << 20
         c.predictTimeoutSeconds = handlerTimeoutSeconds
     }
 

@@ -11,6 +11,28 @@ import Testing
         do { _ = try parse(text, rules); return nil } catch let e as DatasetError { return e } catch { return nil }
     }
 
+    /// A line longer than 16 MiB is refused as it arrives, whether it comes in many chunks (its bytes
+    /// would pile up in the carry buffer) or in one; a line just under the limit still reads.
+    @Test func aLineLongerThan16MiBIsRefused() throws {
+        let field = Array("0,".utf8)
+        let chunk = [UInt8](repeating: 0, count: 1 << 20).indices.map { field[$0 % 2] } // "0,0,0,…", 1 MiB
+        var parser = CSVRowParser(source: "long.csv")
+        var refused: DatasetError?
+        var fed = 0
+        do {
+            while fed <= 17 {
+                try chunk.withUnsafeBytes { try parser.consume($0, emit: { _, _, _ in Issue.record("no row may be emitted") }) }
+                fed += 1
+            }
+        } catch let e as DatasetError { refused = e }
+        #expect(refused?.reason.contains("longer than 16 MiB") == true && refused?.line == 1, "\(String(describing: refused))")
+        #expect(fed == 16, "refused at the chunk that passed 16 MiB, after \(fed) whole chunks")
+        var whole = [UInt8]("1,".utf8) + [UInt8](repeating: 0, count: (16 << 20) + 2).indices.map { field[$0 % 2] } + [0x30, 0x0A]
+        #expect(failure(String(decoding: whole, as: UTF8.self))?.reason.contains("longer than 16 MiB") == true)
+        whole = [UInt8]("1,".utf8) + [UInt8](repeating: 0, count: 1000).indices.map { field[$0 % 2] } + [0x30, 0x0A]
+        #expect(try parse(String(decoding: whole, as: UTF8.self)).featureCount == 501)
+    }
+
     @Test func readsRowsWithAndWithoutHeader() throws {
         let a = try parse("label,a,b\n1,0.5,0.25\n0,1,0\n")
         let b = try parse("1,0.5,0.25\r\n0,1,0\r\n\n")

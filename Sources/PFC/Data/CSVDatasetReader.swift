@@ -87,6 +87,9 @@ public struct CSVRowParser {
     private var sawData = false
     private var carry: [UInt8] = []
     private var lastWasCR = false
+    /// Longest line read, in bytes (16 MiB, as NDJSON uploads): a longer one is refused before its
+    /// bytes and features pile up in memory.
+    public static let maxLineBytes = 16 << 20
     private var row: [Float] = []
 
     /// A reader with `rules`; `source` names the input in errors.
@@ -127,7 +130,12 @@ public struct CSVRowParser {
                 i += 1
             }
         }
-        if lineStart < n { carry.append(contentsOf: UnsafeBufferPointer(start: base + lineStart, count: n - lineStart)) }
+        if lineStart < n {
+            guard carry.count + (n - lineStart) <= Self.maxLineBytes else {
+                throw DatasetError(source: source, line: lineNumber + 1, column: nil, reason: "the line is longer than 16 MiB")
+            }
+            carry.append(contentsOf: UnsafeBufferPointer(start: base + lineStart, count: n - lineStart))
+        }
     }
 
     /// Reads the last line when the input does not end with a newline.
@@ -146,6 +154,7 @@ public struct CSVRowParser {
 
     private mutating func line(_ bytes: UnsafeBufferPointer<UInt8>, emit: (Int, UnsafeBufferPointer<Float>, Int) throws -> Void) throws {
         lineNumber += 1
+        guard bytes.count <= Self.maxLineBytes else { throw fail(nil, "the line is longer than 16 MiB") }
         guard let p = bytes.baseAddress, bytes.contains(where: { !Self.isBlank($0) }) else { return }
         if bytes.contains(where: { $0 >= 0x80 }) {
             // Only non-ASCII lines pay for validation; numbers are ASCII, so such a line fails below anyway.

@@ -117,6 +117,31 @@ public struct Architecture: Sendable, Codable, Equatable {
         return CheckedSize.sum(CheckedSize.product(rows, perRow ?? -1), gram)
     }
 
+    /// Bytes one training step over `batch` examples holds at its peak, an upper estimate, nil on
+    /// overflow. Per FISTA block: the tape of all N iterations (Z_t and U_t, B×K each: the backward
+    /// pass runs through every one of them, research/pfc.md §1.2) plus B×K work buffers (the active
+    /// lists, the adjoints) and the batch itself; T times over for the factorized RNN (one warm-started
+    /// FISTA per step, §2.2). Plus the per-thread gradient partials, the gradient, the optimizer's
+    /// statistics and the Gram matrix. The training limit `max_working_memory` is checked on it.
+    public func trainingMemory(batch: Int) -> Int? {
+        let d = inputDim, c = outputDim, k = basis, n = max(1, iterations), t = max(1, sequenceLength)
+        func mul(_ a: Int?, _ b: Int?) -> Int? { a.flatMap { a in b.flatMap { CheckedSize.product(a, $0) } } }
+        // Tape (2N) and work buffers (16) per example and basis column of one FISTA block.
+        let fistaPerRow = mul(CheckedSize.sum(mul(2, n), 16), k)
+        let perRow: Int?
+        switch kind {
+        case .pfc: perRow = CheckedSize.sum(fistaPerRow, d, c)
+        case .pfc2: perRow = CheckedSize.sum(mul(2, fistaPerRow), mul(2, d), c)
+        case .mlp: perRow = CheckedSize.sum(mul(4, k), d, c)
+        case .factorizedRNN: perRow = CheckedSize.sum(mul(t, CheckedSize.sum(fistaPerRow, d, k)), c)
+        case .rnn: perRow = CheckedSize.sum(mul(t, CheckedSize.sum(mul(4, k), d)), c)
+        }
+        let blocks = kind == .pfc2 ? 2 : 1
+        let gram = kind == .mlp || kind == .rnn ? 0 : mul(blocks, mul(k, k))
+        let fixed = CheckedSize.sum(mul(6, parameterCount), gram)
+        return mul(4, CheckedSize.sum(mul(max(0, batch), perRow), fixed))
+    }
+
     /// Checks the dimensions are usable; returns a message naming the problem, or nil.
     public func validationProblem() -> String? {
         if inputDim < 1 { return "input_dim must be at least 1" }

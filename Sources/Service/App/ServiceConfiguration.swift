@@ -16,6 +16,12 @@ public struct ServiceLimits: Sendable {
     public var maxParameters = 20_000_000
     /// Most epochs per training job. Default 1000.
     public var maxEpochs = 1000
+    /// Most bytes the working buffers of one training step (`Architecture.trainingMemory(batch:)`:
+    /// the FISTA tape of every iteration, B×N×K×2 floats per block), streamed-task batch or NPEFF
+    /// analysis (`AnalysisRequest.workingMemory`: the per-example Fisher factors) may hold; checked
+    /// at submit, after a task grows the model and again in the worker. Default 4 GiB (MNIST at
+    /// K 2000, N 100, batch 200 trains in about 0.4 GB). Beyond it: 422 naming `max_working_memory`.
+    public var maxWorkingMemory = 4 << 30
     /// Most rows per predict request. Default 10 000.
     public var maxPredictRows = 10_000
     /// Most rows of earlier tasks' validation splits a task validates on besides its own

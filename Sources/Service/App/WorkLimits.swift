@@ -27,6 +27,33 @@ extension ServiceLimits {
         }
     }
 
+    /// 422 unless a training step over `batch` examples of `arch` holds at most `maxWorkingMemory`
+    /// bytes (the tape of every FISTA iteration), naming the largest batch that fits.
+    func checkTraining(batch: Int, of arch: Architecture, what: String) throws {
+        if let bytes = arch.trainingMemory(batch: batch), bytes <= maxWorkingMemory { return }
+        let mib = arch.trainingMemory(batch: batch).map { "about \(mebibytes($0)) MiB" } ?? "more memory than can be counted"
+        var most = 0
+        if let one = arch.trainingMemory(batch: 1), one <= maxWorkingMemory, let fixed = arch.trainingMemory(batch: 0) {
+            most = (maxWorkingMemory - fixed) / max(1, one - fixed)
+        }
+        throw APIError.invalid("\(what): a training step over \(batch) examples would hold \(mib) (the FISTA tape of "
+            + "\(max(1, arch.iterations)) iterations × \(batch) examples × K = \(arch.basis)); the limit max_working_memory is "
+            + "\(maxWorkingMemory >> 20) MiB"
+            + (most > 0 ? " (at most batch_size \(most) for this model)" : " (even one example exceeds it: reduce basis or iterations)"))
+    }
+
+    /// 422 unless computing and factorizing the PEFs `request` asks for, over `examples` rows of a
+    /// model with `m` parameters and `classes` outputs, holds at most `maxWorkingMemory` bytes.
+    func checkAnalysis(_ request: AnalysisRequest, parameters m: Int, classes: Int, examples: Int, what: String) throws {
+        let bytes = request.workingMemory(parameters: m, classes: classes, examples: examples, threads: ComputeThreads.count)
+        if let bytes, bytes <= maxWorkingMemory { return }
+        throw APIError.invalid("\(what) over \(examples) examples of a model with \(m) parameters and \(classes) outputs would hold "
+            + (bytes.map { "about \(mebibytes($0)) MiB" } ?? "more memory than can be counted")
+            + " (per-example Fisher factors: a vector of \(m) parameters per class kept, plus top_k \(request.topK) entries per example); "
+            + "the limit max_working_memory is \(maxWorkingMemory >> 20) MiB: use fewer examples, a smaller top_k, "
+            + "a higher class_threshold (softmax) or a smaller model")
+    }
+
     /// 422 unless a forward pass of `rows` examples through `arch` is within `maxPredictWork`.
     func checkInference(rows: Int, of arch: Architecture, what: String) throws {
         guard let work = arch.inferenceWork(rows: rows), work <= maxPredictWork else {
@@ -38,6 +65,9 @@ extension ServiceLimits {
         }
     }
 }
+
+/// Bytes in MiB, rounded up (a 1.9 MiB step over a 1 MiB limit reads "about 2 MiB").
+private func mebibytes(_ bytes: Int) -> Int { bytes / (1 << 20) + (bytes % (1 << 20) == 0 ? 0 : 1) }
 
 extension RequestContext {
     /// A compute token that reads as cancelled once this request's client is gone.

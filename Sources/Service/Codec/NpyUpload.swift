@@ -90,6 +90,9 @@ struct NpyHeader: Equatable {
 }
 
 extension DatasetUpload {
+    /// Most features per row of a `.npy` upload: as many as a 16 MiB CSV or NDJSON line can hold.
+    static let maxFeaturesPerRow = 8 << 20
+
     /// The `scale` query parameter: a positive finite number, or `a/b` (e.g. `1/255`).
     static func scaleQuery(_ request: Request) throws -> Double {
         guard let text = request.queryValue("scale") else { return 1 }
@@ -102,6 +105,10 @@ extension DatasetUpload {
         }
         guard let value, value.isFinite, value > 0 else {
             throw APIError.badRequest("scale must be a positive number or a fraction such as 1/255, not \(text)", code: "invalid_parameter")
+        }
+        // A scaled byte is a float32 feature: 255 × scale must stay finite (1e300 would store +inf).
+        guard Float(255 * value).isFinite else {
+            throw APIError.badRequest("scale \(text) is too large: 255 × scale must fit a 32-bit float (at most about 1.3e36)", code: "invalid_parameter")
         }
         return value
     }
@@ -166,9 +173,13 @@ extension DatasetUpload {
                     let needs = "shape (\(h.rows), \(h.columns)) of \(h.element.size)-byte values after a \(h.dataOffset)-byte header is \(h.dataOffset + bytes) bytes, the Content-Length \(length)"
                     throw APIError.invalid(length < h.dataOffset + bytes ? ".npy data is truncated: its \(needs)" : ".npy data is longer than its shape says: its \(needs)")
                 }
+                // The row buffer is sized by the header alone: bound it before any data arrives.
+                guard h.columns - 1 <= maxFeaturesPerRow else {
+                    throw APIError.invalid(".npy array of shape (\(h.rows), \(h.columns)) has \(h.columns - 1) features per row; at most \(maxFeaturesPerRow) are accepted")
+                }
                 header = h
                 rowBytes = h.columns * h.element.size
-                row = [Float](repeating: 0, count: h.columns - 1)
+                if h.element != .uint8 { row = [Float](repeating: 0, count: h.columns - 1) } // uint8 rows are copied whole
                 if h.element == .uint8 { builder = DatasetBuilder(encoding: .uint8(scale: scale), contentFile: contentFile) }
                 data = pending[h.dataOffset...]
                 pending = []

@@ -1,6 +1,7 @@
 // AnalysisDTO: NPEFF analysis requests, the job parameters and progress, and analyses as the API shows them.
 import Foundation
 import NPEFF
+import Linalg
 import PFC
 import Storage
 
@@ -80,6 +81,26 @@ struct AnalysisRequest: Codable, Equatable, ExplicitJSONKeys {
     }
 
     var pefOptions: PEFOptions { PEFOptions(likelihood: likelihood, classThreshold: classThreshold, topK: topK) }
+
+    /// Bytes the PEFs of `examples` rows of a model with `m` parameters and `classes` outputs hold
+    /// while they are computed and factorized (an upper estimate, nil on overflow): per compute thread
+    /// the per-class gradient vectors (m floats each; softmax keeps at most 1/class_threshold + 1
+    /// classes, npeff.md §1), the dense diagonal of every row of a 64-row chunk, the kept top-K entries
+    /// of every row, and the NMF factors. `max_working_memory` is checked on it.
+    func workingMemory(parameters m: Int, classes: Int, examples: Int, threads: Int) -> Int? {
+        func mul(_ a: Int?, _ b: Int?) -> Int? { a.flatMap { a in b.flatMap { CheckedSize.product(a, $0) } } }
+        var used = classes
+        if likelihood == .softmax && classThreshold > 0 && 1 / Double(classThreshold) < Double(classes) {
+            used = Int(1 / Double(classThreshold)) + 1 // below `classes`, so the conversion is safe
+        }
+        let rows = max(0, examples)
+        let compute = mul(max(1, threads), mul(CheckedSize.sum(mul(3, used), 2), m))
+        let dense = method == .diagonal ? mul(min(64, rows) + 2, m) : 0
+        let perRow = method == .diagonal ? min(topK, m) : (mul(used, m).map { min(topK, $0) } ?? topK)
+        let stored = mul(4, mul(rows, perRow))
+        let nmf = mul(2, mul(components, CheckedSize.sum(rows, mul(rows, perRow).map { min(m, $0) })))
+        return mul(4, CheckedSize.sum(compute, dense, stored, nmf))
+    }
 }
 
 /// `POST /v1/analyses/{id}/fit`.

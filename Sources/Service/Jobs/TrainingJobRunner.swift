@@ -137,6 +137,13 @@ struct TrainingJobRunner {
             }
         }
 
+        // The tape of one step, with the network this job trains (grown above, or changed since submit).
+        do {
+            try configuration.limits.checkTraining(batch: min(options.batchSize, data.count), of: network.architecture, what: "this job")
+        } catch let e as HTTPError {
+            throw JobError(e.message)
+        }
+
         // A follow-on train job continues the optimizer statistics kept with its base version
         // (checked at submit; a checkpoint, when there is one, holds the statistics since then).
         var continuing: OptimizerState? = nil

@@ -92,6 +92,10 @@ extension PFCService {
             try Self.requireReady(analysis)
             let (_, network) = try loadNetwork(modelID: analysis.modelID, tenantID: tenant, version: analysis.modelVersion)
             try checkDataset(dataset, against: network.architecture, tenantID: tenant)
+            if let stored = try? JSONDecoder().decode(AnalysisRequest.self, from: Data(analysis.params.utf8)) {
+                try configuration.limits.checkAnalysis(stored, parameters: network.parameterCount, classes: network.architecture.outputDim,
+                                                       examples: min(body.examples ?? stored.examples, dataset.examples), what: "this fit")
+            }
             let params = AnalysisJobParams(analysisID: id, operation: .fit, datasetID: dataset.id, examples: body.examples, steps: body.steps)
             let job = try Job(tenantID: tenant, modelID: analysis.modelID, params: .analysis(params))
             try storeCall { try store.transaction { s in try quotas.admitJob(tenantID: tenant, in: s); try s.enqueue(job) } }
@@ -120,6 +124,8 @@ extension PFCService {
         try checkDataset(dataset, against: network.architecture, tenantID: tenantID)
         let m = network.parameterCount
         guard body.topK <= m else { throw APIError.invalid("top_k must be at most the model's parameter count, \(m)") }
+        try configuration.limits.checkAnalysis(body, parameters: m, classes: network.architecture.outputDim,
+                                               examples: min(body.examples, dataset.examples), what: "this analysis")
         var stored = body
         stored.version = version
         let params = AnalysisJobParams(analysisID: StoreID.make(), operation: .compute, datasetID: dataset.id, examples: nil, steps: nil)
@@ -246,6 +252,8 @@ extension PFCService {
         // passes) and up to 24 KL evaluations of the perturbed model run on this request's thread.
         try configuration.limits.checkInference(rows: CheckedSize.product(baseline.count + top.count, 3 + 2 * 24) ?? Int.max,
                                                 of: network.architecture, what: "a perturbation (gradients and evaluations)")
+        try configuration.limits.checkAnalysis(request, parameters: network.parameterCount, classes: network.architecture.outputDim,
+                                               examples: baseline.count + top.count, what: "a perturbation")
         let sub = AnalysisCompute.subset(data, rows: baseline + top)
         let baseIndices = Array(0..<baseline.count), topIndices = Array(baseline.count..<(baseline.count + top.count))
         let method = AnalysisMethod(rawValue: analysis.kind) ?? .diagonal

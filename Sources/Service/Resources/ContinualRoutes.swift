@@ -132,6 +132,11 @@ extension PFCService {
             throw APIError.invalid("this task's window would run to column \(need) but the model has K = \(network.architecture.basis) "
                 + "basis columns: it needs K = \(need); send \"grow\": true to append \(need - network.architecture.basis) fresh columns")
         }
+        var trained = network.architecture
+        if let need = trainer.requiredBasis(trainingExamples: trainer.trainingExamples(fromDataSetOf: dataset.examples)) {
+            trained.basis = max(trained.basis, need) // the model this task trains, grown
+        }
+        try configuration.limits.checkTraining(batch: min(options.batchSize, dataset.examples), of: trained, what: "batch_size")
         let job = try Job(tenantID: tenantID, modelID: modelID, params: .task(params))
         try storeCall { try store.transaction { s in try quotas.admitJob(tenantID: tenantID, in: s); try s.enqueue(job) } }
         workers.wake()

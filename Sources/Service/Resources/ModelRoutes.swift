@@ -150,7 +150,9 @@ extension PFCService {
             }
             params.baseVersion = kept.version
         }
-        try checkDataset(dataset, against: try spec(of: model).architecture, tenantID: tenantID, perStepLabels: true)
+        let arch = try spec(of: model).architecture
+        try checkDataset(dataset, against: arch, tenantID: tenantID, perStepLabels: true)
+        try configuration.limits.checkTraining(batch: min(params.options.batchSize, dataset.examples), of: arch, what: "batch_size")
         let job = try Job(tenantID: tenantID, modelID: modelID, params: .train(params))
         try storeCall {
             try store.transaction { s in

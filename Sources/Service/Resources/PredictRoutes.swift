@@ -33,12 +33,15 @@ struct PredictController: RouteCollection {
                 throw APIError.invalid("inputs are nested as \(nested.description) numbers but the model reads "
                     + (arch.kind.isSequence ? "sequence_length \(arch.sequenceLength) × input_dim \(arch.inputDim)" : "flat rows of input_dim \(arch.inputDim)"))
             }
+            // Every row's width first: the matrix below is then no larger than the numbers the body held
+            // (an empty row for a 10⁹-feature model must not allocate 4 GB).
+            if let j = inputs.firstIndex(where: { $0.count != arch.featureCount }) {
+                let want = arch.kind.isSequence ? "sequence_length × input_dim = \(arch.featureCount) (steps one after another)" : "input_dim is \(arch.inputDim)"
+                throw APIError.invalid("inputs[\(j)] has \(inputs[j].count) values but the model's \(want)")
+            }
+            try limits.checkInference(rows: inputs.count, of: arch, what: "a prediction")
             var x = Matrix(rows: arch.featureCount, cols: inputs.count)
             for (j, row) in inputs.enumerated() {
-                guard row.count == arch.featureCount else {
-                    let want = arch.kind.isSequence ? "sequence_length × input_dim = \(arch.featureCount) (steps one after another)" : "input_dim is \(arch.inputDim)"
-                    throw APIError.invalid("inputs[\(j)] has \(row.count) values but the model's \(want)")
-                }
                 for (i, v) in row.enumerated() {
                     guard v.isFinite else { throw APIError.invalid("inputs[\(j)][\(i)] is not a finite number") }
                     if arch.nonnegative && v < 0 {
@@ -47,7 +50,6 @@ struct PredictController: RouteCollection {
                     x[i, j] = v
                 }
             }
-            try limits.checkInference(rows: inputs.count, of: arch, what: "a prediction")
             // Version 0 is the random initialization: answering from it as if it were a model misleads.
             if body.version == nil && version == 0 {
                 throw HTTPError(.conflict, code: "not_trained", message: "model \(id) is not trained yet (its only version is 0, the random "

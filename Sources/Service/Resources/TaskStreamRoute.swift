@@ -153,6 +153,7 @@ final class StreamedTask: @unchecked Sendable {
         if let problem = SlidingWindowOptimizer.scheduleProblem(width: options.window, slide: options.slide, start: 0) { throw APIError.invalid(problem) }
         // One batch's forward and backward pass runs at once: bound it like a prediction.
         try service.configuration.limits.checkInference(rows: options.batchSize, of: arch, what: "a streamed task batch")
+        try service.configuration.limits.checkTraining(batch: options.batchSize, of: arch, what: "batch_size")
         network = try ModelFile.decode(Array(try storeCall { try store.modelWeights(modelID: modelID, version: latest.version, tenantID: tenantID) }))
         latestVersion = latest.version
         state = ContinualState(metrics: latest.metrics)
@@ -303,6 +304,10 @@ final class StreamedTask: @unchecked Sendable {
                 throw APIError.invalid("cannot grow the model: \(error)")
             }
             grewBy += extra
+            // The grown model's batch is held to the same bounds as the first one was.
+            let limits = service.configuration.limits
+            try limits.checkInference(rows: rows.count, of: network.architecture, what: "a streamed task batch after growing to K = \(needed)")
+            try limits.checkTraining(batch: rows.count, of: network.architecture, what: "a streamed task batch after growing to K = \(needed)")
         }
         var x = Matrix(rows: arch.inputDim, cols: rows.count)
         for (j, r) in rows.enumerated() { for i in 0..<arch.inputDim { x[i, j] = r[i] } }

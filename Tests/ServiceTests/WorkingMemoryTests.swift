@@ -1,0 +1,169 @@
+import Foundation
+import Testing
+import TestSupport
+@testable import PFC
+@testable import Service
+@testable import Storage
+
+/// Requests whose memory used to be unbounded: each size was within its own limit, but together
+/// they asked for more than the machine has, and a failed allocation aborts the process for every
+/// tenant. `max_working_memory` now bounds a training step's FISTA tape (submit, growth, worker) and
+/// an NPEFF analysis's per-example Fisher factors; predictions and uploads check widths before they
+/// allocate. Every case runs over a real socket, stores nothing, and the server answers afterwards.
+@Suite(.serialized) struct WorkingMemoryTests {
+    func alive(_ h: ServiceHarness) throws {
+        #expect(try h.client.request("GET", "/healthz", auth: false).status == 200)
+        #expect(try h.client.request("GET", "/v1/models").status == 200)
+    }
+
+    func dataset(_ h: ServiceHarness, rows: Int) throws -> String {
+        let r = try h.client.json("POST", "/v1/datasets", ["name": "d", "features": (0..<rows).map { i in [Double(i % 2), 0.5, 0.25, 1] },
+                                                           "labels": (0..<rows).map { $0 % 2 }])
+        #expect(r.status == 201, "\(r.text)")
+        return r.object["id"] as! String
+    }
+
+    func model(_ h: ServiceHarness, basis: Int) throws -> String {
+        let r = try h.client.json("POST", "/v1/models", ["name": "m", "kind": "pfc", "input_dim": 4, "output_dim": 2, "basis": basis, "iterations": 100])
+        #expect(r.status == 201, "\(r.text)")
+        return r.object["id"] as! String
+    }
+
+    @Test func theEstimateCountsTheTapeOfEveryIteration() throws {
+        let arch = Architecture(kind: .pfc, inputDim: 784, outputDim: 10, basis: 2000, iterations: 100)
+        let one = try #require(arch.trainingMemory(batch: 1)), none = try #require(arch.trainingMemory(batch: 0))
+        // Z_t and U_t of all N iterations, B×K floats each, are the bulk of a row's share.
+        #expect(one - none >= 4 * 2 * 100 * 2000)
+        #expect(try #require(arch.trainingMemory(batch: 200)) == none + 200 * (one - none))
+        // MNIST at K 2000, N 100, batch 200 (the paper's Split MNIST) fits the default easily; K 5000
+        // with N 1000 does not, and sizes past Int are nil rather than a trap.
+        #expect(try #require(arch.trainingMemory(batch: 200)) < 1 << 30)
+        let big = Architecture(kind: .pfc, inputDim: 1, outputDim: 2, basis: 5000, iterations: 1000)
+        #expect(try #require(big.trainingMemory(batch: 100_000)) > ServiceLimits().maxWorkingMemory)
+        #expect(Architecture(kind: .pfc, inputDim: .max / 2, outputDim: 2, basis: 5000, iterations: 1000).trainingMemory(batch: .max) == nil)
+        var rnn = Architecture(kind: .factorizedRNN, inputDim: 28, outputDim: 10, basis: 512, iterations: 10)
+        rnn.sequenceLength = 28
+        let step = Architecture(kind: .pfc, inputDim: 28, outputDim: 10, basis: 512, iterations: 10)
+        let rnnRow: Int = try #require(rnn.trainingMemory(batch: 1)) - (try #require(rnn.trainingMemory(batch: 0)))
+        let stepRow: Int = try #require(step.trainingMemory(batch: 1)) - (try #require(step.trainingMemory(batch: 0)))
+        #expect(rnnRow > 28 * stepRow / 2, "one FISTA tape per time step: \(rnnRow) against \(stepRow) per step")
+    }
+
+    @Test(arguments: Backend.all)
+    func trainingStepsAreHeldToTheMemoryLimit(backend: Backend) throws {
+        // 1 MiB: at K 300, N 100 a batch of 2 of these 4-feature rows fits, a batch of 6 does not.
+        try ServiceHarness.with(backend, configure: { $0.limits.maxWorkingMemory = 1 << 20 }) { h in
+            let c = h.client
+            let ds = try dataset(h, rows: 6)
+            let m = try model(h, basis: 300)
+            for batch in [6, 100_000] { // the batch is at most the dataset: 100 000 counts as 6
+                let r = try c.json("POST", "/v1/models/\(m)/train", ["dataset_id": ds, "epochs": 1, "batch_size": batch])
+                #expect(r.status == 422 && r.errorMessage.contains("max_working_memory") && r.errorMessage.contains("at most batch_size 2"),
+                        "\(r.text)")
+                let t = try c.json("POST", "/v1/models/\(m)/tasks", ["name": "t", "dataset_id": ds, "epochs": 1, "batch_size": batch,
+                                                                    "validation_fraction": 0])
+                #expect(t.status == 422 && t.errorMessage.contains("max_working_memory"), "\(t.text)")
+            }
+            let tenant = try h.tenantID()
+            #expect(try h.store.jobs(tenantID: tenant, page: PageRequest(limit: 10)).items.isEmpty)
+            let ok = try c.json("POST", "/v1/models/\(m)/train", ["dataset_id": ds, "epochs": 1, "batch_size": 2])
+            #expect(ok.status == 202, "\(ok.text)")
+            let trained = try h.waitForJob(ok.object["id"] as! String, timeout: 120)
+            #expect(trained["state"] as? String == "succeeded", "\(trained)")
+
+            // A job queued past the limit (by an older server, or before the limit was lowered) fails
+            // in the worker with the same message and writes no version.
+            let before = try h.store.modelVersions(modelID: m, tenantID: tenant).items.count
+            let body = try JSONSerialization.data(withJSONObject: ["dataset_id": ds, "epochs": 1, "batch_size": 6])
+            let params = try JSONDecoder().decode(TrainRequest.self, from: body).jobParams(limits: ServiceLimits())
+            let job = try Job(tenantID: tenant, modelID: m, params: .train(params))
+            try h.store.enqueue(job)
+            h.service.workers.wake()
+            let failed = try h.waitForJob(job.id, timeout: 60)
+            #expect(failed["state"] as? String == "failed" && (failed["error"] as? String ?? "").contains("max_working_memory"), "\(failed)")
+            #expect(try h.store.modelVersions(modelID: m, tenantID: tenant).items.count == before)
+            try alive(h)
+        }
+    }
+
+    @Test(arguments: Backend.all)
+    func aStreamedTaskIsCheckedAgainAfterItGrowsTheModel(backend: Backend) throws {
+        try ServiceHarness.with(backend, configure: { $0.limits.maxWorkingMemory = 1 << 20 }) { h in
+            let c = h.client
+            let m = try model(h, basis: 10)
+            let lines = Data((0..<6).map { #"{"features":[\#($0 % 2),0.5,0.25,1],"label":\#($0 % 2)}"# }.joined(separator: "\n").utf8)
+            // At K 10 a batch of 6 fits; the window of 290 columns grows the model to K 290 at the first
+            // batch, where the same 6 rows no longer do. Refused then, and nothing is stored.
+            let grown = try c.request("POST", "/v1/models/\(m)/tasks/stream?name=s&batch_size=6&window=290&slide=1&grow=true",
+                                      body: lines, contentType: "application/x-ndjson")
+            #expect(grown.status == 422 && grown.errorMessage.contains("after growing to K = 290")
+                    && grown.errorMessage.contains("max_working_memory"), "\(grown.text)")
+            let tenant = try h.tenantID()
+            #expect(try h.store.modelVersions(modelID: m, tenantID: tenant).items.count == 1)
+            let big = try model(h, basis: 300)
+            let first = try c.request("POST", "/v1/models/\(big)/tasks/stream?name=s&batch_size=6", body: lines, contentType: "application/x-ndjson")
+            #expect(first.status == 422 && first.errorMessage.contains("max_working_memory"), "\(first.text)")
+            let fits = try c.request("POST", "/v1/models/\(m)/tasks/stream?name=s&batch_size=6&window=5&slide=0.1", body: lines,
+                                     contentType: "application/x-ndjson")
+            #expect(fits.status == 201, "\(fits.text)")
+            try alive(h)
+        }
+    }
+
+    @Test(arguments: Backend.all)
+    func analysesAreHeldToTheMemoryLimit(backend: Backend) throws {
+        try ServiceHarness.with(backend, configure: { $0.limits.maxWorkingMemory = 256 << 10 }) { h in
+            let c = h.client
+            let ds = try dataset(h, rows: 200)
+            let m = try model(h, basis: 30)
+            // The defaults (up to 1000 examples, 32 components; top_k all 180) over 200 rows of a model of
+            // 180 parameters hold about 0.8 MB; 4 examples, top_k 8 and 2 components about 0.05 MB.
+            let r = try c.json("POST", "/v1/models/\(m)/analyses", ["dataset_id": ds, "version": 0, "top_k": 180])
+            #expect(r.status == 422 && r.errorMessage.contains("max_working_memory"), "\(r.text)")
+            #expect(try h.store.jobs(tenantID: try h.tenantID(), page: PageRequest(limit: 10)).items.isEmpty)
+            let small = try c.json("POST", "/v1/models/\(m)/analyses", ["dataset_id": ds, "version": 0, "examples": 4, "top_k": 8,
+                                                                        "components": 2, "steps": 5])
+            #expect(small.status == 202, "\(small.text)")
+            // A gaussian likelihood keeps every output's gradient: counted with all classes.
+            let request = try JSONDecoder().decode(AnalysisRequest.self, from: Data(#"{"dataset_id":"x","likelihood":"gaussian"}"#.utf8))
+            let softmax = try JSONDecoder().decode(AnalysisRequest.self, from: Data(#"{"dataset_id":"x","class_threshold":0.25}"#.utf8))
+            let gaussian = try #require(request.workingMemory(parameters: 1_000_000, classes: 1000, examples: 1, threads: 1))
+            let few = try #require(softmax.workingMemory(parameters: 1_000_000, classes: 1000, examples: 1, threads: 1))
+            #expect(gaussian >= 4 * 3 * 1000 * 1_000_000 && few < 4 * 3 * 10 * 1_000_000, "\(gaussian) \(few)")
+            let tiny = try JSONDecoder().decode(AnalysisRequest.self, from: Data(#"{"dataset_id":"x","class_threshold":1e-30}"#.utf8))
+            // 1/class_threshold past Int is no trap: every class may pass such a threshold.
+            #expect(tiny.workingMemory(parameters: 1_000_000, classes: 1000, examples: 1, threads: 1) == gaussian)
+            #expect(tiny.workingMemory(parameters: .max / 2, classes: 1000, examples: 20_000, threads: 2) == nil)
+            try alive(h)
+        }
+    }
+
+    @Test(arguments: Backend.all)
+    func predictAndUploadsCheckWidthsBeforeTheyAllocate(backend: Backend) throws {
+        try ServiceHarness.with(backend) { h in
+            let c = h.client
+            // 10⁹ features per example (10 000 steps × 100 000): one empty row used to allocate 4 GB of
+            // input matrix before its width was checked, 1000 of them 4 TB (an abort).
+            let rnn = try c.json("POST", "/v1/models", ["name": "wide", "kind": "factorized_rnn", "input_dim": 100_000, "output_dim": 2,
+                                                        "basis": 10, "iterations": 2, "sequence_length": 10_000])
+            #expect(rnn.status == 201, "\(rnn.text)")
+            let id = rnn.object["id"] as! String
+            let empty = [[Double]](repeating: [], count: 1000)
+            let p = try c.json("POST", "/v1/models/\(id)/predict", ["inputs": empty, "version": 0])
+            #expect(p.status == 422 && p.errorMessage.contains("inputs[0] has 0 values"), "\(p.text)")
+            // A .npy header alone claiming 2³⁰ one-byte features per row: refused at the header,
+            // before a 4 GB row buffer, and nothing is stored.
+            let header = NpyUploadTests.npy(descr: "|u1", shape: "(1, 1073741000)", data: [])
+            let r = try UploadFormatTests.chunkedUpload(c, key: h.key, body: header)
+            #expect(r.status == 422 && r.errorMessage.contains("features per row"), "\(r.status) \(r.text)")
+            // A scale that turns a byte into +inf is refused (the finite-feature rule of every reader).
+            let bytes = NpyUploadTests.npy(descr: "|u1", shape: "(2, 3)", data: [0, 1, 2, 1, 3, 4])
+            let huge = try c.request("POST", "/v1/datasets?name=s&scale=1e300", body: bytes, contentType: "application/x-npy")
+            #expect(huge.status == 400 && huge.errorMessage.contains("32-bit float"), "\(huge.text)")
+            let fine = try c.request("POST", "/v1/datasets?name=s&scale=1/255", body: bytes, contentType: "application/x-npy")
+            #expect(fine.status == 201, "\(fine.text)")
+            #expect(try h.store.datasets(tenantID: try h.tenantID()).items.count == 1)
+            try alive(h)
+        }
+    }
+}
