@@ -1,4 +1,5 @@
 import Foundation
+import HTTP
 import Testing
 import TestSupport
 @testable import PFC
@@ -164,6 +165,35 @@ import TestSupport
             #expect(fine.status == 201, "\(fine.text)")
             #expect(try h.store.datasets(tenantID: try h.tenantID()).items.count == 1)
             try alive(h)
+        }
+    }
+
+    /// examples.png and perturbations read only their rows: the same rows, in the asked order (with
+    /// repeats), as the whole dataset has, for the byte and the float forms, through the real store.
+    @Test(arguments: Backend.all)
+    func aFewRowsReadAsTheWholeDatasetHasThem(backend: Backend) throws {
+        try ServiceHarness.with(backend) { h in
+            let c = h.client
+            let bytes = NpyUploadTests.npy(descr: "|u1", shape: "(5, 4)", data: (0..<20).map { UInt8(($0 * 37) % 251) })
+            let u8 = try c.request("POST", "/v1/datasets?name=b&scale=1/255", body: bytes, contentType: "application/x-npy")
+            let f32 = try c.request("POST", "/v1/datasets?name=f", body: Data("1,0.5,0.25,2\n0,1,0,3\n1,4,5,6\n0,7,8,9\n1,1,1,1\n".utf8),
+                                    contentType: "text/csv")
+            let tenant = try h.tenantID()
+            for r in [u8, f32] {
+                #expect(r.status == 201, "\(r.text)")
+                let ds = try h.store.dataset(id: r.object["id"] as! String, tenantID: tenant)
+                let whole = try DatasetBlobReader.load(from: h.store, dataset: ds, tenantID: tenant, classes: 2)
+                let some = try DatasetBlobReader.load(from: h.store, dataset: ds, tenantID: tenant, classes: 2, rows: [3, 0, 3, 99])
+                let d = whole.featureCount
+                let order = [3, 0, 3]
+                let labels: [Int] = order.map { whole.labels[$0] }
+                var features: [Float] = []
+                for row in order { features += whole.features.storage[(row * d)..<((row + 1) * d)] }
+                #expect(some.count == 3)
+                #expect(some.labels == labels)
+                #expect(some.features.storage == features)
+                #expect(throws: HTTPError.self) { try DatasetBlobReader.load(from: h.store, dataset: ds, tenantID: tenant, classes: 2, rows: [5]) }
+            }
         }
     }
 }

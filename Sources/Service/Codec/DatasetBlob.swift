@@ -345,6 +345,30 @@ struct DatasetBlobReader {
         return try reader.finish(classes: max(classes, dataset.classes))
     }
 
+    /// Only the rows `rows` of a stored dataset (0-based, in that order, repeats allowed; a row past
+    /// the end is skipped), streaming the blob: memory is what those rows hold, not the dataset (a
+    /// 1 GiB byte dataset is 4 GB as floats), so a handler may read a few rows of any dataset.
+    static func load(from store: any Store, dataset: Dataset, tenantID: String, classes: Int, rows: [Int]) throws -> LabeledDataset {
+        let wanted = Array(Set(rows.filter { $0 >= 0 && $0 < dataset.examples })).sorted()
+        guard !wanted.isEmpty else { throw APIError.invalid("none of the rows asked for is in dataset \(dataset.id)") }
+        var reader = DatasetBlobReader(keeping: wanted)
+        try store.readDatasetBlob(datasetID: dataset.id, tenantID: tenantID) { try reader.consume($0) }
+        guard reader.rowsSeen == dataset.examples else { throw DatasetBlobError.corrupt("truncated dataset blob") }
+        let kept = try reader.finish(classes: max(classes, dataset.classes))
+        let position = Dictionary(uniqueKeysWithValues: wanted.enumerated().map { ($1, $0) })
+        let order = rows.compactMap { position[$0] }
+        let d = kept.featureCount, l = kept.labelsPerExample
+        var features = [Float](), labels = [Int]()
+        features.reserveCapacity(order.count * d)
+        labels.reserveCapacity(order.count * l)
+        for i in order {
+            features += kept.features.storage[(i * d)..<((i + 1) * d)]
+            labels += kept.labels[(i * l)..<((i + 1) * l)]
+        }
+        return LabeledDataset(features: Matrix(rows: order.count, cols: d, storage: features), labels: labels,
+                              classes: kept.classes, labelsPerExample: l)
+    }
+
     private enum Form {
         case float32(labels: Int)
         /// Byte features through this table of 256 values.
@@ -358,9 +382,24 @@ struct DatasetBlobReader {
     private var values: [Float] = []
     private var labels: [Int] = []
     private let expectedValues: Int
+    /// Sorted row numbers to keep (nil: every row), the next of them, and the rows passed so far.
+    private let keep: [Int]?
+    private var nextKept = 0
+    private(set) var rowsSeen = 0
 
     /// A reader; `expectedValues` (examples × features, when known) reserves the features once.
-    init(expectedValues: Int = 0) { self.expectedValues = expectedValues }
+    init(expectedValues: Int = 0) { self.expectedValues = expectedValues; keep = nil }
+
+    /// A reader that keeps only the rows `sortedRows` (ascending, unique).
+    init(keeping sortedRows: [Int]) { expectedValues = 0; keep = sortedRows }
+
+    /// Whether row `rowsSeen + r` is kept (and, when so, moves to the next kept row).
+    private mutating func keeps(_ r: Int) -> Bool {
+        guard let keep else { return true }
+        guard nextKept < keep.count, keep[nextKept] == rowsSeen + r else { return false }
+        nextKept += 1
+        return true
+    }
 
     /// Consumes the next chunk.
     mutating func consume(_ chunk: Data) throws {
@@ -407,6 +446,17 @@ struct DatasetBlobReader {
         let rowBytes = 4 * (d + l)
         let rows = pending.count / rowBytes
         guard rows > 0 else { return 0 }
+        if keep != nil {
+            for r in 0..<rows where keeps(r) {
+                let base = r * rowBytes
+                pending.withUnsafeBytes { src in
+                    for i in 0..<l { labels.append(Int(Int32(littleEndian: src.loadUnaligned(fromByteOffset: base + 4 * i, as: Int32.self)))) }
+                    for i in 0..<d { values.append(Float(bitPattern: UInt32(littleEndian: src.loadUnaligned(fromByteOffset: base + 4 * (l + i), as: UInt32.self)))) }
+                }
+            }
+            rowsSeen += rows
+            return rows * rowBytes
+        }
         let start = values.count
         values.append(contentsOf: repeatElement(0, count: rows * d))
         labels.reserveCapacity(labels.count + rows * l)
@@ -431,6 +481,15 @@ struct DatasetBlobReader {
         let rowBytes = 1 + d
         let rows = pending.count / rowBytes
         guard rows > 0 else { return 0 }
+        if keep != nil {
+            for r in 0..<rows where keeps(r) {
+                let row = r * rowBytes
+                labels.append(Int(pending[row]))
+                for i in 0..<d { values.append(table[Int(pending[row + 1 + i])]) }
+            }
+            rowsSeen += rows
+            return rows * rowBytes
+        }
         let start = values.count
         values.append(contentsOf: repeatElement(0, count: rows * d))
         labels.reserveCapacity(labels.count + rows)

@@ -70,8 +70,11 @@ extension PFCService {
             }
             let top = ((try? JSONDecoder().decode([TopExampleDTO].self, from: Data(component.topExamples.utf8))) ?? []).prefix(count)
             guard !top.isEmpty else { throw APIError.invalid("the component has no top examples") }
-            let data = try storeCall { try DatasetBlobReader.load(from: store, dataset: dataset, tenantID: tenant, classes: dataset.classes) }
-            let png = Self.grid(data, rows: top.map(\.row).filter { $0 < data.count }, height: shape[0], width: shape[1])
+            // Only the drawn rows are read into memory (the dataset may be 1 GiB of bytes, 4 GB as floats).
+            let rows = top.map(\.row).filter { $0 < dataset.examples }
+            guard !rows.isEmpty else { throw APIError.invalid("the component's top examples are not in dataset \(datasetID)") }
+            let data = try storeCall { try DatasetBlobReader.load(from: store, dataset: dataset, tenantID: tenant, classes: dataset.classes, rows: rows) }
+            let png = Self.grid(data, rows: Array(0..<data.count), height: shape[0], width: shape[1])
             var resp = Response(status: .ok, body: .bytes(png))
             resp.headers.replaceOrAdd(name: "Content-Type", value: "image/png")
             return resp
@@ -231,7 +234,6 @@ extension PFCService {
         let (_, loaded) = try loadNetwork(modelID: analysis.modelID, tenantID: tenant, version: analysis.modelVersion)
         guard let network = loaded as? any SeededBackward else { throw APIError.invalid("this model kind has no per-example gradients") }
         try checkDataset(dataset, against: network.architecture, tenantID: tenant)
-        let data = try storeCall { try DatasetBlobReader.load(from: store, dataset: dataset, tenantID: tenant, classes: network.architecture.outputDim) }
 
         // The component's top examples on that dataset: from its coefficients, or from a fit to it.
         var ranked: [Int]
@@ -244,17 +246,20 @@ extension PFCService {
         } else {
             throw APIError.invalid("the analysis has no coefficients on dataset \(datasetID); POST /v1/analyses/\(id)/fit with it first")
         }
-        ranked = ranked.filter { $0 < data.count }
+        ranked = ranked.filter { $0 < dataset.examples }
         let top = Array(ranked.prefix(body.top ?? min(32, max(1, ranked.count / 4))))
         guard !top.isEmpty else { throw APIError.invalid("the component has no top examples on dataset \(datasetID)") }
-        let baseline = GuidedPerturbation.randomExamples(data.count, count: min(body.random ?? 512, data.count), seed: body.seed)
+        let baseline = GuidedPerturbation.randomExamples(dataset.examples, count: min(body.random ?? 512, dataset.examples), seed: body.seed)
         // One evaluation set: the random rows, then the top rows. Its per-example gradients (about 3
         // passes) and up to 24 KL evaluations of the perturbed model run on this request's thread.
         try configuration.limits.checkInference(rows: CheckedSize.product(baseline.count + top.count, 3 + 2 * 24) ?? Int.max,
                                                 of: network.architecture, what: "a perturbation (gradients and evaluations)")
         try configuration.limits.checkAnalysis(request, parameters: network.parameterCount, classes: network.architecture.outputDim,
                                                examples: baseline.count + top.count, what: "a perturbation")
-        let sub = AnalysisCompute.subset(data, rows: baseline + top)
+        // Only these rows are read into memory, not the whole dataset.
+        let sub = try storeCall {
+            try DatasetBlobReader.load(from: store, dataset: dataset, tenantID: tenant, classes: network.architecture.outputDim, rows: baseline + top)
+        }
         let baseIndices = Array(0..<baseline.count), topIndices = Array(baseline.count..<(baseline.count + top.count))
         let method = AnalysisMethod(rawValue: analysis.kind) ?? .diagonal
         let pefs = try AnalysisCompute.pefs(network, data: sub, method: method,
