@@ -71,7 +71,14 @@ final class HandlerPool: @unchecked Sendable {
             let work = queue[head].work
             head += 1
             pending.subtract(1, ordering: .relaxed)
-            if head == queue.count { queue.removeAll(keepingCapacity: true); head = 0 }
+            if head == queue.count {
+                queue.removeAll(keepingCapacity: true); head = 0
+            } else if idle > 0 {
+                // `submit` skips the wake-up while a thread spins, counting on it to take the item; when
+                // two arrive together that thread takes one, and the other must not wait for it to
+                // finish (a streaming upload may take minutes) while idle threads sleep: pass it on.
+                lock.signal()
+            }
             lock.unlock()
             work()
             outstanding.subtract(1, ordering: .releasing)
