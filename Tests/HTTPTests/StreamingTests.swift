@@ -42,6 +42,38 @@ import TestSupport
         }
     }
 
+    /// Slow uploads hold handler threads while their bodies trickle in: past half the pool the next
+    /// is answered 503 with Retry-After, and every other route keeps its threads.
+    @Test func slowUploadsCannotHoldTheWholePool() throws {
+        var router = TestServer.basicRouter()
+        router.post("/upload", options: .streaming(maxBodyBytes: 1 << 20)) { req, _ in .text("\(try req.body.collect().count)") }
+        try TestServer.with({ $0.handlerThreads = 4 }, router: router) { server in
+            // Two uploads that send their head and 10 of 100 bytes, then nothing: both handlers wait.
+            let slow = try (0..<2).map { _ in try TestClient(port: server.port, timeout: 30) }
+            for c in slow { try c.send("POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n" + String(repeating: "a", count: 10)) }
+            #expect(TestServer.eventually { server.core.streamingHandlers.load(ordering: .acquiring) == 2 }, "running: \(server.core.streamingHandlers.load(ordering: .acquiring))")
+            let third = try TestClient(port: server.port, timeout: 30)
+            try third.send("POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n")
+            let refused = try third.readResponse()
+            #expect(refused.status == 503 && refused.text.contains("too_many_uploads") && refused.header("Retry-After") == "5", "\(refused.text)")
+            #expect(third.waitForClose())
+            for _ in 0..<6 { // the other routes still get threads
+                let c = try TestClient(port: server.port)
+                try c.send("GET /hello HTTP/1.1\r\nHost: t\r\n\r\n")
+                #expect(try c.readResponse().status == 200)
+            }
+            // One slow upload finishes: its slot frees, and the next upload is served.
+            try slow[0].send(String(repeating: "b", count: 90))
+            let done = try slow[0].readResponse()
+            #expect(done.status == 200 && done.text == "100")
+            #expect(TestServer.eventually { server.core.streamingHandlers.load(ordering: .acquiring) == 1 })
+            let fourth = try TestClient(port: server.port, timeout: 30)
+            try fourth.send("POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nxyz")
+            let served = try fourth.readResponse()
+            #expect(served.status == 200 && served.text == "3")
+        }
+    }
+
     @Test func streamingRouteStillEnforcesItsLimit() throws {
         var router = Router()
         router.post("/upload", options: .streaming(maxBodyBytes: 1000)) { req, _ in .text("\(try req.body.collect().count)") }

@@ -203,6 +203,21 @@ extension Connection {
                     let skipped = skippedSerial.load(ordering: .acquiring)
                     if skipped == serial || skipped == Int.max { return }
                 }
+                // A streaming handler waits on its client's body: only so many may hold pool threads.
+                var streaming = false
+                if case .stream = request.body {
+                    let running = core.streamingHandlers.add(1, ordering: .acquiringAndReleasing).newValue
+                    guard running <= core.streamingHandlerLimit else {
+                        core.streamingHandlers.subtract(1, ordering: .acquiringAndReleasing)
+                        var busy = HTTPError(.serviceUnavailable, code: "too_many_uploads",
+                                             message: "\(core.streamingHandlerLimit) streamed uploads are being received; retry shortly").response
+                        busy.headers.replaceOrAdd(name: "Retry-After", value: "5")
+                        deliver(busy, for: current.head, onQueue: false, serial: serial)
+                        return
+                    }
+                    streaming = true
+                }
+                defer { if streaming { core.streamingHandlers.subtract(1, ordering: .acquiringAndReleasing) } }
                 let response = core.router.respond(to: request, context: current.context, resolution: current.resolution)
                 deliver(response, for: current.head, onQueue: false, serial: serial)
             }

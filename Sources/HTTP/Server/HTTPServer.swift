@@ -173,6 +173,9 @@ final class ServerCore: Sendable {
     /// Connections refused over `maxConnectionsPerAddress`.
     let rejectedPerAddress = Atomic<Int>(0)
     let lateAnswersDropped = Atomic<Int>(0)
+    /// Handlers of streaming-body routes running now, held to `streamingHandlerLimit`.
+    let streamingHandlers = Atomic<Int>(0)
+    var streamingHandlerLimit: Int { max(1, configuration.maxStreamingHandlers ?? configuration.handlerThreads / 2) }
     /// The TLS context new connections get (nil: plain HTTP); swapped whole by a reload.
     let tlsContext = Mutex<TLSContext?>(nil)
     private let state = Mutex<State>(State())

@@ -44,6 +44,11 @@ extension HTTPServer {
 
         /// Threads running handlers; at most this many handlers run at once. Default 16.
         public var handlerThreads: Int = 16
+        /// Handlers of `.streaming` routes that may run at once. Each holds a handler thread for as long
+        /// as its client takes to send the body, so a few slow uploads could otherwise hold the whole
+        /// pool; one more is answered 503 with `Retry-After` (its body unread, the connection closed).
+        /// nil (the default): half of `handlerThreads`, at least 1.
+        public var maxStreamingHandlers: Int?
         /// Bytes of a streamed request body buffered before the socket is no longer read. Default 1 MiB.
         public var requestStreamBuffer: Int = 1024 * 1024
         /// Bytes of pending response output above which a streaming writer blocks. Default 1 MiB.
