@@ -124,17 +124,16 @@ extension PFCService {
         }
         let (_, network) = try loadNetwork(modelID: modelID, tenantID: tenantID, version: latest.version)
         let trainer = Trainer(options: options)
-        if let need = trainer.requiredBasis(trainingExamples: trainer.trainingExamples(fromDataSetOf: dataset.examples)),
-           need > network.architecture.basis, body.grow {
-            try configuration.limits.checkBasis(need, of: network.architecture, action: "growing for this task")
-        } else if let need = trainer.requiredBasis(trainingExamples: trainer.trainingExamples(fromDataSetOf: dataset.examples)),
-           need > network.architecture.basis {
-            throw APIError.invalid("this task's window would run to column \(need) but the model has K = \(network.architecture.basis) "
-                + "basis columns: it needs K = \(need); send \"grow\": true to append \(need - network.architecture.basis) fresh columns")
-        }
+        // The model this task trains: grown to the K its window reaches, when it reaches past K.
         var trained = network.architecture
-        if let need = trainer.requiredBasis(trainingExamples: trainer.trainingExamples(fromDataSetOf: dataset.examples)) {
-            trained.basis = max(trained.basis, need) // the model this task trains, grown
+        if let need = trainer.requiredBasis(trainingExamples: trainer.trainingExamples(fromDataSetOf: dataset.examples)),
+           need > trained.basis {
+            guard body.grow else {
+                throw APIError.invalid("this task's window would run to column \(need) but the model has K = \(trained.basis) "
+                    + "basis columns: it needs K = \(need); send \"grow\": true to append \(need - trained.basis) fresh columns")
+            }
+            try configuration.limits.checkBasis(need, of: trained, action: "growing for this task")
+            trained.basis = need
         }
         try configuration.limits.checkTraining(batch: min(options.batchSize, dataset.examples), of: trained, what: "batch_size")
         let job = try Job(tenantID: tenantID, modelID: modelID, params: .task(params))
