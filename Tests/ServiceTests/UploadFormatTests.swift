@@ -507,6 +507,58 @@ import TestSupport
         #expect(try store.dataset(id: ds.id, tenantID: tenant.id).checksum == SHA256Hex.digest(blob))
     }
 
+    /// Two processes on one SQLite file: a sweep that started before another process's upload
+    /// committed must not remove that upload's file once its lock is released. Each file is checked in
+    /// a read of its own, after its lock; one snapshot taken at the sweep's start did not see the row.
+    /// A file unlinked under its creator before it locked it is never used.
+    @Test func aSweepKeepsAnUploadCommittedWhileItRuns() throws {
+        let location = HarnessLocation(.sqlite)
+        defer { location.destroy() }
+        let a = try location.openStore() as! SQLiteStore
+        defer { a.close() }
+        let b = try location.openStore() as! SQLiteStore  // the other process's store
+        defer { b.close() }
+        let tenant = Tenant(name: "t")
+        try a.insert(tenant)
+        let directory = location.sqlitePath + "-blobs"
+        let blob = Data(Array("PFCDATA3".utf8) + le(UInt32(2)) + le((1.0).bitPattern) + [1, 2, 3, 0, 4, 5])
+        var upload: DatasetBlobFile? = try #require(try a.makeDatasetBlobFile())
+        let name = upload!.name
+        try blob.withUnsafeBytes { try upload!.write($0) }
+        try upload!.finish()
+        let orphan = "--dead.pfcdata"  // sorts first: checked before the upload's file
+        #expect(FileManager.default.createFile(atPath: directory + "/" + orphan, contents: blob))
+        let ds = Dataset(tenantID: tenant.id, name: "late", examples: 2, features: 2, classes: 2)
+        var checked: [String] = []
+        let removed = try b.sweepDatasetBlobFiles(afterEachCheck: { checkedName in
+            checked.append(checkedName)
+            guard checkedName == orphan, let file = upload else { return }
+            // While the sweep runs: the upload commits its row, then releases its file's lock.
+            try a.transaction { s in
+                try s.insert(ds)
+                _ = try s.attachDatasetBlob(datasetID: ds.id, tenantID: tenant.id, file: file)
+            }
+            upload = nil
+        })
+        #expect(checked == [orphan, name])
+        #expect(removed == [orphan])
+        #expect(FileManager.default.fileExists(atPath: directory + "/" + name))
+        let read = try DatasetBlobReader.load(from: b, dataset: ds, tenantID: tenant.id, classes: 2)
+        #expect(read.labels == [1, 0] && read.features.storage == [2, 3, 4, 5])
+
+        // What a creator checks after locking: the name still names its file.
+        let path = directory + "/probe"
+        let fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0o600)
+        #expect(fd >= 0)
+        defer { close(fd) }
+        #expect(DatasetBlobFile.isLinked(fd, at: path))
+        unlink(path)
+        #expect(!DatasetBlobFile.isLinked(fd, at: path))
+        #expect(FileManager.default.createFile(atPath: path, contents: Data([1])))  // another file under the name
+        #expect(!DatasetBlobFile.isLinked(fd, at: path))
+        unlink(path)
+    }
+
     /// A content file of several direct-I/O blocks, written in odd pieces and read back part-way (which
     /// drains the direct appender and goes on through the page cache), holds exactly the bytes given,
     /// and its checksum is theirs.

@@ -45,17 +45,36 @@ public final class DatasetBlobFile: @unchecked Sendable {
 
     init(directory: String) throws {
         self.directory = directory
-        name = StoreID.make() + ".pfcdata"
-        let path = directory + "/" + name
-        fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw Self.failure("cannot create \(path)") }
-        // Held while the upload lives: the orphan sweep skips locked files.
-        guard flock(fd, LOCK_EX) == 0 else {
-            let error = Self.failure("cannot lock \(path)")
-            close(fd); unlink(path)
-            throw error
+        (name, fd) = try Self.createLocked(in: directory)
+        direct = DirectAppender(path: directory + "/" + name, bufferedFD: fd)
+    }
+
+    /// A new, empty content file in `directory`, open and locked: its name and descriptor.
+    private static func createLocked(in directory: String) throws -> (name: String, fd: Int32) {
+        for _ in 0..<8 {
+            let name = StoreID.make() + ".pfcdata"
+            let path = directory + "/" + name
+            let fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+            guard fd >= 0 else { throw failure("cannot create \(path)") }
+            // Held while the upload lives: the orphan sweep skips locked files.
+            guard flock(fd, LOCK_EX) == 0 else {
+                let error = failure("cannot lock \(path)")
+                close(fd); unlink(path)
+                throw error
+            }
+            // Another process's sweep may have locked and unlinked the new, empty file between `open`
+            // and `flock`; bytes written to it then would be lost. Keep it only if the name is still its.
+            if isLinked(fd, at: path) { return (name, fd) }
+            close(fd)
         }
-        direct = DirectAppender(path: path, bufferedFD: fd)
+        throw StoreError.database(code: "EAGAIN", message: "cannot create a dataset blob file in \(directory): each was removed as soon as it was made", sql: nil)
+    }
+
+    /// True when `path` names the file open as `fd` (it was not unlinked or replaced).
+    static func isLinked(_ fd: Int32, at path: String) -> Bool {
+        var open = stat(), named = stat()
+        guard fstat(fd, &open) == 0, open.st_nlink > 0, lstat(path, &named) == 0 else { return false }
+        return open.st_dev == named.st_dev && open.st_ino == named.st_ino
     }
 
     deinit {
@@ -190,7 +209,9 @@ enum DatasetBlobDirectory {
     }
 
     /// Removes every file of the directory that `isReferenced` says no row names and no live upload
-    /// holds locked. Returns the names removed.
+    /// holds locked. `isReferenced` is asked only once the file's lock is held, so it must read the
+    /// database afresh each time: an upload commits its row before it releases the lock, and a
+    /// snapshot older than the lock would not see that row. Returns the names removed.
     static func sweep(_ directory: String, isReferenced: (String) throws -> Bool) throws -> [String] {
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return [] }
         var removed: [String] = []
@@ -249,13 +270,18 @@ extension SQLiteStore {
     }
 
     /// Removes content files no dataset references (uploads that died with the process, datasets
-    /// removed by a cascade). Run by `migrate()`; safe while uploads run (their files are locked).
-    @discardableResult public func sweepDatasetBlobFiles() throws -> [String] {
+    /// removed by a cascade). Run by `migrate()`; safe while uploads run, here or in another process
+    /// on the same database (their files are locked until their rows are committed, and each file is
+    /// checked in a read transaction of its own, begun after its lock). `afterEachCheck` is a test
+    /// hook, called with each name once it was checked.
+    @discardableResult public func sweepDatasetBlobFiles(afterEachCheck: ((String) throws -> Void)? = nil) throws -> [String] {
         guard let blobDirectory else { return [] }
-        return try read { session in
-            try DatasetBlobDirectory.sweep(blobDirectory) { name in
+        return try DatasetBlobDirectory.sweep(blobDirectory) { name in
+            let referenced = try read { session in
                 try session.connection.queryOne("SELECT 1 AS one FROM datasets WHERE blob_file = \(name)") != nil
             }
+            try afterEachCheck?(name)
+            return referenced
         }
     }
 }
