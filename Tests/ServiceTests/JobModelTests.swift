@@ -110,6 +110,33 @@ import TestSupport
         }
     }
 
+    /// A job's lease lasts while its worker runs it, also through stretches with no heartbeat of
+    /// progress (here a whole epoch, longer than the lease; in service, loading a large dataset). Two
+    /// workers share the queue: if the lease lapsed, the second would reclaim the job and run it again.
+    @Test(arguments: Backend.all)
+    func theLeaseHoldsThroughWorkWithoutProgress(backend: Backend) throws {
+        let location = HarnessLocation(backend)
+        defer { location.destroy() }
+        let h = try ServiceHarness(location, workers: 2, configure: {
+            $0.leaseSeconds = 0.6
+            $0.heartbeatSeconds = 600  // progress only at the epoch's first and last batch
+        })
+        defer { h.stop() }
+        let c = h.client
+        let dataset = try c.json("POST", "/v1/datasets", try digits(limit: 600)).object["id"] as! String
+        let model = try c.json("POST", "/v1/models", ["name": "slow", "kind": "pfc", "input_dim": 64, "output_dim": 10, "basis": 200,
+                                                      "iterations": 200, "loss": "images_labels_mse", "seed": 5]).object["id"] as! String
+        let start = Date()
+        let r = try c.json("POST", "/v1/models/\(model)/train", ["dataset_id": dataset, "epochs": 1, "batch_size": 10,
+                                                                 "learning_rate": 0.001, "validation_fraction": 0.2, "seed": 2])
+        #expect(r.status == 202, "\(r.text)")
+        let done = try h.waitForJob(r.object["id"] as! String)
+        let took = Date().timeIntervalSince(start)
+        #expect(took > 5 * 0.6, "the epoch (\(took) s) must outlast the lease several times for this test to mean anything")
+        #expect(done["state"] as? String == "succeeded", "\(done)")
+        #expect(done["attempts"] as? Int == 1, "the job was reclaimed while it ran: \(done)")
+    }
+
     @Test(arguments: Backend.all)
     func aCancelledJobLeavesNoCheckpoint(backend: Backend) throws {
         try ServiceHarness.with(backend) { h in

@@ -7,7 +7,8 @@ import Storage
 import Synchronization
 
 /// A pool of worker threads (separate from the HTTP handler threads) that claim queued jobs with
-/// a lease, heartbeat while they run, and reclaim jobs whose lease expired on any replica.
+/// a lease, keep it while they run (`LeaseKeeper`; the runners' heartbeats carry progress and hear
+/// cancels), and reclaim jobs whose lease expired on any replica.
 final class JobWorkers: Sendable {
     let store: any Store
     let configuration: ServiceConfiguration
@@ -89,6 +90,9 @@ final class JobWorkers: Sendable {
             try? store.failJob(id: job.id, owner: owner, error: error.description)
             return
         }
+        // The lease lasts while this thread runs the job, through phases that heartbeat no progress.
+        let keeper = LeaseKeeper(store: store, jobID: job.id, owner: owner, leaseSeconds: configuration.leaseSeconds, logger: logger)
+        defer { keeper.stop() }
         switch params {
         case .train(let p): TrainingJobRunner(workers: self, job: job, owner: owner, params: .train(p)).run()
         case .task(let p): TrainingJobRunner(workers: self, job: job, owner: owner, params: .task(p)).run()
