@@ -1,4 +1,4 @@
-// PostgreSQL-only behaviour: deadlocks are retried, long statements time out.
+// PostgreSQL-only behaviour: deadlocks are retried, long statements time out, a vanished host is noticed.
 import Foundation
 import Synchronization
 import Testing
@@ -52,5 +52,32 @@ extension ConformanceTests {
             _ = try store.read { try $0.connection.query("SELECT pg_sleep(2)::text AS slept") }
         }
         #expect(try store.read { try $0.connection.queryOne("SELECT 1::bigint AS one")!.int("one") } == 1)
+    }
+
+    /// Connections over TCP probe an idle peer and give up on unacknowledged data (libpq's defaults
+    /// leave both to the kernel: hours), as the socket itself shows; a URL that sets its own keeps it.
+    @Test(.enabled(if: TestDatabase.postgresURL != nil || TestDatabase.isCI, "needs PFC_TEST_DATABASE_URL"))
+    func postgresConnectionsNoticeAVanishedHost() throws {
+        guard let url = TestDatabase.postgresURL else { Issue.record("PFC_TEST_DATABASE_URL is not set"); return }
+        func option(_ fd: Int32, _ level: Int32, _ name: Int32) -> Int32 {
+            var value: Int32 = -1
+            var size = socklen_t(MemoryLayout<Int32>.size)
+            #expect(getsockopt(fd, level, name, &value, &size) == 0)
+            return value
+        }
+        let c = try PGConnection(url: url, options: "", connectTimeoutSeconds: 5)
+        #expect(c.connectionOption("keepalives_idle") == "30" && c.connectionOption("tcp_user_timeout") == "60000")
+        let fd = c.socketDescriptor
+        #expect(fd >= 0)
+        #expect(option(fd, SOL_SOCKET, SO_KEEPALIVE) == 1)
+        #expect(option(fd, Int32(IPPROTO_TCP), 4 /* TCP_KEEPIDLE */) == 30)
+        #expect(option(fd, Int32(IPPROTO_TCP), 5 /* TCP_KEEPINTVL */) == 10)
+        #expect(option(fd, Int32(IPPROTO_TCP), 6 /* TCP_KEEPCNT */) == 3)
+        #expect(option(fd, Int32(IPPROTO_TCP), 18 /* TCP_USER_TIMEOUT */) == 60_000)
+        #expect(try c.queryOne("SELECT 1::bigint AS one")?.int("one") == 1)
+
+        let own = try PGConnection(url: url + (url.contains("?") ? "&" : "?") + "keepalives_idle=7", options: "", connectTimeoutSeconds: 5)
+        #expect(own.connectionOption("keepalives_idle") == "7")
+        #expect(option(own.socketDescriptor, Int32(IPPROTO_TCP), 4 /* TCP_KEEPIDLE */) == 7)
     }
 }

@@ -12,8 +12,11 @@ final class PGConnection: SQLConnection, @unchecked Sendable {
     /// Connects with a `postgres://` URL or a conninfo string. `options` become server settings
     /// for the session (`-c statement_timeout=…`, `-c search_path=…`) and survive `PQreset`.
     init(url: String, options: String, connectTimeoutSeconds: Int) throws {
-        let keywords = ["dbname", "options", "connect_timeout", "application_name"]
-        let values = [url, options, String(connectTimeoutSeconds), "pfc-server"]
+        // Keywords are read in order and the last of a repeated one wins: the TCP defaults come before
+        // `dbname` (the URL, expanded in its place), so a URL that sets its own keeps them.
+        let defaults = Self.tcpDefaults
+        let keywords = defaults.map(\.keyword) + ["dbname", "options", "connect_timeout", "application_name"]
+        let values = defaults.map(\.value) + [url, options, String(connectTimeoutSeconds), "pfc-server"]
         let connection = Self.withCStringArray(keywords) { keywordPointers in
             Self.withCStringArray(values) { valuePointers in
                 PQconnectdbParams(keywordPointers, valuePointers, 1)
@@ -31,6 +34,31 @@ final class PGConnection: SQLConnection, @unchecked Sendable {
     }
 
     deinit { PQfinish(handle) }
+
+    /// TCP settings for connections over the network (libpq ignores them on a Unix socket). Without
+    /// them a database host that vanished (powered off, a partition: no reset ever arrives) left a
+    /// query waiting for the kernel's default of about two hours before the socket errored, holding
+    /// its pool connection and the thread that waits on it. With them an idle connection is probed
+    /// after 30 s (every 10 s, given up after 3 misses), and data unacknowledged for 60 s fails the call.
+    static let tcpDefaults: [(keyword: String, value: String)] = [
+        ("keepalives", "1"), ("keepalives_idle", "30"), ("keepalives_interval", "10"), ("keepalives_count", "3"),
+        ("tcp_user_timeout", "60000"),
+    ]
+
+    /// The connection's socket (`PQsocket`), -1 when there is none.
+    var socketDescriptor: Int32 { PQsocket(handle) }
+
+    /// The value libpq uses for connection option `keyword` (`PQconninfo`), nil when unset.
+    func connectionOption(_ keyword: String) -> String? {
+        guard let options = PQconninfo(handle) else { return nil }
+        defer { PQconninfoFree(options) }
+        var p = options
+        while let name = p.pointee.keyword {
+            if String(cString: name) == keyword { return p.pointee.val.map { String(cString: $0) } }
+            p += 1
+        }
+        return nil
+    }
 
     /// The socket is believed good (libpq only learns of a dead server on the next call).
     var isConnected: Bool { PQstatus(handle) == CONNECTION_OK }
