@@ -184,6 +184,14 @@ final class Connection: @unchecked Sendable {
             if phase == .awaitingHead && headStartedAt == nil { headStartedAt = now }
             processInput()
         }
+        if peerEOF && writeWaitsForRead && !closed {
+            // A TLS write that waits for the peer's bytes cannot finish once the peer sent EOF, and
+            // the read source (always ready at EOF) would fire without pause until the write-stall
+            // timeout. Try once more with what was just read, then give up on the connection.
+            writeWaitsForRead = false
+            flush()
+            if writeWaitsForRead && !closed { destroy(); return }
+        }
         if peerEOF && !closed { handlePeerEOF() }
         updateReadInterest()
         armTimer()
