@@ -25,7 +25,7 @@ import TestSupport
     func stored(_ h: ServiceHarness, _ r: TestResponse) throws -> LabeledDataset {
         let tenant = try h.tenantID()
         let ds = try h.store.dataset(id: r.object["id"] as! String, tenantID: tenant)
-        return try DatasetBlobReader.load(from: h.store, dataset: ds, tenantID: tenant, classes: 1)
+        return try DatasetBlobReader.load(from: h.store, dataset: ds, tenantID: tenant, classes: 1, limits: ServiceLimits())
     }
 
     @Test(arguments: Backend.all)

@@ -23,7 +23,7 @@ import TestSupport
     func stored(_ h: ServiceHarness, _ r: TestResponse) throws -> (Dataset, LabeledDataset) {
         let tenant = try h.tenantID()
         let ds = try h.store.dataset(id: r.object["id"] as! String, tenantID: tenant)
-        return (ds, try DatasetBlobReader.load(from: h.store, dataset: ds, tenantID: tenant, classes: 1))
+        return (ds, try DatasetBlobReader.load(from: h.store, dataset: ds, tenantID: tenant, classes: 1, limits: ServiceLimits()))
     }
 
     func npy(_ descr: String, rows: Int, columns: Int, _ data: [UInt8]) -> Data {
@@ -161,7 +161,7 @@ import TestSupport
             let ds = Dataset(tenantID: tenant.id, name: "old", examples: examples, features: features, classes: 3, labelsPerExample: labels)
             try store.insert(ds)
             _ = try store.writeDatasetBlob(datasetID: ds.id, tenantID: tenant.id, chunks: [Data(bytes)])
-            return try DatasetBlobReader.load(from: store, dataset: ds, tenantID: tenant.id, classes: 3)
+            return try DatasetBlobReader.load(from: store, dataset: ds, tenantID: tenant.id, classes: 3, limits: ServiceLimits())
         }
         let v1 = Array("PFCDATA1".utf8) + le(UInt32(2)) + le(Int32(2)) + le(Float(0.5).bitPattern) + le(Float(-1).bitPattern)
             + le(Int32(0)) + le(Float(3).bitPattern) + le(Float(0.25).bitPattern)
@@ -502,7 +502,7 @@ import TestSupport
         #expect(FileManager.default.createFile(atPath: directory + "/dead-3.pfcdata", contents: blob))
         try store.migrate()
         #expect(Set(files()) == [storedName, writing.name])
-        let read = try DatasetBlobReader.load(from: store, dataset: ds, tenantID: tenant.id, classes: 2)
+        let read = try DatasetBlobReader.load(from: store, dataset: ds, tenantID: tenant.id, classes: 2, limits: ServiceLimits())
         #expect(read.labels == [1, 0] && read.features.storage == [2, 3, 4, 5])
         #expect(try store.dataset(id: ds.id, tenantID: tenant.id).checksum == SHA256Hex.digest(blob))
     }
@@ -543,7 +543,7 @@ import TestSupport
         #expect(checked == [orphan, name])
         #expect(removed == [orphan])
         #expect(FileManager.default.fileExists(atPath: directory + "/" + name))
-        let read = try DatasetBlobReader.load(from: b, dataset: ds, tenantID: tenant.id, classes: 2)
+        let read = try DatasetBlobReader.load(from: b, dataset: ds, tenantID: tenant.id, classes: 2, limits: ServiceLimits())
         #expect(read.labels == [1, 0] && read.features.storage == [2, 3, 4, 5])
 
         // What a creator checks after locking: the name still names its file.

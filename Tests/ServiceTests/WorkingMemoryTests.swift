@@ -182,7 +182,7 @@ import TestSupport
             for r in [u8, f32] {
                 #expect(r.status == 201, "\(r.text)")
                 let ds = try h.store.dataset(id: r.object["id"] as! String, tenantID: tenant)
-                let whole = try DatasetBlobReader.load(from: h.store, dataset: ds, tenantID: tenant, classes: 2)
+                let whole = try DatasetBlobReader.load(from: h.store, dataset: ds, tenantID: tenant, classes: 2, limits: ServiceLimits())
                 let some = try DatasetBlobReader.load(from: h.store, dataset: ds, tenantID: tenant, classes: 2, rows: [3, 0, 3, 99])
                 let d = whole.featureCount
                 let order = [3, 0, 3]
@@ -194,6 +194,50 @@ import TestSupport
                 #expect(some.features.storage == features)
                 #expect(throws: HTTPError.self) { try DatasetBlobReader.load(from: h.store, dataset: ds, tenantID: tenant, classes: 2, rows: [5]) }
             }
+        }
+    }
+
+    /// A training or evaluation job loads its dataset whole (features as floats, labels as Ints) and a
+    /// validation split copies it once more: that counts against `max_working_memory` too, beside the
+    /// training step. A 1 GiB byte dataset is 4 GB as floats; nothing bounded it before.
+    @Test(arguments: Backend.all)
+    func datasetsAreHeldToTheMemoryLimitWhenLoaded(backend: Backend) throws {
+        let rows = 400
+        let stored = Dataset(tenantID: "t", name: "d", examples: rows, features: 4, classes: 2)
+        let once = try #require(stored.loadedMemory(split: false)), split = try #require(stored.loadedMemory(split: true))
+        #expect(once == rows * (4 * 4 + 8) && split == 2 * once + rows * 24)
+        let arch = Architecture(kind: .pfc, inputDim: 4, outputDim: 2, basis: 20, iterations: 100)
+        let tape = try #require(arch.trainingMemory(batch: 10))
+        // Room for the dataset once and the step; not for the split's copy.
+        let limit = once + tape + 64
+        #expect(limit < split + tape)
+        try ServiceHarness.with(backend, configure: { $0.limits.maxWorkingMemory = limit }) { h in
+            let c = h.client
+            let ds = try dataset(h, rows: rows)
+            let m = try model(h, basis: 20)
+            let refused = try c.json("POST", "/v1/models/\(m)/train", ["dataset_id": ds, "epochs": 1, "batch_size": 10, "validation_fraction": 0.2])
+            #expect(refused.status == 422 && refused.errorMessage.contains("max_working_memory")
+                    && refused.errorMessage.contains("of its dataset"), "\(refused.text)")
+            let task = try c.json("POST", "/v1/models/\(m)/tasks", ["name": "t", "dataset_id": ds, "epochs": 1, "batch_size": 10, "grow": true])
+            #expect(task.status == 422 && task.errorMessage.contains("max_working_memory"), "\(task.text)")
+            let tenant = try h.tenantID()
+            #expect(try h.store.jobs(tenantID: tenant, page: PageRequest(limit: 10)).items.isEmpty)
+            let ok = try c.json("POST", "/v1/models/\(m)/train", ["dataset_id": ds, "epochs": 1, "batch_size": 10, "validation_fraction": 0])
+            #expect(ok.status == 202, "\(ok.text)")
+            let trained = try h.waitForJob(ok.object["id"] as! String, timeout: 120)
+            #expect(trained["state"] as? String == "succeeded", "\(trained)")
+            try alive(h)
+        }
+        // Below the dataset itself: even evaluating it is refused, at once and as a job.
+        try ServiceHarness.with(backend, configure: { $0.limits.maxWorkingMemory = once - 1 }) { h in
+            let c = h.client
+            let ds = try dataset(h, rows: rows)
+            let m = try model(h, basis: 20)
+            for body in [["dataset_id": ds, "version": 0], ["dataset_id": ds, "version": 0, "async": true] as [String: Any]] {
+                let r = try c.json("POST", "/v1/models/\(m)/evaluate", body)
+                #expect(r.status == 422 && r.errorMessage.contains("max_working_memory") && r.errorMessage.contains("\(rows) examples"), "\(r.text)")
+            }
+            try alive(h)
         }
     }
 }

@@ -4,6 +4,7 @@
 import HTTP
 import Linalg
 import PFC
+import Storage
 
 extension Architecture {
     /// Weights in all matrices with basis `k` (the count the creation limit uses), nil on overflow.
@@ -15,7 +16,33 @@ extension Architecture {
     }
 }
 
+extension Dataset {
+    /// Bytes this dataset takes loaded whole (`DatasetBlobReader.load`): its features as Floats and
+    /// its labels as Ints. With `split` (training with a validation split) twice that, since the split
+    /// copies it into its train and validation parts, plus three orders of 8 bytes per example (the
+    /// split's permutation, its two halves and each epoch's shuffle). Nil on overflow.
+    func loadedMemory(split: Bool) -> Int? {
+        guard let features = CheckedSize.product(examples, features, 4),
+              let labels = CheckedSize.product(examples, labelsPerExample, 8),
+              let once = CheckedSize.sum(features, labels) else { return nil }
+        guard split else { return once }
+        return CheckedSize.sum(CheckedSize.product(once, 2), CheckedSize.product(examples, 8, 3))
+    }
+}
+
 extension ServiceLimits {
+    /// 422 unless loading `dataset` whole (twice over with a validation split: `loadedMemory`) holds
+    /// at most `maxWorkingMemory` bytes. Returns the bytes it holds.
+    @discardableResult
+    func checkDatasetLoad(_ dataset: Dataset, split: Bool, what: String) throws -> Int {
+        if let bytes = dataset.loadedMemory(split: split), bytes <= maxWorkingMemory { return bytes }
+        throw APIError.invalid("\(what): dataset \(dataset.id) (\(dataset.examples) examples × \(dataset.features) features) would hold "
+            + (dataset.loadedMemory(split: split).map { "about \(mebibytes($0)) MiB" } ?? "more memory than can be counted")
+            + " in memory as floats" + (split ? ", twice over for the validation split" : "")
+            + "; the limit max_working_memory is \(maxWorkingMemory >> 20) MiB: use a smaller dataset"
+            + (split ? " or validation_fraction 0" : ""))
+    }
+
     /// 422 unless a model of `arch` grown to basis `k` stays within the creation limits.
     func checkBasis(_ k: Int, of arch: Architecture, action: String) throws {
         guard k <= maxBasis else {
@@ -28,18 +55,21 @@ extension ServiceLimits {
     }
 
     /// 422 unless a training step over `batch` examples of `arch` holds at most `maxWorkingMemory`
-    /// bytes (the tape of every FISTA iteration), naming the largest batch that fits.
-    func checkTraining(batch: Int, of arch: Architecture, what: String) throws {
-        if let bytes = arch.trainingMemory(batch: batch), bytes <= maxWorkingMemory { return }
+    /// bytes (the tape of every FISTA iteration) beside the `reserved` bytes of its loaded dataset,
+    /// naming the largest batch that fits.
+    func checkTraining(batch: Int, of arch: Architecture, what: String, reserved: Int = 0) throws {
+        let budget = maxWorkingMemory - min(max(0, reserved), maxWorkingMemory)
+        if let bytes = arch.trainingMemory(batch: batch), bytes <= budget { return }
         let mib = arch.trainingMemory(batch: batch).map { "about \(mebibytes($0)) MiB" } ?? "more memory than can be counted"
         var most = 0
-        if let one = arch.trainingMemory(batch: 1), one <= maxWorkingMemory, let fixed = arch.trainingMemory(batch: 0) {
-            most = (maxWorkingMemory - fixed) / max(1, one - fixed)
+        if let one = arch.trainingMemory(batch: 1), one <= budget, let fixed = arch.trainingMemory(batch: 0) {
+            most = (budget - fixed) / max(1, one - fixed)
         }
         throw APIError.invalid("\(what): a training step over \(batch) examples would hold \(mib) (the FISTA tape of "
-            + "\(max(1, arch.iterations)) iterations × \(batch) examples × K = \(arch.basis)); the limit max_working_memory is "
-            + "\(maxWorkingMemory >> 20) MiB"
-            + (most > 0 ? " (at most batch_size \(most) for this model)" : " (even one example exceeds it: reduce basis or iterations)"))
+            + "\(max(1, arch.iterations)) iterations × \(batch) examples × K = \(arch.basis))"
+            + (reserved > 0 ? " beside the \(mebibytes(reserved)) MiB of its dataset" : "")
+            + "; the limit max_working_memory is \(maxWorkingMemory >> 20) MiB"
+            + (most > 0 ? " (at most batch_size \(most) for this model)" : " (even one example exceeds it: reduce basis or iterations, or use a smaller dataset)"))
     }
 
     /// 422 unless computing and factorizing the PEFs `request` asks for, over `examples` rows of a

@@ -338,9 +338,12 @@ final class DatasetBuilder {
 
 /// Reads a dataset blob back from its chunks: the one decode point of every stored form.
 struct DatasetBlobReader {
-    /// Loads a stored dataset into memory, streaming its blob in chunks.
-    static func load(from store: any Store, dataset: Dataset, tenantID: String, classes: Int) throws -> LabeledDataset {
-        var reader = DatasetBlobReader(expectedValues: CheckedSize.product(dataset.examples, dataset.features).map { min($0, 1 << 31) } ?? 0)
+    /// Loads a stored dataset into memory, streaming its blob in chunks; 422 naming
+    /// `max_working_memory` first when it would hold more than `limits` allow (`Dataset.loadedMemory`).
+    static func load(from store: any Store, dataset: Dataset, tenantID: String, classes: Int, limits: ServiceLimits) throws -> LabeledDataset {
+        try limits.checkDatasetLoad(dataset, split: false, what: "loading a dataset")
+        var reader = DatasetBlobReader(expectedValues: CheckedSize.product(dataset.examples, dataset.features).map { min($0, 1 << 31) } ?? 0,
+                                       expectedExamples: min(max(0, dataset.examples), 1 << 31))
         try store.readDatasetBlob(datasetID: dataset.id, tenantID: tenantID) { try reader.consume($0) }
         return try reader.finish(classes: max(classes, dataset.classes))
     }
@@ -382,16 +385,23 @@ struct DatasetBlobReader {
     private var values: [Float] = []
     private var labels: [Int] = []
     private let expectedValues: Int
+    private let expectedExamples: Int
     /// Sorted row numbers to keep (nil: every row), the next of them, and the rows passed so far.
     private let keep: [Int]?
     private var nextKept = 0
     private(set) var rowsSeen = 0
 
-    /// A reader; `expectedValues` (examples × features, when known) reserves the features once.
-    init(expectedValues: Int = 0) { self.expectedValues = expectedValues; keep = nil }
+    /// A reader; `expectedValues` (examples × features, when known) reserves the features once, and
+    /// `expectedExamples` the labels. (Reserving per chunk instead would reallocate to the exact size
+    /// every time and copy the labels once per chunk: quadratic in the dataset.)
+    init(expectedValues: Int = 0, expectedExamples: Int = 0) {
+        self.expectedValues = expectedValues
+        self.expectedExamples = expectedExamples
+        keep = nil
+    }
 
     /// A reader that keeps only the rows `sortedRows` (ascending, unique).
-    init(keeping sortedRows: [Int]) { expectedValues = 0; keep = sortedRows }
+    init(keeping sortedRows: [Int]) { expectedValues = 0; expectedExamples = 0; keep = sortedRows }
 
     /// Whether row `rowsSeen + r` is kept (and, when so, moves to the next kept row).
     private mutating func keeps(_ r: Int) -> Bool {
@@ -431,6 +441,7 @@ struct DatasetBlobReader {
             features = d
             pending.removeFirst(headerBytes)
             values.reserveCapacity(expectedValues)
+            labels.reserveCapacity(CheckedSize.product(expectedExamples, labelsPerExample).map { min($0, 1 << 31) } ?? 0)
         }
         let d = features!
         let consumed: Int
@@ -459,7 +470,6 @@ struct DatasetBlobReader {
         }
         let start = values.count
         values.append(contentsOf: repeatElement(0, count: rows * d))
-        labels.reserveCapacity(labels.count + rows * l)
         pending.withUnsafeBytes { src in
             values.withUnsafeMutableBufferPointer { dst in
                 for r in 0..<rows {
@@ -492,7 +502,6 @@ struct DatasetBlobReader {
         }
         let start = values.count
         values.append(contentsOf: repeatElement(0, count: rows * d))
-        labels.reserveCapacity(labels.count + rows)
         pending.withUnsafeBufferPointer { src in
             table.withUnsafeBufferPointer { t in
                 values.withUnsafeMutableBufferPointer { dst in

@@ -96,7 +96,8 @@ struct AnalysisJobRunner {
             throw JobError("this model kind has no per-example gradients")
         }
         let dataset = try store.dataset(id: params.datasetID, tenantID: tenant)
-        let all = try DatasetBlobReader.load(from: store, dataset: dataset, tenantID: tenant, classes: spec.architecture.outputDim)
+        let all = try DatasetBlobReader.load(from: store, dataset: dataset, tenantID: tenant, classes: spec.architecture.outputDim,
+                                             limits: configuration.limits)
         let rows = AnalysisCompute.rows(count: all.count, examples: examples ?? request.examples, seed: request.seed)
         return Inputs(analysis: analysis, request: request, network: network, data: AnalysisCompute.subset(all, rows: rows), rows: rows)
     }

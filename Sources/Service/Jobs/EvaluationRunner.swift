@@ -277,7 +277,8 @@ struct EvaluationRunner {
         _ = try store.model(id: modelID, tenantID: tenant)
         let network = try ModelFile.decode(Array(try store.modelWeights(modelID: modelID, version: params.version, tenantID: tenant)))
         let dataset = try store.dataset(id: params.datasetID, tenantID: tenant)
-        let data = try DatasetBlobReader.load(from: store, dataset: dataset, tenantID: tenant, classes: network.architecture.outputDim)
+        let data = try DatasetBlobReader.load(from: store, dataset: dataset, tenantID: tenant, classes: network.architecture.outputDim,
+                                              limits: workers.configuration.limits)
         let arch = network.architecture
         guard data.featureCount == arch.featureCount, data.classes <= arch.outputDim else {
             throw JobError("dataset \(dataset.id) (\(data.featureCount) features, \(data.classes) classes) does not fit the model "

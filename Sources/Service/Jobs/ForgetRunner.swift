@@ -21,7 +21,8 @@ struct ForgetRunner {
 
     private func forget() throws {
         guard let modelID = job.modelID else { throw JobError("job has no model") }
-        let forgetter = Forgetter(store: store, models: ModelLoader(store: store, cache: ModelCache(capacity: 1)))
+        let forgetter = Forgetter(store: store, models: ModelLoader(store: store, cache: ModelCache(capacity: 1)),
+                                  limits: workers.configuration.limits)
         let plan = try forgetter.plan(params.request, modelID: modelID, tenantID: job.tenantID)
         guard plan.baseVersion == params.baseVersion else {
             throw APIError.conflict(Forgetter.movedOn(base: params.baseVersion, latest: plan.baseVersion))

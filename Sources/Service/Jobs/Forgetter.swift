@@ -58,6 +58,8 @@ struct ForgetPlan {
 struct Forgetter {
     let store: any Store
     let models: ModelLoader
+    /// `maxWorkingMemory` bounds the datasets one forget holds loaded at once, all together.
+    let limits: ServiceLimits
 
     /// 409 for a forget on a model with no ledger: only batches trained as tasks (with the sliding
     /// window) are recorded and can be forgotten.
@@ -132,7 +134,7 @@ struct Forgetter {
         }
         if let reference = body.referenceDatasetID {
             let refSet = try storeCall { try store.dataset(id: reference, tenantID: tenantID) }
-            do { try PFCService.checkDataset(refSet, against: arch, tenantID: tenantID, store: store) } catch let e as HTTPError where e.status == .unprocessableContent {
+            do { try PFCService.checkDataset(refSet, against: arch, tenantID: tenantID, store: store, limits: limits) } catch let e as HTTPError where e.status == .unprocessableContent {
                 throw APIError.invalid("reference_dataset_id: \(e.message)")
             }
             guard refSet.examples > 0 else { throw APIError.invalid("reference_dataset_id \(reference) holds no examples") }
@@ -158,7 +160,7 @@ struct Forgetter {
         var before: Float? = nil, after: Float? = nil
         var loaded: [String: LabeledDataset] = [:]  // each dataset read once (evaluate_on may be a trained or the reference set)
         if let ds = plan.evaluation {
-            let data = try storeCall { try DatasetBlobReader.load(from: store, dataset: ds, tenantID: plan.tenantID, classes: arch.outputDim) }
+            let data = try load(ds, beside: loaded, plan: plan)
             loaded[ds.id] = data
             before = try Self.accuracy(network, on: data, tick: tick)
             after = try Self.accuracy(plan.result.network, on: data, tick: tick)
@@ -209,6 +211,20 @@ struct Forgetter {
         return response
     }
 
+    /// Loads `ds` whole, held to `max_working_memory` together with the datasets already `loaded`
+    /// (a forget keeps each dataset it reads: evaluate_on may be a trained or the reference set).
+    func load(_ ds: Dataset, beside loaded: [String: LabeledDataset], plan: ForgetPlan) throws -> LabeledDataset {
+        let bytes = try limits.checkDatasetLoad(ds, split: false, what: "this forget")
+        let held = loaded.values.reduce(0) { $0 + 4 * $1.features.storage.count + 8 * $1.labels.count }
+        guard held + bytes <= limits.maxWorkingMemory else {
+            throw APIError.invalid("this forget reads \(loaded.count + 1) datasets, about \((held + bytes) >> 20) MiB loaded together; "
+                + "the limit max_working_memory is \(limits.maxWorkingMemory >> 20) MiB")
+        }
+        return try storeCall {
+            try DatasetBlobReader.load(from: store, dataset: ds, tenantID: plan.tenantID, classes: plan.network.architecture.outputDim, limits: limits)
+        }
+    }
+
     /// The 409 message when the model moved on between the plan and its commit.
     static func movedOn(base: Int, latest: Int) -> String {
         "model changed while this forget ran: it was planned on version \(base) but version \(latest) was written since "
@@ -239,7 +255,7 @@ struct Forgetter {
                 return d.featureCount == arch.featureCount && d.classes <= arch.outputDim && d.labelsPerExample == 1 ? d : nil
             }
             guard let ds = try? storeCall({ try store.dataset(id: id, tenantID: plan.tenantID) }) else { return nil }  // deleted since it trained
-            let d = try storeCall { try DatasetBlobReader.load(from: store, dataset: ds, tenantID: plan.tenantID, classes: arch.outputDim) }
+            let d = try load(ds, beside: loaded, plan: plan)
             guard d.featureCount == arch.featureCount, d.classes <= arch.outputDim, d.labelsPerExample == 1 else { return nil }
             loaded[id] = d
             return d

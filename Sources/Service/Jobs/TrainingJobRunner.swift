@@ -22,6 +22,14 @@ enum TrainingJob: Sendable {
         }
     }
 
+    /// The training options as submitted.
+    var options: TrainingOptions {
+        switch self {
+        case .train(let p): return p.options
+        case .task(let p): return p.options
+        }
+    }
+
     /// Why the version this job writes exists.
     var reason: VersionReason {
         switch self {
@@ -74,7 +82,7 @@ struct TrainingJobRunner {
         } catch StoreError.leaseLost {
             workers.logger.warning("lost the lease of a job; another worker owns it now", metadata: ["job": "\(job.id)"])
         } catch {
-            let message = "\(error)"
+            let message = (error as? HTTPError)?.message ?? "\(error)"
             workers.logger.error("job failed", metadata: ["job": "\(job.id)", "error": "\(message)"])
             try? store.failJob(id: job.id, owner: owner, error: message)
         }
@@ -108,7 +116,16 @@ struct TrainingJobRunner {
         }
         var network = try ModelFile.decode(Array(try store.modelWeights(modelID: modelID, version: base.version, tenantID: tenant)))
         let dataset = try store.dataset(id: params.datasetID, tenantID: tenant)
-        let data = try DatasetBlobReader.load(from: store, dataset: dataset, tenantID: tenant, classes: spec.architecture.outputDim)
+        // The dataset as the trainer holds it (twice over with a validation split), held to the limits
+        // before it is read: they may have changed since the job was queued.
+        let datasetBytes: Int
+        do {
+            datasetBytes = try configuration.limits.checkDatasetLoad(dataset, split: params.options.validationFraction > 0, what: "this job")
+        } catch let e as HTTPError {
+            throw JobError(e.message)
+        }
+        let data = try DatasetBlobReader.load(from: store, dataset: dataset, tenantID: tenant, classes: spec.architecture.outputDim,
+                                              limits: configuration.limits)
         var continual = ContinualState(metrics: base.metrics)
 
         var options: TrainingOptions
@@ -139,7 +156,8 @@ struct TrainingJobRunner {
 
         // The tape of one step, with the network this job trains (grown above, or changed since submit).
         do {
-            try configuration.limits.checkTraining(batch: min(options.batchSize, data.count), of: network.architecture, what: "this job")
+            try configuration.limits.checkTraining(batch: min(options.batchSize, data.count), of: network.architecture, what: "this job",
+                                                   reserved: datasetBytes)
         } catch let e as HTTPError {
             throw JobError(e.message)
         }
@@ -375,7 +393,8 @@ struct TrainingJobRunner {
             let s = splits[t]!
             let keep = total <= cap ? held[i] : Int(Double(held[i]) * Double(cap) / Double(total))
             guard keep > 0 else { continue }
-            let data = try DatasetBlobReader.load(from: store, dataset: s.dataset, tenantID: job.tenantID, classes: arch.outputDim)
+            let data = try DatasetBlobReader.load(from: store, dataset: s.dataset, tenantID: job.tenantID, classes: arch.outputDim,
+                                                  limits: configuration.limits)
             guard data.featureCount == arch.featureCount, data.labelsPerExample == 1 else { continue }
             let rows = data.splitIndices(fraction: s.fraction, seed: s.seed).second
             parts.append(data.subset(rows.prefix(keep)))
@@ -410,7 +429,7 @@ struct TrainingJobRunner {
         do { dataset = try store.dataset(id: id, tenantID: tenant) } catch StoreError.notFound { return nil }
         let arch = network.architecture
         guard dataset.features == arch.featureCount, dataset.classes <= arch.outputDim, dataset.labelsPerExample == 1 else { return nil }
-        let data = try DatasetBlobReader.load(from: store, dataset: dataset, tenantID: tenant, classes: arch.outputDim)
+        let data = try DatasetBlobReader.load(from: store, dataset: dataset, tenantID: tenant, classes: arch.outputDim, limits: configuration.limits)
         guard data.featureCount == arch.featureCount, data.classes <= arch.outputDim, data.labelsPerExample == 1 else { return nil }
         var evaluator = ModelEvaluator(network: network, data: data)
         // The lease is kept (and a cancel request heard) between chunks, as while training.

@@ -69,7 +69,7 @@ extension PFCService {
         r.post("/v1/models/{id}/forget") { [self] request, ctx in
             let tenant = try ctx.tenantID(), id = try request.pathParameter("id")
             let body = try JSONCoding.decode(ForgetRequest.self, from: request, maxBytes: limits.maxRequestBytes)
-            let forgetter = Forgetter(store: store, models: models)
+            let forgetter = Forgetter(store: store, models: models, limits: limits)
             let plan = try forgetter.plan(body, modelID: id, tenantID: tenant)
             // Measurements small enough answer at once; the rest (or "async": true) run as a forget job.
             if body.async != true, let work = plan.work, work <= limits.maxInlineEvaluationWork {
@@ -135,7 +135,9 @@ extension PFCService {
             try configuration.limits.checkBasis(need, of: trained, action: "growing for this task")
             trained.basis = need
         }
-        try configuration.limits.checkTraining(batch: min(options.batchSize, dataset.examples), of: trained, what: "batch_size")
+        let datasetBytes = try configuration.limits.checkDatasetLoad(dataset, split: options.validationFraction > 0, what: "this task")
+        try configuration.limits.checkTraining(batch: min(options.batchSize, dataset.examples), of: trained, what: "batch_size",
+                                               reserved: datasetBytes)
         let job = try Job(tenantID: tenantID, modelID: modelID, params: .task(params))
         try storeCall { try store.transaction { s in try quotas.admitJob(tenantID: tenantID, in: s); try s.enqueue(job) } }
         workers.wake()
@@ -146,15 +148,15 @@ extension PFCService {
     static let taskNumberRule = "task must be a positive integer: tasks count from 1 (the first POST /v1/models/{id}/tasks is task 1)"
 
     /// 422 when a dataset does not fit a model (width, sequence form, classes, per-step labels, sign
-    /// of the features). Per-step labels are accepted only where `perStepLabels` (training a
-    /// recurrent model).
+    /// of the features) or is too large to load (`max_working_memory`). Per-step labels are accepted
+    /// only where `perStepLabels` (training a recurrent model).
     func checkDataset(_ dataset: Dataset, against arch: Architecture, tenantID: String, perStepLabels: Bool = false) throws {
-        try Self.checkDataset(dataset, against: arch, tenantID: tenantID, store: store, perStepLabels: perStepLabels)
+        try Self.checkDataset(dataset, against: arch, tenantID: tenantID, store: store, limits: configuration.limits, perStepLabels: perStepLabels)
     }
 
     /// `checkDataset` for code without the service (the forget job).
     static func checkDataset(_ dataset: Dataset, against arch: Architecture, tenantID: String, store: any Store,
-                             perStepLabels: Bool = false) throws {
+                             limits: ServiceLimits, perStepLabels: Bool = false) throws {
         if arch.kind.isSequence, let t = dataset.sequenceLength, let d = dataset.stepFeatures,
            t != arch.sequenceLength || d != arch.inputDim {
             throw APIError.invalid("dataset \(dataset.id) holds sequences of \(t) steps × \(d) features but the model reads "
@@ -173,10 +175,15 @@ extension PFCService {
         if dataset.classes > arch.outputDim {
             throw APIError.invalid("dataset \(dataset.id) has labels up to \(dataset.classes - 1) but the model has \(arch.outputDim) classes")
         }
-        // The stored minimum answers at once; older datasets without one (and the refusal, which names
-        // the first negative row and column) read the blob.
-        if arch.nonnegative && (dataset.minFeature.map { $0 < 0 } ?? true) {
-            let data = try storeCall { try DatasetBlobReader.load(from: store, dataset: dataset, tenantID: tenantID, classes: arch.outputDim) }
+        // Every use of a dataset with a model loads it whole (training twice over: checked at submit).
+        try limits.checkDatasetLoad(dataset, split: false, what: "using this dataset")
+        // The stored minimum answers at once; only older datasets without one read the blob.
+        if arch.nonnegative, let least = dataset.minFeature, least < 0 {
+            throw APIError.invalid("dataset \(dataset.id) has negative features (the smallest is \(least)); "
+                + "this model is non-negative (PFC needs features ≥ 0)")
+        }
+        if arch.nonnegative && dataset.minFeature == nil {
+            let data = try storeCall { try DatasetBlobReader.load(from: store, dataset: dataset, tenantID: tenantID, classes: arch.outputDim, limits: limits) }
             if let i = data.features.storage.firstIndex(where: { $0 < 0 }) {
                 throw APIError.invalid("dataset \(dataset.id) row \(i / data.featureCount + 1), column \(i % data.featureCount + 1) "
                     + "has a negative feature; this model is non-negative (PFC needs features ≥ 0)")

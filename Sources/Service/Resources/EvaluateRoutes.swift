@@ -68,7 +68,8 @@ extension PFCService {
     func evaluateNow(modelID: String, tenantID: String, version: Int, dataset: Dataset, token: CancellationToken) throws -> EvaluationDTO {
         let (_, network) = try loadNetwork(modelID: modelID, tenantID: tenantID, version: version)
         let data = try storeCall {
-            try DatasetBlobReader.load(from: store, dataset: dataset, tenantID: tenantID, classes: network.architecture.outputDim)
+            try DatasetBlobReader.load(from: store, dataset: dataset, tenantID: tenantID, classes: network.architecture.outputDim,
+                                      limits: configuration.limits)
         }
         var evaluator = ModelEvaluator(network: network, data: data)
         do {

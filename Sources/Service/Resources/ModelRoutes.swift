@@ -152,7 +152,9 @@ extension PFCService {
         }
         let arch = try spec(of: model).architecture
         try checkDataset(dataset, against: arch, tenantID: tenantID, perStepLabels: true)
-        try configuration.limits.checkTraining(batch: min(params.options.batchSize, dataset.examples), of: arch, what: "batch_size")
+        let datasetBytes = try configuration.limits.checkDatasetLoad(dataset, split: params.options.validationFraction > 0, what: "training")
+        try configuration.limits.checkTraining(batch: min(params.options.batchSize, dataset.examples), of: arch, what: "batch_size",
+                                               reserved: datasetBytes)
         let job = try Job(tenantID: tenantID, modelID: modelID, params: .train(params))
         try storeCall {
             try store.transaction { s in
