@@ -135,6 +135,26 @@ import TestSupport
             huge[8] = UInt8(ascii: "{")
             try refused(huge, mentioning: "neither")
 
+            // Weights that are not finite (a valid file otherwise), and an architecture JSON far past any
+            // real one (refused before it is parsed).
+            let (arch, params) = try ModelFile.decodeParts(pfc)
+            var poisoned = params
+            poisoned[0].value.storage[0] = .nan
+            try refused(ModelFile.encode(architecture: arch, parameters: poisoned), mentioning: "not finite")
+            var long = ModelFile.magic
+            for v in [ModelFile.formatVersion, 100_000] { withUnsafeBytes(of: v.littleEndian) { long.append(contentsOf: $0) } }
+            long += [UInt8](repeating: 0x20, count: 100_000) + [0, 0, 0, 0]
+            withUnsafeBytes(of: CRC32.checksum(long).littleEndian) { long.append(contentsOf: $0) }
+            try refused(long, mentioning: "architecture JSON of 100000 bytes")
+            // A signed-weight kind whose architecture claims non-negative weights (creation refuses it too).
+            let mlp = NetworkFactory.make(Architecture(kind: .mlp, inputDim: 2, outputDim: 2, basis: 3, iterations: 1), seed: 1)
+            var claimed = Array(ModelFile.encode(mlp).dropLast(4))
+            let from = Array("\"nonnegative\":false".utf8), to = Array("\"nonnegative\":true ".utf8)  // same length
+            let at = try #require((0...(claimed.count - from.count)).first { Array(claimed[$0..<($0 + from.count)]) == from })
+            claimed.replaceSubrange(at..<(at + from.count), with: to)
+            withUnsafeBytes(of: CRC32.checksum(claimed).littleEndian) { claimed.append(contentsOf: $0) }
+            try refused(claimed, mentioning: "signed weights")
+
             #expect(try modelCount(h) == before, "a refused import stores nothing")
             let health = try c.request("GET", "/healthz", auth: false)
             #expect(health.status == 200)

@@ -38,6 +38,8 @@ public enum ModelFile {
     public static let magic = Array("PFCMODEL".utf8)
     /// The format version this build writes and reads.
     public static let formatVersion: UInt32 = 1
+    /// The longest architecture JSON a model file may hold (a real one is a few hundred bytes).
+    public static let maxArchitectureJSONBytes = 64 << 10
 
     /// The bytes of `network`'s file.
     public static func encode(_ network: any Network) -> [UInt8] {
@@ -102,7 +104,13 @@ public enum ModelFile {
         var r = Reader(bytes: bytes, end: end, offset: magic.count)
         let version = try r.u32()
         guard version == formatVersion else { throw ModelFileError.unsupportedVersion(version) }
-        let json = try r.take(Int(try r.u32()))
+        // A real architecture is a few hundred bytes; the JSON parser holds words per number, so an
+        // unbounded one let a 95 MB field cost a gigabyte before the checksum was even compared.
+        let jsonLength = Int(try r.u32())
+        guard jsonLength <= maxArchitectureJSONBytes else {
+            throw ModelFileError.incompatible("architecture JSON of \(jsonLength) bytes (at most \(maxArchitectureJSONBytes))")
+        }
+        let json = try r.take(jsonLength)
         let arch: Architecture
         do { arch = try JSONDecoder().decode(Architecture.self, from: Data(json)) } catch {
             throw ModelFileError.incompatible("architecture JSON: \(error)")

@@ -115,8 +115,10 @@ enum JSONCoding {
         do { try StrictJSON.check(data) } catch { throw APIError.badRequest("malformed JSON: \(error.message)", code: "invalid_json") }
         do {
             return try apiDecoder(for: T.self).decode(T.self, from: data)
-        } catch DecodingError.dataCorrupted(let c) where c.codingPath.isEmpty
+        } catch DecodingError.dataCorrupted(let c) where c.codingPath.isEmpty && data.count <= StrictJSON.defaultMaxSearchBytes
                     && (try? JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])) != nil {
+            // (Only bodies small enough to search: building a 64 MiB body's object tree just to give up
+            // would cost gigabytes.)
             // Valid JSON the decoder still calls invalid: a number that does not fit its field.
             let misfit = StrictJSON.numberMisfit(data) { candidate in
                 do { _ = try apiDecoder(for: T.self).decode(T.self, from: candidate); return false } catch DecodingError.dataCorrupted(let c) {

@@ -18,11 +18,14 @@ enum StrictJSON {
         if let repeated = scanner.firstRepeatedKey() { throw Problem(message: "field '\(repeated)' appears more than once") }
     }
 
+    /// The largest body `numberMisfit` searches (each candidate is decoded again).
+    static let defaultMaxSearchBytes = 4 << 20
+
     /// After the decoder failed with a root-level "not valid JSON" on a body that is valid JSON:
     /// the path and text of the number that does not fit its field, found by replacing number
     /// tokens with 0 (a binary search over them, at most about 25 decodes), or nil when that is not
     /// the cause or the body is too large to search (`maxSearchBytes`).
-    static func numberMisfit(_ data: Data, stillFails: (Data) -> Bool, maxSearchBytes: Int = 4 << 20) -> (path: String, text: String)? {
+    static func numberMisfit(_ data: Data, stillFails: (Data) -> Bool, maxSearchBytes: Int = defaultMaxSearchBytes) -> (path: String, text: String)? {
         guard data.count <= maxSearchBytes else { return nil }
         let bytes = [UInt8](data)
         var scanner = Scanner(bytes: bytes)

@@ -93,6 +93,8 @@ extension PFCService {
             do { network = try NetworkFactory.make(arch, parameters: params) } catch {
                 throw APIError.invalid("the \(format.rawValue) file does not fit its architecture: \(error)")
             }
+            // As for every version written here: weights that are not finite would make every prediction meaningless.
+            if let problem = nonFiniteProblem(network) { throw APIError.invalid("the \(format.rawValue) file cannot be imported: \(problem)") }
             try quotas.admitModel(tenantID: tenant)
             let model = Model(tenantID: tenant, name: name, kind: arch.kind.rawValue,
                               architecture: String(decoding: try JSONCoding.encoder.encode(spec), as: UTF8.self))
@@ -167,6 +169,9 @@ extension PFCService {
         if arch.inputDim > limits.maxInputDim { throw APIError.invalid("input_dim \(arch.inputDim) is over max_input_dim \(limits.maxInputDim)") }
         if arch.outputDim > limits.maxOutputDim { throw APIError.invalid("output_dim \(arch.outputDim) is over max_output_dim \(limits.maxOutputDim)") }
         if arch.kind.isSequence && arch.sequenceLength > 10_000 { throw APIError.invalid("sequence_length must be at most 10000") }
+        if arch.kind.hasSignedWeights && arch.nonnegative {
+            throw APIError.invalid("the \(arch.kind.rawValue) model has signed weights; its architecture must not be nonnegative")
+        }
         guard let weights = arch.parameterCount, weights <= limits.maxParameters else {
             throw APIError.invalid("the model has \(arch.parameterCount.map { "\($0)" } ?? "too many") weights; the limit max_parameters is \(limits.maxParameters)")
         }
