@@ -49,6 +49,7 @@ import TestSupport
                 Case(name: "CSV ragged", method: "POST", path: "/v1/datasets?name=c", body: Data("0,0.1,0.2\n1,0.3\n".utf8), type: "text/csv", status: 422, mentions: "line 2"),
                 Case(name: "CSV without name", method: "POST", path: "/v1/datasets", body: Data("0,0.1\n".utf8), type: "text/csv", status: 422, mentions: "name"),
                 Case(name: "NDJSON bad line", method: "POST", path: "/v1/datasets?name=n", body: Data("{\"features\":[0.1],\"label\":0}\n{\"features\":[0.2]}\n".utf8), type: "application/x-ndjson", status: 422, mentions: "line 2"),
+                Case(name: "nested steps past the sequence limit", method: "POST", path: "/v1/datasets", body: json(["name": "s", "features": [Array(repeating: [0.5], count: 10_001)], "labels": [0]]), type: "application/json", status: 422, mentions: "at most 10000 steps"),
                 Case(name: "image shape mismatch", method: "POST", path: "/v1/datasets", body: json(["name": "r", "features": [[0.1, 0.2]], "labels": [0], "image_shape": [3, 3]]), type: "application/json", status: 422, mentions: "image_shape"),
                 Case(name: "unknown model", method: "GET", path: "/v1/models/nope", body: nil, type: nil, status: 404, mentions: "nope"),
                 Case(name: "unknown dataset for training", method: "POST", path: "/v1/models/\(modelID)/train", body: json(["dataset_id": "nope"]), type: "application/json", status: 404, mentions: "nope"),

@@ -37,6 +37,11 @@ struct SequenceForm: Equatable {
 
     /// Merges a declared form with the one nested features imply; they must agree.
     static func merge(declared: SequenceForm?, nested: SequenceForm?, where place: String) throws -> SequenceForm? {
+        // Nested steps are held to the limits of a declared form (the shape a sequence model may read).
+        if let nested, nested.steps > 10_000 || nested.stepFeatures > Self.maxStepFeatures {
+            throw APIError.invalid("\(place) has \(nested.description) numbers; a sequence has at most 10000 steps "
+                + "of at most \(Self.maxStepFeatures) numbers")
+        }
         if let declared, let nested, declared != nested {
             throw APIError.invalid("\(place) has \(nested.description) numbers but sequence_length/step_features declare \(declared.description)")
         }
