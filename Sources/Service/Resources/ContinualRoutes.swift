@@ -49,8 +49,11 @@ extension PFCService {
                 guard let n = Int(t), n >= 1 else { throw APIError.badRequest(Self.taskNumberRule) }
                 return n
             }
+            // Bounded by bytes too: an entry lists up to batch_size (100000) example rows.
             let entries = try storeCall {
-                try store.ledgerPage(modelID: id, tenantID: tenant, task: task, page: PageRequest(limit: page.limit, offset: page.offset))
+                try BoundedPage.read(limit: page.limit, offset: page.offset, size: { 2 * $0.examples.count }) { p in
+                    try store.ledgerPage(modelID: id, tenantID: tenant, task: task, page: p)
+                }
             }
             return try JSONCoding.response(ListPage(items: entries.items.map(LedgerEntryDTO.init), nextOffset: entries.nextOffset))
         }

@@ -25,9 +25,11 @@ extension PFCService {
                 if v.utf8.contains(0) { throw APIError.badRequest("model_id must not contain the NUL character (U+0000)") }
                 return v
             }
+            // Bounded by bytes too: an evaluate job's result can hold a confusion matrix of megabytes.
             let result = try storeCall {
-                try store.jobs(tenantID: tenant, state: state, modelID: modelID, kind: kind,
-                               page: PageRequest(limit: page.limit, offset: page.offset))
+                try BoundedPage.read(limit: page.limit, offset: page.offset, size: { $0.storedBytes }) { p in
+                    try store.jobs(tenantID: tenant, state: state, modelID: modelID, kind: kind, page: p)
+                }
             }
             return try JSONCoding.response(ListPage(items: result.items.map { JobDTO(job: $0) }, nextOffset: result.nextOffset))
         }

@@ -44,7 +44,8 @@ extension PFCService {
             let (version, evaluations) = try storeCall { try store.read { s in
                 _ = try s.model(id: id, tenantID: tenant)
                 let version = try s.modelVersion(modelID: id, version: v, tenantID: tenant)
-                return (version, try s.evaluations(modelID: id, version: v, tenantID: tenant, page: PageRequest(limit: Self.versionEvaluations, offset: 0)))
+                return (version, try s.evaluations(modelID: id, version: v, tenantID: tenant, page: PageRequest(limit: Self.versionEvaluations, offset: 0),
+                                                   summariesOnly: true))
             } }
             return try JSONCoding.response(VersionWithEvaluationsDTO(version: ModelVersionDTO(version), evaluations: evaluations))
         }
@@ -52,10 +53,13 @@ extension PFCService {
             let tenant = try ctx.tenantID(), id = try request.pathParameter("id")
             let v = try Self.versionParameter(request)
             let page = try Pagination(request)
-            let found = try storeCall { try store.read { s in
-                _ = try s.modelVersion(modelID: id, version: v, tenantID: tenant)
-                return try s.evaluations(modelID: id, version: v, tenantID: tenant, page: PageRequest(limit: page.limit, offset: page.offset))
-            } }
+            _ = try storeCall { try store.modelVersion(modelID: id, version: v, tenantID: tenant) }
+            // Bounded by bytes too: one evaluation of a 1000-class model holds a confusion matrix of megabytes.
+            let found = try storeCall {
+                try BoundedPage.read(limit: page.limit, offset: page.offset, size: { $0.result.bytes.count }) { p in
+                    try store.evaluations(modelID: id, version: v, tenantID: tenant, page: p)
+                }
+            }
             return try JSONCoding.response(ListPage(items: found.items.map(EvaluationDTO.init), nextOffset: found.nextOffset))
         }
         r.get("/v1/models/{id}/versions/{v}/weights") { [store] request, ctx in

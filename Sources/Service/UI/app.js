@@ -242,7 +242,9 @@ async function modelPage(gen, id) {
   active.forEach(addLive);
   if (!active.length) live.append(h("p.none", { text: "No training job is running." }));
   every(3000, async () => {
-    const now = await listAll(`/v1/jobs?model_id=${enc}`).catch(() => []);
+    // Only the states it shows: a model's finished jobs (with their results) can be many and large.
+    const now = (await Promise.all(["running", "queued"].map((st) =>
+      listAll(`/v1/jobs?model_id=${enc}&state=${st}`).catch(() => [])))).flat();
     if (gen !== generation) return;
     const fresh = now.filter((j) => (j.kind === "train" || j.kind === "task") && (j.state === "running" || j.state === "queued") && !followed.has(j.id));
     if (fresh.length) { live.querySelector(".none")?.remove(); fresh.forEach(addLive); }

@@ -34,6 +34,8 @@ public struct Evaluation: Sendable, Equatable {
 }
 
 private let evaluationColumns: SQL = "id, tenant_id, model_id, version, dataset_id, job_id, accuracy, loss, examples, result, created_at"
+/// The columns without the result document (an empty object in its place): what summaries show.
+private let evaluationSummaryColumns: SQL = "id, tenant_id, model_id, version, dataset_id, job_id, accuracy, loss, examples, '{}' AS result, created_at"
 
 extension StoreOperations {
     /// Records an evaluation of an existing version of the tenant's model (in the transaction that
@@ -52,12 +54,13 @@ extension StoreOperations {
     }
 
     /// The evaluations of one version of the tenant's model, oldest first (notFound for another
-    /// tenant's or an unknown model).
-    public func evaluations(modelID: String, version: Int, tenantID: String, page: PageRequest = PageRequest()) throws -> Page<Evaluation> {
+    /// tenant's or an unknown model). `summariesOnly`: each `result` is left empty (`{}`), not read.
+    public func evaluations(modelID: String, version: Int, tenantID: String, page: PageRequest = PageRequest(),
+                            summariesOnly: Bool = false) throws -> Page<Evaluation> {
         try withSession(writing: false) { session in
             try session.requireModel(modelID, tenantID: tenantID)
             return try session.page("""
-                SELECT \(sql: evaluationColumns) FROM evaluations WHERE model_id = \(modelID) AND version = \(version)
+                SELECT \(sql: summariesOnly ? evaluationSummaryColumns : evaluationColumns) FROM evaluations WHERE model_id = \(modelID) AND version = \(version)
                 AND tenant_id = \(tenantID) ORDER BY created_at, id
                 """, page, Evaluation.init(row:))
         }

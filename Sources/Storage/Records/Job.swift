@@ -96,3 +96,8 @@ public struct ReclaimReport: Sendable, Equatable {
     /// Jobs failed because they ran out of attempts.
     public var failed: [String]
 }
+
+extension Job {
+    /// Bytes of the job's stored documents (parameters, progress, result): what a list page carries.
+    public var storedBytes: Int { params.bytes.count + (progress?.bytes.count ?? 0) + (result?.bytes.count ?? 0) }
+}

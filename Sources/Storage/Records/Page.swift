@@ -16,6 +16,11 @@ public struct PageRequest: Sendable, Equatable {
 public struct Page<Item: Sendable>: Sendable {
     public var items: [Item]
     public var nextOffset: Int?
+
+    public init(items: [Item], nextOffset: Int?) {
+        self.items = items
+        self.nextOffset = nextOffset
+    }
 }
 
 extension Page: Equatable where Item: Equatable {}
