@@ -23,7 +23,7 @@ final class RateLimiter: Sendable {
     private struct State {
         var buckets: [String: Bucket] = [:]
         var sweepAtCount = RateLimiter.minimumSweepCount
-        var limitedByTenant: [String: Int] = [:]
+        var limited = 0
     }
 
     private static let minimumSweepCount = 1024
@@ -62,23 +62,24 @@ final class RateLimiter: Sendable {
         }
     }
 
-    /// Counts a 429 for `tenantID` (for `/metrics`).
+    /// Counts a 429 for `tenantID` (for `/metrics`: one total, since `/metrics` needs no key and
+    /// must not list the tenants or how busy each is).
     func recordLimited(tenantID: String) {
-        state.withLock { $0.limitedByTenant[tenantID, default: 0] += 1 }
+        state.withLock { $0.limited += 1 }
     }
 
     /// Buckets in memory now.
     var trackedKeys: Int { state.withLock { $0.buckets.count } }
 
-    /// 429s so far, by tenant.
-    var limitedCounts: [String: Int] { state.withLock { $0.limitedByTenant } }
+    /// 429s so far.
+    var limitedCount: Int { state.withLock { $0.limited } }
 
     /// The limiter's metrics in the Prometheus text format.
     func prometheusText() -> String {
-        let (limited, tracked) = state.withLock { ($0.limitedByTenant, $0.buckets.count) }
-        var out = "# HELP pfc_rate_limited_total Requests answered 429 rate_limited by the per-API-key rate limit, by tenant.\n"
+        let (limited, tracked) = state.withLock { ($0.limited, $0.buckets.count) }
+        var out = "# HELP pfc_rate_limited_total Requests answered 429 rate_limited by the per-API-key rate limit.\n"
         out += "# TYPE pfc_rate_limited_total counter\n"
-        for (tenant, n) in limited.sorted(by: { $0.key < $1.key }) { out += "pfc_rate_limited_total{tenant=\(prometheusLabel(tenant))} \(n)\n" }
+        out += "pfc_rate_limited_total \(limited)\n"
         out += "# HELP pfc_rate_limit_tracked_keys API keys with a token bucket in memory.\n# TYPE pfc_rate_limit_tracked_keys gauge\n"
         out += "pfc_rate_limit_tracked_keys \(tracked)\n"
         out += "# HELP pfc_rate_limit_requests_per_second The per-API-key rate limit (burst: pfc_rate_limit_burst).\n"
@@ -126,8 +127,3 @@ struct RateLimitMiddleware: Middleware {
     }
 }
 
-/// A Prometheus label value in quotes, with `\`, `"` and newlines escaped.
-func prometheusLabel(_ value: String) -> String {
-    "\"" + value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
-        .replacingOccurrences(of: "\n", with: "\\n") + "\""
-}
