@@ -62,6 +62,23 @@ public struct SeededRandom: RandomNumberGenerator, Sendable {
         if n > 1 { for i in stride(from: n - 1, to: 0, by: -1) { p.swapAt(i, Int(next() % UInt64(i + 1))) } }
         return p
     }
+
+    /// `count` distinct numbers of 0..<n in random order (a Fisher–Yates shuffle stopped after
+    /// `count` steps, its swaps kept in a dictionary): time and memory O(count), not O(n).
+    public mutating func sample(_ n: Int, count: Int) -> [Int] {
+        let k = max(0, min(count, n))
+        var swapped: [Int: Int] = [:]
+        swapped.reserveCapacity(2 * k)
+        var out: [Int] = []
+        out.reserveCapacity(k)
+        for i in 0..<k {
+            let j = i + Int(next() % UInt64(n - i))
+            let atJ = swapped[j] ?? j
+            out.append(atJ)
+            swapped[j] = swapped[i] ?? i
+        }
+        return out
+    }
 }
 
 #if canImport(Glibc)

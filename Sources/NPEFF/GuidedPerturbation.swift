@@ -41,6 +41,13 @@ public enum GuidedPerturbation {
         return Array(rng.permutation(n).prefix(count))
     }
 
+    /// `count` distinct random rows of `n`, in O(count) time and memory (for a handler: `n` may be
+    /// hundreds of millions of rows).
+    public static func sampledExamples(_ n: Int, count: Int, seed: UInt64) -> [Int] {
+        var rng = SeededRandom(seed: seed)
+        return rng.sample(n, count: count)
+    }
+
     /// LRM direction for component k (npeff.md §5, "LRM construction"): unit-normalise the rows of G, start from g_k and
     /// sequentially remove (v·g_i) g_i for every i ≠ k with |cos(g_k, g_i)| ≤ `maxAbsCosine` (in index order, against the
     /// non-orthogonalised g_i), normalise, and scatter into a length-m vector at the kept positions.

@@ -240,4 +240,46 @@ import TestSupport
             try alive(h)
         }
     }
+
+    /// LRM-NPEFF holds A·Gᵀ densely: one row per example and kept class, one column per component
+    /// (and its weighted copy). 20 000 examples of a 200-class gaussian model with 1000 components are
+    /// 32 GB of it, although their PEFs are small; the request is refused over a real socket.
+    @Test(arguments: Backend.all)
+    func lowRankAnalysesCountTheirDenseProducts(backend: Backend) throws {
+        let request = try JSONDecoder().decode(AnalysisRequest.self, from: Data(
+            #"{"dataset_id":"x","method":"low_rank","likelihood":"gaussian","components":1000,"top_k":1,"steps":1,"examples":20000}"#.utf8))
+        let bytes = try #require(request.workingMemory(parameters: 201, classes: 200, examples: 20_000, threads: 2))
+        #expect(bytes >= 4 * 2 * 20_000 * 200 * 1000, "\(bytes)")
+        var diagonal = request
+        diagonal.method = .diagonal
+        #expect(try #require(diagonal.workingMemory(parameters: 201, classes: 200, examples: 20_000, threads: 2)) < 1 << 30)
+        try ServiceHarness.with(backend) { h in
+            let c = h.client
+            let rows = 3000  // 3000 × 200 × 1000 × 2 floats: 4.8 GB over the 4 GiB default
+            let ds = try c.json("POST", "/v1/datasets", ["name": "w", "features": (0..<rows).map { [Double($0 % 7) / 7] }, "labels": (0..<rows).map { $0 % 200 }])
+            #expect(ds.status == 201, "\(ds.text)")
+            let m = try c.json("POST", "/v1/models", ["name": "m", "kind": "pfc", "input_dim": 1, "output_dim": 200, "basis": 1, "iterations": 1])
+            let r = try c.json("POST", "/v1/models/\(m.object["id"] as! String)/analyses", [
+                "dataset_id": ds.object["id"] as! String, "version": 0, "method": "low_rank", "likelihood": "gaussian",
+                "examples": rows, "components": 1000, "top_k": 1, "steps": 1])
+            #expect(r.status == 422 && r.errorMessage.contains("max_working_memory"), "\(r.text)")
+            #expect(try h.store.jobs(tenantID: try h.tenantID(), page: PageRequest(limit: 10)).items.isEmpty)
+            try alive(h)
+        }
+    }
+
+    /// A perturbation (on the handler thread) counts the gradients of every kept class and, for
+    /// low_rank, each example's class Gram, not only its forward passes.
+    @Test func perturbationsCountTheirGradients() throws {
+        let arch = Architecture(kind: .pfc, inputDim: 100, outputDim: 1000, basis: 100, iterations: 10)
+        let m = try #require(arch.parameterCount)
+        let gaussian = try JSONDecoder().decode(AnalysisRequest.self, from: Data(#"{"dataset_id":"x","likelihood":"gaussian"}"#.utf8))
+        let softmax = try JSONDecoder().decode(AnalysisRequest.self, from: Data(#"{"dataset_id":"x","class_threshold":0.25}"#.utf8))
+        #expect(gaussian.perturbWork(rows: 1, of: arch, parameters: m) == arch.inferenceWork(rows: 3 * 1000 + 3 + 48))
+        #expect(softmax.perturbWork(rows: 1, of: arch, parameters: m) == arch.inferenceWork(rows: 3 * 5 + 3 + 48))
+        var lowRank = gaussian
+        lowRank.method = .lowRank
+        #expect(try #require(lowRank.perturbWork(rows: 10_000, of: arch, parameters: m)) > ServiceLimits().maxPredictWork)
+        #expect(lowRank.perturbWork(rows: .max / 2, of: arch, parameters: m) == nil)
+    }
 }

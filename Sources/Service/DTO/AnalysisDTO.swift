@@ -89,17 +89,38 @@ struct AnalysisRequest: Codable, Equatable, ExplicitJSONKeys {
     /// of every row, and the NMF factors. `max_working_memory` is checked on it.
     func workingMemory(parameters m: Int, classes: Int, examples: Int, threads: Int) -> Int? {
         func mul(_ a: Int?, _ b: Int?) -> Int? { a.flatMap { a in b.flatMap { CheckedSize.product(a, $0) } } }
-        var used = classes
-        if likelihood == .softmax && classThreshold > 0 && 1 / Double(classThreshold) < Double(classes) {
-            used = Int(1 / Double(classThreshold)) + 1 // below `classes`, so the conversion is safe
-        }
+        let used = usedClasses(classes)
         let rows = max(0, examples)
         let compute = mul(max(1, threads), mul(CheckedSize.sum(mul(3, used), 2), m))
         let dense = method == .diagonal ? mul(min(64, rows) + 2, m) : 0
         let perRow = method == .diagonal ? min(topK, m) : (mul(used, m).map { min(topK, $0) } ?? topK)
         let stored = mul(4, mul(rows, perRow))
         let nmf = mul(2, mul(components, CheckedSize.sum(rows, mul(rows, perRow).map { min(m, $0) })))
-        return mul(4, CheckedSize.sum(compute, dense, stored, nmf))
+        // LRM-NPEFF's A·Gᵀ (one row per example and kept class, one column per component) and its
+        // weighted copy W̃ (npeff.md §3), dense.
+        let lowRank = method == .lowRank ? mul(2, mul(mul(rows, used), components)) : 0
+        return mul(4, CheckedSize.sum(compute, dense, stored, nmf, lowRank))
+    }
+
+    /// The classes whose gradients each example keeps: all of them, or under softmax with a
+    /// threshold at most 1/class_threshold + 1 (npeff.md §1).
+    func usedClasses(_ classes: Int) -> Int {
+        if likelihood == .softmax && classThreshold > 0 && 1 / Double(classThreshold) < Double(classes) {
+            return Int(1 / Double(classThreshold)) + 1 // below `classes`, so the conversion is safe
+        }
+        return max(1, classes)
+    }
+
+    /// Multiply-adds of a guided perturbation over `rows` examples of `arch`: its PEFs (a forward and
+    /// a backward pass per kept class, counted as 3 forward passes each, plus the loss gradient), up
+    /// to 24 KL evaluations of the perturbed model (2 passes each) and, for low_rank, each example's
+    /// used² × m Gram of its PEF. Nil on overflow.
+    func perturbWork(rows: Int, of arch: Architecture, parameters m: Int) -> Int? {
+        let used = usedClasses(arch.outputDim)
+        guard let passes = CheckedSize.sum(CheckedSize.product(3, used), 3, 2 * 24),
+              let forward = CheckedSize.product(rows, passes).flatMap({ arch.inferenceWork(rows: $0) }) else { return nil }
+        guard method == .lowRank else { return forward }
+        return CheckedSize.sum(forward, CheckedSize.product(rows, used, used, m))
     }
 }
 
@@ -242,6 +263,9 @@ struct AnalysisSummary: Codable, Equatable {
     }
 
     var keptColumnIndices: [Int] { FloatBlob.int32s(Data(base64Encoded: keptColumns) ?? Data()) }
+
+    /// Fits kept: the latest per dataset, for at most this many datasets (the oldest goes first).
+    static let maxFits = 16
 }
 
 /// A component's stored summary JSON (`analysis_components.summary`).

@@ -252,8 +252,11 @@ struct AnalysisJobRunner {
             guard var summary = current.summary.flatMap({ try? JSONDecoder().decode(AnalysisSummary.self, from: Data($0.utf8)) }) else {
                 throw JobError("analysis \(analysis.id) lost its summary")
             }
-            summary.fits.removeAll { $0.jobID == job.id }
+            // The latest fit per dataset (what perturbations read), at most `maxFits` datasets: each fit
+            // lists r × examples top rows, and every read of the analysis decodes them all.
+            summary.fits.removeAll { $0.jobID == job.id || $0.datasetID == fitSummary.datasetID }
             summary.fits.append(fitSummary)
+            if summary.fits.count > AnalysisSummary.maxFits { summary.fits.removeFirst(summary.fits.count - AnalysisSummary.maxFits) }
             let text = String(decoding: try JSONCoding.encoder.encode(summary), as: UTF8.self)
             try s.updateAnalysis(id: analysis.id, tenantID: tenant, state: current.state, summary: text)
             try s.completeJob(id: job.id, owner: owner, result: resultJSON)

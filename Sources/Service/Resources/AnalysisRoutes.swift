@@ -19,12 +19,13 @@ extension PFCService {
         }
         r.get("/v1/models/{id}/analyses") { [self] request, ctx in
             let tenant = try ctx.tenantID(), id = try request.pathParameter("id"), page = try Pagination(request)
+            _ = try storeCall { try store.model(id: id, tenantID: tenant) }
+            // Bounded by bytes too: a summary lists the kept parameter columns and its fits' top examples.
             let result = try storeCall {
-                try store.read { s in
-                    _ = try s.model(id: id, tenantID: tenant)
-                    let p = try s.analyses(tenantID: tenant, modelID: id, page: PageRequest(limit: page.limit, offset: page.offset))
-                    return (try p.items.map { try reconciled($0, session: s) }, p.nextOffset)
+                let p = try BoundedPage.read(limit: page.limit, offset: page.offset, size: { ($0.summary?.utf8.count ?? 0) + $0.params.utf8.count }) { p in
+                    try store.analyses(tenantID: tenant, modelID: id, page: p)
                 }
+                return (try store.read { s in try p.items.map { try reconciled($0, session: s) } }, p.nextOffset)
             }
             return try JSONCoding.response(ListPage(items: result.0.map(AnalysisDTO.init), nextOffset: result.1))
         }
@@ -38,7 +39,7 @@ extension PFCService {
             let (analysis, components) = try storeCall {
                 try store.read { s in
                     let a = try s.analysis(id: id, tenantID: tenant)
-                    return (a, try s.analysisComponents(analysisID: id, tenantID: tenant))
+                    return (a, try s.analysisComponents(analysisID: id, tenantID: tenant, summariesOnly: true))
                 }
             }
             try Self.requireReady(analysis)
@@ -108,7 +109,13 @@ extension PFCService {
         r.post("/v1/analyses/{id}/components/{j}/perturb") { [self] request, ctx in
             let tenant = try ctx.tenantID(), id = try request.pathParameter("id")
             let body = try JSONCoding.decode(PerturbRequest.self, from: request, maxBytes: limits.maxRequestBytes)
-            return try JSONCoding.response(try perturb(body, analysisID: id, index: try request.pathParameter("j"), tenantID: tenant))
+            // Stopped (at its next FISTA iteration) when the client goes: nobody would read the answer.
+            let token = ctx.computeToken
+            let answer = try ComputeCancellation.run(token) {
+                try perturb(body, analysisID: id, index: try request.pathParameter("j"), tenantID: tenant)
+            }
+            if token.isCancelled { throw requestAbandoned() }
+            return try JSONCoding.response(answer)
         }
     }
 
@@ -249,11 +256,16 @@ extension PFCService {
         ranked = ranked.filter { $0 < dataset.examples }
         let top = Array(ranked.prefix(body.top ?? min(32, max(1, ranked.count / 4))))
         guard !top.isEmpty else { throw APIError.invalid("the component has no top examples on dataset \(datasetID)") }
-        let baseline = GuidedPerturbation.randomExamples(dataset.examples, count: min(body.random ?? 512, dataset.examples), seed: body.seed)
+        let baseline = GuidedPerturbation.sampledExamples(dataset.examples, count: min(body.random ?? 512, dataset.examples), seed: body.seed)
         // One evaluation set: the random rows, then the top rows. Its per-example gradients (about 3
         // passes) and up to 24 KL evaluations of the perturbed model run on this request's thread.
-        try configuration.limits.checkInference(rows: CheckedSize.product(baseline.count + top.count, 3 + 2 * 24) ?? Int.max,
-                                                of: network.architecture, what: "a perturbation (gradients and evaluations)")
+        let rows = baseline.count + top.count, work = request.perturbWork(rows: rows, of: network.architecture, parameters: network.parameterCount)
+        guard let work, work <= configuration.limits.maxPredictWork else {
+            throw APIError.invalid("a perturbation over \(rows) examples (\(top.count) top, \(baseline.count) random) would take "
+                + "\(work.map { "\($0)" } ?? "too many") multiply-adds (per-example Fishers of \(request.usedClasses(network.architecture.outputDim)) "
+                + "classes and up to 24 evaluations); the limit max_predict_work is \(configuration.limits.maxPredictWork): "
+                + "ask for fewer random or top examples")
+        }
         try configuration.limits.checkAnalysis(request, parameters: network.parameterCount, classes: network.architecture.outputDim,
                                                examples: baseline.count + top.count, what: "a perturbation")
         // Only these rows are read into memory, not the whole dataset.

@@ -1,4 +1,5 @@
 // NPEFF analyses and their components.
+import Foundation
 
 private let analysisColumns: SQL = "id, tenant_id, model_id, model_version, dataset_id, kind, params, state, summary, job_id, created_at"
 private let componentColumns: SQL = "c.analysis_id, c.component_index, c.pseudo_fisher, c.coefficients, c.top_examples, c.summary"
@@ -74,10 +75,21 @@ extension StoreOperations {
         }
     }
 
-    /// All components of an analysis by index.
-    public func analysisComponents(analysisID: String, tenantID: String) throws -> [AnalysisComponent] {
+    /// All components of an analysis by index. `summariesOnly`: their blobs (pseudo-Fisher,
+    /// coefficients) are left empty, not read: a list shows summaries, and the blobs of a large
+    /// analysis are gigabytes.
+    public func analysisComponents(analysisID: String, tenantID: String, summariesOnly: Bool = false) throws -> [AnalysisComponent] {
         try withSession(writing: false) { session in
             _ = try session.analysis(id: analysisID, tenantID: tenantID)
+            if summariesOnly {
+                return try session.connection.query("""
+                    SELECT c.analysis_id, c.component_index, c.top_examples, c.summary FROM analysis_components c
+                    WHERE c.analysis_id = \(analysisID) ORDER BY c.component_index
+                    """).map { row in
+                        AnalysisComponent(analysisID: try row.string("analysis_id"), index: try row.int("component_index"), pseudoFisher: Data(),
+                                          topExamples: try row.string("top_examples"), summary: try row.string("summary"))
+                    }
+            }
             return try session.connection.query("""
                 SELECT \(sql: componentColumns) FROM analysis_components c WHERE c.analysis_id = \(analysisID)
                 ORDER BY c.component_index
