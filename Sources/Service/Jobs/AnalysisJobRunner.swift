@@ -161,6 +161,10 @@ struct AnalysisJobRunner {
         if let stop = b.stop { throw stop }
         _ = stepsDone
         let finalLoss = losses.last?.loss
+        // A diverged model's gradients overflow: its factors are NaN and no summary could be stored.
+        if losses.contains(where: { !$0.loss.isFinite }) || w.storage.contains(where: { !$0.isFinite }) || h.storage.contains(where: { !$0.isFinite }) {
+            throw JobError("the factorization is not finite: the model's per-example gradients overflow (a diverged model?); nothing was stored")
+        }
         beat(b, AnalysisProgressDTO(phase: "storing", examplesDone: n, examples: n, step: steps, steps: steps, loss: finalLoss), force: true)
         if let stop = b.stop { throw stop }
 
