@@ -189,11 +189,11 @@ class Dashboard:
         raise RuntimeError(f"job {job_id} did not finish")
 
     def start(self):
-        # --max-predict-work 2·10⁹: the forget page measures on the digits four times over (two passes of 5,752
+        # --max-predict-work 4·10⁹: the forget page measures on the digits four times over (two passes of 5,752
         # rows at K 48, N 20: 5.7·10⁸ multiply-adds), above the tenth answered at once, so the page follows forget
-        # jobs; the perturbation (544 rows × 51 passes: 1.4·10⁹) still fits.
+        # jobs; the perturbation (544 rows × (3·10 classes' gradients + 51) passes: 2.2·10⁹) still fits.
         self.proc = subprocess.Popen([BIN, "serve", "--port", str(self.port), "--data-dir", self.data, "--no-access-log",
-                                      "--max-predict-work", "2000000000"],
+                                      "--max-predict-work", "4000000000"],
                                      stdout=self.log, stderr=subprocess.STDOUT)
         for _ in range(600):
             try:
