@@ -37,9 +37,9 @@ extension ServiceLimits {
     func checkDatasetLoad(_ dataset: Dataset, split: Bool, what: String) throws -> Int {
         if let bytes = dataset.loadedMemory(split: split), bytes <= maxWorkingMemory { return bytes }
         throw APIError.invalid("\(what): dataset \(dataset.id) (\(dataset.examples) examples × \(dataset.features) features) would hold "
-            + (dataset.loadedMemory(split: split).map { "about \(mebibytes($0)) MiB" } ?? "more memory than can be counted")
+            + (dataset.loadedMemory(split: split).map { "about \(sizeText($0))" } ?? "more memory than can be counted")
             + " in memory as floats" + (split ? ", twice over for the validation split" : "")
-            + "; the limit max_working_memory is \(maxWorkingMemory >> 20) MiB: use a smaller dataset"
+            + "; the limit max_working_memory is \(sizeText(maxWorkingMemory)): use a smaller dataset"
             + (split ? " or validation_fraction 0" : ""))
     }
 
@@ -60,15 +60,15 @@ extension ServiceLimits {
     func checkTraining(batch: Int, of arch: Architecture, what: String, reserved: Int = 0) throws {
         let budget = maxWorkingMemory - min(max(0, reserved), maxWorkingMemory)
         if let bytes = arch.trainingMemory(batch: batch), bytes <= budget { return }
-        let mib = arch.trainingMemory(batch: batch).map { "about \(mebibytes($0)) MiB" } ?? "more memory than can be counted"
+        let mib = arch.trainingMemory(batch: batch).map { "about \(sizeText($0))" } ?? "more memory than can be counted"
         var most = 0
         if let one = arch.trainingMemory(batch: 1), one <= budget, let fixed = arch.trainingMemory(batch: 0) {
             most = (budget - fixed) / max(1, one - fixed)
         }
         throw APIError.invalid("\(what): a training step over \(batch) examples would hold \(mib) (the FISTA tape of "
             + "\(max(1, arch.iterations)) iterations × \(batch) examples × K = \(arch.basis))"
-            + (reserved > 0 ? " beside the \(mebibytes(reserved)) MiB of its dataset" : "")
-            + "; the limit max_working_memory is \(maxWorkingMemory >> 20) MiB"
+            + (reserved > 0 ? " beside the \(sizeText(reserved)) of its dataset" : "")
+            + "; the limit max_working_memory is \(sizeText(maxWorkingMemory))"
             + (most > 0 ? " (at most batch_size \(most) for this model)" : " (even one example exceeds it: reduce basis or iterations, or use a smaller dataset)"))
     }
 
@@ -78,9 +78,9 @@ extension ServiceLimits {
         let bytes = request.workingMemory(parameters: m, classes: classes, examples: examples, threads: ComputeThreads.count)
         if let bytes, bytes <= maxWorkingMemory { return }
         throw APIError.invalid("\(what) over \(examples) examples of a model with \(m) parameters and \(classes) outputs would hold "
-            + (bytes.map { "about \(mebibytes($0)) MiB" } ?? "more memory than can be counted")
+            + (bytes.map { "about \(sizeText($0))" } ?? "more memory than can be counted")
             + " (per-example Fisher factors: a vector of \(m) parameters per class kept, plus top_k \(request.topK) entries per example); "
-            + "the limit max_working_memory is \(maxWorkingMemory >> 20) MiB: use fewer examples, a smaller top_k, "
+            + "the limit max_working_memory is \(sizeText(maxWorkingMemory)): use fewer examples, a smaller top_k, "
             + "a higher class_threshold (softmax) or a smaller model")
     }
 
@@ -98,6 +98,11 @@ extension ServiceLimits {
 
 /// Bytes in MiB, rounded up (a 1.9 MiB step over a 1 MiB limit reads "about 2 MiB").
 private func mebibytes(_ bytes: Int) -> Int { bytes / (1 << 20) + (bytes % (1 << 20) == 0 ? 0 : 1) }
+
+/// A size for a message: whole MiB from 1 MiB (rounded up), KiB below (a 20 KB dataset is not "1 MiB").
+func sizeText(_ bytes: Int) -> String {
+    bytes >= 1 << 20 ? "\(mebibytes(bytes)) MiB" : "\(bytes / 1024 + (bytes % 1024 == 0 ? 0 : 1)) KiB"
+}
 
 extension RequestContext {
     /// A compute token that reads as cancelled once this request's client is gone.

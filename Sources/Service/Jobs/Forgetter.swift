@@ -217,8 +217,8 @@ struct Forgetter {
         let bytes = try limits.checkDatasetLoad(ds, split: false, what: "this forget")
         let held = loaded.values.reduce(0) { $0 + 4 * $1.features.storage.count + 8 * $1.labels.count }
         guard held + bytes <= limits.maxWorkingMemory else {
-            throw APIError.invalid("this forget reads \(loaded.count + 1) datasets, about \((held + bytes) >> 20) MiB loaded together; "
-                + "the limit max_working_memory is \(limits.maxWorkingMemory >> 20) MiB")
+            throw APIError.invalid("this forget reads \(loaded.count + 1) datasets, about \(sizeText(held + bytes)) loaded together; "
+                + "the limit max_working_memory is \(sizeText(limits.maxWorkingMemory))")
         }
         return try storeCall {
             try DatasetBlobReader.load(from: store, dataset: ds, tenantID: plan.tenantID, classes: plan.network.architecture.outputDim, limits: limits)
