@@ -183,6 +183,7 @@ import TestSupport
                 #expect(r.status == 201, "\(r.text)")
                 let ds = try h.store.dataset(id: r.object["id"] as! String, tenantID: tenant)
                 let whole = try DatasetBlobReader.load(from: h.store, dataset: ds, tenantID: tenant, classes: 2, limits: ServiceLimits())
+                #expect(whole.heldBytes == ds.loadedMemory(split: false), "the loaded dataset holds what its record counts")
                 let some = try DatasetBlobReader.load(from: h.store, dataset: ds, tenantID: tenant, classes: 2, rows: [3, 0, 3, 99])
                 let d = whole.featureCount
                 let order = [3, 0, 3]

@@ -30,6 +30,11 @@ extension Dataset {
     }
 }
 
+extension LabeledDataset {
+    /// Bytes this loaded dataset holds, counted as `Dataset.loadedMemory(split: false)` counts them.
+    var heldBytes: Int { 4 * features.storage.count + 8 * labels.count }
+}
+
 extension ServiceLimits {
     /// 422 unless loading `dataset` whole (twice over with a validation split: `loadedMemory`) holds
     /// at most `maxWorkingMemory` bytes. Returns the bytes it holds.

@@ -215,7 +215,7 @@ struct Forgetter {
     /// (a forget keeps each dataset it reads: evaluate_on may be a trained or the reference set).
     func load(_ ds: Dataset, beside loaded: [String: LabeledDataset], plan: ForgetPlan) throws -> LabeledDataset {
         let bytes = try limits.checkDatasetLoad(ds, split: false, what: "this forget")
-        let held = loaded.values.reduce(0) { $0 + 4 * $1.features.storage.count + 8 * $1.labels.count }
+        let held = loaded.values.reduce(0) { $0 + $1.heldBytes }
         guard held + bytes <= limits.maxWorkingMemory else {
             throw APIError.invalid("this forget reads \(loaded.count + 1) datasets, about \(sizeText(held + bytes)) loaded together; "
                 + "the limit max_working_memory is \(sizeText(limits.maxWorkingMemory))")
