@@ -168,6 +168,41 @@ import TestSupport
         }
     }
 
+    /// Rows that straddle the store's 1 MiB chunks (and a content file's pages) read back as the whole
+    /// dataset has them: a 3 MB uint8 dataset and a 12 MB float32 one, every row that crosses a chunk
+    /// boundary, the first and the last, in a shuffled order with a repeat.
+    @Test(arguments: Backend.all)
+    func rowsAcrossChunkBoundariesReadAsTheWholeDatasetHasThem(backend: Backend) throws {
+        try ServiceHarness.with(backend) { h in
+            let c = h.client, tenant = try h.tenantID()
+            let n = 3000, d = 1000
+            var u8: [UInt8] = [], f32: [Float] = []
+            for r in 0..<n {
+                u8.append(UInt8(r % 3)); f32.append(Float(r % 3))
+                for j in 0..<d { let v = (r &* 131 &+ j &* 7) % 251; u8.append(UInt8(v)); f32.append(Float(v) / 8) }
+            }
+            let uploads = [
+                (try c.request("POST", "/v1/datasets?name=b&scale=1/255", body: NpyUploadTests.npy(descr: "|u1", shape: "(\(n), \(d + 1))", data: u8),
+                               contentType: "application/x-npy"), 20, 1 + d),
+                (try c.request("POST", "/v1/datasets?name=f", body: NpyUploadTests.npy(descr: "<f4", shape: "(\(n), \(d + 1))", data: NpyUploadTests.bytes(f32)),
+                               contentType: "application/x-npy"), 12, 4 * (1 + d)),
+            ]
+            for (r, header, rowBytes) in uploads {
+                #expect(r.status == 201, "\(r.text)")
+                let ds = try h.store.dataset(id: r.object["id"] as! String, tenantID: tenant)
+                #expect(ds.byteSize == header + n * rowBytes)
+                let straddling = (0..<n).filter { (header + $0 * rowBytes) / datasetChunkSize != (header + ($0 + 1) * rowBytes - 1) / datasetChunkSize }
+                #expect(straddling.count >= 2)
+                let rows = [n - 1] + straddling.reversed() + [0, straddling[0]]
+                let whole = try DatasetBlobReader.load(from: h.store, dataset: ds, tenantID: tenant, classes: 3, limits: ServiceLimits())
+                let some = try DatasetBlobReader.load(from: h.store, dataset: ds, tenantID: tenant, classes: 3, rows: rows)
+                #expect(some.count == rows.count)
+                #expect(some.labels == rows.map { whole.labels[$0] })
+                #expect(some.features.storage == rows.flatMap { whole.features.storage[($0 * d)..<(($0 + 1) * d)] })
+            }
+        }
+    }
+
     /// examples.png and perturbations read only their rows: the same rows, in the asked order (with
     /// repeats), as the whole dataset has, for the byte and the float forms, through the real store.
     @Test(arguments: Backend.all)

@@ -82,6 +82,47 @@ extension ConformanceTests {
         }
     }
 
+    /// Byte ranges of a blob read back exactly: inside a chunk, across a chunk boundary, the tail,
+    /// empty, from chunked rows on both backends and from an SQLite content file; past the end is
+    /// `notFound`, and nothing else is read (a 2.5 MiB blob, a few hundred bytes asked for).
+    @Test(arguments: TestDatabase.backends)
+    func byteRangesReadAcrossChunkBoundaries(backend: Backend) throws {
+        try TestDatabase.withStore(backend) { store in
+            let tenant = try TestDatabase.tenant(store)
+            let bytes = Data((0..<(datasetChunkSize * 5 / 2)).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ $0 >> 9) })
+            let c = datasetChunkSize
+            let ranges = [0..<10, (c - 5)..<(c + 7), (c + 100)..<(c + 100), (2 * c - 1)..<(2 * c + 300), (bytes.count - 3)..<bytes.count]
+            var datasets: [Dataset] = []
+            let chunked = Dataset(tenantID: tenant.id, name: "chunked", examples: 1, features: 1, classes: 1)
+            try store.insert(chunked)
+            _ = try store.writeDatasetBlob(datasetID: chunked.id, tenantID: tenant.id,
+                                           chunks: stride(from: 0, to: bytes.count, by: 700_001).map { Data(bytes[$0..<min($0 + 700_001, bytes.count)]) })
+            datasets.append(chunked)
+            if let file = try store.makeDatasetBlobFile() {
+                try bytes.withUnsafeBytes { try file.write($0) }
+                try file.finish()
+                let filed = Dataset(tenantID: tenant.id, name: "file", examples: 1, features: 1, classes: 1)
+                try store.transaction { s in
+                    try s.insert(filed)
+                    _ = try s.attachDatasetBlob(datasetID: filed.id, tenantID: tenant.id, file: file)
+                }
+                datasets.append(filed)
+            }
+            #expect(datasets.count == (backend == .sqlite ? 2 : 1))
+            for ds in datasets {
+                var parts: [Data] = []
+                try store.readDatasetBlobRanges(datasetID: ds.id, tenantID: tenant.id, ranges) { parts.append($0) }
+                #expect(parts == ranges.map { Data(bytes[$0]) }, "\(ds.name)")
+                #expect(throws: StoreError.self, "\(ds.name)") {
+                    try store.readDatasetBlobRanges(datasetID: ds.id, tenantID: tenant.id, [(bytes.count - 1)..<(bytes.count + 1)]) { _ in }
+                }
+                #expect(throws: StoreError.self, "another tenant's dataset") {
+                    try store.readDatasetBlobRanges(datasetID: ds.id, tenantID: "someone-else", [0..<1]) { _ in }
+                }
+            }
+        }
+    }
+
     @Test(.enabled(if: TestDatabase.postgresURL != nil || TestDatabase.isCI, "needs PFC_TEST_DATABASE_URL"))
     func postgresPoolRecoversAfterServerRestart() throws {
         guard let restart = TestDatabase.environment["PFC_TEST_PG_RESTART"], !restart.isEmpty else {

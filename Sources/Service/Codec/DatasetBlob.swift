@@ -349,15 +349,34 @@ struct DatasetBlobReader {
     }
 
     /// Only the rows `rows` of a stored dataset (0-based, in that order, repeats allowed; a row past
-    /// the end is skipped), streaming the blob: memory is what those rows hold, not the dataset (a
-    /// 1 GiB byte dataset is 4 GB as floats), so a handler may read a few rows of any dataset.
+    /// the end is skipped). Only the header and those rows' bytes are read (`readDatasetBlobRanges`):
+    /// memory and time are what those rows take, not the dataset (a 1 GiB byte dataset is 4 GB as
+    /// floats), so a handler may read a few rows of any dataset.
     static func load(from store: any Store, dataset: Dataset, tenantID: String, classes: Int, rows: [Int]) throws -> LabeledDataset {
         let wanted = Array(Set(rows.filter { $0 >= 0 && $0 < dataset.examples })).sorted()
         guard !wanted.isEmpty else { throw APIError.invalid("none of the rows asked for is in dataset \(dataset.id)") }
-        var reader = DatasetBlobReader(keeping: wanted)
-        try store.readDatasetBlob(datasetID: dataset.id, tenantID: tenantID) { try reader.consume($0) }
-        guard reader.rowsSeen == dataset.examples else { throw DatasetBlobError.corrupt("truncated dataset blob") }
+        var header = Data()
+        try store.readDatasetBlobRanges(datasetID: dataset.id, tenantID: tenantID, [0..<min(Layout.maxHeaderBytes, max(0, dataset.byteSize))]) {
+            header = $0
+        }
+        let layout = try Layout(header: header)
+        guard let body = CheckedSize.product(dataset.examples, layout.rowBytes), layout.headerBytes + body == dataset.byteSize else {
+            throw DatasetBlobError.corrupt("its \(dataset.byteSize) bytes are not \(dataset.examples) rows of \(layout.rowBytes)")
+        }
+        // The header, then each run of consecutive wanted rows as one range.
+        var ranges = [0..<layout.headerBytes]
+        for r in wanted {
+            let start = layout.headerBytes + r * layout.rowBytes
+            if ranges.count > 1, let last = ranges.last, last.upperBound == start {
+                ranges[ranges.count - 1] = last.lowerBound..<(start + layout.rowBytes)
+            } else {
+                ranges.append(start..<(start + layout.rowBytes))
+            }
+        }
+        var reader = DatasetBlobReader(expectedValues: CheckedSize.product(wanted.count, dataset.features) ?? 0, expectedExamples: wanted.count)
+        try store.readDatasetBlobRanges(datasetID: dataset.id, tenantID: tenantID, ranges) { try reader.consume($0) }
         let kept = try reader.finish(classes: max(classes, dataset.classes))
+        guard kept.count == wanted.count else { throw DatasetBlobError.corrupt("truncated dataset blob") }
         let position = Dictionary(uniqueKeysWithValues: wanted.enumerated().map { ($1, $0) })
         let order = rows.compactMap { position[$0] }
         let d = kept.featureCount, l = kept.labelsPerExample
@@ -370,6 +389,33 @@ struct DatasetBlobReader {
         }
         return LabeledDataset(features: Matrix(rows: order.count, cols: d, storage: features), labels: labels,
                               classes: kept.classes, labelsPerExample: l)
+    }
+
+    /// Where a blob's rows start and how long each is, from its header (the magic says which form).
+    struct Layout {
+        static let maxHeaderBytes = 20
+        let headerBytes: Int
+        let rowBytes: Int
+
+        init(header: Data) throws {
+            let h = Array(header.prefix(Self.maxHeaderBytes))
+            guard h.count >= 12 else { throw DatasetBlobError.corrupt("truncated dataset blob") }
+            func u32(_ i: Int) -> Int { Int(h[i]) | Int(h[i + 1]) << 8 | Int(h[i + 2]) << 16 | Int(h[i + 3]) << 24 }
+            let d = u32(8)
+            guard d >= 1 else { throw DatasetBlobError.corrupt("zero features") }
+            switch Array(h[0..<8]) {
+            case DatasetBuilder.magic: headerBytes = 12; rowBytes = 4 * (d + 1)
+            case DatasetBuilder.magicPerStep:
+                guard h.count >= 16 else { throw DatasetBlobError.corrupt("truncated dataset blob") }
+                let l = u32(12)
+                guard l >= 1 else { throw DatasetBlobError.corrupt("zero labels per example") }
+                headerBytes = 16; rowBytes = 4 * (d + l)
+            case DatasetBuilder.magicBytes:
+                guard h.count >= 20 else { throw DatasetBlobError.corrupt("truncated dataset blob") }
+                headerBytes = 20; rowBytes = 1 + d
+            default: throw DatasetBlobError.corrupt("bad magic")
+            }
+        }
     }
 
     private enum Form {
@@ -386,10 +432,6 @@ struct DatasetBlobReader {
     private var labels: [Int] = []
     private let expectedValues: Int
     private let expectedExamples: Int
-    /// Sorted row numbers to keep (nil: every row), the next of them, and the rows passed so far.
-    private let keep: [Int]?
-    private var nextKept = 0
-    private(set) var rowsSeen = 0
 
     /// A reader; `expectedValues` (examples × features, when known) reserves the features once, and
     /// `expectedExamples` the labels. (Reserving per chunk instead would reallocate to the exact size
@@ -397,18 +439,6 @@ struct DatasetBlobReader {
     init(expectedValues: Int = 0, expectedExamples: Int = 0) {
         self.expectedValues = expectedValues
         self.expectedExamples = expectedExamples
-        keep = nil
-    }
-
-    /// A reader that keeps only the rows `sortedRows` (ascending, unique).
-    init(keeping sortedRows: [Int]) { expectedValues = 0; expectedExamples = 0; keep = sortedRows }
-
-    /// Whether row `rowsSeen + r` is kept (and, when so, moves to the next kept row).
-    private mutating func keeps(_ r: Int) -> Bool {
-        guard let keep else { return true }
-        guard nextKept < keep.count, keep[nextKept] == rowsSeen + r else { return false }
-        nextKept += 1
-        return true
     }
 
     /// Consumes the next chunk.
@@ -457,17 +487,6 @@ struct DatasetBlobReader {
         let rowBytes = 4 * (d + l)
         let rows = pending.count / rowBytes
         guard rows > 0 else { return 0 }
-        if keep != nil {
-            for r in 0..<rows where keeps(r) {
-                let base = r * rowBytes
-                pending.withUnsafeBytes { src in
-                    for i in 0..<l { labels.append(Int(Int32(littleEndian: src.loadUnaligned(fromByteOffset: base + 4 * i, as: Int32.self)))) }
-                    for i in 0..<d { values.append(Float(bitPattern: UInt32(littleEndian: src.loadUnaligned(fromByteOffset: base + 4 * (l + i), as: UInt32.self)))) }
-                }
-            }
-            rowsSeen += rows
-            return rows * rowBytes
-        }
         let start = values.count
         values.append(contentsOf: repeatElement(0, count: rows * d))
         pending.withUnsafeBytes { src in
@@ -491,15 +510,6 @@ struct DatasetBlobReader {
         let rowBytes = 1 + d
         let rows = pending.count / rowBytes
         guard rows > 0 else { return 0 }
-        if keep != nil {
-            for r in 0..<rows where keeps(r) {
-                let row = r * rowBytes
-                labels.append(Int(pending[row]))
-                for i in 0..<d { values.append(table[Int(pending[row + 1 + i])]) }
-            }
-            rowsSeen += rows
-            return rows * rowBytes
-        }
         let start = values.count
         values.append(contentsOf: repeatElement(0, count: rows * d))
         pending.withUnsafeBufferPointer { src in

@@ -252,6 +252,30 @@ enum DatasetBlobDirectory {
             if filled < chunkSize { return }
         }
     }
+
+    /// Reads the byte ranges `ranges` of a content file, each passed to `body` whole, in order;
+    /// `notFound` when one passes the file's end.
+    static func read(_ directory: String, name: String, ranges: [Range<Int>], _ body: (Data) throws -> Void) throws {
+        guard !name.contains("/") else { throw StoreError.database(code: "EINVAL", message: "bad dataset blob file name", sql: nil) }
+        let fd = open(directory + "/" + name, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw StoreError.notFound("the content file of the dataset (\(name))") }
+        defer { close(fd) }
+        for range in ranges {
+            guard range.lowerBound >= 0 else { throw StoreError.notFound("bytes before the start of the dataset's content file") }
+            var part = Data(count: range.count)
+            var filled = 0
+            while filled < range.count {
+                let n = try part.withUnsafeMutableBytes { b in
+                    try DatasetBlobFile.pread(fd, b.baseAddress! + filled, range.count - filled, range.lowerBound + filled)
+                }
+                guard n > 0 else {
+                    throw StoreError.notFound("bytes \(range.lowerBound)..<\(range.upperBound) of the dataset's content file (\(name))")
+                }
+                filled += n
+            }
+            try body(part)
+        }
+    }
 }
 
 extension Store {

@@ -121,4 +121,57 @@ extension StoreOperations {
             }
         }
     }
+
+    /// The bytes of `ranges` (byte offsets into the blob, ascending), each passed to `body` whole and in
+    /// order, from one snapshot: a few rows of a large dataset without reading the rest (a content file
+    /// is read with `pread`, a chunked blob one `substr` of each chunk a range touches). `notFound`
+    /// when a range passes the blob's end.
+    public func readDatasetBlobRanges(datasetID: String, tenantID: String, _ ranges: [Range<Int>],
+                                      _ body: (Data) throws -> Void) throws {
+        try withSession(writing: false) { session in
+            _ = try session.dataset(id: datasetID, tenantID: tenantID)
+            if let directory = session.blobDirectory,
+               let file = try session.connection.queryOne("SELECT blob_file FROM datasets WHERE id = \(datasetID)")?.optionalString("blob_file") {
+                try DatasetBlobDirectory.read(directory, name: file, ranges: ranges, body)
+                return
+            }
+            // Chunk sizes as stored (every writer uses `datasetChunkSize`, but nothing here relies on it).
+            let chunks = try session.connection.query(
+                "SELECT seq, length(data) AS n FROM dataset_blobs WHERE dataset_id = \(datasetID) ORDER BY seq"
+            ).map { (seq: try $0.int("seq"), bytes: try $0.int("n")) }
+            var starts: [Int] = [], total = 0
+            starts.reserveCapacity(chunks.count)
+            for (i, c) in chunks.enumerated() {
+                guard c.seq == i else { throw StoreError.notFound("chunk \(i) of dataset \(datasetID)") }
+                starts.append(total)
+                total += c.bytes
+            }
+            for range in ranges {
+                guard range.lowerBound >= 0, range.upperBound <= total else {
+                    throw StoreError.notFound("bytes \(range.lowerBound)..<\(range.upperBound) of dataset \(datasetID) (it has \(total))")
+                }
+                var part = Data()
+                part.reserveCapacity(range.count)
+                // The last chunk starting at or before the range (then past any empty ones).
+                var lo = 0, hi = chunks.count
+                while hi - lo > 1 { let mid = (lo + hi) / 2; if starts[mid] <= range.lowerBound { lo = mid } else { hi = mid } }
+                var i = lo, at = range.lowerBound
+                while at < range.upperBound {
+                    while starts[i] + chunks[i].bytes <= at { i += 1 }
+                    let inChunk = at - starts[i], n = Swift.min(range.upperBound - at, chunks[i].bytes - inChunk)
+                    guard let row = try session.connection.queryOne("""
+                        SELECT substr(data, CAST(\(inChunk + 1) AS INTEGER), CAST(\(n) AS INTEGER)) AS part
+                        FROM dataset_blobs WHERE dataset_id = \(datasetID) AND seq = \(chunks[i].seq)
+                        """) else {
+                        throw StoreError.notFound("chunk \(chunks[i].seq) of dataset \(datasetID)")
+                    }
+                    let bytes = try row.data("part")
+                    guard bytes.count == n else { throw StoreError.notFound("bytes \(at)..<\(at + n) of dataset \(datasetID)") }
+                    part.append(bytes)
+                    at += n
+                }
+                try body(part)
+            }
+        }
+    }
 }
