@@ -42,8 +42,8 @@ python3 Tests/Integration/resume.py .build/debug/pfc-server; stage $? 5 5
 echo "== job events across two replicas (LISTEN/NOTIFY)"
 python3 Tests/Integration/events_replicas.py .build/debug/pfc-server; stage $? 6 6
 
-echo "== SIGTERM during compute"
-python3 Tests/Integration/shutdown.py .build/debug/pfc-server; stage $? 1
+echo "== SIGTERM during compute (and the running job released to the queue)"
+python3 Tests/Integration/shutdown.py .build/debug/pfc-server; stage $? 2 2
 
 echo "== safetensors export read by NumPy, and imported back"
 python3 Tests/Integration/safetensors_numpy.py .build/debug/pfc-server; stage $? 1

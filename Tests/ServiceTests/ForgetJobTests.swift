@@ -42,6 +42,36 @@ import TestSupport
         return o as NSDictionary
     }
 
+    /// A task that ran while a forget committed is not stored: it started from the version before the
+    /// forget, so writing it would put the forgotten weights back as the newest version. The job
+    /// fails naming why, and the forget's version stays the latest.
+    @Test(arguments: Backend.all)
+    func aTaskThatRanBesideAForgetDoesNotUndoIt(backend: Backend) throws {
+        try ServiceHarness.with(backend) { h in
+            let c = h.client
+            let (train, _) = try upload(c)
+            let model = try trainedModel(h, dataset: train)
+            let long = try c.json("POST", "/v1/models/\(model)/tasks", ["name": "long", "dataset_id": train, "epochs": 60, "batch_size": 20,
+                                                                       "window": 8, "slide": 0, "validation_fraction": 0, "early_stopping": NSNull()])
+            #expect(long.status == 202, "\(long.text)")
+            let jobID = long.object["id"] as? String ?? ""
+            let end = Date().addingTimeInterval(120)
+            while Date() < end, (try c.request("GET", "/v1/jobs/\(jobID)").object["progress"] as? [String: Any]) == nil {
+                Thread.sleep(forTimeInterval: 0.02)
+            }
+            let forget = try c.json("POST", "/v1/models/\(model)/forget", ["task": 1])
+            #expect(forget.status == 200 && forget.object["model_version"] as? Int == 2, "\(forget.text)")
+            #expect(try c.request("GET", "/v1/jobs/\(jobID)").object["state"] as? String == "running", "the task still ran after the forget")
+            let done = try h.waitForJob(jobID)
+            #expect(done["state"] as? String == "failed", "\(done)")
+            let error = done["error"] as? String ?? ""
+            #expect(error.contains("model changed while this task ran") && error.contains("version 1") && error.contains("version 2"), "\(error)")
+            let versions = try c.request("GET", "/v1/models/\(model)/versions").object["items"] as? [[String: Any]] ?? []
+            #expect(versions.map { $0["version"] as? Int } == [0, 1, 2], "\(versions)")
+            #expect(versions.last?["reason"] as? String == "forget")
+        }
+    }
+
     @Test(arguments: Backend.all)
     func asyncForgetIsAJobWithTheSameAnswer(backend: Backend) throws {
         try ServiceHarness.with(backend) { h in

@@ -64,6 +64,79 @@ extension ConformanceTests {
         }
     }
 
+    /// A graceful shutdown releases a running job: queued at once, its checkpoint kept, the claim not
+    /// counted (three restarts used to fail a healthy job); only the lease holder may release it.
+    @Test(arguments: TestDatabase.backends)
+    func aReleasedJobIsQueuedAgainWithoutUsingAnAttempt(backend: Backend) throws {
+        try TestDatabase.withStore(backend) { store in
+            let tenant = try TestDatabase.tenant(store)
+            let job = Job(tenantID: tenant.id, kind: "train", maxAttempts: 2)
+            try store.enqueue(job)
+            for restart in 1...3 {
+                let claimed = try #require(try store.claimJob(owner: "w\(restart)", leaseDuration: 30))
+                #expect(claimed.id == job.id && claimed.attempts == 1, "restart \(restart)")
+                try store.saveCheckpoint(JobCheckpoint(jobID: job.id, attempt: claimed.attempts, epoch: restart, batch: 0,
+                                                       state: Data([UInt8(restart)])), owner: "w\(restart)")
+                expectStoreError(\.isLeaseLost) { try store.releaseJob(id: job.id, owner: "intruder") }
+                try store.releaseJob(id: job.id, owner: "w\(restart)")
+                let released = try store.job(id: job.id, tenantID: tenant.id)
+                #expect(released.state == .queued && released.attempts == 0 && released.leaseOwner == nil)
+                #expect(try store.checkpoint(jobID: job.id)?.epoch == restart)
+            }
+            expectStoreError(\.isLeaseLost) { try store.releaseJob(id: job.id, owner: "w3") }  // queued: nobody holds it
+        }
+    }
+
+    /// A job stopped by an unavailable database goes back to the queue with its checkpoint; each such
+    /// run counts, and once it has run `max_attempts` times it fails with the error, checkpoint gone.
+    @Test(arguments: TestDatabase.backends)
+    func aRequeuedJobFailsOnceItUsedItsAttempts(backend: Backend) throws {
+        try TestDatabase.withStore(backend) { store in
+            let tenant = try TestDatabase.tenant(store)
+            let job = Job(tenantID: tenant.id, kind: "train", maxAttempts: 2)
+            try store.enqueue(job)
+            var claimed = try #require(try store.claimJob(owner: "w", leaseDuration: 30))
+            try store.saveCheckpoint(JobCheckpoint(jobID: job.id, attempt: 1, epoch: 4, batch: 0, state: Data([4])), owner: "w")
+            #expect(try store.requeueJob(id: job.id, owner: "w", error: "database gone"))
+            var now = try store.job(id: job.id, tenantID: tenant.id)
+            #expect(now.state == .queued && now.attempts == 1 && now.error == nil && now.finishedAt == nil)
+            #expect(try store.checkpoint(jobID: job.id)?.epoch == 4)
+            claimed = try #require(try store.claimJob(owner: "w", leaseDuration: 30))
+            #expect(claimed.attempts == 2)
+            #expect(try !store.requeueJob(id: job.id, owner: "w", error: "database gone"))
+            now = try store.job(id: job.id, tenantID: tenant.id)
+            #expect(now.state == .failed && now.error == "database gone" && now.finishedAt != nil)
+            #expect(try store.checkpoint(jobID: job.id) == nil)
+            expectStoreError(\.isLeaseLost) { _ = try store.requeueJob(id: job.id, owner: "w", error: "x") }
+        }
+    }
+
+    /// A cancel requested after the worker last looked stops the job at its commit: it cannot
+    /// succeed (`jobCancelled`, and the transaction's other rows roll back with it); it can still be
+    /// finished as cancelled.
+    @Test(arguments: TestDatabase.backends)
+    func aCancelledJobCannotSucceed(backend: Backend) throws {
+        try TestDatabase.withStore(backend) { store in
+            let tenant = try TestDatabase.tenant(store)
+            let job = Job(tenantID: tenant.id, kind: "train")
+            try store.enqueue(job)
+            _ = try #require(try store.claimJob(owner: "w", leaseDuration: 30))
+            #expect(try store.cancelJob(id: job.id, tenantID: tenant.id).cancelRequested)
+            let other = Tenant(name: "side-effect")
+            expectStoreError(\.isJobCancelled) {
+                try store.transaction { s in
+                    try s.insert(other)
+                    try s.completeJob(id: job.id, owner: "w", result: .emptyObject)
+                }
+            }
+            #expect(throws: StoreError.self) { _ = try store.tenant(id: other.id) }
+            #expect(try store.job(id: job.id, tenantID: tenant.id).state == .running)
+            expectStoreError(\.isLeaseLost) { try store.completeJob(id: job.id, owner: "intruder", result: .emptyObject) }
+            try store.finishCancelledJob(id: job.id, owner: "w")
+            #expect(try store.job(id: job.id, tenantID: tenant.id).state == .cancelled)
+        }
+    }
+
     /// Issue 12 finding 14: `attempts` counts runs, so a job reclaimed and run again reads 2 (it read 1).
     @Test(arguments: TestDatabase.backends)
     func attemptsCountEveryRunOfAJob(backend: Backend) throws {

@@ -20,4 +20,5 @@ extension StoreError {
     var isConflict: Bool { if case .conflict = self { true } else { false } }
     var isNotFound: Bool { if case .notFound = self { true } else { false } }
     var isLeaseLost: Bool { if case .leaseLost = self { true } else { false } }
+    var isJobCancelled: Bool { if case .jobCancelled = self { true } else { false } }
 }

@@ -20,13 +20,18 @@ enum APIError {
                   message: "content type \(got ?? "(none)") is not accepted; send \(accepted.joined(separator: " or "))")
     }
 
+    /// The `code` of the 503 a transient `StoreError` becomes, and of the 409 of a job cancelled at its commit.
+    static let databaseUnavailableCode = "database_unavailable", jobCancelledCode = "job_cancelled"
+
     /// Maps a storage error to the HTTP error a client should see; unexpected ones become 503/500.
     static func from(_ error: StoreError) -> HTTPError {
         switch error {
         case .notFound(let what): return notFound(what)
         case .conflict(let message, _): return conflict(message)
         case .connectionFailed, .poolExhausted, .timeout, .serializationFailure:
-            return HTTPError(.serviceUnavailable, message: "the database is unavailable; retry later", headers: ["Retry-After": "1"])
+            return HTTPError(.serviceUnavailable, code: databaseUnavailableCode, message: "the database is unavailable; retry later",
+                             headers: ["Retry-After": "1"])
+        case .jobCancelled(let id): return HTTPError(.conflict, code: jobCancelledCode, message: "job \(id) was cancelled")
         case .invalidArgument(let message): return badRequest(message)
         default: return HTTPError(.internalServerError, message: "internal database error")
         }

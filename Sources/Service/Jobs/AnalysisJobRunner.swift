@@ -36,18 +36,13 @@ struct AnalysisJobRunner {
         } catch Stop.leaseLost, StoreError.leaseLost {
             workers.logger.warning("lost the lease of a job; another worker owns it now", metadata: ["job": "\(job.id)"])
         } catch Stop.shutdown {
-            return // the lease expires and a replica runs the job again from the start
+            workers.release(job, owner: owner) // queued again; the next start runs it from the beginning
         } catch {
-            let message = "\(error)"
-            workers.logger.error("job failed", metadata: ["job": "\(job.id)", "error": "\(message)"])
-            let failed = (try? store.transaction { s in
-                if params.operation == .compute {
-                    try s.updateAnalysis(id: params.analysisID, tenantID: job.tenantID, state: "failed")
-                }
-                try s.failJob(id: job.id, owner: owner, error: message)
-                return true
-            }) ?? false
-            if !failed { try? store.failJob(id: job.id, owner: owner, error: message) }
+            workers.end(job, owner: owner, after: error, message: "\(error)") { s, ending in
+                guard params.operation == .compute else { return }
+                let state = switch ending { case .cancelled: "cancelled"; case .failed: "failed"; case .requeued: "pending" }
+                try s.updateAnalysis(id: params.analysisID, tenantID: job.tenantID, state: state)
+            }
         }
     }
 

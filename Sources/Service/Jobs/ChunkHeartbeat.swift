@@ -9,8 +9,8 @@ import Storage
 extension JobWorkers {
     /// Runs the body of a job that stops through `EvaluationStop` (evaluate and forget jobs) and
     /// records how it ended: cancelled; lease lost (another worker owns it, nothing written);
-    /// shutdown (nothing written: the lease expires and a replica runs it again); or failed, with
-    /// `message(error)` when it gives one (else the error's own text).
+    /// shutdown (nothing written: released to the queue, it runs again); or as `end` decides
+    /// (failed with `message(error)` when it gives one, else the error's own text).
     func runChunkedJob(_ job: Job, owner: String, _ body: () throws -> Void, message: (any Error) -> String? = { _ in nil }) {
         do {
             try body()
@@ -19,11 +19,9 @@ extension JobWorkers {
         } catch EvaluationStop.leaseLost, StoreError.leaseLost {
             logger.warning("lost the lease of a job; another worker owns it now", metadata: ["job": "\(job.id)"])
         } catch EvaluationStop.shutdown {
-            return
+            release(job, owner: owner)
         } catch {
-            let text = message(error) ?? (error as? HTTPError)?.message ?? "\(error)"
-            logger.error("job failed", metadata: ["job": "\(job.id)", "error": "\(text)"])
-            try? store.failJob(id: job.id, owner: owner, error: text)
+            end(job, owner: owner, after: error, message: message(error) ?? (error as? HTTPError)?.message ?? "\(error)")
         }
     }
 }

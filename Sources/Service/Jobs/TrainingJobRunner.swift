@@ -82,16 +82,15 @@ struct TrainingJobRunner {
         } catch StoreError.leaseLost {
             workers.logger.warning("lost the lease of a job; another worker owns it now", metadata: ["job": "\(job.id)"])
         } catch {
-            let message = (error as? HTTPError)?.message ?? "\(error)"
-            workers.logger.error("job failed", metadata: ["job": "\(job.id)", "error": "\(message)"])
-            try? store.failJob(id: job.id, owner: owner, error: message)
+            workers.end(job, owner: owner, after: error, message: (error as? HTTPError)?.message ?? "\(error)")
         }
     }
 
-    /// The job's checkpoint, if it has a readable one.
-    private func storedCheckpoint() -> TrainingCheckpoint? {
+    /// The job's checkpoint, if it has a readable one. A store that cannot be read throws (the job
+    /// goes back to the queue): only a checkpoint that does not decode starts the job over.
+    private func storedCheckpoint() throws -> TrainingCheckpoint? {
+        guard let stored = try store.checkpoint(jobID: job.id) else { return nil }
         do {
-            guard let stored = try store.checkpoint(jobID: job.id) else { return nil }
             return try JSONDecoder().decode(TrainingCheckpoint.self, from: stored.state)
         } catch {
             workers.logger.warning("the job's checkpoint is unreadable; starting from the beginning",
@@ -103,9 +102,13 @@ struct TrainingJobRunner {
     private func train() throws {
         let tenant = job.tenantID
         guard let modelID = job.modelID else { throw JobError("job has no model") }
-        var checkpoint = storedCheckpoint()
+        var checkpoint = try storedCheckpoint()
         let model = try store.model(id: modelID, tenantID: tenant)
         let spec = try JSONDecoder().decode(ModelSpec.self, from: Data(model.architecture.utf8))
+        // A train job given `base_version` branches from it on purpose; every other one continues the
+        // latest version, and is not stored when another version was written meanwhile (`VersionWriter`).
+        let continuesLatest: Bool
+        if case .train(let p) = params, p.baseVersion != nil { continuesLatest = false } else { continuesLatest = true }
         let base: ModelVersion
         if let c = checkpoint {
             base = try store.modelVersion(modelID: modelID, version: c.baseVersion, tenantID: tenant)
@@ -249,7 +252,10 @@ struct TrainingJobRunner {
         case .cancelled:
             try store.finishCancelledJob(id: job.id, owner: owner)
             return
-        case .leaseLost, .shutdown, .died:
+        case .shutdown:
+            workers.release(job, owner: owner)  // queued again at once; the next start resumes it from its checkpoint
+            return
+        case .leaseLost, .died:
             return // the lease expires and a replica resumes the job from its last checkpoint
         case .diverged(let why):
             throw JobError(why)
@@ -323,7 +329,7 @@ struct TrainingJobRunner {
         continual.carry(into: &metrics)
         let usage = Self.meanActivations(network, data: data)
         // Compute cut short by shutdown (ComputeCancellation) must never be stored: the job runs again.
-        if workers.isStopping { return }
+        if workers.isStopping { workers.release(job, owner: owner); return }
         try VersionWriter(store: store).commit(VersionCommit(
             modelID: modelID, tenantID: tenant, parentVersion: base.version, reason: params.reason,
             network: network, metrics: metrics, ledger: ledger,
@@ -332,6 +338,7 @@ struct TrainingJobRunner {
             grownSpec: grewBy > 0 ? ModelSpec(architecture: network.architecture, seed: spec.seed) : nil,
             job: (job.id, owner),
             optimizerState: params.recordsBatches ? nil : report.optimizerState,
+            requiresLatestParent: continuesLatest,
             extra: rowEvaluations.isEmpty ? nil : { s, v in
                 // The evaluations behind R's row, listed with the version like POST …/evaluate's.
                 for var e in rowEvaluations {

@@ -67,6 +67,11 @@ struct VersionCommit {
     var job: (id: String, owner: String)? = nil
     /// The optimizer's statistics matching the new weights (train jobs), kept for a follow-on job.
     var optimizerState: OptimizerState? = nil
+    /// Whether `parentVersion` must still be the model's latest when this commits (409 otherwise, and
+    /// nothing is written). True for every change that continues the latest version: a task, a train
+    /// job without `base_version`, a forget. Otherwise a task that ran beside a forget would write
+    /// the forgotten weights back as the newest version, and two tasks would both be "task 3".
+    var requiresLatestParent = true
     /// Extra rows of the same transaction, given the new version (a forget's audit).
     var extra: ((StoreSession, ModelVersion) throws -> Void)? = nil
 }
@@ -85,6 +90,11 @@ struct VersionWriter {
         return try store.transaction { s in
             let v = try s.appendModelVersion(modelID: c.modelID, tenantID: c.tenantID, parentVersion: c.parentVersion,
                                              reason: c.reason, metrics: metrics, weights: weights)
+            // Versions are numbered max + 1 under the model's lock: anything but parent + 1 means a
+            // version was written after the parent.
+            if c.requiresLatestParent && v.version != c.parentVersion + 1 {
+                throw APIError.conflict(Self.movedOn(reason: c.reason, parent: c.parentVersion, latest: v.version - 1))
+            }
             if let (kind, state) = optimizer {
                 try s.insert(StoredOptimizerState(modelID: c.modelID, version: v.version, kind: kind, state: state))
             }
@@ -106,6 +116,13 @@ struct VersionWriter {
             }
             return v
         }
+    }
+
+    /// Why a change was not stored: its parent is no longer the latest version.
+    static func movedOn(reason: VersionReason, parent: Int, latest: Int) -> String {
+        if reason == .forget { return Forgetter.movedOn(base: parent, latest: latest) }
+        return "model changed while this \(reason.rawValue) ran: it started from version \(parent) but version \(latest) was written since "
+            + "(a task, train or forget); nothing was stored, so that version's changes stand. Submit it again to build on the latest version"
     }
 
     static func componentRows(_ rows: ComponentRows, modelID: String, version: Int) throws -> [Component] {

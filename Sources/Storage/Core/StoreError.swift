@@ -27,6 +27,17 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
     case invalidArgument(String)
     /// The job is not running under this worker's lease any more (reclaimed, cancelled, done).
     case leaseLost(jobID: String)
+    /// The job's cancel was requested before it could succeed: what it made is not stored.
+    case jobCancelled(jobID: String)
+
+    /// Whether the failure may pass by itself (the database was unreachable, busy or slow): a job
+    /// that meets one goes back to the queue instead of failing.
+    public var isTransient: Bool {
+        switch self {
+        case .connectionFailed, .poolExhausted, .timeout, .serializationFailure: return true
+        default: return false
+        }
+    }
 
     public var description: String {
         switch self {
@@ -43,6 +54,7 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
         case .migrationFailed(let version, let name, let message): return "migration \(version) \(name) failed: \(message)"
         case .invalidArgument(let message): return "invalid argument: \(message)"
         case .leaseLost(let jobID): return "lease on job \(jobID) lost"
+        case .jobCancelled(let jobID): return "job \(jobID) was cancelled"
         }
     }
 

@@ -102,13 +102,55 @@ extension StoreOperations {
 
     private func finishJob(id: String, owner: String, state: JobState, result: JSONColumn?, error: String?, now: Date) throws {
         try withSession(writing: true) { session in
+            // A job cancelled after its worker last looked does not succeed: its result is not stored.
+            let uncancelled: SQL = state == .succeeded ? " AND cancel_requested = \(false)" : ""
             if try session.connection.execute("""
                 UPDATE jobs SET state = \(state), result = \(result), error = \(error), finished_at = \(now),
                 lease_owner = NULL, lease_expires_at = NULL, revision = revision + 1
-                WHERE id = \(id) AND lease_owner = \(owner) AND state = 'running'
-                """) == 0 { throw StoreError.leaseLost(jobID: id) }
+                WHERE id = \(id) AND lease_owner = \(owner) AND state = 'running'\(sql: uncancelled)
+                """) == 0 {
+                if state == .succeeded, try session.connection.queryOne(
+                    "SELECT id FROM jobs WHERE id = \(id) AND lease_owner = \(owner) AND state = 'running' AND cancel_requested = \(true)") != nil {
+                    throw StoreError.jobCancelled(jobID: id)
+                }
+                throw StoreError.leaseLost(jobID: id)
+            }
             try session.deleteCheckpoints(jobIDs: [id])  // a job's checkpoint ends with it
             try session.jobChanged(id)
+        }
+    }
+
+    /// Returns a running job to the queue at once, its checkpoint kept, without counting this claim
+    /// as an attempt: a graceful shutdown, so that restarts never use up a job's attempts.
+    public func releaseJob(id: String, owner: String) throws {
+        try withSession(writing: true) { session in
+            if try session.connection.execute("""
+                UPDATE jobs SET state = 'queued', lease_owner = NULL, lease_expires_at = NULL,
+                attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, revision = revision + 1
+                WHERE id = \(id) AND lease_owner = \(owner) AND state = 'running'
+                """) == 0 { throw StoreError.leaseLost(jobID: id) }
+            try session.jobChanged(id)
+        }
+    }
+
+    /// Returns a running job to the queue after a failure that may pass (the database was
+    /// unavailable), its checkpoint kept; once it has run `max_attempts` times it fails with `error`
+    /// instead. Returns whether it was queued again.
+    @discardableResult
+    public func requeueJob(id: String, owner: String, error: String, now: Date = StoreClock.now()) throws -> Bool {
+        try withSession(writing: true) { session in
+            guard let row = try session.connection.queryOne("""
+                UPDATE jobs SET state = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'queued' END,
+                error = CASE WHEN attempts >= max_attempts THEN \(error) ELSE NULL END,
+                finished_at = CASE WHEN attempts >= max_attempts THEN \(now) ELSE NULL END,
+                lease_owner = NULL, lease_expires_at = NULL, revision = revision + 1
+                WHERE id = \(id) AND lease_owner = \(owner) AND state = 'running'
+                RETURNING state
+                """) else { throw StoreError.leaseLost(jobID: id) }
+            let queued = try row.string("state") == JobState.queued.rawValue
+            if !queued { try session.deleteCheckpoints(jobIDs: [id]) }
+            try session.jobChanged(id)
+            return queued
         }
     }
 
