@@ -54,6 +54,19 @@ extension ConformanceTests {
         #expect(try store.read { try $0.connection.queryOne("SELECT 1::bigint AS one")!.int("one") } == 1)
     }
 
+    /// A parameter longer than the wire's 32-bit length (a 2 GiB blob: zero pages, never touched) is
+    /// refused as a bad argument before anything is sent, and the connection goes on serving.
+    @Test(.enabled(if: TestDatabase.postgresURL != nil || TestDatabase.isCI, "needs PFC_TEST_DATABASE_URL"))
+    func postgresRefusesAParameterTooLongForTheWire() throws {
+        guard let url = TestDatabase.postgresURL else { Issue.record("PFC_TEST_DATABASE_URL is not set"); return }
+        let store = try PostgresStore(configuration: .init(url: url, poolSize: 1))
+        let huge = Data(count: Int(Int32.max) + 1)
+        expectStoreError({ if case .invalidArgument = $0 { true } else { false } }) {
+            _ = try store.read { try $0.connection.query("SELECT length(\(huge)::bytea)::bigint AS n") }
+        }
+        #expect(try store.read { try $0.connection.queryOne("SELECT length(\(Data(count: 3))::bytea)::bigint AS n")!.int("n") } == 3)
+    }
+
     /// Connections over TCP probe an idle peer and give up on unacknowledged data (libpq's defaults
     /// leave both to the kernel: hours), as the socket itself shows; a URL that sets its own keeps it.
     @Test(.enabled(if: TestDatabase.postgresURL != nil || TestDatabase.isCI, "needs PFC_TEST_DATABASE_URL"))

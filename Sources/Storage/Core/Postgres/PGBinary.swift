@@ -20,6 +20,22 @@ struct PGParameter {
     let length: Int32
     let format: Int32
 
+    /// Throws `invalidArgument` for a value longer than a wire length can say (2 GiB; PostgreSQL
+    /// itself refuses fields over 1 GB): a checkpoint or blob that large fails its write instead of
+    /// trapping in the `Int32` length. Checked for every parameter before any is encoded.
+    static func checkLength(_ value: SQLValue) throws {
+        let bytes: Int
+        switch value {
+        case .text(let text): bytes = text.utf8.count + 1
+        case .blob(let data): bytes = data.count
+        default: return
+        }
+        guard bytes <= Int(Int32.max) else {
+            throw StoreError.invalidArgument("a value of \(bytes) bytes is too large for one PostgreSQL field")
+        }
+    }
+
+    /// The value's wire form (`checkLength` first).
     init(_ value: SQLValue) {
         switch value {
         case .null:

@@ -97,6 +97,7 @@ final class PGConnection: SQLConnection, @unchecked Sendable {
 
     private func run(_ sql: String, _ parameters: [SQLValue]) throws -> OpaquePointer {
         try refuseNUL(in: parameters, sql: sql)
+        try parameters.forEach(PGParameter.checkLength)
         let encoded = parameters.map(PGParameter.init)
         defer { encoded.forEach { $0.deallocate() } }
         let types = encoded.map(\.oid)

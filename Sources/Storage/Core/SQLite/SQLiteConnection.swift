@@ -114,7 +114,8 @@ final class SQLiteConnection: SQLConnection, @unchecked Sendable {
             case .bool(let flag): status = sqlite3_bind_int64(statement, index, flag ? 1 : 0)
             case .timestamp(let date): status = sqlite3_bind_int64(statement, index, microsecondsSince1970(date))
             case .text(let text):
-                status = sqlite3_bind_text(statement, index, text, Int32(text.utf8.count), csqlite_transient())
+                // sqlite3_bind_text64 takes a 64-bit length: a text over 2 GiB is refused (SQLITE_TOOBIG), not a trap.
+                status = sqlite3_bind_text64(statement, index, text, sqlite3_uint64(text.utf8.count), csqlite_transient(), UInt8(SQLITE_UTF8))
             case .blob(let data):
                 status = data.withUnsafeBytes { bytes in
                     // A zero-length blob must still be a blob, not NULL: pass a non-nil pointer.
