@@ -30,6 +30,14 @@ public struct ServiceLimits: Sendable {
     public var maxEarlierTaskValidationExamples = 50_000
     /// Most batch indices a task's `skip_batches` lists. Default 100 000.
     public var maxSkipBatches = 100_000
+    /// Most tasks (JSON and streamed) one model may learn; one more is 422. Default 1000: the
+    /// accuracy matrix of `GET /v1/models/{id}/tasks/metrics` is T × T, and each task validates and
+    /// evaluates on the tasks before it.
+    public var maxTasksPerModel = 1000
+    /// Most example rows a model's batch ledger may list, over all its tasks: a task job records
+    /// epochs × training rows (counted at submit as the most it can record), a streamed task its rows as
+    /// they arrive. Default 20 million (80 MB stored; a forget reads the whole ledger). Beyond it: 422.
+    public var maxLedgerRowsPerModel = 20_000_000
     /// Largest JSON or CSV dataset upload; NDJSON uploads stream and are bounded by `maxStreamedDatasetBytes`. Default 64 MiB.
     public var maxDatasetBytes = 64 << 20
     /// Largest streamed NDJSON dataset upload. Default 1 GiB.

@@ -89,6 +89,24 @@ extension ServiceLimits {
             + "a higher class_threshold (softmax) or a smaller model")
     }
 
+    /// 422 unless one more task, recording `rows` more example rows in the ledger (epochs × training
+    /// rows for a task job, the rows so far for a streamed task; nil: too many to count), keeps the
+    /// model within `maxTasksPerModel` and `maxLedgerRowsPerModel`. With `counted`, `usage` already
+    /// holds the new task and its rows (inside the transaction that writes them).
+    func checkContinual(_ usage: ContinualUsage, adding rows: Int?, counted: Bool = false, what: String) throws {
+        let before = counted ? usage.taskVersions - 1 : usage.taskVersions
+        guard before < maxTasksPerModel else {
+            throw APIError.invalid("\(what): the model already has \(before) tasks; the limit max_tasks_per_model is \(maxTasksPerModel) "
+                + "(every task adds a row and a column to GET /v1/models/{id}/tasks/metrics): create a new model for further tasks")
+        }
+        let listed = counted ? usage.ledgerRows - (rows ?? 0) : usage.ledgerRows
+        guard let rows, let total = CheckedSize.sum(listed, max(0, rows)), total <= maxLedgerRowsPerModel else {
+            throw APIError.invalid("\(what) would record \(rows.map { "\($0)" } ?? "too many") trained example rows in the model's ledger "
+                + "beside the \(listed) it lists; the limit max_ledger_rows_per_model is \(maxLedgerRowsPerModel) "
+                + "(every epoch records each training row once, and a forget reads them all): use fewer epochs or a smaller dataset")
+        }
+    }
+
     /// 422 unless a forward pass of `rows` examples through `arch` is within `maxPredictWork`.
     func checkInference(rows: Int, of arch: Architecture, what: String) throws {
         guard let work = arch.inferenceWork(rows: rows), work <= maxPredictWork else {

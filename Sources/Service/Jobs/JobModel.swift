@@ -4,6 +4,7 @@
 // typed too. Storage keeps them as `JSONColumn`s and never sees these types.
 import Foundation
 import HTTP
+import Linalg
 import PFC
 import Storage
 
@@ -49,6 +50,12 @@ struct TaskJobParams: Codable, Sendable, Equatable {
     var evaluationDatasetID: String? = nil
     /// Validate on every earlier task's split too (§3.1); nil (jobs queued before it existed): false.
     var validateOnEarlierTasks: Bool? = nil
+
+    /// The most example rows this task can record in the ledger over a dataset of `examples` rows:
+    /// every epoch lists each training row once (`max_ledger_rows_per_model`). Nil on overflow.
+    func mostLedgerRows(datasetExamples examples: Int) -> Int? {
+        CheckedSize.product(max(1, options.epochs), Trainer(options: options).trainingExamples(fromDataSetOf: examples))
+    }
 }
 
 /// A forget job's parameters: the request as it was validated, and the version it was planned on

@@ -124,6 +124,11 @@ struct TrainingJobRunner {
         let datasetBytes: Int
         do {
             datasetBytes = try configuration.limits.checkDatasetLoad(dataset, split: params.options.validationFraction > 0, what: "this job")
+            // The tasks and ledger rows the model may hold (the version writer counts them again as it commits).
+            if case .task(let p) = params {
+                try configuration.limits.checkContinual(try store.continualUsage(modelID: modelID, tenantID: tenant),
+                                                        adding: p.mostLedgerRows(datasetExamples: dataset.examples), what: "this task")
+            }
         } catch let e as HTTPError {
             throw JobError(e.message)
         }
@@ -339,6 +344,7 @@ struct TrainingJobRunner {
             job: (job.id, owner),
             optimizerState: params.recordsBatches ? nil : report.optimizerState,
             requiresLatestParent: continuesLatest,
+            continualLimits: configuration.limits,
             extra: rowEvaluations.isEmpty ? nil : { s, v in
                 // The evaluations behind R's row, listed with the version like POST …/evaluate's.
                 for var e in rowEvaluations {

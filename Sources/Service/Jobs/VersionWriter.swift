@@ -72,6 +72,10 @@ struct VersionCommit {
     /// job without `base_version`, a forget. Otherwise a task that ran beside a forget would write
     /// the forgotten weights back as the newest version, and two tasks would both be "task 3".
     var requiresLatestParent = true
+    /// For a task: the limits its model's tasks and ledger rows are held to, counted again inside the
+    /// transaction that writes them (`max_tasks_per_model`, `max_ledger_rows_per_model`), so two
+    /// tasks admitted at once cannot both pass them.
+    var continualLimits: ServiceLimits? = nil
     /// Extra rows of the same transaction, given the new version (a forget's audit).
     var extra: ((StoreSession, ModelVersion) throws -> Void)? = nil
 }
@@ -103,6 +107,11 @@ struct VersionWriter {
                     LedgerEntry(modelID: c.modelID, version: v.version, task: b.task, epoch: b.epoch, batchIndex: b.batchIndex,
                                 examples: LedgerRows.encode(b.rows), windows: b.windows.map(ColumnRange.init), datasetID: b.datasetID)
                 }, tenantID: c.tenantID)
+            }
+            if let limits = c.continualLimits, c.reason == .task {
+                let rows = c.ledger.reduce(0) { $0 + $1.rows.count }
+                try limits.checkContinual(try s.continualUsage(modelID: c.modelID, tenantID: c.tenantID), adding: rows, counted: true,
+                                          what: "this task")
             }
             if let grown = c.grownSpec {
                 try s.updateModelArchitecture(modelID: c.modelID, tenantID: c.tenantID,

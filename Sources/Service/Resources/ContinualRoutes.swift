@@ -98,10 +98,10 @@ extension PFCService {
     /// Validates a task against the model, its window position and capacity, and queues it.
     func enqueueTask(_ body: TaskRequest, modelID: String, tenantID: String) throws -> Job {
         try quotas.admitJob(tenantID: tenantID)
-        let (model, dataset, latest) = try storeCall {
+        let (model, dataset, latest, usage) = try storeCall {
             try store.read { s in
                 (try s.model(id: modelID, tenantID: tenantID), try s.dataset(id: body.datasetID, tenantID: tenantID),
-                 try s.latestModelVersion(modelID: modelID, tenantID: tenantID))
+                 try s.latestModelVersion(modelID: modelID, tenantID: tenantID), try s.continualUsage(modelID: modelID, tenantID: tenantID))
             }
         }
         let arch = try spec(of: model).architecture
@@ -125,8 +125,9 @@ extension PFCService {
                 throw APIError.invalid("evaluation dataset: \(e.message)")
             }
         }
-        let (_, network) = try loadNetwork(modelID: modelID, tenantID: tenantID, version: latest.version)
         let trainer = Trainer(options: options)
+        try configuration.limits.checkContinual(usage, adding: params.mostLedgerRows(datasetExamples: dataset.examples), what: "this task")
+        let (_, network) = try loadNetwork(modelID: modelID, tenantID: tenantID, version: latest.version)
         // The model this task trains: grown to the K its window reaches, when it reaches past K.
         var trained = network.architecture
         if let need = trainer.requiredBasis(trainingExamples: trainer.trainingExamples(fromDataSetOf: dataset.examples)),

@@ -120,6 +120,8 @@ final class StreamedTask: @unchecked Sendable {
     private let modelSpec: ModelSpec
     private let arch: Architecture
     private let latestVersion: Int
+    /// The model's tasks and ledger rows when the stream began.
+    private let usage: ContinualUsage
     private var network: any Network
     private var state: ContinualState
     private var optimizer: SlidingWindowOptimizer
@@ -144,9 +146,15 @@ final class StreamedTask: @unchecked Sendable {
         self.modelID = modelID
         self.tenantID = tenantID
         let store = service.store
-        let (model, latest) = try storeCall {
-            try store.read { s in (try s.model(id: modelID, tenantID: tenantID), try s.latestModelVersion(modelID: modelID, tenantID: tenantID)) }
+        let (model, latest, usage) = try storeCall {
+            try store.read { s in
+                (try s.model(id: modelID, tenantID: tenantID), try s.latestModelVersion(modelID: modelID, tenantID: tenantID),
+                 try s.continualUsage(modelID: modelID, tenantID: tenantID))
+            }
         }
+        // Room for one more task; its ledger rows are counted as the examples arrive (`add`).
+        try service.configuration.limits.checkContinual(usage, adding: 0, what: "this streamed task")
+        self.usage = usage
         modelSpec = try service.spec(of: model)
         arch = modelSpec.architecture
         guard arch.kind.blockCount > 0 else { throw APIError.invalid("the sliding window trains PFC basis columns; a \(arch.kind.rawValue) model has none") }
@@ -277,9 +285,13 @@ final class StreamedTask: @unchecked Sendable {
         examples += 1
         // Bound the whole stream's work too.
         let limits = service.configuration.limits
-        if examples % o.batchSize == 0, let work = network.architecture.inferenceWork(rows: examples), work > limits.maxStreamedTaskWork {
+        if examples % o.batchSize == 0, (network.architecture.inferenceWork(rows: examples) ?? .max) > limits.maxStreamedTaskWork {
             throw APIError.invalid("the stream passed max_streamed_task_work (\(limits.maxStreamedTaskWork) multiply-adds) "
                 + "after \(examples) examples; nothing was stored: split it into several tasks or queue it as a job (POST /v1/models/{id}/tasks)")
+        }
+        // Every example is one ledger row: the stream ends at the model's limit, nothing stored.
+        if usage.ledgerRows + examples > limits.maxLedgerRowsPerModel {
+            try limits.checkContinual(usage, adding: examples, what: "this streamed task (after \(examples) examples; nothing was stored)")
         }
         if rows.count == o.batchSize { try trainBatch() }
     }
@@ -350,7 +362,8 @@ final class StreamedTask: @unchecked Sendable {
             ledger: ledger,
             components: blocks > 0 ? .measured(meanActivations: means.means, trained: trained, reset: Set(state.resetColumns),
                                                provenance: ComponentProvenance(jobID: nil, datasetID: nil, task: state.tasks)) : .none,
-            grownSpec: grewBy > 0 ? ModelSpec(architecture: network.architecture, seed: modelSpec.seed) : nil)
+            grownSpec: grewBy > 0 ? ModelSpec(architecture: network.architecture, seed: modelSpec.seed) : nil,
+            continualLimits: service.configuration.limits)
         let version = try storeCall { try VersionWriter(store: service.store).commit(commit) }.version
         return StreamTaskSummary(task: state.tasks, name: o.name, modelVersion: version, examples: examples, batches: records.count,
                                  columns: columns, grewBy: grewBy, meanLoss: Float(lossSum / Double(examples)),

@@ -3,6 +3,18 @@
 private let ledgerColumns: SQL = "l.id, l.model_id, l.version, l.task, l.epoch, l.batch_index, l.examples, l.windows, l.dataset_id, l.created_at"
 private let componentColumns: SQL = "c.model_id, c.version, c.block, c.column_index, c.provenance, c.state, c.norms"
 
+/// A model's continual-learning footprint (`continualUsage`).
+public struct ContinualUsage: Sendable, Equatable {
+    /// Versions written by tasks (JSON tasks and streamed ones).
+    public var taskVersions: Int
+    /// Example rows listed by all of its ledger's batches.
+    public var ledgerRows: Int
+    public init(taskVersions: Int, ledgerRows: Int) {
+        self.taskVersions = taskVersions
+        self.ledgerRows = ledgerRows
+    }
+}
+
 extension StoreOperations {
     /// Appends ledger rows (typically in the transaction that stores the new version).
     public func appendLedger(_ entries: [LedgerEntry], tenantID: String) throws {
@@ -29,6 +41,20 @@ extension StoreOperations {
             if let task { statement = statement + " AND l.task = \(task)" }
             statement = statement + " ORDER BY l.version, l.task, l.epoch, l.batch_index, l.id"
             return try session.connection.query(statement).map(LedgerEntry.init(row:))
+        }
+    }
+
+    /// What the model's continual learning holds so far: its task versions, and the example rows
+    /// its ledger lists in all (4 bytes each). The continual limits are counted on these.
+    public func continualUsage(modelID: String, tenantID: String) throws -> ContinualUsage {
+        try withStatementSession { session in
+            let row = try session.connection.queryOne("""
+                SELECT (SELECT COUNT(*) FROM model_versions v JOIN models m ON m.id = v.model_id
+                        WHERE v.model_id = \(modelID) AND m.tenant_id = \(tenantID) AND v.reason = 'task') AS tasks,
+                       (SELECT COALESCE(SUM(length(l.examples)), 0) FROM batch_ledger l JOIN models m ON m.id = l.model_id
+                        WHERE l.model_id = \(modelID) AND m.tenant_id = \(tenantID)) AS bytes
+                """)
+            return ContinualUsage(taskVersions: try row?.int("tasks") ?? 0, ledgerRows: (try row?.int("bytes") ?? 0) / 4)
         }
     }
 
