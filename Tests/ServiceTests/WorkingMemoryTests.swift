@@ -1,5 +1,6 @@
 import Foundation
 import HTTP
+import Linalg
 import Testing
 import TestSupport
 @testable import PFC
@@ -136,6 +137,25 @@ import TestSupport
             #expect(tiny.workingMemory(parameters: 1_000_000, classes: 1000, examples: 1, threads: 1) == gaussian)
             #expect(tiny.workingMemory(parameters: .max / 2, classes: 1000, examples: 20_000, threads: 2) == nil)
             try alive(h)
+        }
+    }
+
+    /// An analysis, fit or perturbation holds the rows it reads beside its Fisher factors: a wide
+    /// dataset's rows can pass the limit that the factors alone keep within.
+    @Test func analysesCountTheRowsTheyRead() throws {
+        let request = try JSONDecoder().decode(AnalysisRequest.self, from: Data(#"{"dataset_id":"x","top_k":8,"components":2}"#.utf8))
+        let factors = try #require(request.workingMemory(parameters: 1000, classes: 2, examples: 500, threads: ComputeThreads.count))
+        let wide = Dataset(tenantID: "t", name: "wide", examples: 500, features: 100_000, classes: 2)
+        #expect(wide.rowsMemory(500) == 2 * 500 * (4 * 100_000 + 8))
+        #expect(wide.rowsMemory(Int.max / 2) == nil)
+        var limits = ServiceLimits()
+        limits.maxWorkingMemory = factors + 1000
+        try limits.checkAnalysis(request, parameters: 1000, classes: 2, examples: 500, what: "an analysis")
+        #expect(throws: HTTPError.self) {
+            try limits.checkAnalysis(request, parameters: 1000, classes: 2, examples: 500, reserved: wide.rowsMemory(500), what: "an analysis")
+        }
+        #expect(throws: HTTPError.self) {
+            try limits.checkAnalysis(request, parameters: 1000, classes: 2, examples: 500, reserved: nil, what: "an analysis")
         }
     }
 

@@ -30,6 +30,14 @@ extension Dataset {
     }
 }
 
+extension Dataset {
+    /// Bytes `rows` of this dataset take read by row (`DatasetBlobReader.load(rows:)`, which holds
+    /// them twice while it puts them in order): 4 per feature and 8 per label, twice. Nil on overflow.
+    func rowsMemory(_ rows: Int) -> Int? {
+        CheckedSize.product(2, max(0, rows), CheckedSize.sum(CheckedSize.product(features, 4), CheckedSize.product(labelsPerExample, 8)) ?? -1)
+    }
+}
+
 extension LabeledDataset {
     /// Bytes this loaded dataset holds, counted as `Dataset.loadedMemory(split: false)` counts them.
     var heldBytes: Int { 4 * features.storage.count + 8 * labels.count }
@@ -79,12 +87,14 @@ extension ServiceLimits {
 
     /// 422 unless computing and factorizing the PEFs `request` asks for, over `examples` rows of a
     /// model with `m` parameters and `classes` outputs, holds at most `maxWorkingMemory` bytes.
-    func checkAnalysis(_ request: AnalysisRequest, parameters m: Int, classes: Int, examples: Int, what: String) throws {
-        let bytes = request.workingMemory(parameters: m, classes: classes, examples: examples, threads: ComputeThreads.count)
+    /// `reserved`: the bytes of the dataset rows it reads (`Dataset.rowsMemory`), nil when too many to count.
+    func checkAnalysis(_ request: AnalysisRequest, parameters m: Int, classes: Int, examples: Int, reserved: Int? = 0, what: String) throws {
+        let bytes = CheckedSize.sum(request.workingMemory(parameters: m, classes: classes, examples: examples, threads: ComputeThreads.count), reserved)
         if let bytes, bytes <= maxWorkingMemory { return }
         throw APIError.invalid("\(what) over \(examples) examples of a model with \(m) parameters and \(classes) outputs would hold "
             + (bytes.map { "about \(sizeText($0))" } ?? "more memory than can be counted")
-            + " (per-example Fisher factors: a vector of \(m) parameters per class kept, plus top_k \(request.topK) entries per example); "
+            + " (per-example Fisher factors: a vector of \(m) parameters per class kept, plus top_k \(request.topK) entries per example"
+            + ((reserved ?? 1) > 0 ? ", and the examples read from the dataset" : "") + "); "
             + "the limit max_working_memory is \(sizeText(maxWorkingMemory)): use fewer examples, a smaller top_k, "
             + "a higher class_threshold (softmax) or a smaller model")
     }

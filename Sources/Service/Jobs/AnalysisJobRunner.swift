@@ -91,10 +91,12 @@ struct AnalysisJobRunner {
             throw JobError("this model kind has no per-example gradients")
         }
         let dataset = try store.dataset(id: params.datasetID, tenantID: tenant)
-        let all = try DatasetBlobReader.load(from: store, dataset: dataset, tenantID: tenant, classes: spec.architecture.outputDim,
-                                             limits: configuration.limits)
-        let rows = AnalysisCompute.rows(count: all.count, examples: examples ?? request.examples, seed: request.seed)
-        return Inputs(analysis: analysis, request: request, network: network, data: AnalysisCompute.subset(all, rows: rows), rows: rows)
+        // Only the analysed rows are read (all of them: the dataset once, held to the dataset-load limit).
+        let rows = AnalysisCompute.rows(count: dataset.examples, examples: examples ?? request.examples, seed: request.seed)
+        let data = rows.count == dataset.examples
+            ? try DatasetBlobReader.load(from: store, dataset: dataset, tenantID: tenant, classes: spec.architecture.outputDim, limits: configuration.limits)
+            : try DatasetBlobReader.load(from: store, dataset: dataset, tenantID: tenant, classes: spec.architecture.outputDim, rows: rows)
+        return Inputs(analysis: analysis, request: request, network: network, data: data, rows: rows)
     }
 
     /// PEFs of every example, in chunks so progress and cancellation are seen between them.
@@ -276,16 +278,6 @@ enum AnalysisCompute {
         return GuidedPerturbation.randomExamples(count, count: examples, seed: seed &+ 0x616E).sorted()
     }
 
-    /// The rows `rows` of `data`, in that order.
-    static func subset(_ data: LabeledDataset, rows: [Int]) -> LabeledDataset {
-        let d = data.featureCount
-        var storage = [Float]()
-        storage.reserveCapacity(rows.count * d)
-        for r in rows { storage += data.features.storage[(r * d)..<((r + 1) * d)] }
-        return LabeledDataset(features: Matrix(rows: rows.count, cols: d, storage: storage), labels: rows.map { data.labels[$0] },
-                              classes: data.classes)
-    }
-
     /// Either representation of a dataset's PEFs.
     enum PEFs {
         case diagonal(DiagonalPEFs)
@@ -304,7 +296,7 @@ enum AnalysisCompute {
         var start = 0
         while start < data.count {
             let end = min(data.count, start + chunk)
-            let part = subset(data, rows: Array(start..<end))
+            let part = data.subset(start..<end)
             switch method {
             case .diagonal:
                 let p = PEFComputer.diagonal(net, data: part, options: options)

@@ -98,7 +98,9 @@ extension PFCService {
             try checkDataset(dataset, against: network.architecture, tenantID: tenant)
             if let stored = try? JSONDecoder().decode(AnalysisRequest.self, from: Data(analysis.params.utf8)) {
                 try configuration.limits.checkAnalysis(stored, parameters: network.parameterCount, classes: network.architecture.outputDim,
-                                                       examples: min(body.examples ?? stored.examples, dataset.examples), what: "this fit")
+                                                       examples: min(body.examples ?? stored.examples, dataset.examples),
+                                                       reserved: dataset.rowsMemory(min(body.examples ?? stored.examples, dataset.examples)),
+                                                       what: "this fit")
             }
             let params = AnalysisJobParams(analysisID: id, operation: .fit, datasetID: dataset.id, examples: body.examples, steps: body.steps)
             let job = try Job(tenantID: tenant, modelID: analysis.modelID, params: .analysis(params))
@@ -135,7 +137,8 @@ extension PFCService {
         let m = network.parameterCount
         guard body.topK <= m else { throw APIError.invalid("top_k must be at most the model's parameter count, \(m)") }
         try configuration.limits.checkAnalysis(body, parameters: m, classes: network.architecture.outputDim,
-                                               examples: min(body.examples, dataset.examples), what: "this analysis")
+                                               examples: min(body.examples, dataset.examples),
+                                               reserved: dataset.rowsMemory(min(body.examples, dataset.examples)), what: "this analysis")
         var stored = body
         stored.version = version
         let params = AnalysisJobParams(analysisID: StoreID.make(), operation: .compute, datasetID: dataset.id, examples: nil, steps: nil)
@@ -267,7 +270,8 @@ extension PFCService {
                 + "ask for fewer random or top examples")
         }
         try configuration.limits.checkAnalysis(request, parameters: network.parameterCount, classes: network.architecture.outputDim,
-                                               examples: baseline.count + top.count, what: "a perturbation")
+                                               examples: baseline.count + top.count, reserved: dataset.rowsMemory(baseline.count + top.count),
+                                               what: "a perturbation")
         // Only these rows are read into memory, not the whole dataset.
         let sub = try storeCall {
             try DatasetBlobReader.load(from: store, dataset: dataset, tenantID: tenant, classes: network.architecture.outputDim, rows: baseline + top)
