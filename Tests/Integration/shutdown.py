@@ -84,14 +84,16 @@ def main():
     t.join(5)
     ok = code == 0 and took < DEADLINE + 2  # the deadline, then at most 1 s for cancelled handlers
     db = sqlite3.connect(os.path.join(data, "pfc.sqlite"))
-    state, attempts, owner = db.execute("SELECT state, attempts, lease_owner FROM jobs WHERE id = ?", (job["id"],)).fetchone()
+    state, attempts, owner, began = db.execute("SELECT state, attempts, lease_owner, started_at FROM jobs WHERE id = ?",
+                                               (job["id"],)).fetchone()
     db.close()
-    released = state == "queued" and attempts == 0 and owner is None
+    # It ran (a job never claimed is queued with 0 attempts too), then was released.
+    released = state == "queued" and attempts == 0 and owner is None and began is not None
     log.seek(0)
     if not (ok and released) or os.environ.get('VERBOSE'):
         print(log.read()[-3000:])
     print(f"SIGTERM during compute: exit code {code} after {took:.1f} s (deadline {DEADLINE} s); predict: {outcome}")
-    print(f"the training job after the shutdown: state {state}, attempts {attempts}, lease owner {owner}")
+    print(f"the training job after the shutdown: state {state}, attempts {attempts}, lease owner {owner}, started at {began}")
     passed = int(ok) + int(released)
     print(f"{passed} passed, {2 - passed} failed")
     sys.exit(0 if passed == 2 else 1)

@@ -96,10 +96,13 @@ import HTTP
             }
             var limits = ServiceLimits()
             limits.maxTasksPerModel = 1
-            #expect(throws: HTTPError.self) { try commit(rows: 5, limits: limits) }
+            let full = #expect(throws: HTTPError.self) { try commit(rows: 5, limits: limits) }
+            #expect(full?.status == .unprocessableContent && full?.message.contains("max_tasks_per_model") == true, "\(String(describing: full))")
             limits.maxTasksPerModel = 2
             limits.maxLedgerRowsPerModel = 44
-            #expect(throws: HTTPError.self) { try commit(rows: 5, limits: limits) }
+            let long = #expect(throws: HTTPError.self) { try commit(rows: 5, limits: limits) }
+            #expect(long?.status == .unprocessableContent && long?.message.contains("max_ledger_rows_per_model") == true
+                    && long?.message.contains("beside the 40") == true, "\(String(describing: long))")
             #expect(try usage(h, model) == ContinualUsage(taskVersions: 1, ledgerRows: 40))
             #expect(try h.store.modelVersions(modelID: model, tenantID: tenant).items.count == 2)
             try commit(rows: 4, limits: limits)

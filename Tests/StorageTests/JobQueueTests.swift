@@ -97,17 +97,38 @@ extension ConformanceTests {
             try store.enqueue(job)
             var claimed = try #require(try store.claimJob(owner: "w", leaseDuration: 30))
             try store.saveCheckpoint(JobCheckpoint(jobID: job.id, attempt: 1, epoch: 4, batch: 0, state: Data([4])), owner: "w")
-            #expect(try store.requeueJob(id: job.id, owner: "w", error: "database gone"))
+            #expect(try store.requeueJob(id: job.id, owner: "w", error: "database gone") == .queued)
             var now = try store.job(id: job.id, tenantID: tenant.id)
             #expect(now.state == .queued && now.attempts == 1 && now.error == nil && now.finishedAt == nil)
             #expect(try store.checkpoint(jobID: job.id)?.epoch == 4)
             claimed = try #require(try store.claimJob(owner: "w", leaseDuration: 30))
             #expect(claimed.attempts == 2)
-            #expect(try !store.requeueJob(id: job.id, owner: "w", error: "database gone"))
+            #expect(try store.requeueJob(id: job.id, owner: "w", error: "database gone") == .failed)
             now = try store.job(id: job.id, tenantID: tenant.id)
             #expect(now.state == .failed && now.error == "database gone" && now.finishedAt != nil)
             #expect(try store.checkpoint(jobID: job.id) == nil)
             expectStoreError(\.isLeaseLost) { _ = try store.requeueJob(id: job.id, owner: "w", error: "x") }
+        }
+    }
+
+    /// A job whose cancel was asked for while it ran is not queued again by a shutdown's release or
+    /// a database outage's requeue: it ends cancelled, its checkpoint dropped.
+    @Test(arguments: TestDatabase.backends)
+    func aCancelAskedForIsKeptByReleaseAndRequeue(backend: Backend) throws {
+        try TestDatabase.withStore(backend) { store in
+            let tenant = try TestDatabase.tenant(store)
+            for release in [true, false] {
+                let job = Job(tenantID: tenant.id, kind: "train")
+                try store.enqueue(job)
+                _ = try #require(try store.claimJob(owner: "w", leaseDuration: 30))
+                try store.saveCheckpoint(JobCheckpoint(jobID: job.id, attempt: 1, epoch: 1, batch: 0, state: Data([1])), owner: "w")
+                #expect(try store.cancelJob(id: job.id, tenantID: tenant.id).cancelRequested)
+                if release { try store.releaseJob(id: job.id, owner: "w") } else { #expect(try store.requeueJob(id: job.id, owner: "w", error: "gone") == .cancelled) }
+                let now = try store.job(id: job.id, tenantID: tenant.id)
+                #expect(now.state == .cancelled && now.finishedAt != nil && now.error == nil && now.leaseOwner == nil, "release \(release)")
+                #expect(try store.checkpoint(jobID: job.id) == nil)
+                #expect(try store.claimJob(owner: "w", leaseDuration: 30) == nil)
+            }
         }
     }
 

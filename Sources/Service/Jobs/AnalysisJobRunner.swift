@@ -36,7 +36,11 @@ struct AnalysisJobRunner {
         } catch Stop.leaseLost, StoreError.leaseLost {
             workers.logger.warning("lost the lease of a job; another worker owns it now", metadata: ["job": "\(job.id)"])
         } catch Stop.shutdown {
-            workers.release(job, owner: owner) // queued again; the next start runs it from the beginning
+            // Queued again (the analysis pending with it); the next start runs it from the beginning.
+            workers.release(job, owner: owner) { s, state in
+                guard params.operation == .compute else { return }
+                try s.updateAnalysis(id: params.analysisID, tenantID: job.tenantID, state: state == .queued ? "pending" : "cancelled")
+            }
         } catch {
             workers.end(job, owner: owner, after: error, message: "\(error)") { s, ending in
                 guard params.operation == .compute else { return }

@@ -292,8 +292,8 @@ struct EvaluationRunner {
         try evaluator.run { done throws in
             try heartbeat.beat(force: done == data.count) { try JSONColumn(EvaluationProgressDTO(examplesDone: done, examples: data.count)) }
         }
-        // Compute cut short by shutdown (ComputeCancellation) must never be stored.
-        if workers.isStopping { return }
+        // Compute cut short by shutdown (ComputeCancellation) must never be stored: the job is queued again.
+        if workers.isStopping { throw EvaluationStop.shutdown }
         let result = evaluator.result(modelID: modelID, version: params.version, datasetID: dataset.id, jobID: job.id)
         let record = try result.record(tenantID: tenant)
         try store.transaction { s in

@@ -34,7 +34,12 @@ extension JobWorkers {
         let stored = (try? store.transaction { s in
             switch ending {
             case .cancelled: try s.finishCancelledJob(id: job.id, owner: owner)
-            case .requeued: if try !s.requeueJob(id: job.id, owner: owner, error: message) { ending = .failed }
+            case .requeued:
+                switch try s.requeueJob(id: job.id, owner: owner, error: message) {
+                case .failed: ending = .failed
+                case .cancelled: ending = .cancelled
+                default: break
+                }
             case .failed: try s.failJob(id: job.id, owner: owner, error: message)
             }
             try also?(s, ending)
@@ -51,11 +56,16 @@ extension JobWorkers {
     }
 
     /// Returns `job` to the queue on a graceful shutdown (its checkpoint kept, the attempt not
-    /// counted); when that fails its lease expires and a replica resumes it as before.
-    func release(_ job: Job, owner: String) {
+    /// counted; cancelled instead when that was asked for), with `also` given the state it is left
+    /// in, in the same transaction; when that fails its lease expires and a replica resumes it as before.
+    func release(_ job: Job, owner: String, also: ((StoreSession, JobState) throws -> Void)? = nil) {
         do {
-            try store.releaseJob(id: job.id, owner: owner)
-            logger.info("job released for a restart", metadata: ["job": "\(job.id)"])
+            let state = try store.transaction { s in
+                let state = try s.releaseJob(id: job.id, owner: owner)
+                try also?(s, state)
+                return state
+            }
+            logger.info(state == .queued ? "job released for a restart" : "job cancelled at shutdown", metadata: ["job": "\(job.id)"])
         } catch {
             logger.warning("could not release a job at shutdown; its lease will expire", metadata: ["job": "\(job.id)", "error": "\(error)"])
         }

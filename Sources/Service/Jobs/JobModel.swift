@@ -33,6 +33,14 @@ struct TrainJobParams: Codable, Sendable, Equatable {
     var options: TrainingOptions
     /// Start the optimizer from the statistics kept with the base version (pinned at submit), not from zero.
     var continueOptimizer: Bool? = nil
+    /// The client named `version`: the job branches from it on purpose and is stored whatever was
+    /// written meanwhile. False when `baseVersion` was only pinned for `continue_optimizer` (the job
+    /// continues the latest version, so it fails when another is written before it is stored). Nil
+    /// (jobs queued before it existed): whether `baseVersion` is set.
+    var branches: Bool? = nil
+
+    /// Whether the stored version must still be the model's latest when it commits.
+    var continuesLatest: Bool { !(branches ?? (baseVersion != nil)) }
 }
 
 /// A task job's validated parameters. `options.slidingWindow` holds the validated schedule; its

@@ -105,10 +105,11 @@ struct TrainingJobRunner {
         var checkpoint = try storedCheckpoint()
         let model = try store.model(id: modelID, tenantID: tenant)
         let spec = try JSONDecoder().decode(ModelSpec.self, from: Data(model.architecture.utf8))
-        // A train job given `base_version` branches from it on purpose; every other one continues the
-        // latest version, and is not stored when another version was written meanwhile (`VersionWriter`).
+        // A train job given `version` branches from it on purpose; every other one (continue_optimizer
+        // too, whose base is pinned at submit) continues the latest version, and is not stored when
+        // another version was written meanwhile (`VersionWriter`).
         let continuesLatest: Bool
-        if case .train(let p) = params, p.baseVersion != nil { continuesLatest = false } else { continuesLatest = true }
+        if case .train(let p) = params { continuesLatest = p.continuesLatest } else { continuesLatest = true }
         let base: ModelVersion
         if let c = checkpoint {
             base = try store.modelVersion(modelID: modelID, version: c.baseVersion, tenantID: tenant)

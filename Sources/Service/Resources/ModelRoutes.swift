@@ -126,6 +126,7 @@ extension PFCService {
     func enqueueTraining(_ body: TrainRequest, modelID: String, tenantID: String) throws -> Job {
         try quotas.admitJob(tenantID: tenantID)
         var params = try body.jobParams(limits: configuration.limits)
+        params.branches = params.baseVersion != nil
         let (model, dataset, kept) = try storeCall {
             try store.read { s in
                 let m = try s.model(id: modelID, tenantID: tenantID)

@@ -121,36 +121,47 @@ extension StoreOperations {
     }
 
     /// Returns a running job to the queue at once, its checkpoint kept, without counting this claim
-    /// as an attempt: a graceful shutdown, so that restarts never use up a job's attempts.
-    public func releaseJob(id: String, owner: String) throws {
+    /// as an attempt: a graceful shutdown, so that restarts never use up a job's attempts. A job
+    /// whose cancel was asked for meanwhile ends cancelled instead (its checkpoint dropped).
+    /// Returns the state it is left in (queued or cancelled).
+    @discardableResult
+    public func releaseJob(id: String, owner: String, now: Date = StoreClock.now()) throws -> JobState {
         try withSession(writing: true) { session in
-            if try session.connection.execute("""
-                UPDATE jobs SET state = 'queued', lease_owner = NULL, lease_expires_at = NULL,
+            let cancelled: SQL = "cancel_requested = \(true)"
+            guard let row = try session.connection.queryOne("""
+                UPDATE jobs SET state = CASE WHEN \(sql: cancelled) THEN 'cancelled' ELSE 'queued' END,
+                finished_at = CASE WHEN \(sql: cancelled) THEN \(now) ELSE NULL END, lease_owner = NULL, lease_expires_at = NULL,
                 attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, revision = revision + 1
                 WHERE id = \(id) AND lease_owner = \(owner) AND state = 'running'
-                """) == 0 { throw StoreError.leaseLost(jobID: id) }
+                RETURNING state
+                """) else { throw StoreError.leaseLost(jobID: id) }
+            let state: JobState = try row.string("state") == JobState.queued.rawValue ? .queued : .cancelled
+            if state != .queued { try session.deleteCheckpoints(jobIDs: [id]) }
             try session.jobChanged(id)
+            return state
         }
     }
 
     /// Returns a running job to the queue after a failure that may pass (the database was
     /// unavailable), its checkpoint kept; once it has run `max_attempts` times it fails with `error`
-    /// instead. Returns whether it was queued again.
+    /// instead, and one whose cancel was asked for ends cancelled. Returns the state it is left in
+    /// (queued, failed or cancelled).
     @discardableResult
-    public func requeueJob(id: String, owner: String, error: String, now: Date = StoreClock.now()) throws -> Bool {
+    public func requeueJob(id: String, owner: String, error: String, now: Date = StoreClock.now()) throws -> JobState {
         try withSession(writing: true) { session in
+            let cancelled: SQL = "cancel_requested = \(true)"
             guard let row = try session.connection.queryOne("""
-                UPDATE jobs SET state = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'queued' END,
-                error = CASE WHEN attempts >= max_attempts THEN \(error) ELSE NULL END,
-                finished_at = CASE WHEN attempts >= max_attempts THEN \(now) ELSE NULL END,
+                UPDATE jobs SET state = CASE WHEN \(sql: cancelled) THEN 'cancelled' WHEN attempts >= max_attempts THEN 'failed' ELSE 'queued' END,
+                error = CASE WHEN \(sql: cancelled) THEN NULL WHEN attempts >= max_attempts THEN \(error) ELSE NULL END,
+                finished_at = CASE WHEN \(sql: cancelled) OR attempts >= max_attempts THEN \(now) ELSE NULL END,
                 lease_owner = NULL, lease_expires_at = NULL, revision = revision + 1
                 WHERE id = \(id) AND lease_owner = \(owner) AND state = 'running'
                 RETURNING state
                 """) else { throw StoreError.leaseLost(jobID: id) }
-            let queued = try row.string("state") == JobState.queued.rawValue
-            if !queued { try session.deleteCheckpoints(jobIDs: [id]) }
+            guard let state = JobState(rawValue: try row.string("state")) else { throw StoreError.invalidArgument("unknown job state") }
+            if state != .queued { try session.deleteCheckpoints(jobIDs: [id]) }
             try session.jobChanged(id)
-            return queued
+            return state
         }
     }
 
