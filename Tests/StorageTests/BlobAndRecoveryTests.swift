@@ -113,6 +113,11 @@ extension ConformanceTests {
                 var parts: [Data] = []
                 try store.readDatasetBlobRanges(datasetID: ds.id, tenantID: tenant.id, ranges) { parts.append($0) }
                 #expect(parts == ranges.map { Data(bytes[$0]) }, "\(ds.name)")
+                // Many rows of one stored chunk (read once, whole), one crossing into the next (read alone).
+                let dense = (0..<20).map { ($0 * 30_000)..<($0 * 30_000 + 3) } + [(700_001 - 2)..<(700_001 + 2), (c + 9)..<(c + 11)]
+                parts = []
+                try store.readDatasetBlobRanges(datasetID: ds.id, tenantID: tenant.id, dense) { parts.append($0) }
+                #expect(parts == dense.map { Data(bytes[$0]) }, "\(ds.name), dense")
                 #expect(throws: StoreError.self, "\(ds.name)") {
                     try store.readDatasetBlobRanges(datasetID: ds.id, tenantID: tenant.id, [(bytes.count - 1)..<(bytes.count + 1)]) { _ in }
                 }

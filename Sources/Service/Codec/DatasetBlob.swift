@@ -360,7 +360,7 @@ struct DatasetBlobReader {
             header = $0
         }
         let layout = try Layout(header: header)
-        guard let body = CheckedSize.product(dataset.examples, layout.rowBytes), layout.headerBytes + body == dataset.byteSize else {
+        guard let body = CheckedSize.product(dataset.examples, layout.rowBytes), CheckedSize.sum(layout.headerBytes, body) == dataset.byteSize else {
             throw DatasetBlobError.corrupt("its \(dataset.byteSize) bytes are not \(dataset.examples) rows of \(layout.rowBytes)")
         }
         // The header, then each run of consecutive wanted rows as one range.

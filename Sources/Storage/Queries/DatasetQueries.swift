@@ -4,6 +4,10 @@ import Foundation
 /// Bytes per `dataset_blobs` row.
 public let datasetChunkSize = 1 << 20
 
+/// `readDatasetBlobRanges` reads a stored chunk whole, once, when at least this many of the asked
+/// pieces fall in it (one query instead of as many), else each piece alone.
+let piecesForAWholeChunk = 8
+
 private let datasetColumns: SQL = "id, tenant_id, name, examples, features, classes, image_shape, sequence_length, step_features, labels_per_example, min_feature, checksum, byte_size, created_at"
 
 extension StoreOperations {
@@ -150,8 +154,10 @@ extension StoreOperations {
                 guard range.lowerBound >= 0, range.upperBound <= total else {
                     throw StoreError.notFound("bytes \(range.lowerBound)..<\(range.upperBound) of dataset \(datasetID) (it has \(total))")
                 }
-                var part = Data()
-                part.reserveCapacity(range.count)
+            }
+            // The pieces of `range`, chunk by chunk: (chunk index, offset in it, bytes).
+            func pieces(_ range: Range<Int>) -> [(chunk: Int, offset: Int, count: Int)] {
+                var out: [(chunk: Int, offset: Int, count: Int)] = []
                 // The last chunk starting at or before the range (then past any empty ones).
                 var lo = 0, hi = chunks.count
                 while hi - lo > 1 { let mid = (lo + hi) / 2; if starts[mid] <= range.lowerBound { lo = mid } else { hi = mid } }
@@ -159,16 +165,46 @@ extension StoreOperations {
                 while at < range.upperBound {
                     while starts[i] + chunks[i].bytes <= at { i += 1 }
                     let inChunk = at - starts[i], n = Swift.min(range.upperBound - at, chunks[i].bytes - inChunk)
+                    out.append((i, inChunk, n))
+                    at += n
+                }
+                return out
+            }
+            // A chunk holding many of the pieces is read once, whole (kept while the next pieces are in
+            // it); a few pieces are read alone, so a handful of rows costs their bytes, not their chunks'.
+            var piecesIn = [Int](repeating: 0, count: chunks.count)
+            for range in ranges { for p in pieces(range) { piecesIn[p.chunk] += 1 } }
+            var whole: (chunk: Int, data: Data)? = nil
+            for range in ranges {
+                var part = Data()
+                part.reserveCapacity(range.count)
+                for p in pieces(range) {
+                    if piecesIn[p.chunk] >= piecesForAWholeChunk {
+                        let data: Data
+                        if let w = whole, w.chunk == p.chunk {
+                            data = w.data
+                        } else {
+                            whole = nil
+                            guard let row = try session.connection.queryOne(
+                                "SELECT data FROM dataset_blobs WHERE dataset_id = \(datasetID) AND seq = \(chunks[p.chunk].seq)") else {
+                                throw StoreError.notFound("chunk \(chunks[p.chunk].seq) of dataset \(datasetID)")
+                            }
+                            data = try row.data("data")
+                            guard data.count == chunks[p.chunk].bytes else { throw StoreError.notFound("chunk \(chunks[p.chunk].seq) of dataset \(datasetID)") }
+                            whole = (p.chunk, data)
+                        }
+                        part.append(data[(data.startIndex + p.offset)..<(data.startIndex + p.offset + p.count)])
+                        continue
+                    }
                     guard let row = try session.connection.queryOne("""
-                        SELECT substr(data, CAST(\(inChunk + 1) AS INTEGER), CAST(\(n) AS INTEGER)) AS part
-                        FROM dataset_blobs WHERE dataset_id = \(datasetID) AND seq = \(chunks[i].seq)
+                        SELECT substr(data, CAST(\(p.offset + 1) AS INTEGER), CAST(\(p.count) AS INTEGER)) AS part
+                        FROM dataset_blobs WHERE dataset_id = \(datasetID) AND seq = \(chunks[p.chunk].seq)
                         """) else {
-                        throw StoreError.notFound("chunk \(chunks[i].seq) of dataset \(datasetID)")
+                        throw StoreError.notFound("chunk \(chunks[p.chunk].seq) of dataset \(datasetID)")
                     }
                     let bytes = try row.data("part")
-                    guard bytes.count == n else { throw StoreError.notFound("bytes \(at)..<\(at + n) of dataset \(datasetID)") }
+                    guard bytes.count == p.count else { throw StoreError.notFound("bytes \(starts[p.chunk] + p.offset)..<\(starts[p.chunk] + p.offset + p.count) of dataset \(datasetID)") }
                     part.append(bytes)
-                    at += n
                 }
                 try body(part)
             }
