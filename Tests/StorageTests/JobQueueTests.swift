@@ -111,6 +111,38 @@ extension ConformanceTests {
         }
     }
 
+    /// Version-writing jobs of one model are claimed one at a time, oldest first, whatever number of
+    /// workers asks; other kinds, and other models' jobs, are not held back by them.
+    @Test(arguments: TestDatabase.backends)
+    func aModelsVersionWritingJobsAreClaimedOneAtATimeInOrder(backend: Backend) throws {
+        try TestDatabase.withStore(backend) { store in
+            let tenant = try TestDatabase.tenant(store)
+            let a = Model(tenantID: tenant.id, name: "a", kind: "pfc", architecture: "{}")
+            let b = Model(tenantID: tenant.id, name: "b", kind: "pfc", architecture: "{}")
+            try store.insert(a)
+            try store.insert(b)
+            let serial = ["train", "task", "forget"]
+            let start = StoreClock.now()
+            func job(_ kind: String, _ model: Model, _ second: Double) -> Job {
+                Job(tenantID: tenant.id, kind: kind, modelID: model.id, createdAt: start.addingTimeInterval(second))
+            }
+            let task1 = job("task", a, 0), task2 = job("task", a, 1), analysis = job("analysis", a, 2), other = job("train", b, 3)
+            for j in [task1, task2, analysis, other] { try store.enqueue(j) }
+            func claim(_ owner: String) throws -> String? { try store.claimJob(owner: owner, leaseDuration: 30, oneAtATimePerModel: serial)?.id }
+            #expect(try claim("w1") == task1.id)
+            // task 2 waits for task 1; the analysis and model b's job do not.
+            #expect(try claim("w2") == analysis.id)
+            #expect(try claim("w3") == other.id)
+            #expect(try claim("w4") == nil)
+            try store.completeJob(id: task1.id, owner: "w1", result: .emptyObject)
+            #expect(try claim("w4") == task2.id)
+            // Without the rule (a caller that runs kinds side by side) nothing waits.
+            let task3 = job("task", a, 4)
+            try store.enqueue(task3)
+            #expect(try store.claimJob(owner: "w5", leaseDuration: 30)?.id == task3.id)
+        }
+    }
+
     /// A job whose cancel was asked for while it ran is not queued again by a shutdown's release or
     /// a database outage's requeue: it ends cancelled, its checkpoint dropped.
     @Test(arguments: TestDatabase.backends)

@@ -21,6 +21,11 @@ enum JobKind: String, Codable, CaseIterable, Sendable {
     /// A forget whose measurements (`evaluate_on`, `reference_dataset_id`) are too large to answer at once.
     case forget
 
+    /// The kinds that write a model's next version: the queue runs them one at a time per model, in
+    /// the order they were queued (`claimJob(oneAtATimePerModel:)`), so each continues the version
+    /// the one before it wrote instead of failing with "model changed".
+    static let oneAtATimePerModel: [JobKind] = [.train, .task, .forget]
+
     /// Train and task jobs store checkpoints and resume from them.
     var checkpoints: Bool { self == .train || self == .task }
 }

@@ -110,8 +110,10 @@ final class JobWorkers: Sendable {
                     logger.warning("reclaimed expired job leases", metadata: ["requeued": "\(reclaimed.requeued)", "failed": "\(reclaimed.failed)"])
                 }
                 // Every kind is claimed, so a job of a kind this server does not run fails with a
-                // clear error instead of waiting in the queue for ever.
-                if let job = try store.claimJob(owner: owner, leaseDuration: configuration.leaseSeconds) {
+                // clear error instead of waiting in the queue for ever; a model's version-writing jobs
+                // one at a time, oldest first.
+                if let job = try store.claimJob(owner: owner, leaseDuration: configuration.leaseSeconds,
+                                                oneAtATimePerModel: JobKind.oneAtATimePerModel.map(\.rawValue)) {
                     logger.info("job claimed", metadata: ["job": "\(job.id)", "kind": "\(job.kind)", "attempt": "\(job.attempts)"])
                     run(job, owner: owner)
                     continue

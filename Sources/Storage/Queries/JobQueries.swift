@@ -43,19 +43,31 @@ extension StoreOperations {
 
     /// Claims the oldest queued job (of `kinds`, if given) for `owner`: state running, lease
     /// until `now + leaseDuration`, `attempts` + 1 (a job reclaimed and run again reads 2).
-    /// Nil when the queue is empty. Each job is claimed once per time it is queued.
+    /// Nil when the queue is empty. Each job is claimed once per time it is queued. A job of
+    /// `oneAtATimePerModel` kinds waits while another of those kinds on its model runs or was queued
+    /// before it: tasks queued one after another run in order, each on the version the last wrote,
+    /// however many workers and replicas there are.
     public func claimJob(owner: String, leaseDuration: TimeInterval, kinds: [String]? = nil,
-                         now: Date = StoreClock.now()) throws -> Job? {
+                         oneAtATimePerModel serial: [String] = [], now: Date = StoreClock.now()) throws -> Job? {
         try withSession(writing: true) { session in
-            var candidates: SQL = "SELECT id FROM jobs WHERE state = 'queued'"
+            func list(_ values: [String]) -> SQL {
+                var list: SQL = ""
+                for (index, value) in values.enumerated() { list = list + (index == 0 ? "\(value)" : ", \(value)") }
+                return list
+            }
+            var candidates: SQL = "SELECT j.id FROM jobs j WHERE j.state = 'queued'"
             if let kinds {
                 guard !kinds.isEmpty else { return nil }
-                var list: SQL = ""
-                for (index, kind) in kinds.enumerated() { list = list + (index == 0 ? "\(kind)" : ", \(kind)") }
-                candidates = candidates + " AND kind IN (" + list + ")"
+                candidates = candidates + " AND j.kind IN (" + list(kinds) + ")"
             }
-            candidates = candidates + " ORDER BY created_at, id LIMIT 1"
-            if session.dialect == .postgres { candidates = candidates + " FOR UPDATE SKIP LOCKED" }
+            if !serial.isEmpty {
+                candidates = candidates + " AND (j.model_id IS NULL OR j.kind NOT IN (" + list(serial) + ") OR NOT EXISTS ("
+                    + "SELECT 1 FROM jobs o WHERE o.model_id = j.model_id AND o.id <> j.id AND o.kind IN (" + list(serial) + ")"
+                    + " AND (o.state = 'running' OR (o.state = 'queued' AND (o.created_at < j.created_at"
+                    + " OR (o.created_at = j.created_at AND o.id < j.id))))))"
+            }
+            candidates = candidates + " ORDER BY j.created_at, j.id LIMIT 1"
+            if session.dialect == .postgres { candidates = candidates + " FOR UPDATE OF j SKIP LOCKED" }
             let expires = now.addingTimeInterval(leaseDuration)
             let claimed = try session.connection.queryOne("""
                 UPDATE jobs SET state = 'running', lease_owner = \(owner), lease_expires_at = \(expires),
