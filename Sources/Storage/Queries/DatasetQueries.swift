@@ -109,20 +109,13 @@ extension StoreOperations {
     public func readDatasetBlob(datasetID: String, tenantID: String, _ body: (Data) throws -> Void) throws {
         try withSession(writing: false) { session in
             _ = try session.dataset(id: datasetID, tenantID: tenantID)
-            if let directory = session.blobDirectory,
-               let file = try session.connection.queryOne("SELECT blob_file FROM datasets WHERE id = \(datasetID)")?.optionalString("blob_file") {
+            if let (directory, file) = try session.blobFile(ofDataset: datasetID) {
                 try DatasetBlobDirectory.read(directory, name: file, chunkSize: datasetChunkSize, body)
                 return
             }
             let sequence = try session.connection.query(
                 "SELECT seq FROM dataset_blobs WHERE dataset_id = \(datasetID) ORDER BY seq").map { try $0.int("seq") }
-            for seq in sequence {
-                guard let row = try session.connection.queryOne(
-                    "SELECT data FROM dataset_blobs WHERE dataset_id = \(datasetID) AND seq = \(seq)") else {
-                    throw StoreError.notFound("chunk \(seq) of dataset \(datasetID)")
-                }
-                try body(try row.data("data"))
-            }
+            for seq in sequence { try body(try session.blobChunk(ofDataset: datasetID, seq: seq)) }
         }
     }
 
@@ -134,8 +127,7 @@ extension StoreOperations {
                                       _ body: (Data) throws -> Void) throws {
         try withSession(writing: false) { session in
             _ = try session.dataset(id: datasetID, tenantID: tenantID)
-            if let directory = session.blobDirectory,
-               let file = try session.connection.queryOne("SELECT blob_file FROM datasets WHERE id = \(datasetID)")?.optionalString("blob_file") {
+            if let (directory, file) = try session.blobFile(ofDataset: datasetID) {
                 try DatasetBlobDirectory.read(directory, name: file, ranges: ranges, body)
                 return
             }
@@ -185,11 +177,7 @@ extension StoreOperations {
                             data = w.data
                         } else {
                             whole = nil
-                            guard let row = try session.connection.queryOne(
-                                "SELECT data FROM dataset_blobs WHERE dataset_id = \(datasetID) AND seq = \(chunks[p.chunk].seq)") else {
-                                throw StoreError.notFound("chunk \(chunks[p.chunk].seq) of dataset \(datasetID)")
-                            }
-                            data = try row.data("data")
+                            data = try session.blobChunk(ofDataset: datasetID, seq: chunks[p.chunk].seq)
                             guard data.count == chunks[p.chunk].bytes else { throw StoreError.notFound("chunk \(chunks[p.chunk].seq) of dataset \(datasetID)") }
                             whole = (p.chunk, data)
                         }
@@ -209,5 +197,24 @@ extension StoreOperations {
                 try body(part)
             }
         }
+    }
+}
+
+private extension StoreSession {
+    /// The content file holding the dataset's blob (SQLite's large payloads), if it has one.
+    func blobFile(ofDataset datasetID: String) throws -> (directory: String, name: String)? {
+        guard let directory = blobDirectory,
+              let file = try connection.queryOne("SELECT blob_file FROM datasets WHERE id = \(datasetID)")?.optionalString("blob_file") else {
+            return nil
+        }
+        return (directory, file)
+    }
+
+    /// One stored chunk of a chunked blob, whole.
+    func blobChunk(ofDataset datasetID: String, seq: Int) throws -> Data {
+        guard let row = try connection.queryOne("SELECT data FROM dataset_blobs WHERE dataset_id = \(datasetID) AND seq = \(seq)") else {
+            throw StoreError.notFound("chunk \(seq) of dataset \(datasetID)")
+        }
+        return try row.data("data")
     }
 }
