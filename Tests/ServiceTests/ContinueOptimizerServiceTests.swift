@@ -121,33 +121,37 @@ extension ContinueOptimizerServiceTests {
 
 extension ContinueOptimizerServiceTests {
     /// continue_optimizer pins its base version at submit, but without `version` it still continues
-    /// the latest: a version written while it waited (here beside a long job holding the one worker)
-    /// fails it with nothing stored. With `version` it branches from that version on purpose.
+    /// the latest: a version written while it waited (here before any worker runs) fails it with
+    /// nothing stored. With `version` it branches from that version on purpose.
     @Test(arguments: Backend.all)
     func aContinuedJobIsNotStoredOverAVersionWrittenWhileItWaited(backend: Backend) throws {
-        try ServiceHarness.with(backend) { h in
-            let tenant = try h.tenantID()
-            let dsID = try digits(h, rows: 100)
-            let m = try model(h), other = try model(h)
+        let location = HarnessLocation(backend)
+        defer { location.destroy() }
+        var key = "", dsID = "", m = ""
+        do {
+            let h = try ServiceHarness(location)
+            defer { h.stop() }
+            key = h.key
+            dsID = try digits(h, rows: 100)
+            m = try model(h)
             #expect(try train(h, m, ["dataset_id": dsID, "epochs": 1, "validation_fraction": 0]) == 1)
-            let long = checked(try h.client.json("POST", "/v1/models/\(other)/train", ["dataset_id": dsID, "epochs": 1000, "validation_fraction": 0,
-                                                                                       "early_stopping": NSNull()]), "POST", "/v1/models/{id}/train")
-            let longID = long.object["id"] as? String ?? ""
-            #expect(eventually(timeout: 60) { (try? h.client.request("GET", "/v1/jobs/\(longID)").object["state"] as? String) == "running" })
-            let plain = try h.client.json("POST", "/v1/models/\(m)/train", ["dataset_id": dsID, "epochs": 1, "continue_optimizer": true])
-            let pinned = try h.client.json("POST", "/v1/models/\(m)/train", ["dataset_id": dsID, "epochs": 1, "continue_optimizer": true, "version": 1])
-            #expect(plain.status == 202 && pinned.status == 202, "\(plain.text) \(pinned.text)")
-            // Another version of m, written while both wait.
-            let network = try ModelFile.decode(Array(try h.store.modelWeights(modelID: m, version: 1, tenantID: tenant)))
-            try VersionWriter(store: h.store).commit(VersionCommit(modelID: m, tenantID: tenant, parentVersion: 1, reason: .train,
-                                                                   network: network, metrics: VersionMetrics()))
-            _ = try h.client.request("DELETE", "/v1/jobs/\(longID)")
-            let failed = try h.waitForJob(plain.object["id"] as? String ?? "")
-            #expect(failed["state"] as? String == "failed" && "\(failed["error"] ?? "")".contains("model changed"), "\(failed)")
-            let branched = try h.waitForJob(pinned.object["id"] as? String ?? "")
-            #expect(branched["state"] as? String == "succeeded", "\(branched)")
-            #expect(try h.store.latestModelVersion(modelID: m, tenantID: tenant).version == 3, "only the branch was stored")
         }
+        // The same database, its workers started only once both jobs wait and v2 is written.
+        let h = try ServiceHarness(location, key: key, startWorkers: false)
+        defer { h.stop() }
+        let tenant = try h.tenantID()
+        let plain = try h.client.json("POST", "/v1/models/\(m)/train", ["dataset_id": dsID, "epochs": 1, "continue_optimizer": true])
+        let pinned = try h.client.json("POST", "/v1/models/\(m)/train", ["dataset_id": dsID, "epochs": 1, "continue_optimizer": true, "version": 1])
+        #expect(plain.status == 202 && pinned.status == 202, "\(plain.text) \(pinned.text)")
+        let network = try ModelFile.decode(Array(try h.store.modelWeights(modelID: m, version: 1, tenantID: tenant)))
+        try VersionWriter(store: h.store).commit(VersionCommit(modelID: m, tenantID: tenant, parentVersion: 1, reason: .train,
+                                                               network: network, metrics: VersionMetrics()))
+        h.service.startWorkers()
+        let failed = try h.waitForJob(plain.object["id"] as? String ?? "")
+        #expect(failed["state"] as? String == "failed" && "\(failed["error"] ?? "")".contains("model changed"), "\(failed)")
+        let branched = try h.waitForJob(pinned.object["id"] as? String ?? "")
+        #expect(branched["state"] as? String == "succeeded", "\(branched)")
+        #expect(try h.store.latestModelVersion(modelID: m, tenantID: tenant).version == 3, "only the branch was stored")
     }
 }
 

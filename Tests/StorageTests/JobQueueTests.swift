@@ -155,7 +155,7 @@ extension ConformanceTests {
                 _ = try #require(try store.claimJob(owner: "w", leaseDuration: 30))
                 try store.saveCheckpoint(JobCheckpoint(jobID: job.id, attempt: 1, epoch: 1, batch: 0, state: Data([1])), owner: "w")
                 #expect(try store.cancelJob(id: job.id, tenantID: tenant.id).cancelRequested)
-                if release { try store.releaseJob(id: job.id, owner: "w") } else { #expect(try store.requeueJob(id: job.id, owner: "w", error: "gone") == .cancelled) }
+                if release { #expect(try store.releaseJob(id: job.id, owner: "w") == .cancelled) } else { #expect(try store.requeueJob(id: job.id, owner: "w", error: "gone") == .cancelled) }
                 let now = try store.job(id: job.id, tenantID: tenant.id)
                 #expect(now.state == .cancelled && now.finishedAt != nil && now.error == nil && now.leaseOwner == nil, "release \(release)")
                 #expect(try store.checkpoint(jobID: job.id) == nil)

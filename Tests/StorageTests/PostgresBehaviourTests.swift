@@ -54,6 +54,48 @@ extension ConformanceTests {
         #expect(try store.read { try $0.connection.queryOne("SELECT 1::bigint AS one")!.int("one") } == 1)
     }
 
+    /// Two replicas claiming jobs of one model at once: replica 1 has claimed B and not yet
+    /// committed when A (queued earlier by the clock) is claimed by replica 2, whose snapshot still
+    /// shows B queued and newer. Under the per-model lock replica 2 then sees B running and rolls
+    /// its claim back: A stays queued.
+    @Test(.enabled(if: TestDatabase.postgresURL != nil || TestDatabase.isCI, "needs PFC_TEST_DATABASE_URL"))
+    func postgresClaimsOneVersionWritingJobPerModelAcrossReplicas() throws {
+        try TestDatabase.withStore(.postgres, poolSize: 3) { store in
+            let tenant = try TestDatabase.tenant(store)
+            let model = Model(tenantID: tenant.id, name: "m", kind: "pfc", architecture: "{}")
+            try store.insert(model)
+            let serial = ["train", "task", "forget"]
+            let b = Job(tenantID: tenant.id, kind: "task", modelID: model.id)
+            try store.enqueue(b)
+            let claimedB = DispatchSemaphore(value: 0), commitB = DispatchSemaphore(value: 0), done = DispatchGroup()
+            done.enter()
+            Thread {
+                defer { done.leave() }
+                try? store.transaction { s in
+                    _ = try s.claimJob(owner: "replica-1", leaseDuration: 30, oneAtATimePerModel: serial)
+                    claimedB.signal()
+                    commitB.wait()
+                }
+            }.start()
+            claimedB.wait()
+            let a = Job(tenantID: tenant.id, kind: "task", modelID: model.id, createdAt: b.createdAt.addingTimeInterval(-60))
+            try store.enqueue(a)
+            let second = Mutex<Result<String?, any Error>?>(nil)
+            done.enter()
+            Thread {
+                defer { done.leave() }
+                let r = Result { try store.claimJob(owner: "replica-2", leaseDuration: 30, oneAtATimePerModel: serial)?.id }
+                second.withLock { $0 = r }
+            }.start()
+            Thread.sleep(forTimeInterval: 1)  // replica 2 waits on the model's lock
+            commitB.signal()
+            done.wait()
+            #expect(try second.withLock { try $0?.get() } == nil)
+            #expect(try store.job(id: b.id, tenantID: tenant.id).state == .running)
+            #expect(try store.job(id: a.id, tenantID: tenant.id).state == .queued)
+        }
+    }
+
     /// A parameter longer than the wire's 32-bit length (a 2 GiB blob: zero pages, never touched) is
     /// refused as a bad argument before anything is sent, and the connection goes on serving.
     @Test(.enabled(if: TestDatabase.postgresURL != nil || TestDatabase.isCI, "needs PFC_TEST_DATABASE_URL"))

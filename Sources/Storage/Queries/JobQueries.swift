@@ -49,6 +49,14 @@ extension StoreOperations {
     /// however many workers and replicas there are.
     public func claimJob(owner: String, leaseDuration: TimeInterval, kinds: [String]? = nil,
                          oneAtATimePerModel serial: [String] = [], now: Date = StoreClock.now()) throws -> Job? {
+        do {
+            return try claimJobOnce(owner: owner, leaseDuration: leaseDuration, kinds: kinds, serial: serial, now: now)
+        } catch ClaimRace.anotherRuns {
+            return nil  // rolled back: the job stays queued behind the one that runs
+        }
+    }
+
+    private func claimJobOnce(owner: String, leaseDuration: TimeInterval, kinds: [String]?, serial: [String], now: Date) throws -> Job? {
         try withSession(writing: true) { session in
             func list(_ values: [String]) -> SQL {
                 var list: SQL = ""
@@ -63,6 +71,7 @@ extension StoreOperations {
             if !serial.isEmpty {
                 candidates = candidates + " AND (j.model_id IS NULL OR j.kind NOT IN (" + list(serial) + ") OR NOT EXISTS ("
                     + "SELECT 1 FROM jobs o WHERE o.model_id = j.model_id AND o.id <> j.id AND o.kind IN (" + list(serial) + ")"
+                    + " AND o.state IN ('queued', 'running')"  // the partial index's own term, so SQLite uses it too
                     + " AND (o.state = 'running' OR (o.state = 'queued' AND (o.created_at < j.created_at"
                     + " OR (o.created_at = j.created_at AND o.id < j.id))))))"
             }
@@ -75,6 +84,16 @@ extension StoreOperations {
                 WHERE state = 'queued' AND id = (\(sql: candidates))
                 RETURNING \(sql: jobColumns)
                 """).map(Job.init(row:))
+            // PostgreSQL: two replicas may each claim a job of one model at once (the other's claim not
+            // yet committed, or queued out of created_at order). Under a per-model lock, a fresh
+            // statement sees every committed claim; the later one rolls back. (SQLite writers are serial.)
+            if let claimed, session.dialect == .postgres, let model = claimed.modelID, serial.contains(claimed.kind) {
+                _ = try session.connection.query("SELECT pg_advisory_xact_lock(hashtext(\("pfc-job-model:" + model)))::text AS locked")
+                if try session.connection.queryOne("""
+                    SELECT id FROM jobs WHERE model_id = \(model) AND id <> \(claimed.id) AND state = 'running' AND kind IN (\(sql: list(serial)))
+                    LIMIT 1
+                    """) != nil { throw ClaimRace.anotherRuns }
+            }
             if let claimed { try session.jobChanged(claimed.id) }
             return claimed
         }
@@ -222,3 +241,6 @@ extension StoreOperations {
         }
     }
 }
+
+/// A claim that lost the race for its model to another replica's (rolled back, not an error).
+private enum ClaimRace: Error { case anotherRuns }
