@@ -153,6 +153,60 @@ import TestSupport
 }
 
 extension ContinualMetricsTests {
+    /// Tasks with `evaluate_on` queued at once, before any has run: each counts the task jobs queued
+    /// before it as tasks so far, so all are accepted and R gets one row per task. A task behind one
+    /// that was cancelled no longer has the count it was queued with: it fails before it trains.
+    @Test(arguments: Backend.all)
+    func tasksWithEvaluationSetsQueueAtOnce(backend: Backend) throws {
+        let location = HarnessLocation(backend)
+        defer { location.destroy() }
+        let h = try ServiceHarness(location, startWorkers: false)
+        defer { h.stop() }
+        let c = h.client
+        let splits: [Set<Int>] = [[0, 1], [2, 3], [4, 5]]
+        var train: [String] = [], eval: [String] = []
+        for (i, classes) in splits.enumerated() {
+            train.append(try upload(c, "train \(i + 1)", try digits("digits_train.csv", classes)))
+            eval.append(try upload(c, "eval \(i + 1)", try digits("digits_test.csv", classes)))
+        }
+        let model = try c.json("POST", "/v1/models", ["name": "cl", "kind": "pfc", "input_dim": 64, "output_dim": 10, "basis": 30,
+                                                      "iterations": 8]).object["id"] as! String
+        func task(_ i: Int, evaluateOn: [String]) throws -> TestResponse {
+            checked(try c.json("POST", "/v1/models/\(model)/tasks", ["name": "task \(i + 1)", "dataset_id": train[i % 3], "epochs": 1,
+                                                                    "batch_size": 50, "window": 4, "slide": 0.5, "validation_fraction": 0,
+                                                                    "evaluate_on": evaluateOn]), "POST", "/v1/models/{id}/tasks")
+        }
+        var jobs: [String] = []
+        for i in 0..<3 {
+            let r = try task(i, evaluateOn: Array(eval.prefix(i + 1)))
+            #expect(r.status == 202, "task \(i + 1): \(r.text)")
+            jobs.append(r.object["id"] as? String ?? "")
+        }
+        let short = try task(3, evaluateOn: eval)
+        #expect(short.status == 422 && short.errorMessage.contains("4 datasets") && short.errorMessage.contains("3 task jobs"), "\(short.text)")
+        h.service.startWorkers()
+        for id in jobs { #expect(try h.waitForJob(id)["state"] as? String == "succeeded") }
+        let m = checked(try c.request("GET", "/v1/models/\(model)/tasks/metrics"), "GET", "/v1/models/{id}/tasks/metrics")
+        let rows = m.object["accuracy_matrix"] as? [[Any]] ?? []
+        #expect(rows.count == 3, "\(m.text)")
+        for (i, row) in rows.enumerated() {
+            #expect(row.prefix(i + 1).allSatisfy { $0 is Double } && row.dropFirst(i + 1).allSatisfy { $0 is NSNull }, "row \(i + 1): \(row)")
+        }
+
+        h.service.stopWorkers(deadline: .seconds(5))
+        let fourth = try task(3, evaluateOn: eval + [eval[0]])
+        let fifth = try task(4, evaluateOn: eval + [eval[0], eval[1]])
+        #expect(fourth.status == 202 && fifth.status == 202, "\(fourth.text) \(fifth.text)")
+        #expect(try c.request("DELETE", "/v1/jobs/\(fourth.object["id"] as? String ?? "")").status == 200)
+        h.service.startWorkers()
+        let failed = try h.waitForJob(fifth.object["id"] as? String ?? "")
+        #expect(failed["state"] as? String == "failed" && "\(failed["error"] ?? "")".contains("this job is task 4"), "\(failed)")
+        #expect(failed["progress"] == nil || failed["progress"] is NSNull, "it failed before training: \(failed)")
+        #expect(try h.store.latestModelVersion(modelID: model, tenantID: try h.tenantID()).version == 3)
+    }
+}
+
+extension ContinualMetricsTests {
     /// Verified forgetting (issue 17): a model that memorised random labels tells its training rows
     /// from held-out rows of the same distribution (membership-inference AUC ≈ 1); after forgetting
     /// the task that trained them it cannot (≈ 0.5). Recorded in the answer and the audit.

@@ -120,38 +120,57 @@ extension ContinueOptimizerServiceTests {
 }
 
 extension ContinueOptimizerServiceTests {
-    /// continue_optimizer pins its base version at submit, but without `version` it still continues
-    /// the latest: a version written while it waited (here before any worker runs) fails it with
-    /// nothing stored. With `version` it branches from that version on purpose.
+    /// Without `version`, continue_optimizer continues the version latest when the job starts. Queued
+    /// behind a train job of the same model, it continues the statistics that job keeps: the chain
+    /// queued at once ends bit for bit where the same jobs sent one after another end. Behind a version
+    /// without statistics (here a task) it fails when it starts, nothing stored.
     @Test(arguments: Backend.all)
-    func aContinuedJobIsNotStoredOverAVersionWrittenWhileItWaited(backend: Backend) throws {
+    func aContinuedJobQueuedBehindAnotherContinuesWhatThatOneWrites(backend: Backend) throws {
         let location = HarnessLocation(backend)
         defer { location.destroy() }
-        var key = "", dsID = "", m = ""
+        let common: [String: Any] = ["batch_size": 100, "validation_fraction": 0, "early_stopping": NSNull(), "learning_rate": 0.01, "epochs": 1]
+        var key = "", dsID = "", queued = "", sequential = ""
         do {
             let h = try ServiceHarness(location)
             defer { h.stop() }
             key = h.key
             dsID = try digits(h, rows: 100)
-            m = try model(h)
-            #expect(try train(h, m, ["dataset_id": dsID, "epochs": 1, "validation_fraction": 0]) == 1)
+            queued = try model(h)
+            sequential = try model(h)
+            #expect(try train(h, sequential, common.merging(["dataset_id": dsID]) { $1 }) == 1)
+            #expect(try train(h, sequential, common.merging(["dataset_id": dsID, "continue_optimizer": true]) { $1 }) == 2)
         }
-        // The same database, its workers started only once both jobs wait and v2 is written.
+        // The same database, its workers started only once every job waits.
         let h = try ServiceHarness(location, key: key, startWorkers: false)
         defer { h.stop() }
         let tenant = try h.tenantID()
-        let plain = try h.client.json("POST", "/v1/models/\(m)/train", ["dataset_id": dsID, "epochs": 1, "continue_optimizer": true])
-        let pinned = try h.client.json("POST", "/v1/models/\(m)/train", ["dataset_id": dsID, "epochs": 1, "continue_optimizer": true, "version": 1])
-        #expect(plain.status == 202 && pinned.status == 202, "\(plain.text) \(pinned.text)")
-        let network = try ModelFile.decode(Array(try h.store.modelWeights(modelID: m, version: 1, tenantID: tenant)))
-        try VersionWriter(store: h.store).commit(VersionCommit(modelID: m, tenantID: tenant, parentVersion: 1, reason: .train,
-                                                               network: network, metrics: VersionMetrics()))
+        func post(_ body: [String: Any]) throws -> String {
+            let r = checked(try h.client.json("POST", "/v1/models/\(queued)/train", common.merging(body) { $1 }), "POST", "/v1/models/{id}/train")
+            #expect(r.status == 202, "\(r.text)")
+            return r.object["id"] as? String ?? ""
+        }
+        let first = try post(["dataset_id": dsID])
+        // Version 0 keeps no statistics, but the job before it will write version 1 with them.
+        let continued = try post(["dataset_id": dsID, "continue_optimizer": true])
         h.service.startWorkers()
-        let failed = try h.waitForJob(plain.object["id"] as? String ?? "")
-        #expect(failed["state"] as? String == "failed" && "\(failed["error"] ?? "")".contains("model changed"), "\(failed)")
-        let branched = try h.waitForJob(pinned.object["id"] as? String ?? "")
-        #expect(branched["state"] as? String == "succeeded", "\(branched)")
-        #expect(try h.store.latestModelVersion(modelID: m, tenantID: tenant).version == 3, "only the branch was stored")
+        for id in [first, continued] {
+            let done = try h.waitForJob(id)
+            #expect(done["state"] as? String == "succeeded", "\(done)")
+        }
+        #expect(try weights(h, queued, 2) == weights(h, sequential, 2), "queued at once = sent one after another, bit for bit")
+        #expect(try h.store.modelVersion(modelID: queued, version: 2, tenantID: tenant).parentVersion == 1)
+
+        // Behind a task, whose version keeps no statistics: the job fails when it starts.
+        h.service.stopWorkers(deadline: .seconds(5))
+        let task = checked(try h.client.json("POST", "/v1/models/\(queued)/tasks", ["name": "t", "dataset_id": dsID, "window": NSNull(), "epochs": 1]),
+                           "POST", "/v1/models/{id}/tasks")
+        #expect(task.status == 202, "\(task.text)")
+        let behindTask = try post(["dataset_id": dsID, "continue_optimizer": true])
+        h.service.startWorkers()
+        #expect(try h.waitForJob(task.object["id"] as? String ?? "")["state"] as? String == "succeeded")
+        let failed = try h.waitForJob(behindTask)
+        #expect(failed["state"] as? String == "failed" && "\(failed["error"] ?? "")" ~= "version 3 has no optimizer state", "\(failed)")
+        #expect(try h.store.latestModelVersion(modelID: queued, tenantID: tenant).version == 3, "nothing stored over the task")
     }
 }
 

@@ -1,12 +1,13 @@
 import Foundation
 import Testing
 import TestSupport
+import PFC
 @testable import Service
 @testable import Storage
 
 /// A forget whose measurements (evaluate_on, reference_dataset_id) are too large to answer at once
 /// runs as a `forget` job on the workers: the same answer as the job's result, the version and audit
-/// written by the job, and a job that resets nothing when the model moved on after it was queued.
+/// written by the job, and forgets queued behind a model's other jobs applying to the version they leave.
 /// Real sockets, both stores.
 @Suite(.serialized) struct ForgetJobTests {
     /// 100 training rows of the digits with labels from a fixed LCG and 100 held-out rows.
@@ -42,9 +43,11 @@ import TestSupport
         return o as NSDictionary
     }
 
-    /// A task that ran while a forget committed is not stored: it started from the version before the
-    /// forget, so writing it would put the forgotten weights back as the newest version. The job
-    /// fails naming why, and the forget's version stays the latest.
+    /// A forget sent while a task of the model runs waits behind it as a job. A task that ran while a
+    /// forget committed elsewhere (here straight through `Forgetter`, as a replica that saw no job
+    /// ahead) is not stored: it started from the version before the forget, so writing it would put
+    /// the forgotten weights back as the newest version. The task fails naming why, the forget's
+    /// version stays the latest, and the queued forget then finds nothing left to reset.
     @Test(arguments: Backend.all)
     func aTaskThatRanBesideAForgetDoesNotUndoIt(backend: Backend) throws {
         try ServiceHarness.with(backend) { h in
@@ -59,13 +62,23 @@ import TestSupport
             while Date() < end, (try c.request("GET", "/v1/jobs/\(jobID)").object["progress"] as? [String: Any]) == nil {
                 Thread.sleep(forTimeInterval: 0.02)
             }
-            let forget = try c.json("POST", "/v1/models/\(model)/forget", ["task": 1])
-            #expect(forget.status == 200 && forget.object["model_version"] as? Int == 2, "\(forget.text)")
+            let queued = checked(try c.json("POST", "/v1/models/\(model)/forget", ["task": 1]), "POST", "/v1/models/{id}/forget")
+            #expect(queued.status == 202, "small, but behind the running task: \(queued.text)")
+            let forgetter = Forgetter(store: h.store, models: ModelLoader(store: h.store, cache: ModelCache(capacity: 1)),
+                                      limits: h.service.configuration.limits)
+            let request = try JSONDecoder().decode(ForgetRequest.self, from: Data(#"{"task": 1}"#.utf8))
+            let direct = try forgetter.run(try forgetter.plan(request, modelID: model, tenantID: try h.tenantID()))
+            #expect(direct.versionCreated && direct.modelVersion == 2, "\(direct)")
             #expect(try c.request("GET", "/v1/jobs/\(jobID)").object["state"] as? String == "running", "the task still ran after the forget")
             let done = try h.waitForJob(jobID)
             #expect(done["state"] as? String == "failed", "\(done)")
             let error = done["error"] as? String ?? ""
             #expect(error.contains("model changed while this task ran") && error.contains("version 1") && error.contains("version 2"), "\(error)")
+            let after = try h.waitForJob(queued.object["id"] as? String ?? "")
+            let result = after["result"] as? [String: Any] ?? [:]
+            #expect(after["state"] as? String == "succeeded" && result["model_version"] as? Int == 2 && result["version_created"] as? Bool == false,
+                    "\(after)")
+            #expect((result["already_reset"] as? [Int])?.isEmpty == false, "\(result)")
             let versions = try c.request("GET", "/v1/models/\(model)/versions").object["items"] as? [[String: Any]] ?? []
             #expect(versions.map { $0["version"] as? Int } == [0, 1, 2], "\(versions)")
             #expect(versions.last?["reason"] as? String == "forget")
@@ -117,10 +130,12 @@ import TestSupport
         }
     }
 
-    /// With a small `max_predict_work` the verification is a job without asking; a job queued before
-    /// another version was written fails with the route's 409 message and writes nothing.
+    /// With a small `max_predict_work` the verification is a job without asking; a small forget sent
+    /// behind it is queued too. Each resolves its selection on the version latest when it runs: the
+    /// first on a version written after it was queued, the second on the first's, where its batch is
+    /// already reset.
     @Test(arguments: Backend.all)
-    func largeForgetIsQueuedAndRefusesAModelThatMovedOn(backend: Backend) throws {
+    func largeForgetIsQueuedAndLaterForgetsWaitTheirTurn(backend: Backend) throws {
         let location = HarnessLocation(backend)
         defer { location.destroy() }
         // 400 rows of passes at K 40, N 10 cost 7.6·10⁶ multiply-adds: above a tenth of 5·10⁷.
@@ -129,30 +144,39 @@ import TestSupport
         let c = h.client
         let (train, reference) = try upload(c)
         let model = try trainedModel(h, dataset: train)
+        let tenant = try h.tenantID()
         h.service.stopWorkers(deadline: .seconds(5))
 
         let queued = checked(try c.json("POST", "/v1/models/\(model)/forget", ["task": 1, "reference_dataset_id": reference]),
                              "POST", "/v1/models/{id}/forget")
         #expect(queued.status == 202, "\(queued.text)")
-        // Meanwhile a forget without measurements answers at once and writes version 2.
+        // A forget without measurements would answer at once; behind the queued one it is a job too.
         let batches = try c.request("GET", "/v1/models/\(model)/ledger").object["items"] as? [[String: Any]] ?? []
         let first = try #require(batches.first?["id"] as? String)
-        let inline = try c.json("POST", "/v1/models/\(model)/forget", ["batches": [first]])
-        #expect(inline.status == 200 && inline.object["model_version"] as? Int == 2, "\(inline.text)")
+        let behind = checked(try c.json("POST", "/v1/models/\(model)/forget", ["batches": [first]]), "POST", "/v1/models/{id}/forget")
+        #expect(behind.status == 202, "\(behind.text)")
+        // Meanwhile another writer stores version 2 (the weights of version 1 again).
+        let network = try ModelFile.decode(Array(try h.store.modelWeights(modelID: model, version: 1, tenantID: tenant)))
+        try VersionWriter(store: h.store).commit(VersionCommit(modelID: model, tenantID: tenant, parentVersion: 1, reason: .train,
+                                                               network: network, metrics: VersionMetrics()))
 
         h.service.startWorkers()
-        let failed = try h.waitForJob(queued.object["id"] as! String)
-        #expect(failed["state"] as? String == "failed", "\(failed)")
-        #expect((failed["error"] as? String ?? "").contains("planned on version 1 but version 2 was written since"), "\(failed)")
-        #expect(try h.store.modelVersions(modelID: model, tenantID: try h.tenantID()).items.count == 3)
+        let ok = try h.waitForJob(queued.object["id"] as! String)
+        #expect(ok["state"] as? String == "succeeded", "\(ok)")
+        let r = ok["result"] as? [String: Any] ?? [:]
+        #expect(r["model_version"] as? Int == 3 && r["version_created"] as? Bool == true, "\(ok)")
+        let second = try h.waitForJob(behind.object["id"] as! String)
+        let r2 = second["result"] as? [String: Any] ?? [:]
+        #expect(second["state"] as? String == "succeeded" && r2["model_version"] as? Int == 3 && r2["version_created"] as? Bool == false,
+                "\(second)")
+        #expect(Set(r2["already_reset"] as? [Int] ?? []).isSubset(of: Set(r["columns_reset"] as? [Int] ?? [])), "\(r2)")
+        #expect((r2["already_reset"] as? [Int])?.isEmpty == false, "\(r2)")
+        #expect(try h.store.modelVersions(modelID: model, tenantID: tenant).items.count == 4)
         let audits = try c.request("GET", "/v1/models/\(model)/forgets").object["items"] as? [[String: Any]] ?? []
         #expect(audits.count == 1)
 
-        // Sent again, it runs (still a job) on version 2.
-        let again = try c.json("POST", "/v1/models/\(model)/forget", ["task": 1, "reference_dataset_id": reference])
-        #expect(again.status == 202, "\(again.text)")
-        let ok = try h.waitForJob(again.object["id"] as! String)
-        #expect(ok["state"] as? String == "succeeded", "\(ok)")
-        #expect((ok["result"] as? [String: Any])?["model_version"] as? Int == 3, "\(ok)")
+        // With nothing queued, a small forget answers at once again.
+        let inline = try c.json("POST", "/v1/models/\(model)/forget", ["batches": [first], "dry_run": true])
+        #expect(inline.status == 200, "\(inline.text)")
     }
 }

@@ -1,8 +1,10 @@
-// ForgetRunner: runs one `forget` job, a forget whose measurements were too large to answer at once
-// (Forgetter). The job plans the forget again against the model's latest version, fails with the
-// route's 409 message when that is no longer the version it was queued on, then measures with
-// heartbeats (progress: the rows of the forward passes done) and cancellation between chunks, and
-// writes the version, its audit and the job's completion in one transaction.
+// ForgetRunner: runs one `forget` job: a forget whose measurements were too large to answer at once,
+// or one sent while the model's train, task or forget jobs were queued or running (Forgetter). The
+// job plans the forget again against the model's latest version when it runs (the version the jobs
+// queued before it wrote: the queue runs them in order), then measures with heartbeats (progress: the
+// rows of the forward passes done) and cancellation between chunks, and writes the version, its audit
+// and the job's completion in one transaction (which fails with the route's 409 message if yet
+// another version was written while it measured).
 import Foundation
 import HTTP
 import Logging
@@ -24,9 +26,6 @@ struct ForgetRunner {
         let forgetter = Forgetter(store: store, models: ModelLoader(store: store, cache: ModelCache(capacity: 1)),
                                   limits: workers.configuration.limits)
         let plan = try forgetter.plan(params.request, modelID: modelID, tenantID: job.tenantID)
-        guard plan.baseVersion == params.baseVersion else {
-            throw APIError.conflict(Forgetter.movedOn(base: params.baseVersion, latest: plan.baseVersion))
-        }
         let total = plan.passRows
         var done = 0
         var heartbeat = ChunkHeartbeat(workers: workers, jobID: job.id, owner: owner)

@@ -36,12 +36,13 @@ struct TrainJobParams: Codable, Sendable, Equatable {
     /// Start from this version; nil: the latest when the job runs.
     var baseVersion: Int?
     var options: TrainingOptions
-    /// Start the optimizer from the statistics kept with the base version (pinned at submit), not from zero.
+    /// Start the optimizer from the statistics kept with the version the job starts from, not from zero.
     var continueOptimizer: Bool? = nil
     /// The client named `version`: the job branches from it on purpose and is stored whatever was
-    /// written meanwhile. False when `baseVersion` was only pinned for `continue_optimizer` (the job
-    /// continues the latest version, so it fails when another is written before it is stored). Nil
-    /// (jobs queued before it existed): whether `baseVersion` is set.
+    /// written meanwhile. False for jobs queued by earlier releases that pinned `baseVersion` only for
+    /// `continue_optimizer`: they start from the latest version when they run, like every job without
+    /// `version`, and fail when another is written before they are stored. Nil (jobs queued before
+    /// it existed): whether `baseVersion` is set.
     var branches: Bool? = nil
 
     /// Whether the stored version must still be the model's latest when it commits.

@@ -106,14 +106,14 @@ struct TrainingJobRunner {
         let model = try store.model(id: modelID, tenantID: tenant)
         let spec = try JSONDecoder().decode(ModelSpec.self, from: Data(model.architecture.utf8))
         // A train job given `version` branches from it on purpose; every other one (continue_optimizer
-        // too, whose base is pinned at submit) continues the latest version, and is not stored when
-        // another version was written meanwhile (`VersionWriter`).
+        // too, with the statistics of the version it starts from) continues the version latest when it
+        // starts, and is not stored when another version was written meanwhile (`VersionWriter`).
         let continuesLatest: Bool
         if case .train(let p) = params { continuesLatest = p.continuesLatest } else { continuesLatest = true }
         let base: ModelVersion
         if let c = checkpoint {
             base = try store.modelVersion(modelID: modelID, version: c.baseVersion, tenantID: tenant)
-        } else if case .train(let p) = params, let v = p.baseVersion {
+        } else if case .train(let p) = params, let v = p.baseVersion, !continuesLatest {
             base = try store.modelVersion(modelID: modelID, version: v, tenantID: tenant)
         } else {
             base = try store.latestModelVersion(modelID: modelID, tenantID: tenant)
@@ -136,6 +136,7 @@ struct TrainingJobRunner {
         let data = try DatasetBlobReader.load(from: store, dataset: dataset, tenantID: tenant, classes: spec.architecture.outputDim,
                                               limits: configuration.limits)
         var continual = ContinualState(metrics: base.metrics)
+        if case .task(let p) = params, let list = p.evaluateOn { try Self.checkEvaluateOn(list, number: continual.tasks + 1) }
 
         var options: TrainingOptions
         var grewBy = 0
@@ -418,14 +419,20 @@ struct TrainingJobRunner {
         return EarlierValidation(data: joined, tasks: used)
     }
 
+    /// `evaluate_on` names one dataset per task so far: checked before training starts and again at commit.
+    static func checkEvaluateOn(_ list: [String], number: Int) throws {
+        guard list.count == number else {
+            throw JobError("evaluate_on names \(list.count) datasets but this job is task \(number) (the tasks before it are not "
+                + "the ones counted when it was queued: one failed or was cancelled, or another ran first); give one per task so far, "
+                + "this one included")
+        }
+    }
+
     /// The evaluation sets of tasks 1…`number` for this task's row of R: `evaluate_on` as given, or
     /// the `evaluation_dataset_id` each earlier task kept (nil where it named none) and this task's.
     private func evaluationSets(_ task: TaskJobParams, number: Int, modelID: String) throws -> [String?] {
         if let list = task.evaluateOn {
-            guard list.count == number else {
-                throw JobError("evaluate_on names \(list.count) datasets but this job is task \(number) (another task ran first): "
-                    + "give one per task so far, this one included")
-            }
+            try Self.checkEvaluateOn(list, number: number)
             return list
         }
         var kept: [Int: String] = [:]

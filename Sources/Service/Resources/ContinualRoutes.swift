@@ -74,8 +74,13 @@ extension PFCService {
             let body = try JSONCoding.decode(ForgetRequest.self, from: request, maxBytes: limits.maxRequestBytes)
             let forgetter = Forgetter(store: store, models: models, limits: limits)
             let plan = try forgetter.plan(body, modelID: id, tenantID: tenant)
-            // Measurements small enough answer at once; the rest (or "async": true) run as a forget job.
-            if body.async != true, let work = plan.work, work <= limits.maxInlineEvaluationWork {
+            // Measurements small enough answer at once; the rest (or "async": true) run as a forget job,
+            // and so does a forget sent while the model's train, task or forget jobs are queued or
+            // running: it waits its turn and applies to the version they leave.
+            let ahead = try storeCall {
+                try store.activeJobCount(modelID: id, tenantID: tenant, kinds: JobKind.oneAtATimePerModel.map(\.rawValue))
+            }
+            if body.async != true, ahead == 0, let work = plan.work, work <= limits.maxInlineEvaluationWork {
                 let token = ctx.computeToken
                 do {
                     let response = try ComputeCancellation.run(token) {
@@ -115,9 +120,12 @@ extension PFCService {
         let options = params.options
         try checkDataset(dataset, against: arch, tenantID: tenantID)
         // Issue 17: the evaluation sets of the accuracy matrix, one per task so far with this one.
-        let number = ContinualState(metrics: latest.metrics).tasks + 1
+        // Task jobs queued or running before this one run first (in order) and add their tasks.
+        let ahead = try storeCall { try store.activeJobCount(modelID: modelID, tenantID: tenantID, kinds: [JobKind.task.rawValue]) }
+        let number = ContinualState(metrics: latest.metrics).tasks + ahead + 1
         if let list = body.evaluateOn, list.count != number {
-            throw APIError.invalid("evaluate_on must name \(number) datasets, one per task so far including this one (task \(number)); it names \(list.count)")
+            let queued = ahead == 0 ? "" : " (\(ahead) task job\(ahead == 1 ? "" : "s") of this model queued or running before it)"
+            throw APIError.invalid("evaluate_on must name \(number) datasets, one per task so far including this one (task \(number)\(queued)); it names \(list.count)")
         }
         for evalID in Set((body.evaluateOn ?? []) + [body.evaluationDatasetID].compactMap { $0 }) {
             let ds = try storeCall { try store.dataset(id: evalID, tenantID: tenantID) }

@@ -131,16 +131,22 @@ extension PFCService {
             try store.read { s in
                 let m = try s.model(id: modelID, tenantID: tenantID)
                 if let v = params.baseVersion { _ = try s.modelVersion(modelID: modelID, version: v, tenantID: tenantID) }
+                // Without `version` the job continues the statistics of the version latest when it runs;
+                // when the model's train, task or forget jobs run before it, that version does not exist
+                // yet, and the worker checks it instead.
                 var kept: (version: Int, kind: String?)? = nil
                 if params.continueOptimizer == true {
-                    let v = try params.baseVersion ?? s.latestModelVersion(modelID: modelID, tenantID: tenantID).version
-                    kept = (v, try s.optimizerStateKind(modelID: modelID, version: v, tenantID: tenantID))
+                    if let v = params.baseVersion {
+                        kept = (v, try s.optimizerStateKind(modelID: modelID, version: v, tenantID: tenantID))
+                    } else if try s.activeJobCount(modelID: modelID, tenantID: tenantID, kinds: JobKind.oneAtATimePerModel.map(\.rawValue)) == 0 {
+                        let v = try s.latestModelVersion(modelID: modelID, tenantID: tenantID).version
+                        kept = (v, try s.optimizerStateKind(modelID: modelID, version: v, tenantID: tenantID))
+                    }
                 }
                 return (m, try s.dataset(id: params.datasetID, tenantID: tenantID), kept)
             }
         }
         if let kept {
-            // The job continues exactly this version's statistics, even if another job writes a newer version meanwhile.
             guard let kind = kept.kind else {
                 throw APIError.conflict("version \(kept.version) of model \(modelID) has no optimizer state to continue: only versions "
                     + "written by a train job keep one; omit continue_optimizer to start the optimizer afresh")
@@ -149,7 +155,6 @@ extension PFCService {
                 throw APIError.invalid("continue_optimizer: version \(kept.version) kept \(kind) statistics but this request uses "
                     + "\(params.options.optimizer.rawValue); send \"optimizer\": \"\(kind)\" or omit continue_optimizer")
             }
-            params.baseVersion = kept.version
         }
         let arch = try spec(of: model).architecture
         try checkDataset(dataset, against: arch, tenantID: tenantID, perStepLabels: true)

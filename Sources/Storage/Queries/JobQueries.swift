@@ -41,6 +41,20 @@ extension StoreOperations {
         }
     }
 
+    /// How many of the model's jobs of `kinds` are queued or running (the partial index
+    /// `jobs_model_active` answers it): the work a newly queued job of one of them waits behind.
+    public func activeJobCount(modelID: String, tenantID: String, kinds: [String]) throws -> Int {
+        guard !kinds.isEmpty else { return 0 }
+        return try withSession(writing: false) { session in
+            var list: SQL = ""
+            for (index, kind) in kinds.enumerated() { list = list + (index == 0 ? "\(kind)" : ", \(kind)") }
+            return try session.connection.queryOne("""
+                SELECT COUNT(*) AS n FROM jobs WHERE model_id = \(modelID) AND tenant_id = \(tenantID)
+                AND state IN ('queued', 'running') AND kind IN (\(sql: list))
+                """).map { try $0.int("n") } ?? 0
+        }
+    }
+
     /// Claims the oldest queued job (of `kinds`, if given) for `owner`: state running, lease
     /// until `now + leaseDuration`, `attempts` + 1 (a job reclaimed and run again reads 2).
     /// Nil when the queue is empty. Each job is claimed once per time it is queued. A job of
