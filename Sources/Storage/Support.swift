@@ -5,8 +5,12 @@ import Foundation
 /// The store's notion of time: wall-clock time truncated to microseconds, the precision both
 /// databases keep, so a record read back equals the record written.
 public enum StoreClock {
+    /// Seconds added to this process's clock where it is bound (`$skewForTesting.withValue`): a
+    /// test's replica whose clock runs ahead or behind.
+    @TaskLocal public static var skewForTesting: TimeInterval = 0
+
     /// Now, at microsecond precision.
-    public static func now() -> Date { dateFromMicroseconds(microsecondsSince1970(Date())) }
+    public static func now() -> Date { dateFromMicroseconds(microsecondsSince1970(Date().addingTimeInterval(skewForTesting))) }
 }
 
 /// New record ids: lowercase UUID strings made in Swift.

@@ -64,6 +64,32 @@ extension ConformanceTests {
         }
     }
 
+    /// On PostgreSQL leases run on the database's clock, not the replica's: one whose clock runs an
+    /// hour behind claims and heartbeats a lease that another, an hour ahead, does not take while it
+    /// lasts, and that expires when it should. (SQLite serves one process, with one clock.)
+    @Test func leasesRunOnTheDatabasesClock() throws {
+        try TestDatabase.withStore(.postgres) { store in
+            let tenant = try TestDatabase.tenant(store)
+            let job = Job(tenantID: tenant.id, kind: "train")
+            try store.enqueue(job)
+            let none = ReclaimReport(requeued: [], failed: [])
+            let claimed = try StoreClock.$skewForTesting.withValue(-3600) {
+                try #require(try store.claimJob(owner: "slow-clock", leaseDuration: 3))
+            }
+            #expect(try store.reclaimExpiredJobs() == none, "an honest replica leaves the lease alone")
+            #expect(try StoreClock.$skewForTesting.withValue(3600) { try store.reclaimExpiredJobs() } == none, "so does one an hour ahead")
+            let expires = try #require(claimed.leaseExpiresAt)
+            #expect(abs(expires.timeIntervalSince(Date()) - 3) < 2, "\(expires)")
+            #expect(try StoreClock.$skewForTesting.withValue(-3600) {
+                try store.heartbeat(jobID: job.id, owner: "slow-clock", leaseDuration: 3)
+            } == .proceed)
+            #expect(abs((try store.job(id: job.id, tenantID: tenant.id).leaseExpiresAt ?? .distantPast).timeIntervalSince(Date()) - 3) < 2)
+            Thread.sleep(forTimeInterval: 3.5)
+            #expect(try StoreClock.$skewForTesting.withValue(-3600) { try store.reclaimExpiredJobs() } == ReclaimReport(requeued: [job.id], failed: []),
+                    "expired on the database's clock, whatever the replica's says")
+        }
+    }
+
     /// A graceful shutdown releases a running job: queued at once, its checkpoint kept, the claim not
     /// counted (three restarts used to fail a healthy job); only the lease holder may release it.
     @Test(arguments: TestDatabase.backends)

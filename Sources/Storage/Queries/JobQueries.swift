@@ -62,7 +62,7 @@ extension StoreOperations {
     /// before it: tasks queued one after another run in order, each on the version the last wrote,
     /// however many workers and replicas there are.
     public func claimJob(owner: String, leaseDuration: TimeInterval, kinds: [String]? = nil,
-                         oneAtATimePerModel serial: [String] = [], now: Date = StoreClock.now()) throws -> Job? {
+                         oneAtATimePerModel serial: [String] = [], now: Date? = nil) throws -> Job? {
         do {
             return try claimJobOnce(owner: owner, leaseDuration: leaseDuration, kinds: kinds, serial: serial, now: now)
         } catch ClaimRace.anotherRuns {
@@ -70,8 +70,9 @@ extension StoreOperations {
         }
     }
 
-    private func claimJobOnce(owner: String, leaseDuration: TimeInterval, kinds: [String]?, serial: [String], now: Date) throws -> Job? {
+    private func claimJobOnce(owner: String, leaseDuration: TimeInterval, kinds: [String]?, serial: [String], now given: Date?) throws -> Job? {
         try withSession(writing: true) { session in
+            let now = try session.leaseClock(given)
             func list(_ values: [String]) -> SQL {
                 var list: SQL = ""
                 for (index, value) in values.enumerated() { list = list + (index == 0 ? "\(value)" : ", \(value)") }
@@ -116,8 +117,9 @@ extension StoreOperations {
     /// Extends the lease and records progress JSON (when given). Tells the worker whether the
     /// job was cancelled; throws `leaseLost` when the job is no longer running under `owner`.
     public func heartbeat(jobID: String, owner: String, progress: JSONColumn? = nil, leaseDuration: TimeInterval,
-                          now: Date = StoreClock.now()) throws -> JobControl {
+                          now given: Date? = nil) throws -> JobControl {
         try withSession(writing: true) { session in
+            let now = try session.leaseClock(given)
             guard let row = try session.connection.queryOne("""
                 UPDATE jobs SET lease_expires_at = \(now.addingTimeInterval(leaseDuration)), heartbeat_at = \(now),
                 progress = COALESCE(\(progress), progress), revision = revision + 1
@@ -233,8 +235,9 @@ extension StoreOperations {
     /// Returns running jobs whose lease expired before `now` to the queue, or fails them once
     /// they have run `maxAttempts` times; cancel-requested ones become cancelled. (`attempts`
     /// counts claims, so it is not changed here.)
-    public func reclaimExpiredJobs(now: Date = StoreClock.now()) throws -> ReclaimReport {
+    public func reclaimExpiredJobs(now given: Date? = nil) throws -> ReclaimReport {
         try withSession(writing: true) { session in
+            let now = try session.leaseClock(given)
             let expired: SQL = "state = 'running' AND lease_expires_at < \(now)"
             let cleared: SQL = "lease_owner = NULL, lease_expires_at = NULL, revision = revision + 1"
             let cancelled = try session.connection.query("""
@@ -253,6 +256,19 @@ extension StoreOperations {
             for id in cancelled + failed + requeued { try session.jobChanged(id) }
             return ReclaimReport(requeued: requeued.sorted(), failed: failed.sorted())
         }
+    }
+}
+
+extension StoreSession {
+    /// The time leases are written and compared in: `given` when the caller names one (tests);
+    /// else, on PostgreSQL, the database server's clock, one clock for every replica, so a replica
+    /// whose clock runs ahead cannot take a live job's lease, nor one running behind keep a dead
+    /// one; else (SQLite: one process) this process's clock.
+    func leaseClock(_ given: Date?) throws -> Date {
+        if let given { return given }
+        guard dialect == .postgres else { return StoreClock.now() }
+        guard let row = try connection.queryOne("SELECT clock_timestamp() AS now") else { return StoreClock.now() }
+        return dateFromMicroseconds(microsecondsSince1970(try row.date("now")))
     }
 }
 
