@@ -80,6 +80,9 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Seconds a job lease lasts without a heartbeat before another replica may take the job.")
     var leaseSeconds: Double = 30
 
+    @Option(help: "Seconds a queued job of a kind this release does not run waits for a replica that runs it (a rolling upgrade) before it is failed.")
+    var unknownKindGraceSeconds: Double = 600
+
     @Option(help: "Train and task jobs store a checkpoint after every N-th epoch (a reclaimed job resumes from it; 0: no checkpoints).")
     var checkpointEpochs: Int = 1
 
@@ -159,6 +162,10 @@ struct ServeCommand: ParsableCommand {
         serviceConfig.dataDirectory = database.resolvedDataDirectory
         serviceConfig.workers = workers
         serviceConfig.leaseSeconds = leaseSeconds
+        guard unknownKindGraceSeconds.isFinite, (0...31_536_000).contains(unknownKindGraceSeconds) else {
+            throw ValidationError("--unknown-kind-grace-seconds must be in 0…31536000")
+        }
+        serviceConfig.unknownKindGraceSeconds = unknownKindGraceSeconds
         guard (0...1_000_000).contains(checkpointEpochs) else { throw ValidationError("--checkpoint-epochs must be in 0…1000000 (0: off)") }
         guard checkpointSeconds.isFinite, (0...86_400).contains(checkpointSeconds) else {
             throw ValidationError("--checkpoint-seconds must be in 0…86400")

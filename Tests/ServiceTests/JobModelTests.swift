@@ -160,9 +160,26 @@ import TestSupport
         }
     }
 
+    /// A job of a kind this server does not run waits for a replica that runs it (a rolling upgrade)
+    /// without holding back the jobs behind it, and fails clearly once its grace has passed.
+    @Test(arguments: Backend.all)
+    func aJobOfUnknownKindWaitsItsGraceWithoutBlockingOthers(backend: Backend) throws {
+        try ServiceHarness.with(backend, configure: { $0.unknownKindGraceSeconds = 600 }) { h in
+            let tenant = try h.tenantID()
+            let future = Job(tenantID: tenant, kind: "defragment", params: try JSONColumn(["x": 1]))
+            try h.store.enqueue(future)
+            let ds = try h.client.json("POST", "/v1/datasets", try digits(limit: 50)).object["id"] as! String
+            let model = try newModel(h.client)
+            let r = try h.client.json("POST", "/v1/models/\(model)/train", ["dataset_id": ds, "epochs": 1, "validation_fraction": 0])
+            #expect(try h.waitForJob(r.object["id"] as? String ?? "", timeout: 120)["state"] as? String == "succeeded")
+            let waiting = try h.store.job(id: future.id, tenantID: tenant)
+            #expect(waiting.state == .queued && waiting.attempts == 0, "left for a replica that runs it: \(waiting.state)")
+        }
+    }
+
     @Test(arguments: Backend.all)
     func aClaimedJobOfUnknownKindFailsClearly(backend: Backend) throws {
-        try ServiceHarness.with(backend) { h in
+        try ServiceHarness.with(backend, configure: { $0.unknownKindGraceSeconds = 0 }) { h in
             let tenant = try h.tenantID()
             let job = Job(tenantID: tenant, kind: "defragment", params: try JSONColumn(["x": 1]))
             try h.store.enqueue(job)

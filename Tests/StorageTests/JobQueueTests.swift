@@ -64,6 +64,24 @@ extension ConformanceTests {
         }
     }
 
+    /// A server claims the kinds it runs; jobs of other kinds only once they were queued before a cutoff.
+    @Test(arguments: TestDatabase.backends)
+    func jobsOfOtherKindsAreClaimedOnlyOnceTheyWaited(backend: Backend) throws {
+        try TestDatabase.withStore(backend) { store in
+            let tenant = try TestDatabase.tenant(store)
+            let start = StoreClock.now()
+            let future = Job(tenantID: tenant.id, kind: "defragment", createdAt: start)
+            let train = Job(tenantID: tenant.id, kind: "train", createdAt: start.addingTimeInterval(1))
+            try store.enqueue(future)
+            try store.enqueue(train)
+            let known = ["train", "task"]
+            #expect(try store.claimJob(owner: "w", leaseDuration: 30, kinds: known)?.id == train.id, "the older job of another kind is passed over")
+            #expect(try store.claimJob(owner: "w", leaseDuration: 30, kinds: known) == nil)
+            #expect(try store.claimJob(owner: "w", leaseDuration: 30, otherThan: known, queuedBefore: start) == nil, "not yet waited long enough")
+            #expect(try store.claimJob(owner: "w", leaseDuration: 30, otherThan: known, queuedBefore: start.addingTimeInterval(0.5))?.id == future.id)
+        }
+    }
+
     /// On PostgreSQL leases run on the database's clock, not the replica's: one whose clock runs an
     /// hour behind claims and heartbeats a lease that another, an hour ahead, does not take while it
     /// lasts, and that expires when it should. (SQLite serves one process, with one clock.)

@@ -126,6 +126,9 @@ public struct ServiceConfiguration: Sendable {
     public var checkpoints = CheckpointInterval()
     /// How often idle workers poll the queue and reclaim expired leases. Default 0.5 s.
     public var pollSeconds: Double = 0.5
+    /// How long a queued job of a kind this server does not run waits for a replica that runs it
+    /// (one of a newer release, in a rolling upgrade) before this server fails it. Default 600 s.
+    public var unknownKindGraceSeconds: Double = 600
     /// Loaded model versions kept in memory for predictions. Default 16.
     public var modelCacheSize = 16
     /// `/healthz` answers 503 "saturated" once a request has waited this long for a handler thread. Default 5 s.

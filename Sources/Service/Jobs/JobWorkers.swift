@@ -109,11 +109,14 @@ final class JobWorkers: Sendable {
                 if !reclaimed.requeued.isEmpty || !reclaimed.failed.isEmpty {
                     logger.warning("reclaimed expired job leases", metadata: ["requeued": "\(reclaimed.requeued)", "failed": "\(reclaimed.failed)"])
                 }
-                // Every kind is claimed, so a job of a kind this server does not run fails with a
-                // clear error instead of waiting in the queue for ever; a model's version-writing jobs
-                // one at a time, oldest first.
-                if let job = try store.claimJob(owner: owner, leaseDuration: configuration.leaseSeconds,
-                                                oneAtATimePerModel: JobKind.oneAtATimePerModel.map(\.rawValue)) {
+                // The kinds this server runs, a model's version-writing jobs one at a time, oldest
+                // first. A job of another kind is left for a replica that runs it (a newer release
+                // during a rolling upgrade) for `unknownKindGraceSeconds`, then claimed here and
+                // failed with a clear error instead of waiting in the queue for ever.
+                let known = JobKind.allCases.map(\.rawValue), serial = JobKind.oneAtATimePerModel.map(\.rawValue)
+                if let job = try store.claimJob(owner: owner, leaseDuration: configuration.leaseSeconds, kinds: known, oneAtATimePerModel: serial)
+                    ?? store.claimJob(owner: owner, leaseDuration: configuration.leaseSeconds, otherThan: known,
+                                      queuedBefore: StoreClock.now().addingTimeInterval(-max(0, configuration.unknownKindGraceSeconds))) {
                     logger.info("job claimed", metadata: ["job": "\(job.id)", "kind": "\(job.kind)", "attempt": "\(job.attempts)"])
                     run(job, owner: owner)
                     continue

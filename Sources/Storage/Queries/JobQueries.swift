@@ -60,17 +60,21 @@ extension StoreOperations {
     /// Nil when the queue is empty. Each job is claimed once per time it is queued. A job of
     /// `oneAtATimePerModel` kinds waits while another of those kinds on its model runs or was queued
     /// before it: tasks queued one after another run in order, each on the version the last wrote,
-    /// however many workers and replicas there are.
+    /// however many workers and replicas there are. `otherThan` with `queuedBefore` claims instead
+    /// only jobs of other kinds that were queued before that time (jobs no replica has taken).
     public func claimJob(owner: String, leaseDuration: TimeInterval, kinds: [String]? = nil,
+                         otherThan excluded: [String] = [], queuedBefore: Date? = nil,
                          oneAtATimePerModel serial: [String] = [], now: Date? = nil) throws -> Job? {
         do {
-            return try claimJobOnce(owner: owner, leaseDuration: leaseDuration, kinds: kinds, serial: serial, now: now)
+            return try claimJobOnce(owner: owner, leaseDuration: leaseDuration, kinds: kinds, excluded: excluded, queuedBefore: queuedBefore,
+                                    serial: serial, now: now)
         } catch ClaimRace.anotherRuns {
             return nil  // rolled back: the job stays queued behind the one that runs
         }
     }
 
-    private func claimJobOnce(owner: String, leaseDuration: TimeInterval, kinds: [String]?, serial: [String], now given: Date?) throws -> Job? {
+    private func claimJobOnce(owner: String, leaseDuration: TimeInterval, kinds: [String]?, excluded: [String], queuedBefore: Date?,
+                              serial: [String], now given: Date?) throws -> Job? {
         try withSession(writing: true) { session in
             let now = try session.leaseClock(given)
             func list(_ values: [String]) -> SQL {
@@ -83,6 +87,8 @@ extension StoreOperations {
                 guard !kinds.isEmpty else { return nil }
                 candidates = candidates + " AND j.kind IN (" + list(kinds) + ")"
             }
+            if !excluded.isEmpty { candidates = candidates + " AND j.kind NOT IN (" + list(excluded) + ")" }
+            if let queuedBefore { candidates = candidates + " AND j.created_at < \(queuedBefore)" }
             if !serial.isEmpty {
                 candidates = candidates + " AND (j.model_id IS NULL OR j.kind NOT IN (" + list(serial) + ") OR NOT EXISTS ("
                     + "SELECT 1 FROM jobs o WHERE o.model_id = j.model_id AND o.id <> j.id AND o.kind IN (" + list(serial) + ")"
