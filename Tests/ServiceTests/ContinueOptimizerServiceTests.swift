@@ -122,8 +122,9 @@ extension ContinueOptimizerServiceTests {
 extension ContinueOptimizerServiceTests {
     /// Without `version`, continue_optimizer continues the version latest when the job starts. Queued
     /// behind a train job of the same model, it continues the statistics that job keeps: the chain
-    /// queued at once ends bit for bit where the same jobs sent one after another end. Behind a version
-    /// without statistics (here a task) it fails when it starts, nothing stored.
+    /// queued at once ends bit for bit where the same jobs sent one after another end. Behind a train
+    /// job of another optimizer it fails when it starts; behind a task (whose version keeps no
+    /// statistics) it is refused at once.
     @Test(arguments: Backend.all)
     func aContinuedJobQueuedBehindAnotherContinuesWhatThatOneWrites(backend: Backend) throws {
         let location = HarnessLocation(backend)
@@ -160,17 +161,24 @@ extension ContinueOptimizerServiceTests {
         #expect(try weights(h, queued, 2) == weights(h, sequential, 2), "queued at once = sent one after another, bit for bit")
         #expect(try h.store.modelVersion(modelID: queued, version: 2, tenantID: tenant).parentVersion == 1)
 
-        // Behind a task, whose version keeps no statistics: the job fails when it starts.
+        // Behind a train job of another optimizer: accepted (that job's statistics do not exist yet),
+        // failed when it starts, naming both. Behind a task, whose version keeps none: 409 at once.
         h.service.stopWorkers(deadline: .seconds(5))
+        let ahead = try post(["dataset_id": dsID])
+        let otherKind = try post(["dataset_id": dsID, "continue_optimizer": true, "optimizer": "adam"])
         let task = checked(try h.client.json("POST", "/v1/models/\(queued)/tasks", ["name": "t", "dataset_id": dsID, "window": NSNull(), "epochs": 1]),
                            "POST", "/v1/models/{id}/tasks")
         #expect(task.status == 202, "\(task.text)")
-        let behindTask = try post(["dataset_id": dsID, "continue_optimizer": true])
+        let behindTask = checked(try h.client.json("POST", "/v1/models/\(queued)/train", common.merging(["dataset_id": dsID, "continue_optimizer": true]) { $1 }),
+                                 "POST", "/v1/models/{id}/train")
+        #expect(behindTask.status == 409 && behindTask.errorMessage ~= "the task job queued before it", "\(behindTask.text)")
         h.service.startWorkers()
+        #expect(try h.waitForJob(ahead)["state"] as? String == "succeeded")
+        let failed = try h.waitForJob(otherKind)
+        #expect(failed["state"] as? String == "failed" && "\(failed["error"] ?? "")" ~= "version 3 kept rmsprop statistics but this job uses adam",
+                "\(failed)")
         #expect(try h.waitForJob(task.object["id"] as? String ?? "")["state"] as? String == "succeeded")
-        let failed = try h.waitForJob(behindTask)
-        #expect(failed["state"] as? String == "failed" && "\(failed["error"] ?? "")" ~= "version 3 has no optimizer state", "\(failed)")
-        #expect(try h.store.latestModelVersion(modelID: queued, tenantID: tenant).version == 3, "nothing stored over the task")
+        #expect(try h.store.latestModelVersion(modelID: queued, tenantID: tenant).version == 4, "the task's; nothing else stored")
     }
 }
 

@@ -155,6 +155,9 @@ import PFC
         let first = try #require(batches.first?["id"] as? String)
         let behind = checked(try c.json("POST", "/v1/models/\(model)/forget", ["batches": [first]]), "POST", "/v1/models/{id}/forget")
         #expect(behind.status == 202, "\(behind.text)")
+        // A dry run writes nothing: it answers at once, on the latest version.
+        let preview = checked(try c.json("POST", "/v1/models/\(model)/forget", ["batches": [first], "dry_run": true]), "POST", "/v1/models/{id}/forget")
+        #expect(preview.status == 200 && preview.object["model_version"] as? Int == 1, "\(preview.text)")
         // Meanwhile another writer stores version 2 (the weights of version 1 again).
         let network = try ModelFile.decode(Array(try h.store.modelWeights(modelID: model, version: 1, tenantID: tenant)))
         try VersionWriter(store: h.store).commit(VersionCommit(modelID: model, tenantID: tenant, parentVersion: 1, reason: .train,

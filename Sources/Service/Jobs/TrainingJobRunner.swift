@@ -118,6 +118,9 @@ struct TrainingJobRunner {
         } else {
             base = try store.latestModelVersion(modelID: modelID, tenantID: tenant)
         }
+        if case .task(let p) = params, let list = p.evaluateOn {
+            try Self.checkEvaluateOn(list, number: ContinualState(metrics: base.metrics).tasks + 1)
+        }
         var network = try ModelFile.decode(Array(try store.modelWeights(modelID: modelID, version: base.version, tenantID: tenant)))
         let dataset = try store.dataset(id: params.datasetID, tenantID: tenant)
         // The dataset as the trainer holds it (twice over with a validation split), held to the limits
@@ -136,7 +139,6 @@ struct TrainingJobRunner {
         let data = try DatasetBlobReader.load(from: store, dataset: dataset, tenantID: tenant, classes: spec.architecture.outputDim,
                                               limits: configuration.limits)
         var continual = ContinualState(metrics: base.metrics)
-        if case .task(let p) = params, let list = p.evaluateOn { try Self.checkEvaluateOn(list, number: continual.tasks + 1) }
 
         var options: TrainingOptions
         var grewBy = 0
@@ -181,6 +183,10 @@ struct TrainingJobRunner {
             }
             do { continuing = try JSONDecoder().decode(OptimizerState.self, from: stored.state) } catch {
                 throw JobError("the optimizer state kept with version \(base.version) is unreadable: \(error)")
+            }
+            if let kept = continuing?.kind, kept != options.optimizer.rawValue {
+                throw JobError("continue_optimizer: version \(base.version) kept \(kept) statistics but this job uses "
+                    + "\(options.optimizer.rawValue); send \"optimizer\": \"\(kept)\" or omit continue_optimizer")
             }
         }
 

@@ -73,14 +73,15 @@ extension PFCService {
             let tenant = try ctx.tenantID(), id = try request.pathParameter("id")
             let body = try JSONCoding.decode(ForgetRequest.self, from: request, maxBytes: limits.maxRequestBytes)
             let forgetter = Forgetter(store: store, models: models, limits: limits)
-            let plan = try forgetter.plan(body, modelID: id, tenantID: tenant)
             // Measurements small enough answer at once; the rest (or "async": true) run as a forget job,
             // and so does a forget sent while the model's train, task or forget jobs are queued or
-            // running: it waits its turn and applies to the version they leave.
+            // running (counted before the plan reads the model): it waits its turn and applies to the
+            // version they leave. A dry run writes nothing and answers on the latest version.
             let ahead = try storeCall {
-                try store.activeJobCount(modelID: id, tenantID: tenant, kinds: JobKind.oneAtATimePerModel.map(\.rawValue))
+                try store.activeJobs(modelID: id, tenantID: tenant, kinds: JobKind.oneAtATimePerModel.map(\.rawValue)).count
             }
-            if body.async != true, ahead == 0, let work = plan.work, work <= limits.maxInlineEvaluationWork {
+            let plan = try forgetter.plan(body, modelID: id, tenantID: tenant)
+            if body.async != true, ahead == 0 || body.dryRun == true, let work = plan.work, work <= limits.maxInlineEvaluationWork {
                 let token = ctx.computeToken
                 do {
                     let response = try ComputeCancellation.run(token) {
@@ -103,10 +104,13 @@ extension PFCService {
     /// Validates a task against the model, its window position and capacity, and queues it.
     func enqueueTask(_ body: TaskRequest, modelID: String, tenantID: String) throws -> Job {
         try quotas.admitJob(tenantID: tenantID)
-        let (model, dataset, latest, usage) = try storeCall {
+        // Task jobs queued or running before this one run first (in order) and add their tasks:
+        // counted in the same snapshot as the latest version.
+        let (model, dataset, latest, usage, ahead) = try storeCall {
             try store.read { s in
                 (try s.model(id: modelID, tenantID: tenantID), try s.dataset(id: body.datasetID, tenantID: tenantID),
-                 try s.latestModelVersion(modelID: modelID, tenantID: tenantID), try s.continualUsage(modelID: modelID, tenantID: tenantID))
+                 try s.latestModelVersion(modelID: modelID, tenantID: tenantID), try s.continualUsage(modelID: modelID, tenantID: tenantID),
+                 try s.activeJobs(modelID: modelID, tenantID: tenantID, kinds: [JobKind.task.rawValue]).count)
             }
         }
         let arch = try spec(of: model).architecture
@@ -120,8 +124,6 @@ extension PFCService {
         let options = params.options
         try checkDataset(dataset, against: arch, tenantID: tenantID)
         // Issue 17: the evaluation sets of the accuracy matrix, one per task so far with this one.
-        // Task jobs queued or running before this one run first (in order) and add their tasks.
-        let ahead = try storeCall { try store.activeJobCount(modelID: modelID, tenantID: tenantID, kinds: [JobKind.task.rawValue]) }
         let number = ContinualState(metrics: latest.metrics).tasks + ahead + 1
         if let list = body.evaluateOn, list.count != number {
             let queued = ahead == 0 ? "" : " (\(ahead) task job\(ahead == 1 ? "" : "s") of this model queued or running before it)"

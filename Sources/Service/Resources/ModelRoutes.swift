@@ -131,16 +131,25 @@ extension PFCService {
             try store.read { s in
                 let m = try s.model(id: modelID, tenantID: tenantID)
                 if let v = params.baseVersion { _ = try s.modelVersion(modelID: modelID, version: v, tenantID: tenantID) }
-                // Without `version` the job continues the statistics of the version latest when it runs;
-                // when the model's train, task or forget jobs run before it, that version does not exist
-                // yet, and the worker checks it instead.
+                // Without `version` the job continues the statistics of the version latest when it runs.
+                // When the model's train, task or forget jobs run before it, that version is the one
+                // the last of them writes: a train job's keeps statistics (its worker checks them), a
+                // task's or forget's none.
                 var kept: (version: Int, kind: String?)? = nil
                 if params.continueOptimizer == true {
                     if let v = params.baseVersion {
                         kept = (v, try s.optimizerStateKind(modelID: modelID, version: v, tenantID: tenantID))
-                    } else if try s.activeJobCount(modelID: modelID, tenantID: tenantID, kinds: JobKind.oneAtATimePerModel.map(\.rawValue)) == 0 {
-                        let v = try s.latestModelVersion(modelID: modelID, tenantID: tenantID).version
-                        kept = (v, try s.optimizerStateKind(modelID: modelID, version: v, tenantID: tenantID))
+                    } else {
+                        let ahead = try s.activeJobs(modelID: modelID, tenantID: tenantID, kinds: JobKind.oneAtATimePerModel.map(\.rawValue))
+                        if let last = ahead.lastKind, last != JobKind.train.rawValue {
+                            throw APIError.conflict("continue_optimizer: this job would start from the version the \(last) job queued "
+                                + "before it writes, and a \(last) keeps no optimizer state; omit continue_optimizer to start the "
+                                + "optimizer afresh, or send it once a train job is queued behind that \(last)")
+                        }
+                        if ahead.count == 0 {
+                            let v = try s.latestModelVersion(modelID: modelID, tenantID: tenantID).version
+                            kept = (v, try s.optimizerStateKind(modelID: modelID, version: v, tenantID: tenantID))
+                        }
                     }
                 }
                 return (m, try s.dataset(id: params.datasetID, tenantID: tenantID), kept)

@@ -41,17 +41,19 @@ extension StoreOperations {
         }
     }
 
-    /// How many of the model's jobs of `kinds` are queued or running (the partial index
-    /// `jobs_model_active` answers it): the work a newly queued job of one of them waits behind.
-    public func activeJobCount(modelID: String, tenantID: String, kinds: [String]) throws -> Int {
-        guard !kinds.isEmpty else { return 0 }
+    /// The model's jobs of `kinds` that are queued or running (the partial index `jobs_model_active`
+    /// answers it): how many, and the kind of the one queued last. The work a newly queued job of
+    /// one of those kinds waits behind.
+    public func activeJobs(modelID: String, tenantID: String, kinds: [String]) throws -> (count: Int, lastKind: String?) {
+        guard !kinds.isEmpty else { return (0, nil) }
         return try withSession(writing: false) { session in
             var list: SQL = ""
             for (index, kind) in kinds.enumerated() { list = list + (index == 0 ? "\(kind)" : ", \(kind)") }
-            return try session.connection.queryOne("""
-                SELECT COUNT(*) AS n FROM jobs WHERE model_id = \(modelID) AND tenant_id = \(tenantID)
-                AND state IN ('queued', 'running') AND kind IN (\(sql: list))
-                """).map { try $0.int("n") } ?? 0
+            let active: SQL = "model_id = \(modelID) AND tenant_id = \(tenantID) AND state IN ('queued', 'running') AND kind IN (" + list + ")"
+            let count = try session.connection.queryOne("SELECT COUNT(*) AS n FROM jobs WHERE \(sql: active)").map { try $0.int("n") } ?? 0
+            guard count > 0 else { return (0, nil) }
+            let last = try session.connection.queryOne("SELECT kind FROM jobs WHERE \(sql: active) ORDER BY created_at DESC, id DESC LIMIT 1")
+            return (count, try last.map { try $0.string("kind") })
         }
     }
 
@@ -139,22 +141,23 @@ extension StoreOperations {
 
     /// Marks a running job succeeded with its result JSON (use inside the transaction that
     /// stores what the job made). Throws `leaseLost` if `owner` no longer holds it.
-    public func completeJob(id: String, owner: String, result: JSONColumn, now: Date = StoreClock.now()) throws {
+    public func completeJob(id: String, owner: String, result: JSONColumn, now: Date? = nil) throws {
         try finishJob(id: id, owner: owner, state: .succeeded, result: result, error: nil, now: now)
     }
 
     /// Marks a running job failed with an error message.
-    public func failJob(id: String, owner: String, error: String, now: Date = StoreClock.now()) throws {
+    public func failJob(id: String, owner: String, error: String, now: Date? = nil) throws {
         try finishJob(id: id, owner: owner, state: .failed, result: nil, error: error, now: now)
     }
 
     /// Marks a running job cancelled: the worker's answer to `JobControl.cancelRequested`.
-    public func finishCancelledJob(id: String, owner: String, now: Date = StoreClock.now()) throws {
+    public func finishCancelledJob(id: String, owner: String, now: Date? = nil) throws {
         try finishJob(id: id, owner: owner, state: .cancelled, result: nil, error: nil, now: now)
     }
 
-    private func finishJob(id: String, owner: String, state: JobState, result: JSONColumn?, error: String?, now: Date) throws {
+    private func finishJob(id: String, owner: String, state: JobState, result: JSONColumn?, error: String?, now given: Date?) throws {
         try withSession(writing: true) { session in
+            let now = try session.leaseClock(given)
             // A job cancelled after its worker last looked does not succeed: its result is not stored.
             let uncancelled: SQL = state == .succeeded ? " AND cancel_requested = \(false)" : ""
             if try session.connection.execute("""
@@ -178,8 +181,9 @@ extension StoreOperations {
     /// whose cancel was asked for meanwhile ends cancelled instead (its checkpoint dropped).
     /// Returns the state it is left in (queued or cancelled).
     @discardableResult
-    public func releaseJob(id: String, owner: String, now: Date = StoreClock.now()) throws -> JobState {
+    public func releaseJob(id: String, owner: String, now given: Date? = nil) throws -> JobState {
         try withSession(writing: true) { session in
+            let now = try session.leaseClock(given)
             let cancelled: SQL = "cancel_requested = \(true)"
             guard let row = try session.connection.queryOne("""
                 UPDATE jobs SET state = CASE WHEN \(sql: cancelled) THEN 'cancelled' ELSE 'queued' END,
@@ -200,8 +204,9 @@ extension StoreOperations {
     /// instead, and one whose cancel was asked for ends cancelled. Returns the state it is left in
     /// (queued, failed or cancelled).
     @discardableResult
-    public func requeueJob(id: String, owner: String, error: String, now: Date = StoreClock.now()) throws -> JobState {
+    public func requeueJob(id: String, owner: String, error: String, now given: Date? = nil) throws -> JobState {
         try withSession(writing: true) { session in
+            let now = try session.leaseClock(given)
             let cancelled: SQL = "cancel_requested = \(true)"
             guard let row = try session.connection.queryOne("""
                 UPDATE jobs SET state = CASE WHEN \(sql: cancelled) THEN 'cancelled' WHEN attempts >= max_attempts THEN 'failed' ELSE 'queued' END,
@@ -220,8 +225,9 @@ extension StoreOperations {
 
     /// Cancels a job: a queued one at once; a running one is flagged (its worker sees it at the
     /// next heartbeat); a finished one is left as it is. Returns the job as it now stands.
-    public func cancelJob(id: String, tenantID: String, now: Date = StoreClock.now()) throws -> Job {
+    public func cancelJob(id: String, tenantID: String, now given: Date? = nil) throws -> Job {
         try withSession(writing: true) { session in
+            let now = try session.leaseClock(given)
             try session.connection.execute("""
                 UPDATE jobs SET state = 'cancelled', finished_at = \(now), revision = revision + 1
                 WHERE id = \(id) AND tenant_id = \(tenantID) AND state = 'queued'
@@ -266,10 +272,10 @@ extension StoreOperations {
 }
 
 extension StoreSession {
-    /// The time leases are written and compared in: `given` when the caller names one (tests);
-    /// else, on PostgreSQL, the database server's clock, one clock for every replica, so a replica
-    /// whose clock runs ahead cannot take a live job's lease, nor one running behind keep a dead
-    /// one; else (SQLite: one process) this process's clock.
+    /// The time leases and a job's start and finish are written and compared in: `given` when the
+    /// caller names one (tests); else, on PostgreSQL, the database server's clock, one clock for
+    /// every replica, so a replica whose clock runs ahead cannot take a live job's lease, nor one
+    /// running behind keep a dead one; else (SQLite: one process) this process's clock.
     func leaseClock(_ given: Date?) throws -> Date {
         if let given { return given }
         guard dialect == .postgres else { return StoreClock.now() }
