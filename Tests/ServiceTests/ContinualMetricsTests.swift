@@ -26,16 +26,21 @@ import TestSupport
         return r.object["id"] as! String
     }
 
+    /// Three class-incremental splits of the digits, (0, 1), (2, 3), (4, 5): training and evaluation sets.
+    func uploadSplits(_ c: TestClient) throws -> (train: [String], eval: [String]) {
+        var train: [String] = [], eval: [String] = []
+        for (i, classes) in [[0, 1], [2, 3], [4, 5]].map(Set.init).enumerated() {
+            train.append(try upload(c, "train \(i + 1)", try digits("digits_train.csv", classes)))
+            eval.append(try upload(c, "eval \(i + 1)", try digits("digits_test.csv", classes)))
+        }
+        return (train, eval)
+    }
+
     @Test(arguments: Backend.all)
     func accuracyMatrixBackwardTransferAndForgetting(backend: Backend) throws {
         try ServiceHarness.with(backend) { h in
             let c = h.client
-            let splits: [Set<Int>] = [[0, 1], [2, 3], [4, 5]]
-            var train: [String] = [], eval: [String] = []
-            for (i, classes) in splits.enumerated() {
-                train.append(try upload(c, "train \(i + 1)", try digits("digits_train.csv", classes)))
-                eval.append(try upload(c, "eval \(i + 1)", try digits("digits_test.csv", classes)))
-            }
+            let (train, eval) = try uploadSplits(c)
             let model = checked(try c.json("POST", "/v1/models", ["name": "cl", "kind": "pfc", "input_dim": 64, "output_dim": 10, "basis": 40,
                                                                   "iterations": 15, "loss": "images_labels_mse"]), "POST", "/v1/models").object["id"] as! String
             // No tasks yet: 404.
@@ -163,12 +168,7 @@ extension ContinualMetricsTests {
         let h = try ServiceHarness(location, startWorkers: false)
         defer { h.stop() }
         let c = h.client
-        let splits: [Set<Int>] = [[0, 1], [2, 3], [4, 5]]
-        var train: [String] = [], eval: [String] = []
-        for (i, classes) in splits.enumerated() {
-            train.append(try upload(c, "train \(i + 1)", try digits("digits_train.csv", classes)))
-            eval.append(try upload(c, "eval \(i + 1)", try digits("digits_test.csv", classes)))
-        }
+        let (train, eval) = try uploadSplits(c)
         let model = try c.json("POST", "/v1/models", ["name": "cl", "kind": "pfc", "input_dim": 64, "output_dim": 10, "basis": 30,
                                                       "iterations": 8]).object["id"] as! String
         func task(_ i: Int, evaluateOn: [String]) throws -> TestResponse {
