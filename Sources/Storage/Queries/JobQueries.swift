@@ -47,9 +47,7 @@ extension StoreOperations {
     public func activeJobs(modelID: String, tenantID: String, kinds: [String]) throws -> (count: Int, lastKind: String?) {
         guard !kinds.isEmpty else { return (0, nil) }
         return try withSession(writing: false) { session in
-            var list: SQL = ""
-            for (index, kind) in kinds.enumerated() { list = list + (index == 0 ? "\(kind)" : ", \(kind)") }
-            let active: SQL = "model_id = \(modelID) AND tenant_id = \(tenantID) AND state IN ('queued', 'running') AND kind IN (" + list + ")"
+            let active: SQL = "model_id = \(modelID) AND tenant_id = \(tenantID) AND state IN ('queued', 'running') AND kind IN (" + sqlList(kinds) + ")"
             let count = try session.connection.queryOne("SELECT COUNT(*) AS n FROM jobs WHERE \(sql: active)").map { try $0.int("n") } ?? 0
             guard count > 0 else { return (0, nil) }
             let last = try session.connection.queryOne("SELECT kind FROM jobs WHERE \(sql: active) ORDER BY created_at DESC, id DESC LIMIT 1")
@@ -79,21 +77,16 @@ extension StoreOperations {
                               serial: [String], now given: Date?) throws -> Job? {
         try withSession(writing: true) { session in
             let now = try session.leaseClock(given)
-            func list(_ values: [String]) -> SQL {
-                var list: SQL = ""
-                for (index, value) in values.enumerated() { list = list + (index == 0 ? "\(value)" : ", \(value)") }
-                return list
-            }
             var candidates: SQL = "SELECT j.id FROM jobs j WHERE j.state = 'queued'"
             if let kinds {
                 guard !kinds.isEmpty else { return nil }
-                candidates = candidates + " AND j.kind IN (" + list(kinds) + ")"
+                candidates = candidates + " AND j.kind IN (" + sqlList(kinds) + ")"
             }
-            if !excluded.isEmpty { candidates = candidates + " AND j.kind NOT IN (" + list(excluded) + ")" }
+            if !excluded.isEmpty { candidates = candidates + " AND j.kind NOT IN (" + sqlList(excluded) + ")" }
             if let queuedBefore { candidates = candidates + " AND j.created_at < \(queuedBefore)" }
             if !serial.isEmpty {
-                candidates = candidates + " AND (j.model_id IS NULL OR j.kind NOT IN (" + list(serial) + ") OR NOT EXISTS ("
-                    + "SELECT 1 FROM jobs o WHERE o.model_id = j.model_id AND o.id <> j.id AND o.kind IN (" + list(serial) + ")"
+                candidates = candidates + " AND (j.model_id IS NULL OR j.kind NOT IN (" + sqlList(serial) + ") OR NOT EXISTS ("
+                    + "SELECT 1 FROM jobs o WHERE o.model_id = j.model_id AND o.id <> j.id AND o.kind IN (" + sqlList(serial) + ")"
                     + " AND o.state IN ('queued', 'running')"  // the partial index's own term, so SQLite uses it too
                     + " AND (o.state = 'running' OR (o.state = 'queued' AND (o.created_at < j.created_at"
                     + " OR (o.created_at = j.created_at AND o.id < j.id))))))"
@@ -113,7 +106,7 @@ extension StoreOperations {
             if let claimed, session.dialect == .postgres, let model = claimed.modelID, serial.contains(claimed.kind) {
                 _ = try session.connection.query("SELECT pg_advisory_xact_lock(hashtext(\("pfc-job-model:" + model)))::text AS locked")
                 if try session.connection.queryOne("""
-                    SELECT id FROM jobs WHERE model_id = \(model) AND id <> \(claimed.id) AND state = 'running' AND kind IN (\(sql: list(serial)))
+                    SELECT id FROM jobs WHERE model_id = \(model) AND id <> \(claimed.id) AND state = 'running' AND kind IN (\(sql: sqlList(serial)))
                     LIMIT 1
                     """) != nil { throw ClaimRace.anotherRuns }
             }
@@ -282,6 +275,13 @@ extension StoreSession {
         guard let row = try connection.queryOne("SELECT clock_timestamp() AS now") else { return StoreClock.now() }
         return dateFromMicroseconds(microsecondsSince1970(try row.date("now")))
     }
+}
+
+/// `values` as bound parameters separated by commas, for `IN (…)`.
+private func sqlList(_ values: [String]) -> SQL {
+    var list: SQL = ""
+    for (index, value) in values.enumerated() { list = list + (index == 0 ? "\(value)" : ", \(value)") }
+    return list
 }
 
 /// A claim that lost the race for its model to another replica's (rolled back, not an error).
