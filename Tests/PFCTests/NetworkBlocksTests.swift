@@ -39,3 +39,30 @@ import Testing
         #expect(huge.inferenceWork(rows: 2) == nil)
     }
 }
+
+extension NetworkBlocksTests {
+    /// Validation scores the objective trained (research/pfc.md §1.3, the official `evaluate_model`):
+    /// with `images_labels_mse`, λ·MSE(ŷ, y) + (1−λ)·MSE(W_x h, x) (both reconstructions for pfc2),
+    /// the loss `lossAndGradients` reports; with `labels_mse`, MSE(ŷ, y) alone. Checked against the
+    /// training pass and against the closed form from the block's own outputs.
+    @Test(arguments: [(ModelKind.pfc, LossKind.imagesLabelsMSE), (.pfc2, .imagesLabelsMSE), (.pfc, .labelsMSE), (.pfc2, .labelsMSE)])
+    func validationLossIsTheTrainingObjective(kind: ModelKind, loss: LossKind) {
+        let arch = Architecture(kind: kind, inputDim: 6, outputDim: 3, basis: 5, iterations: 4, loss: loss, labelLossWeight: 0.3)
+        let net = NetworkFactory.make(arch, seed: 2)
+        let x = batch(6, 7), labels = [0, 1, 2, 0, 1, 2, 1]
+        let trained = net.lossAndGradients(x: x, labels: labels).loss
+        let scored = net.evaluate(x: x, labels: labels)
+        #expect(abs(scored.loss - trained) <= 1e-6 * max(1, abs(trained)), "\(kind) \(loss): \(scored.loss) vs \(trained)")
+        let labelOnly = Losses.mse(net.predict(x), Losses.oneHot(labels, classes: 3)).loss
+        if loss == .labelsMSE {
+            #expect(abs(scored.loss - labelOnly) <= 1e-6, "\(scored.loss) vs \(labelOnly)")
+        } else if kind == .pfc, let block = net.pfcBlocks.first {
+            let act = block.forward(x, keepTape: false, reconstruct: true)
+            let closed = 0.3 * labelOnly + 0.7 * Losses.mse(act.reconstruction!, x).loss
+            #expect(abs(scored.loss - closed) <= 1e-6, "\(scored.loss) vs \(closed)")
+            #expect(scored.loss > 0.3 * labelOnly + 1e-4, "the reconstruction term counts")
+        }
+        let predicted = net.predict(x).columnArgmax()
+        #expect(scored.accuracy == Float(zip(predicted, labels).filter { $0 == $1 }.count) / 7)
+    }
+}

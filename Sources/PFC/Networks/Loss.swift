@@ -57,6 +57,12 @@ public enum Losses {
 
     /// The output loss (label part) and its gradient for any `LossKind`; the images term of
     /// `imagesLabelsMSE` is added by the network, which owns the reconstruction.
+    /// The share of columns of `outputs` (C×B) whose largest entry is at the label.
+    public static func accuracy(_ outputs: Matrix, labels: [Int]) -> Float {
+        let correct = zip(outputs.columnArgmax(), labels).filter { $0 == $1 }.count
+        return labels.isEmpty ? 0 : Float(correct) / Float(labels.count)
+    }
+
     static func outputLoss(_ kind: LossKind, outputs: Matrix, labels: [Int], labelWeight: Float) -> (loss: Float, grad: Matrix) {
         switch kind {
         case .crossEntropy: return softmaxCrossEntropy(outputs, labels: labels)

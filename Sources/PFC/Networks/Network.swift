@@ -247,9 +247,7 @@ extension Network {
         let out = predict(x)
         let loss = Losses.outputLoss(architecture.loss == .crossEntropy ? .crossEntropy : .labelsMSE,
                                      outputs: out, labels: labels, labelWeight: 1).loss
-        let pred = out.columnArgmax()
-        let correct = zip(pred, labels).filter { $0 == $1 }.count
-        return (loss, labels.isEmpty ? 0 : Float(correct) / Float(labels.count))
+        return (loss, Losses.accuracy(out, labels: labels))
     }
 }
 

@@ -32,6 +32,19 @@ public struct PFCClassifier: Network {
     /// The block's activation (its `y` is the output).
     public func blockActivations(_ x: Matrix) -> [PFCBlock.Activation] { [activation(x)] }
 
+    /// The training objective without gradients, with the accuracy: for `images_labels_mse` the
+    /// reconstruction term too, as the official code's validation reports the model's loss
+    /// (`y_pred, loss = network(x, y)` in `evaluate_model`; research/pfc.md §1.3), so early stopping
+    /// and the kept epoch follow the objective trained.
+    public func evaluate(x: Matrix, labels: [Int]) -> (loss: Float, accuracy: Float) {
+        let withImages = architecture.loss == .imagesLabelsMSE
+        let lambda = architecture.labelLossWeight
+        let act = block.forward(x, keepTape: false, reconstruct: withImages)
+        var loss = Losses.outputLoss(architecture.loss, outputs: act.y, labels: labels, labelWeight: lambda).loss
+        if withImages, let rec = act.reconstruction { loss += Losses.mse(rec, x, weight: 1 - lambda).loss }
+        return (loss, Losses.accuracy(act.y, labels: labels))
+    }
+
     public func lossAndGradients(x: Matrix, labels: [Int]) -> LossAndGradients {
         lossAndGradients(x: x, labels: labels, gradientColumns: nil)
     }

@@ -54,6 +54,20 @@ public struct ResidualPFCNetwork: Network {
         return [a1, second.forward(residual(x, a1.y), keepTape: false)]
     }
 
+    /// The training objective without gradients (both reconstructions for `images_labels_mse`), with
+    /// the accuracy: what validation scores, as `PFCClassifier.evaluate`.
+    public func evaluate(x: Matrix, labels: [Int]) -> (loss: Float, accuracy: Float) {
+        let withImages = architecture.loss == .imagesLabelsMSE
+        let a1 = first.forward(x, keepTape: false, reconstruct: withImages)
+        let r = residual(x, a1.y)
+        let a2 = second.forward(r, keepTape: false, reconstruct: withImages)
+        var loss = Losses.outputLoss(architecture.loss, outputs: a2.y, labels: labels, labelWeight: 1).loss
+        if withImages, let rec1 = a1.reconstruction, let rec2 = a2.reconstruction {
+            loss += Losses.mse(rec1, x).loss + Losses.mse(rec2, r).loss
+        }
+        return (loss, Losses.accuracy(a2.y, labels: labels))
+    }
+
     public func lossAndGradients(x: Matrix, labels: [Int]) -> LossAndGradients {
         lossAndGradients(x: x, labels: labels, gradientColumns: nil)
     }
