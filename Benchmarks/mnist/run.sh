@@ -4,7 +4,7 @@
 #     mlp:        [--kinds pfc mlp] [--batch 200] [--pfc-lr 3e-4] [--mlp-lr 1e-4] [--optimizer rmsprop] [--patience 20] [--chunk E]
 #     seq:        [--seq-rows R] [--seq-batch 200] [--seq-lr 1e-3] [--chunk E] [--chunk-lr-decay F]
 #     with --chunk: [--continue-optimizer true] each follow-on job continues the last one's optimizer statistics
-#     split:      [--split-k 2000] [--split-epochs 300] [--split-batch 200] [--split-lr 3e-4]
+#     split:      [--split-k 2000] [--split-epochs 25] [--split-batch 200] [--split-lr 3e-4]
 #     split-mlp:  [--split-mlp-h 1357] [--split-mlp-lr 2e-6] (and --split-epochs, --split-batch)
 #     split-rmsprop: [--split-rmsprop-k 1357] [--split-rmsprop-lr 1e-5] (and --split-epochs, --split-batch)
 #     unlearning: [--unlearn-rows 8000] [--unlearn-reference 1000] [--unlearn-epochs 8] [--unlearn-span 500,800]
